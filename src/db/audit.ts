@@ -1,0 +1,38 @@
+import type { JsonObject } from "../oauth/json";
+import { drizzle } from "drizzle-orm/d1";
+import { auditLog } from "./schema";
+
+/** An audit event as recorded in an object's outbox and delivered to D1. */
+export interface AuditEvent {
+  eventId: string;
+  occurredAt: number;
+  type: string;
+  source: string;
+  actor?: string | null;
+  subject?: string | null;
+  clientId?: string | null;
+  data?: JsonObject | null;
+}
+
+/** Idempotent by event id: a redelivered event is ignored (C4). One batch, so D1 applies it atomically. */
+export async function insertAuditEvents(db: D1Database, events: AuditEvent[]): Promise<void> {
+  if (events.length === 0) return;
+  const orm = drizzle(db);
+  const rows = events.map((e) => ({
+    eventId: e.eventId,
+    occurredAt: e.occurredAt,
+    type: e.type,
+    source: e.source,
+    actor: e.actor ?? null,
+    subject: e.subject ?? null,
+    clientId: e.clientId ?? null,
+    data: e.data ?? null,
+  }));
+  // D1 limits bound parameters per statement (100); 9 columns a row → at most 10 rows per statement.
+  const statements = [];
+  for (let i = 0; i < rows.length; i += 10) {
+    statements.push(orm.insert(auditLog).values(rows.slice(i, i + 10)).onConflictDoNothing());
+  }
+  const [first, ...rest] = statements;
+  await orm.batch([first!, ...rest]);
+}

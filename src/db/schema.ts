@@ -1,0 +1,110 @@
+import { sql } from "drizzle-orm";
+import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+
+/**
+ * The relational data of the OP, in D1. `npm run db:generate` turns changes here into a migration in drizzle/;
+ * tests/db-schema.test.ts fails when this file and the migrations disagree.
+ */
+
+const now = sql`(unixepoch() * 1000)`;
+
+export const users = sqliteTable(
+  "users",
+  {
+    id: text("id").primaryKey(),
+    email: text("email").notNull(),
+    emailVerified: integer("email_verified", { mode: "boolean" }).notNull().default(false),
+    name: text("name"),
+    givenName: text("given_name"),
+    familyName: text("family_name"),
+    preferredUsername: text("preferred_username"),
+    picture: text("picture"),
+    locale: text("locale"),
+    zoneinfo: text("zoneinfo"),
+    phoneNumber: text("phone_number"),
+    phoneNumberVerified: integer("phone_number_verified", { mode: "boolean" }).notNull().default(false),
+    /** OIDC Core §5.1.1 address claim, stored as its JSON object. */
+    address: text("address", { mode: "json" }).$type<Record<string, string>>(),
+    disabled: integer("disabled", { mode: "boolean" }).notNull().default(false),
+    createdAt: integer("created_at").notNull().default(now),
+    updatedAt: integer("updated_at").notNull().default(now),
+  },
+  (t) => [uniqueIndex("users_email_unique").on(t.email)],
+);
+
+export const clients = sqliteTable("clients", {
+  id: text("id").primaryKey(),
+  /** SHA-256 of the secret (C13); null for public and private_key_jwt clients. */
+  secretHash: text("secret_hash"),
+  clientName: text("client_name").notNull(),
+  redirectUris: text("redirect_uris", { mode: "json" }).$type<string[]>().notNull(),
+  postLogoutRedirectUris: text("post_logout_redirect_uris", { mode: "json" }).$type<string[]>().notNull(),
+  grantTypes: text("grant_types", { mode: "json" }).$type<string[]>().notNull(),
+  responseTypes: text("response_types", { mode: "json" }).$type<string[]>().notNull(),
+  tokenEndpointAuthMethod: text("token_endpoint_auth_method").notNull(),
+  scope: text("scope").notNull(),
+  jwks: text("jwks", { mode: "json" }).$type<{ keys: Record<string, unknown>[] }>(),
+  jwksUri: text("jwks_uri"),
+  idTokenSignedResponseAlg: text("id_token_signed_response_alg"),
+  backchannelLogoutUri: text("backchannel_logout_uri"),
+  backchannelLogoutSessionRequired: integer("backchannel_logout_session_required", { mode: "boolean" }).notNull().default(false),
+  skipConsent: integer("skip_consent", { mode: "boolean" }).notNull().default(false),
+  dpopBoundAccessTokens: integer("dpop_bound_access_tokens", { mode: "boolean" }).notNull().default(false),
+  createdAt: integer("created_at").notNull().default(now),
+  updatedAt: integer("updated_at").notNull().default(now),
+});
+
+export const passkeys = sqliteTable(
+  "passkeys",
+  {
+    /** WebAuthn credential id, base64url. */
+    id: text("id").primaryKey(),
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    publicKey: text("public_key").notNull(),
+    /** Signature counter; only moves forward (C7, compare-and-swap). */
+    counter: integer("counter").notNull().default(0),
+    transports: text("transports", { mode: "json" }).$type<string[]>().notNull(),
+    deviceType: text("device_type"),
+    backedUp: integer("backed_up", { mode: "boolean" }).notNull().default(false),
+    name: text("name"),
+    createdAt: integer("created_at").notNull().default(now),
+    lastUsedAt: integer("last_used_at"),
+  },
+  (t) => [index("passkeys_user_id").on(t.userId)],
+);
+
+/** Remembered consent: the scopes a user granted a client. */
+export const consents = sqliteTable(
+  "consents",
+  {
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    clientId: text("client_id")
+      .notNull()
+      .references(() => clients.id, { onDelete: "cascade" }),
+    scopes: text("scopes").notNull(),
+    grantedAt: integer("granted_at").notNull().default(now),
+    expiresAt: integer("expires_at"),
+  },
+  (t) => [primaryKey({ columns: [t.userId, t.clientId] })],
+);
+
+/** Delivered from the objects' outboxes, at least once; the event id makes delivery idempotent (C4). */
+export const auditLog = sqliteTable(
+  "audit_log",
+  {
+    eventId: text("event_id").primaryKey(),
+    occurredAt: integer("occurred_at").notNull(),
+    type: text("type").notNull(),
+    source: text("source").notNull(),
+    actor: text("actor"),
+    subject: text("subject"),
+    clientId: text("client_id"),
+    data: text("data", { mode: "json" }).$type<Record<string, unknown>>(),
+    recordedAt: integer("recorded_at").notNull().default(now),
+  },
+  (t) => [index("audit_log_occurred_at").on(t.occurredAt), index("audit_log_subject").on(t.subject)],
+);

@@ -1,0 +1,35 @@
+import type { AuthCodeStore } from "./objects/auth-codes";
+import type { ChallengeStore } from "./objects/challenges";
+import type { DpopJtiStore } from "./objects/dpop-jtis";
+import type { KeyManager } from "./objects/keys";
+import type { ParRequestStore } from "./objects/par-requests";
+import type { RateLimiter } from "./objects/rate-limiter";
+import type { TokenFamily } from "./objects/refresh-tokens";
+import type { UserSessions } from "./objects/sessions";
+
+/** The Worker's bindings and settings, typed once. Settings are read through `config.ts`, never from here directly. */
+export interface Env {
+  DB: D1Database;
+  AUTH_CODES: DurableObjectNamespace<AuthCodeStore>;
+  PAR_REQUESTS: DurableObjectNamespace<ParRequestStore>;
+  DPOP_JTIS: DurableObjectNamespace<DpopJtiStore>;
+  CHALLENGES: DurableObjectNamespace<ChallengeStore>;
+  SESSIONS: DurableObjectNamespace<UserSessions>;
+  TOKEN_FAMILIES: DurableObjectNamespace<TokenFamily>;
+  KEYS: DurableObjectNamespace<KeyManager>;
+  RATE_LIMITER: DurableObjectNamespace<RateLimiter>;
+
+  /** Plain-text settings (wrangler `vars`); every one optional, defaults live in config.ts. */
+  ISSUER?: string;
+  EMAIL_TRANSPORT?: string;
+  ADMIN_TOKEN?: string;
+}
+
+type OidcEnv = Env;
+
+declare global {
+  namespace Cloudflare {
+    // Lets `env` from cloudflare:workers and cloudflare:test carry our bindings.
+    interface Env extends OidcEnv {}
+  }
+}

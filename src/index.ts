@@ -1,0 +1,21 @@
+import { router } from "./router";
+import { runScheduledMaintenance } from "./scheduled";
+import type { Env } from "./env";
+
+export { AuthCodeStore } from "./objects/auth-codes";
+export { ParRequestStore } from "./objects/par-requests";
+export { DpopJtiStore } from "./objects/dpop-jtis";
+export { ChallengeStore } from "./objects/challenges";
+export { UserSessions } from "./objects/sessions";
+export { TokenFamily } from "./objects/refresh-tokens";
+export { KeyManager } from "./objects/keys";
+export { RateLimiter } from "./objects/rate-limiter";
+
+export default {
+  fetch(request, env, ctx) {
+    return router.fetch(request, env, ctx);
+  },
+  scheduled(controller, env, ctx) {
+    ctx.waitUntil(runScheduledMaintenance(env, controller.scheduledTime));
+  },
+} satisfies ExportedHandler<Env>;

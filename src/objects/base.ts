@@ -1,0 +1,277 @@
+import { DurableObject } from "cloudflare:workers";
+import { loadConfig, type Config } from "../config";
+import { insertAuditEvents, type AuditEvent } from "../db/audit";
+import type { Env } from "../env";
+
+/** A versioned piece of an object's schema: migration N (1-based) brings the tables from version N-1 to N (C20). */
+export interface SchemaComponent {
+  name: string;
+  /** Each migration is a list of SQL statements; never edit one that has shipped, append a new one. */
+  migrations: string[][];
+}
+
+export type NewAuditEvent = Omit<AuditEvent, "eventId" | "occurredAt" | "source"> & { occurredAt?: number };
+
+export interface OutboxStatus {
+  pending: number;
+  deadLettered: number;
+  oldestPendingAt: number | null;
+}
+
+const OUTBOX: SchemaComponent = {
+  name: "audit_outbox",
+  migrations: [
+    [
+      `CREATE TABLE audit_outbox (
+        event_id TEXT PRIMARY KEY,
+        event TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        dead_lettered_at INTEGER,
+        last_error TEXT
+      )`,
+      `CREATE INDEX audit_outbox_next ON audit_outbox (dead_lettered_at, next_attempt_at)`,
+    ],
+  ],
+};
+
+/** Applies the pending migrations of one component inside one transaction; returns the version now in force. */
+export function migrateComponent(storage: DurableObjectStorage, component: SchemaComponent): number {
+  return storage.transactionSync(() => {
+    const sql = storage.sql;
+    sql.exec(`CREATE TABLE IF NOT EXISTS _schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)`);
+    const row = sql.exec<{ version: number }>(`SELECT version FROM _schema_versions WHERE component = ?`, component.name).toArray()[0];
+    const current = row?.version ?? 0;
+    if (current > component.migrations.length) {
+      // Storage written by a newer deploy: refuse rather than corrupt it.
+      throw new Error(`${component.name} storage is at version ${current}, newer than this code (${component.migrations.length})`);
+    }
+    for (let v = current; v < component.migrations.length; v++) {
+      for (const statement of component.migrations[v]!) sql.exec(statement);
+    }
+    if (current !== component.migrations.length) {
+      sql.exec(
+        `INSERT INTO _schema_versions (component, version) VALUES (?, ?)
+         ON CONFLICT (component) DO UPDATE SET version = excluded.version`,
+        component.name,
+        component.migrations.length,
+      );
+    }
+    return component.migrations.length;
+  });
+}
+
+/**
+ * The base of every Durable Object of the OP. It owns the three things each object must do the same way:
+ * - its tables carry a schema version and are migrated on first use after a deploy (C20);
+ * - state changes and their audit events commit in one transaction, into an outbox (C4);
+ * - one alarm delivers the outbox to D1 with exponential backoff and purges expired rows (C15).
+ * Nothing lives only in memory: every field of a subclass is a cache of storage or derived from env.
+ */
+export abstract class StatefulObject extends DurableObject<Env> {
+  private outboxDirty = false;
+  protected readonly sql: SqlStorage;
+  protected readonly config: Config;
+  /** Names the object in audit events and log lines ("auth_codes", "sessions" …). */
+  protected abstract readonly source: string;
+  /** The subclass's own tables. A method, not a field: it is needed while the base constructor runs. */
+  protected abstract schema(): SchemaComponent;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    this.config = loadConfig(env);
+    // Runs before any request is delivered to this instance.
+    void ctx.blockConcurrencyWhile(async () => {
+      migrateComponent(ctx.storage, OUTBOX);
+      migrateComponent(ctx.storage, this.schema());
+      // Safety net: events committed just before a crash still get an alarm to carry them to D1.
+      if (this.outboxStatus().pending > 0) await this.wakeBy(this.now());
+    });
+  }
+
+  /** Milliseconds since the epoch. The one clock of the object, so expiry is tested with controlled time. */
+  protected now(): number {
+    return Date.now();
+  }
+
+  /** Runs `fn` as one SQLite transaction: its writes and the audit events it records commit together or not at all. */
+  protected transact<R>(fn: () => R): R {
+    return this.ctx.storage.transactionSync(fn);
+  }
+
+  /** Records an audit event in the outbox. Call inside `transact` together with the change it describes. */
+  protected recordAudit(event: NewAuditEvent): string {
+    const eventId = crypto.randomUUID();
+    const now = this.now();
+    const full: AuditEvent = { ...event, eventId, occurredAt: event.occurredAt ?? now, source: this.source };
+    this.sql.exec(
+      `INSERT INTO audit_outbox (event_id, event, attempts, next_attempt_at) VALUES (?, ?, 0, ?)`,
+      eventId,
+      JSON.stringify(full),
+      now,
+    );
+    this.outboxDirty = true;
+    return eventId;
+  }
+
+  /**
+   * Makes sure the alarm fires no later than `at`. Called after every write that needs follow-up work
+   * (an audit event to deliver, a row that will expire).
+   */
+  protected async wakeBy(at: number): Promise<void> {
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
+  }
+
+  /** Call after a transaction that may have recorded audit events: schedules their delivery now. */
+  protected async flushAudit(): Promise<void> {
+    if (!this.outboxDirty) return;
+    this.outboxDirty = false;
+    await this.wakeBy(this.now());
+  }
+
+  /** Expired rows: delete them and return how many went. Called by the alarm. */
+  protected purgeExpired(_now: number): number {
+    return 0;
+  }
+
+  /** The earliest time at which `purgeExpired` has something to do, or null. */
+  protected nextExpiry(): number | null {
+    return null;
+  }
+
+  override async alarm(): Promise<void> {
+    await this.deliverAuditOutbox();
+    const now = this.now();
+    this.transact(() => this.purgeExpired(now));
+    await this.scheduleNextAlarm();
+  }
+
+  private async scheduleNextAlarm(): Promise<void> {
+    const nextDelivery = this.sql
+      .exec<{ at: number | null }>(`SELECT MIN(next_attempt_at) AS at FROM audit_outbox WHERE dead_lettered_at IS NULL`)
+      .one().at;
+    const expiry = this.nextExpiry();
+    // Purges are batched to the minute so a burst of values does not mean a burst of alarms.
+    const purgeAt = expiry === null ? null : Math.ceil((expiry + 1) / 60_000) * 60_000;
+    const candidates = [nextDelivery, purgeAt].filter((t): t is number => t !== null);
+    if (candidates.length === 0) {
+      await this.ctx.storage.deleteAlarm();
+      return;
+    }
+    await this.ctx.storage.setAlarm(Math.max(Math.min(...candidates), this.now()));
+  }
+
+  /**
+   * Delivers due outbox events to D1 `audit_log` in one idempotent batch. On failure each event backs off
+   * exponentially; after `auditMaxAttempts` it is dead-lettered: kept, counted, and reported (C4).
+   */
+  protected async deliverAuditOutbox(): Promise<{ delivered: number; failed: number }> {
+    const now = this.now();
+    const due = this.sql
+      .exec<{ event_id: string; event: string; attempts: number }>(
+        `SELECT event_id, event, attempts FROM audit_outbox
+         WHERE dead_lettered_at IS NULL AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT 100`,
+        now,
+      )
+      .toArray();
+    if (due.length === 0) return { delivered: 0, failed: 0 };
+    try {
+      await insertAuditEvents(
+        this.env.DB,
+        due.map((row) => JSON.parse(row.event) as AuditEvent),
+      );
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      const { auditRetryBase, auditRetryMax, auditMaxAttempts } = this.config;
+      let deadLettered = 0;
+      this.transact(() => {
+        for (const row of due) {
+          const attempts = row.attempts + 1;
+          if (attempts >= auditMaxAttempts) {
+            deadLettered++;
+            this.sql.exec(
+              `UPDATE audit_outbox SET attempts = ?, dead_lettered_at = ?, last_error = ? WHERE event_id = ?`,
+              attempts,
+              now,
+              message.slice(0, 500),
+              row.event_id,
+            );
+          } else {
+            const delay = Math.min(auditRetryBase * 2 ** (attempts - 1), auditRetryMax) * 1000;
+            this.sql.exec(
+              `UPDATE audit_outbox SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE event_id = ?`,
+              attempts,
+              now + delay,
+              message.slice(0, 500),
+              row.event_id,
+            );
+          }
+        }
+      });
+      console.warn(JSON.stringify({ level: "warn", event: "audit.delivery_failed", source: this.source, events: due.length, error: message.slice(0, 200) }));
+      if (deadLettered > 0) {
+        // The alert: one structured line operators can match on, with the running total.
+        console.error(
+          JSON.stringify({
+            level: "error",
+            event: "audit.dead_letter",
+            metric: "audit_dead_letter_total",
+            source: this.source,
+            count: deadLettered,
+            total: this.outboxStatus().deadLettered,
+          }),
+        );
+      }
+      return { delivered: 0, failed: due.length };
+    }
+    this.transact(() => {
+      for (const row of due) this.sql.exec(`DELETE FROM audit_outbox WHERE event_id = ?`, row.event_id);
+    });
+    return { delivered: due.length, failed: 0 };
+  }
+
+  /** Pending and dead-lettered audit events of this object: dead letters stay queryable until redriven. */
+  outboxStatus(): OutboxStatus {
+    const row = this.sql
+      .exec<{ pending: number; dead: number; oldest: number | null }>(
+        `SELECT COUNT(*) FILTER (WHERE dead_lettered_at IS NULL) AS pending,
+                COUNT(*) FILTER (WHERE dead_lettered_at IS NOT NULL) AS dead,
+                MIN(CASE WHEN dead_lettered_at IS NULL THEN json_extract(event, '$.occurredAt') END) AS oldest
+         FROM audit_outbox`,
+      )
+      .one();
+    return { pending: row.pending, deadLettered: row.dead, oldestPendingAt: row.oldest };
+  }
+
+  /** Dead-lettered events, for operators. */
+  deadLetters(limit = 100): Array<{ event: AuditEvent; attempts: number; lastError: string | null; deadLetteredAt: number }> {
+    return this.sql
+      .exec<{ event: string; attempts: number; last_error: string | null; dead_lettered_at: number }>(
+        `SELECT event, attempts, last_error, dead_lettered_at FROM audit_outbox
+         WHERE dead_lettered_at IS NOT NULL ORDER BY dead_lettered_at LIMIT ?`,
+        Math.min(Math.max(limit, 1), 1000),
+      )
+      .toArray()
+      .map((r) => ({ event: JSON.parse(r.event) as AuditEvent, attempts: r.attempts, lastError: r.last_error, deadLetteredAt: r.dead_lettered_at }));
+  }
+
+  /** Puts dead-lettered events back in line for delivery (after the cause is fixed). */
+  async redriveDeadLetters(): Promise<number> {
+    const now = this.now();
+    const count = this.transact(
+      () =>
+        this.sql.exec(`UPDATE audit_outbox SET dead_lettered_at = NULL, attempts = 0, next_attempt_at = ? WHERE dead_lettered_at IS NOT NULL`, now)
+          .rowsWritten,
+    );
+    if (count > 0) await this.wakeBy(now);
+    return count;
+  }
+
+  /** Answers when the object is up and its storage readable; used by /health. */
+  ping(): { ok: true; source: string } {
+    this.sql.exec(`SELECT 1`).one();
+    return { ok: true, source: this.source };
+  }
+}

@@ -1,0 +1,35 @@
+import { SingleUseResourceStore } from "./single-use-store";
+
+export type ChallengeKind = "magic_link" | "passkey_registration" | "passkey_authentication" | "session_token";
+
+/** A login challenge: what was asked, of whom, and the authorization request to resume afterwards. */
+export interface Challenge {
+  kind: ChallengeKind;
+  /** The user it is for, when known (passkey registration, session token). */
+  userId?: string | null;
+  email?: string | null;
+  /** WebAuthn challenge bytes (base64url) for passkey kinds. */
+  webauthnChallenge?: string | null;
+  /** Opaque reference to the interaction to resume (the pending authorization request). */
+  interaction?: string | null;
+  data?: Record<string, string | number | boolean | null> | null;
+}
+
+/** What finishing a challenge produced: the session it created, so a retry after a later failure finishes the same one (C12). */
+export interface ChallengeOutcome {
+  sessionId?: string;
+  userId?: string;
+}
+
+/** Magic links, WebAuthn challenges and one-time session tokens: single use, even under concurrent submission (C8, C11). */
+export class ChallengeStore extends SingleUseResourceStore<Challenge, { kind: ChallengeKind }, { kind: ChallengeKind }, ChallengeOutcome> {
+  protected readonly source = "challenge";
+
+  protected override verify(challenge: Challenge, expectation: { kind: ChallengeKind }): string | null {
+    return challenge.kind === expectation.kind ? null : "challenge is of another kind";
+  }
+
+  protected override describe(challenge: Challenge) {
+    return { subject: challenge.userId ?? null };
+  }
+}
