@@ -1,0 +1,65 @@
+import { loadConfig } from "../config";
+import type { Env } from "../env";
+import { newShardedId, shardOfId, shardOfKey } from "./sharding";
+
+/**
+ * Where each piece of state lives. Every object is found from the identifier the caller already holds,
+ * so no lookup table and no global object sits on a hot path (the key manager is the one exception).
+ * An identifier that is not one of ours resolves to null and never reaches (or creates) an object.
+ */
+
+export function newAuthCodeId(env: Env): string {
+  return newShardedId(loadConfig(env).shardCount);
+}
+
+export function authCodeStoreFor(env: Env, code: string) {
+  const shard = shardOfId(code, loadConfig(env).shardCount);
+  return shard === null ? null : env.AUTH_CODES.get(env.AUTH_CODES.idFromName(`codes:${shard}`));
+}
+
+/** RFC 9126 §2.2: request_uri = urn:ietf:params:oauth:request_uri:<reference>. */
+export const PAR_URN_PREFIX = "urn:ietf:params:oauth:request_uri:";
+
+export function newParRequestUri(env: Env): string {
+  return PAR_URN_PREFIX + newShardedId(loadConfig(env).shardCount);
+}
+
+export function parRequestStoreFor(env: Env, requestUri: string) {
+  if (!requestUri.startsWith(PAR_URN_PREFIX)) return null;
+  const shard = shardOfId(requestUri.slice(PAR_URN_PREFIX.length), loadConfig(env).shardCount);
+  return shard === null ? null : env.PAR_REQUESTS.get(env.PAR_REQUESTS.idFromName(`par:${shard}`));
+}
+
+export function dpopJtiStoreFor(env: Env, jkt: string) {
+  return env.DPOP_JTIS.get(env.DPOP_JTIS.idFromName(`dpop:${shardOfKey(jkt, loadConfig(env).shardCount)}`));
+}
+
+export function newChallengeId(env: Env): string {
+  return newShardedId(loadConfig(env).shardCount);
+}
+
+export function challengeStoreFor(env: Env, challengeId: string) {
+  const shard = shardOfId(challengeId, loadConfig(env).shardCount);
+  return shard === null ? null : env.CHALLENGES.get(env.CHALLENGES.idFromName(`challenges:${shard}`));
+}
+
+const OPAQUE_ID = /^[A-Za-z0-9_-]{8,128}$/;
+
+/** All sessions of one user live in one object, so "sign out everywhere" is one call (C18). */
+export function userSessionsFor(env: Env, userId: string) {
+  return OPAQUE_ID.test(userId) ? env.SESSIONS.get(env.SESSIONS.idFromName(`user:${userId}`)) : null;
+}
+
+/** One object per grant (refresh-token family): rotation and revocation of a family are local to it. */
+export function tokenFamilyFor(env: Env, familyId: string) {
+  return OPAQUE_ID.test(familyId) ? env.TOKEN_FAMILIES.get(env.TOKEN_FAMILIES.idFromName(`family:${familyId}`)) : null;
+}
+
+export function keyManager(env: Env) {
+  return env.KEYS.get(env.KEYS.idFromName("keys"));
+}
+
+/** One object per rate-limit key ("token:client:abc", "login:ip:203.0.113.9"): exact counts, no global hot spot. */
+export function rateLimiterFor(env: Env, key: string) {
+  return env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(`rl:${key.slice(0, 200)}`));
+}
