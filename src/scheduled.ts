@@ -1,7 +1,25 @@
+import { loadConfig } from "./config";
+import { purgeExpiredRows } from "./db/retention";
 import type { Env } from "./env";
 
-/** The cron trigger's work (C15): D1 rows past their retention go; objects purge themselves with alarms. */
-export async function runScheduledMaintenance(env: Env, scheduledTime: number): Promise<void> {
-  void env;
-  void scheduledTime;
+/**
+ * The cron trigger's work. D1 rows past their lifetime are deleted here (C15); objects purge their own
+ * storage with alarms. Each task runs even if another fails, and a failure is a structured log line.
+ */
+export async function runScheduledMaintenance(env: Env, scheduledTime: number): Promise<Record<string, unknown>> {
+  const config = loadConfig(env);
+  const tasks: Record<string, () => Promise<unknown>> = {
+    purge_d1: () => purgeExpiredRows(env.DB, scheduledTime, config.auditRetentionDays),
+  };
+  const report: Record<string, unknown> = {};
+  for (const [name, task] of Object.entries(tasks)) {
+    try {
+      report[name] = await task();
+    } catch (error) {
+      report[name] = { error: error instanceof Error ? error.message : String(error) };
+      console.error(JSON.stringify({ level: "error", event: "maintenance.failed", task: name, error: String(error).slice(0, 200) }));
+    }
+  }
+  console.log(JSON.stringify({ level: "info", event: "maintenance.done", report }));
+  return report;
 }

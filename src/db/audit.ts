@@ -1,6 +1,8 @@
-import type { JsonObject } from "../oauth/json";
 import { drizzle } from "drizzle-orm/d1";
 import { auditLog } from "./schema";
+
+/** Event details: flat on purpose (a shallow type crosses Durable Object RPC cleanly and reads well in SQL). */
+export type AuditData = Record<string, string | number | boolean | null | string[]>;
 
 /** An audit event as recorded in an object's outbox and delivered to D1. */
 export interface AuditEvent {
@@ -11,7 +13,7 @@ export interface AuditEvent {
   actor?: string | null;
   subject?: string | null;
   clientId?: string | null;
-  data?: JsonObject | null;
+  data?: AuditData | null;
 }
 
 /** Idempotent by event id: a redelivered event is ignored (C4). One batch, so D1 applies it atomically. */

@@ -260,11 +260,11 @@ export abstract class StatefulObject extends DurableObject<Env> {
   /** Puts dead-lettered events back in line for delivery (after the cause is fixed). */
   async redriveDeadLetters(): Promise<number> {
     const now = this.now();
-    const count = this.transact(
-      () =>
-        this.sql.exec(`UPDATE audit_outbox SET dead_lettered_at = NULL, attempts = 0, next_attempt_at = ? WHERE dead_lettered_at IS NOT NULL`, now)
-          .rowsWritten,
-    );
+    const count = this.transact(() => {
+      const { n } = this.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM audit_outbox WHERE dead_lettered_at IS NOT NULL`).one();
+      this.sql.exec(`UPDATE audit_outbox SET dead_lettered_at = NULL, attempts = 0, next_attempt_at = ? WHERE dead_lettered_at IS NOT NULL`, now);
+      return n;
+    });
     if (count > 0) await this.wakeBy(now);
     return count;
   }

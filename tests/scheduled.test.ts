@@ -1,0 +1,26 @@
+import { createExecutionContext, createScheduledController, env, waitOnExecutionContext } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import worker from "../src/index";
+
+describe("cron maintenance (C15)", () => {
+  it("deletes audit events past retention and expired consents, keeps the rest", async () => {
+    const now = Date.now();
+    const old = now - 401 * 86_400_000;
+    const tag = crypto.randomUUID();
+    await env.DB.batch([
+      env.DB.prepare("INSERT INTO audit_log (event_id, occurred_at, type, source, subject) VALUES (?, ?, 'x', 'test', ?)").bind(`old-${tag}`, old, tag),
+      env.DB.prepare("INSERT INTO audit_log (event_id, occurred_at, type, source, subject) VALUES (?, ?, 'x', 'test', ?)").bind(`new-${tag}`, now, tag),
+      env.DB.prepare("INSERT INTO users (id, email) VALUES (?, ?)").bind(`u-${tag}`, `${tag}@example.com`),
+      env.DB.prepare(
+        "INSERT INTO clients (id, client_name, redirect_uris, post_logout_redirect_uris, grant_types, response_types, token_endpoint_auth_method, scope) VALUES (?, 'c', '[]', '[]', '[]', '[]', 'none', 'openid')",
+      ).bind(`c-${tag}`),
+      env.DB.prepare("INSERT INTO consents (user_id, client_id, scopes, expires_at) VALUES (?, ?, 'openid', ?)").bind(`u-${tag}`, `c-${tag}`, now - 1),
+    ]);
+    const ctx = createExecutionContext();
+    worker.scheduled(createScheduledController({ scheduledTime: now, cron: "*/15 * * * *" }), env, ctx);
+    await waitOnExecutionContext(ctx);
+    const { results } = await env.DB.prepare("SELECT event_id FROM audit_log WHERE subject = ?").bind(tag).all<{ event_id: string }>();
+    expect(results.map((r) => r.event_id)).toEqual([`new-${tag}`]);
+    expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM consents WHERE user_id = ?").bind(`u-${tag}`).first("n")).toBe(0);
+  });
+});

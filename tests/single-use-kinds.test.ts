@@ -1,0 +1,52 @@
+import { abortAllDurableObjects, env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { challengeStoreFor, dpopJtiStoreFor, newChallengeId, newParRequestUri, parRequestStoreFor } from "../src/objects/locate";
+
+describe("PAR request URIs (C9, RFC 9126)", () => {
+  it("bound to the client that pushed them and usable once, even under 50 concurrent uses", async () => {
+    const uri = newParRequestUri(env);
+    const store = parRequestStoreFor(env, uri)!;
+    await store.put(uri, { clientId: "client-a", params: { scope: "openid" } }, 60);
+    expect(await store.consume(uri, { clientId: "client-b" })).toMatchObject({ status: "rejected" });
+    const results = await Promise.all(Array.from({ length: 50 }, () => store.consume(uri, { clientId: "client-a" })));
+    expect(results.filter((r) => r.status === "ok")).toHaveLength(1);
+  });
+
+  it("a request_uri that is not ours resolves to no object", () => {
+    expect(parRequestStoreFor(env, "urn:ietf:params:oauth:request_uri:../../etc")).toBeNull();
+    expect(parRequestStoreFor(env, "https://evil.example/req")).toBeNull();
+    expect(parRequestStoreFor(env, `urn:ietf:params:oauth:request_uri:zzzz.${"a".repeat(43)}`)).toBeNull();
+  });
+});
+
+describe("DPoP proof jtis (C10, RFC 9449 §11.1)", () => {
+  it("of 50 concurrent presentations of one jti exactly one is accepted", async () => {
+    const jkt = crypto.randomUUID();
+    const store = dpopJtiStoreFor(env, jkt);
+    const use = { htm: "POST", htu: "https://op.example/token" };
+    const results = await Promise.all(Array.from({ length: 50 }, () => store.recordProofJti(jkt, "jti-1", use, 300)));
+    expect(results.filter(Boolean)).toHaveLength(1);
+    // The same jti under another key is a different proof.
+    expect(await dpopJtiStoreFor(env, "other").recordProofJti("other", "jti-1", use, 300)).toBe(true);
+    await abortAllDurableObjects();
+    expect(await dpopJtiStoreFor(env, jkt).recordProofJti(jkt, "jti-1", use, 300)).toBe(false);
+  });
+});
+
+describe("login challenges (C8, C11)", () => {
+  it.each(["magic_link", "passkey_registration", "passkey_authentication", "session_token"] as const)(
+    "a %s challenge is single-use under 50 concurrent submissions and checked for its kind",
+    async (kind) => {
+      const id = newChallengeId(env);
+      const store = challengeStoreFor(env, id)!;
+      await store.put(id, { kind, userId: "u1" }, 300);
+      const other = kind === "magic_link" ? "session_token" : "magic_link";
+      expect(await store.consume(id, { kind: other })).toMatchObject({ status: "rejected" });
+      const results = await Promise.all(Array.from({ length: 50 }, (_, i) => store.consume(id, { kind }, { sessionId: `s${i}` })));
+      expect(results.filter((r) => r.status === "ok")).toHaveLength(1);
+      const winner = results.findIndex((r) => r.status === "ok");
+      // Every loser sees the tombstone with what the winner produced (C12: a retry finishes the same session).
+      for (const r of results) if (r.status !== "ok") expect(r).toMatchObject({ status: "consumed", outcome: { sessionId: `s${winner}` } });
+    },
+  );
+});
