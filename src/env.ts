@@ -1,6 +1,6 @@
 import type { AuthCodeStore } from "./objects/auth-codes";
 import type { ChallengeStore } from "./objects/challenges";
-import type { DpopJtiStore } from "./objects/dpop-jtis";
+import type { JtiStore } from "./objects/jtis";
 import type { KeyManager } from "./objects/keys";
 import type { ParRequestStore } from "./objects/par-requests";
 import type { RateLimiter } from "./objects/rate-limiter";
@@ -12,7 +12,7 @@ export interface Env {
   DB: D1Database;
   AUTH_CODES: DurableObjectNamespace<AuthCodeStore>;
   PAR_REQUESTS: DurableObjectNamespace<ParRequestStore>;
-  DPOP_JTIS: DurableObjectNamespace<DpopJtiStore>;
+  JTIS: DurableObjectNamespace<JtiStore>;
   CHALLENGES: DurableObjectNamespace<ChallengeStore>;
   SESSIONS: DurableObjectNamespace<UserSessions>;
   TOKEN_FAMILIES: DurableObjectNamespace<TokenFamily>;

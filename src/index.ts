@@ -4,7 +4,7 @@ import type { Env } from "./env";
 
 export { AuthCodeStore } from "./objects/auth-codes";
 export { ParRequestStore } from "./objects/par-requests";
-export { DpopJtiStore } from "./objects/dpop-jtis";
+export { JtiStore } from "./objects/jtis";
 export { ChallengeStore } from "./objects/challenges";
 export { UserSessions } from "./objects/sessions";
 export { TokenFamily } from "./objects/refresh-tokens";

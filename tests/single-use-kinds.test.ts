@@ -1,6 +1,6 @@
 import { abortAllDurableObjects, env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { challengeStoreFor, dpopJtiStoreFor, newChallengeId, newParRequestUri, parRequestStoreFor } from "../src/objects/locate";
+import { challengeStoreFor, jtiStoreFor, newChallengeId, newParRequestUri, parRequestStoreFor } from "../src/objects/locate";
 
 describe("PAR request URIs (C9, RFC 9126)", () => {
   it("bound to the client that pushed them and usable once, even under 50 concurrent uses", async () => {
@@ -19,17 +19,17 @@ describe("PAR request URIs (C9, RFC 9126)", () => {
   });
 });
 
-describe("DPoP proof jtis (C10, RFC 9449 §11.1)", () => {
+describe("proof jtis: DPoP (C10, RFC 9449 §11.1) and client assertions (RFC 7523)", () => {
   it("of 50 concurrent presentations of one jti exactly one is accepted", async () => {
-    const jkt = crypto.randomUUID();
-    const store = dpopJtiStoreFor(env, jkt);
+    const scope = `dpop:${crypto.randomUUID()}`;
+    const store = jtiStoreFor(env, scope);
     const use = { htm: "POST", htu: "https://op.example/token" };
-    const results = await Promise.all(Array.from({ length: 50 }, () => store.recordProofJti(jkt, "jti-1", use, 300)));
+    const results = await Promise.all(Array.from({ length: 50 }, () => store.recordJti(scope, "jti-1", use, 300)));
     expect(results.filter(Boolean)).toHaveLength(1);
-    // The same jti under another key is a different proof.
-    expect(await dpopJtiStoreFor(env, "other").recordProofJti("other", "jti-1", use, 300)).toBe(true);
+    // The same jti under another key or client is a different proof.
+    expect(await jtiStoreFor(env, "client_assertion:c1").recordJti("client_assertion:c1", "jti-1", {}, 300)).toBe(true);
     await abortAllDurableObjects();
-    expect(await dpopJtiStoreFor(env, jkt).recordProofJti(jkt, "jti-1", use, 300)).toBe(false);
+    expect(await jtiStoreFor(env, scope).recordJti(scope, "jti-1", use, 300)).toBe(false);
   });
 });
 

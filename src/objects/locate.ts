@@ -30,8 +30,9 @@ export function parRequestStoreFor(env: Env, requestUri: string) {
   return shard === null ? null : env.PAR_REQUESTS.get(env.PAR_REQUESTS.idFromName(`par:${shard}`));
 }
 
-export function dpopJtiStoreFor(env: Env, jkt: string) {
-  return env.DPOP_JTIS.get(env.DPOP_JTIS.idFromName(`dpop:${shardOfKey(jkt, loadConfig(env).shardCount)}`));
+/** jtis are spread by their scope (the DPoP key thumbprint or the client id), which the caller knows before the proof is trusted. */
+export function jtiStoreFor(env: Env, scope: string) {
+  return env.JTIS.get(env.JTIS.idFromName(`jtis:${shardOfKey(scope, loadConfig(env).shardCount)}`));
 }
 
 export function newChallengeId(env: Env): string {
