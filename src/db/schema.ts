@@ -108,3 +108,17 @@ export const auditLog = sqliteTable(
   },
   (t) => [index("audit_log_occurred_at").on(t.occurredAt), index("audit_log_subject").on(t.subject)],
 );
+
+/** Messages of the `dev` email transport, served at GET /dev/mailbox only in that mode. Never used in production. */
+export const devMailbox = sqliteTable(
+  "dev_mailbox",
+  {
+    id: text("id").primaryKey(),
+    to: text("to").notNull(),
+    subject: text("subject").notNull(),
+    text: text("text").notNull(),
+    link: text("link"),
+    sentAt: integer("sent_at").notNull(),
+  },
+  (t) => [index("dev_mailbox_to").on(t.to, t.sentAt)],
+);

@@ -1,0 +1,72 @@
+import { invalidRequest } from "./errors";
+
+/**
+ * Which user claims a client may see: by scope (OIDC Core §5.4) and by the `claims` request parameter (§5.5).
+ * Pure rules; the claim values come from D1.
+ */
+
+export const SCOPE_CLAIMS: Record<string, readonly string[]> = {
+  profile: [
+    "name", "family_name", "given_name", "middle_name", "nickname", "preferred_username",
+    "profile", "picture", "website", "gender", "birthdate", "zoneinfo", "locale", "updated_at",
+  ],
+  email: ["email", "email_verified"],
+  address: ["address"],
+  phone: ["phone_number", "phone_number_verified"],
+};
+
+export const SUPPORTED_SCOPES = ["openid", "profile", "email", "address", "phone", "offline_access"] as const;
+export const SUPPORTED_CLAIMS = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid", "at_hash",
+  ...new Set(Object.values(SCOPE_CLAIMS).flat())] as const;
+
+/** A validated `claims` request: for each target, the names of the claims asked for (values/essential are advisory here). */
+export interface ClaimsRequest {
+  userinfo: string[];
+  id_token: string[];
+}
+
+/** Parses and validates the `claims` parameter (OIDC Core §5.5). Malformed JSON or shape → invalid_request. */
+export function parseClaimsRequest(raw: string | null | undefined): ClaimsRequest | null {
+  if (raw === null || raw === undefined || raw === "") return null;
+  if (raw.length > 4096) throw invalidRequest("claims is too large");
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw invalidRequest("claims is not valid JSON");
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw invalidRequest("claims must be a JSON object");
+  const out: ClaimsRequest = { userinfo: [], id_token: [] };
+  for (const target of ["userinfo", "id_token"] as const) {
+    const member = (parsed as Record<string, unknown>)[target];
+    if (member === undefined || member === null) continue;
+    if (typeof member !== "object" || Array.isArray(member)) throw invalidRequest(`claims.${target} must be a JSON object`);
+    for (const [name, spec] of Object.entries(member as Record<string, unknown>)) {
+      if (spec !== null && (typeof spec !== "object" || Array.isArray(spec))) throw invalidRequest(`claims.${target}.${name.slice(0, 40)} must be null or an object`);
+      out[target].push(name);
+    }
+  }
+  return out;
+}
+
+/** Claims released for `target`: those of the granted scopes plus those explicitly requested, when known. */
+export function releasedClaimNames(scope: string, claimsRequest: ClaimsRequest | null, target: "userinfo" | "id_token"): Set<string> {
+  const names = new Set<string>();
+  for (const s of scope.split(" ")) for (const claim of SCOPE_CLAIMS[s] ?? []) names.add(claim);
+  for (const claim of claimsRequest?.[target] ?? []) if (isUserClaim(claim)) names.add(claim);
+  return names;
+}
+
+function isUserClaim(name: string): boolean {
+  return Object.values(SCOPE_CLAIMS).some((list) => list.includes(name));
+}
+
+/** Filters a user's claims (already in OIDC names) to the released set, dropping absent values. `sub` is always there. */
+export function filterClaims(sub: string, all: Record<string, string | number | boolean | Record<string, string> | null>, released: Set<string>) {
+  const out: Record<string, string | number | boolean | Record<string, string>> = { sub };
+  for (const name of released) {
+    const value = all[name];
+    if (value !== null && value !== undefined) out[name] = value;
+  }
+  return out;
+}
