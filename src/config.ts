@@ -113,3 +113,9 @@ export function loadConfig(env: Env): Config {
   cache.set(env, result);
   return result;
 }
+
+/** The issuer identifier for a request: the configured one, or (local development) the origin the request came to. */
+export function issuerOf(env: Env, request: Request): string {
+  const configured = loadConfig(env).issuer;
+  return configured !== "" ? configured.replace(/\/$/, "") : new URL(request.url).origin;
+}
