@@ -1,9 +1,108 @@
 import { StatefulObject, type SchemaComponent } from "./base";
 
-// PLACEHOLDER: replaced by the real implementation in this same change.
+/** The answer to one hit. Times: `resetAt` in ms since the epoch, `retryAfter` in whole seconds (≥ 1, for Retry-After). */
+export interface RateLimitResult {
+  allowed: boolean;
+  limit: number;
+  remaining: number;
+  resetAt: number;
+  retryAfter: number;
+}
+
+export interface RateLimitUsage {
+  windowStart: number;
+  resetAt: number;
+  count: number;
+  /** Window rows held in storage, current and not yet purged (C15). */
+  windowsHeld: number;
+}
+
+const WINDOWS: SchemaComponent = {
+  name: "rate_limit_windows",
+  migrations: [
+    [
+      `CREATE TABLE windows (
+        window_seconds INTEGER NOT NULL,
+        window_start INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (window_seconds, window_start)
+      )`,
+      `CREATE INDEX windows_expires_at ON windows (expires_at)`,
+    ],
+  ],
+};
+
+function assertCount(name: string, value: number, min: number): void {
+  if (!Number.isSafeInteger(value) || value < min) throw new RangeError(`${name} must be an integer ≥ ${min}`);
+}
+
+/**
+ * A fixed-window counter for one rate-limit key (one object per key, see `rateLimiterFor`). Windows are aligned to
+ * floor(now / window). The read-increment-write is one synchronous transaction, so counts are exact under any
+ * concurrency (C6), and they are in storage, so a restart does not reset them (C2).
+ */
 export class RateLimiter extends StatefulObject {
   protected readonly source = "rate_limiter";
+
   protected override schema(): SchemaComponent {
-    return { name: "rate_limiter", migrations: [] };
+    return WINDOWS;
+  }
+
+  /** Counts `cost` against `limit` in the current window. A denied hit does not consume capacity. */
+  async hit(limit: number, windowSeconds: number, cost = 1): Promise<RateLimitResult> {
+    assertCount("limit", limit, 0);
+    assertCount("windowSeconds", windowSeconds, 1);
+    assertCount("cost", cost, 1);
+    const now = this.now();
+    const windowMs = windowSeconds * 1000;
+    const windowStart = Math.floor(now / windowMs) * windowMs;
+    const resetAt = windowStart + windowMs;
+    const { allowed, used, created } = this.transact(() => {
+      const row = this.sql
+        .exec<{ count: number }>(`SELECT count FROM windows WHERE window_seconds = ? AND window_start = ?`, windowSeconds, windowStart)
+        .toArray()[0];
+      const before = row?.count ?? 0;
+      if (before + cost > limit) return { allowed: false, used: before, created: false };
+      this.sql.exec(
+        `INSERT INTO windows (window_seconds, window_start, count, expires_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (window_seconds, window_start) DO UPDATE SET count = count + excluded.count`,
+        windowSeconds,
+        windowStart,
+        cost,
+        resetAt,
+      );
+      return { allowed: true, used: before + cost, created: row === undefined };
+    });
+    // A new window row will need purging once it is over (batched to the minute like every purge).
+    if (created) await this.wakeBy(Math.ceil((resetAt + 1) / 60_000) * 60_000);
+    return {
+      allowed,
+      limit,
+      remaining: Math.max(0, limit - used),
+      resetAt,
+      retryAfter: Math.max(1, Math.ceil((resetAt - now) / 1000)),
+    };
+  }
+
+  /** The count in the current window of `windowSeconds`, without counting anything (tests and operations). */
+  peekUsage(windowSeconds: number): RateLimitUsage {
+    assertCount("windowSeconds", windowSeconds, 1);
+    const windowMs = windowSeconds * 1000;
+    const windowStart = Math.floor(this.now() / windowMs) * windowMs;
+    const row = this.sql
+      .exec<{ count: number }>(`SELECT count FROM windows WHERE window_seconds = ? AND window_start = ?`, windowSeconds, windowStart)
+      .toArray()[0];
+    const held = this.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM windows`).one().n;
+    return { windowStart, resetAt: windowStart + windowMs, count: row?.count ?? 0, windowsHeld: held };
+  }
+
+  /** Windows that are over go (C15). */
+  protected override purgeExpired(now: number): number {
+    return this.sql.exec(`DELETE FROM windows WHERE expires_at <= ?`, now).rowsWritten;
+  }
+
+  protected override nextExpiry(): number | null {
+    return this.sql.exec<{ at: number | null }>(`SELECT MIN(expires_at) AS at FROM windows`).one().at;
   }
 }
