@@ -97,7 +97,8 @@ export function loadConfig(env: Env): Config {
     if (raw === undefined || raw === null || raw === "") continue;
     if (typeof fallback === "number") {
       const n = Number(raw);
-      if (!Number.isFinite(n) || n < 0) throw new Error(`setting ${varName(key)} must be a non-negative number`);
+      // Lifetimes, limits and counts are whole numbers of seconds or items.
+      if (!Number.isSafeInteger(n) || n < 0) throw new Error(`setting ${varName(key)} must be a non-negative integer`);
       config[key] = n;
     } else {
       config[key] = String(raw);

@@ -1,6 +1,7 @@
 import { loadConfig } from "./config";
 import { purgeExpiredRows } from "./db/retention";
 import type { Env } from "./env";
+import { keyManager } from "./objects/locate";
 
 /**
  * The cron trigger's work. D1 rows past their lifetime are deleted here (C15); objects purge their own
@@ -10,6 +11,8 @@ export async function runScheduledMaintenance(env: Env, scheduledTime: number): 
   const config = loadConfig(env);
   const tasks: Record<string, () => Promise<unknown>> = {
     purge_d1: () => purgeExpiredRows(env.DB, scheduledTime, config.auditRetentionDays),
+    // The key manager's alarm rotates too; cron is the second, independent trigger (C19).
+    rotate_keys: () => keyManager(env).rotateIfDue(),
   };
   const report: Record<string, unknown> = {};
   for (const [name, task] of Object.entries(tasks)) {
