@@ -1,0 +1,160 @@
+import { decodeJwt, type JWTPayload } from "jose";
+import { sha256Base64url, timingSafeEqualStrings } from "./crypto";
+import { OAuthError } from "./errors";
+
+/**
+ * Client authentication rules (RFC 6749 §2.3, RFC 7521/7523, OIDC Core §9). Pure: which credentials a request
+ * carries, how a secret is hashed and compared, and what a client assertion must claim. The route module
+ * (routes/client-auth.ts) does the lookups (D1, jti store, keys).
+ */
+
+export type ClientAuthMethod = "client_secret_basic" | "client_secret_post" | "private_key_jwt" | "none";
+
+/** RFC 7523 §2.2. */
+export const JWT_BEARER_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/** Algorithms accepted on client assertions: asymmetric only (never `none`, never an HMAC over a secret we only hold hashed). */
+export const CLIENT_ASSERTION_ALGS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"];
+
+/** An assertion may live at most this long from now: its jti is remembered for that long, so no replay outlives the record. */
+export const MAX_ASSERTION_LIFETIME_SECONDS = 600;
+/** Clock skew tolerated on exp / nbf / iat of assertions. */
+export const ASSERTION_CLOCK_TOLERANCE_SECONDS = 30;
+
+const MAX_SECRET_LENGTH = 512;
+const MAX_ASSERTION_LENGTH = 16 * 1024;
+const MAX_JTI_LENGTH = 200;
+
+export type PresentedCredentials =
+  | { method: "client_secret_basic"; clientId: string; secret: string }
+  | { method: "client_secret_post"; clientId: string; secret: string }
+  | { method: "private_key_jwt"; clientId: string; assertion: string }
+  | { method: "none"; clientId: string };
+
+/** Secrets are stored as their SHA-256 (base64url), never in clear (C13). Secrets are 256 random bits, so a plain hash is enough. */
+export function hashClientSecret(secret: string): Promise<string> {
+  return sha256Base64url(secret);
+}
+
+/** Compares a presented secret with the stored hash in constant time (C13). */
+export async function secretMatches(presented: string, storedHash: string | null): Promise<boolean> {
+  if (storedHash === null || storedHash === "") return false;
+  return timingSafeEqualStrings(await hashClientSecret(presented), storedHash);
+}
+
+/** The challenge sent with every 401 invalid_client (RFC 6749 §5.2, RFC 7235 §3.1). */
+export function basicChallenge(realm: string): Record<string, string> {
+  return { "www-authenticate": `Basic realm="${realm.replace(/["\\]/g, "")}", charset="UTF-8"` };
+}
+
+export function invalidClient(description: string, realm: string): OAuthError {
+  return new OAuthError("invalid_client", description, { status: 401, headers: basicChallenge(realm) });
+}
+
+/** RFC 6749 Appendix B: application/x-www-form-urlencoded decoding of one value; null when malformed. */
+function formDecode(text: string): string | null {
+  try {
+    return decodeURIComponent(text.replace(/\+/g, " "));
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * RFC 6749 §2.3.1 / RFC 7617: `Authorization: Basic base64(urlencode(client_id) ":" urlencode(secret))`.
+ * Returns null when the header is not Basic at all; throws invalid_client when it is Basic but malformed.
+ */
+export function parseBasicAuthorization(header: string | null, realm: string): { clientId: string; secret: string } | null {
+  if (header === null) return null;
+  const match = /^Basic[ ]+([A-Za-z0-9+/=_-]*)[ ]*$/i.exec(header.trim());
+  if (!match) {
+    if (/^Basic(\s|$)/i.test(header.trim())) throw invalidClient("malformed Basic credentials", realm);
+    return null;
+  }
+  let decoded: string;
+  try {
+    const binary = atob(match[1]!);
+    const bytes = Uint8Array.from(binary, (c) => c.charCodeAt(0));
+    decoded = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
+  } catch {
+    throw invalidClient("malformed Basic credentials", realm);
+  }
+  const colon = decoded.indexOf(":");
+  if (colon < 0) throw invalidClient("malformed Basic credentials", realm);
+  const clientId = formDecode(decoded.slice(0, colon));
+  const secret = formDecode(decoded.slice(colon + 1));
+  if (clientId === null || secret === null || clientId === "" || secret === "" || secret.length > MAX_SECRET_LENGTH) {
+    throw invalidClient("malformed Basic credentials", realm);
+  }
+  return { clientId, secret };
+}
+
+export interface CredentialParams {
+  client_id?: string | undefined;
+  client_secret?: string | undefined;
+  client_assertion?: string | undefined;
+  client_assertion_type?: string | undefined;
+}
+
+/**
+ * Which credentials a request presents (RFC 6749 §2.3: a client MUST NOT use more than one method per request).
+ * Two methods at once → invalid_request; none at all → invalid_client (401).
+ */
+export function extractClientCredentials(authorization: string | null, params: CredentialParams, realm: string): PresentedCredentials {
+  const basic = parseBasicAuthorization(authorization, realm);
+  const hasSecret = params.client_secret !== undefined;
+  const hasAssertion = params.client_assertion !== undefined || params.client_assertion_type !== undefined;
+  const methods = [basic !== null, hasSecret, hasAssertion].filter(Boolean).length;
+  if (methods > 1) throw new OAuthError("invalid_request", "more than one client authentication method was used");
+
+  if (basic !== null) {
+    // RFC 6749 §2.3.1 allows client_id in the body as well; it must then name the same client.
+    if (params.client_id !== undefined && params.client_id !== basic.clientId) {
+      throw new OAuthError("invalid_request", "client_id does not match the Authorization header");
+    }
+    return { method: "client_secret_basic", ...basic };
+  }
+  if (hasSecret) {
+    if (params.client_id === undefined) throw invalidClient("client_id is required with client_secret", realm);
+    if (params.client_secret!.length > MAX_SECRET_LENGTH) throw invalidClient("client authentication failed", realm);
+    return { method: "client_secret_post", clientId: params.client_id, secret: params.client_secret! };
+  }
+  if (hasAssertion) {
+    if (params.client_assertion === undefined || params.client_assertion_type === undefined) {
+      throw new OAuthError("invalid_request", "client_assertion and client_assertion_type go together");
+    }
+    if (params.client_assertion_type !== JWT_BEARER_ASSERTION_TYPE) throw invalidClient("unsupported client_assertion_type", realm);
+    if (params.client_assertion.length > MAX_ASSERTION_LENGTH) throw invalidClient("client_assertion is too large", realm);
+    const claims = unverifiedAssertionClaims(params.client_assertion, realm);
+    // RFC 7523 §3: iss and sub are both the client_id; a client_id parameter, if sent, must agree (RFC 7521 §4.2).
+    if (typeof claims.sub !== "string" || claims.iss !== claims.sub) throw invalidClient("client_assertion iss and sub must both be the client_id", realm);
+    if (params.client_id !== undefined && params.client_id !== claims.sub) throw invalidClient("client_id does not match the client_assertion", realm);
+    return { method: "private_key_jwt", clientId: claims.sub, assertion: params.client_assertion };
+  }
+  if (params.client_id !== undefined) return { method: "none", clientId: params.client_id };
+  throw invalidClient("client authentication is required", realm);
+}
+
+/** The payload of an assertion before its signature is checked: used only to find the client whose keys check it. */
+function unverifiedAssertionClaims(assertion: string, realm: string): JWTPayload {
+  try {
+    return decodeJwt(assertion);
+  } catch {
+    throw invalidClient("client_assertion is not a JWT", realm);
+  }
+}
+
+/**
+ * RFC 7523 §3 checks on a verified assertion that jose does not do by itself: a jti is present and bounded, the
+ * expiry is not further away than the jti is remembered. Returns how long (seconds) the jti must be remembered.
+ */
+export function assertionJtiWindow(payload: JWTPayload, nowSeconds: number, realm: string): { jti: string; windowSeconds: number } {
+  if (typeof payload.jti !== "string" || payload.jti.length === 0 || payload.jti.length > MAX_JTI_LENGTH) {
+    throw invalidClient("client_assertion must carry a jti", realm);
+  }
+  if (typeof payload.exp !== "number") throw invalidClient("client_assertion must carry exp", realm);
+  const remaining = payload.exp - nowSeconds;
+  if (remaining > MAX_ASSERTION_LIFETIME_SECONDS) throw invalidClient("client_assertion expires too far in the future", realm);
+  // Remembered until it can no longer be accepted (expiry plus the tolerated skew).
+  return { jti: payload.jti, windowSeconds: Math.max(1, remaining + ASSERTION_CLOCK_TOLERANCE_SECONDS) };
+}

@@ -1,0 +1,119 @@
+import { createLocalJWKSet, createRemoteJWKSet, jwtVerify, type JSONWebKeySet, type JWTPayload } from "jose";
+import { loadConfig } from "../config";
+import { getClient, type StoredClient } from "../db/clients";
+import type { Env } from "../env";
+import { jtiStoreFor, rateLimiterFor } from "../objects/locate";
+import {
+  ASSERTION_CLOCK_TOLERANCE_SECONDS,
+  CLIENT_ASSERTION_ALGS,
+  assertionJtiWindow,
+  extractClientCredentials,
+  invalidClient,
+  secretMatches,
+  type CredentialParams,
+} from "../oauth/client-auth";
+import { OAuthError } from "../oauth/errors";
+
+/**
+ * Client authentication at the back-channel endpoints (token, introspection, revocation): find the client in D1
+ * (read on every request, C5), check it uses exactly its registered method, then check the credential.
+ * Every failure is invalid_client, 401, with a Basic challenge (RFC 6749 §5.2).
+ */
+
+export interface ClientAuthContext {
+  /** The issuer identifier: the realm of the challenge and an accepted assertion audience. */
+  issuer: string;
+  /** The URL of the endpoint being called: also an accepted assertion audience (RFC 7523 §3 item 3). */
+  endpointUrl: string;
+  /** Per-client rate limit counted before the credential is checked, so secrets cannot be guessed at speed. */
+  rateLimit?: { name: string; limit: number };
+}
+
+export async function authenticateClient(env: Env, request: Request, params: CredentialParams, context: ClientAuthContext): Promise<StoredClient> {
+  const realm = context.issuer;
+  const presented = extractClientCredentials(request.headers.get("authorization"), params, realm);
+  const client = await getClient(env.DB, presented.clientId);
+  if (client === null) throw invalidClient("client authentication failed", realm);
+  if (context.rateLimit) await enforceRateLimit(env, `${context.rateLimit.name}:client:${client.client_id}`, context.rateLimit.limit);
+  // OIDC Core §9 / RFC 7591 §2: a client authenticates with the one method it registered, and no other.
+  if (presented.method !== client.token_endpoint_auth_method) throw invalidClient("client authentication failed", realm);
+
+  switch (presented.method) {
+    case "client_secret_basic":
+    case "client_secret_post":
+      if (!(await secretMatches(presented.secret, client.secret_hash))) throw invalidClient("client authentication failed", realm);
+      return client;
+    case "private_key_jwt":
+      await checkClientAssertion(env, client, presented.assertion, context);
+      return client;
+    case "none":
+      // A public client proves nothing here; the authorization code's PKCE check binds the redemption (RFC 7636).
+      return client;
+  }
+}
+
+async function enforceRateLimit(env: Env, key: string, limit: number): Promise<void> {
+  const result = await rateLimiterFor(env, key).hit(limit, loadConfig(env).rateLimitWindow);
+  if (!result.allowed) {
+    throw new OAuthError("rate_limited", "too many requests; retry later", { status: 429, headers: { "retry-after": String(result.retryAfter) } });
+  }
+}
+
+type KeySet = ReturnType<typeof createLocalJWKSet> | ReturnType<typeof createRemoteJWKSet>;
+
+/** Remote key sets by URI: jose caches the keys and refetches on an unknown kid (with a cooldown). */
+const remoteKeySets = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
+const MAX_REMOTE_KEY_SETS = 256;
+
+function remoteKeySet(uri: string): ReturnType<typeof createRemoteJWKSet> | null {
+  let url: URL;
+  try {
+    url = new URL(uri);
+  } catch {
+    return null;
+  }
+  if (url.protocol !== "https:" && url.hostname !== "localhost" && url.hostname !== "127.0.0.1") return null;
+  let set = remoteKeySets.get(url.href);
+  if (!set) {
+    if (remoteKeySets.size >= MAX_REMOTE_KEY_SETS) remoteKeySets.clear();
+    set = createRemoteJWKSet(url, { timeoutDuration: 5000, cooldownDuration: 30_000, cacheMaxAge: 300_000 });
+    remoteKeySets.set(url.href, set);
+  }
+  return set;
+}
+
+function clientKeySet(client: StoredClient): KeySet | null {
+  if (client.jwks && Array.isArray(client.jwks.keys) && client.jwks.keys.length > 0) {
+    return createLocalJWKSet(client.jwks as unknown as JSONWebKeySet);
+  }
+  if (client.jwks_uri) return remoteKeySet(client.jwks_uri);
+  return null;
+}
+
+/**
+ * RFC 7523 §3: signed by a key of the client (its `jwks` or `jwks_uri`), iss = sub = client_id, aud names this
+ * server (the issuer, the token endpoint, or the endpoint being called), exp in the future, and a jti never seen
+ * before within the assertion's lifetime (recorded in the jti store under `client_assertion:<client_id>`).
+ */
+async function checkClientAssertion(env: Env, client: StoredClient, assertion: string, context: ClientAuthContext): Promise<void> {
+  const realm = context.issuer;
+  const keys = clientKeySet(client);
+  if (keys === null) throw invalidClient("the client has no usable keys registered", realm);
+  let payload: JWTPayload;
+  try {
+    ({ payload } = await jwtVerify(assertion, keys, {
+      algorithms: CLIENT_ASSERTION_ALGS,
+      issuer: client.client_id,
+      subject: client.client_id,
+      audience: [...new Set([context.issuer, `${context.issuer}/token`, context.endpointUrl])],
+      requiredClaims: ["exp", "jti"],
+      clockTolerance: ASSERTION_CLOCK_TOLERANCE_SECONDS,
+    }));
+  } catch {
+    throw invalidClient("client_assertion is invalid", realm);
+  }
+  const { jti, windowSeconds } = assertionJtiWindow(payload, Math.floor(Date.now() / 1000), realm);
+  const scope = `client_assertion:${client.client_id}`;
+  const fresh = await jtiStoreFor(env, scope).recordJti(scope, jti, { htu: context.endpointUrl }, windowSeconds);
+  if (!fresh) throw invalidClient("client_assertion was already used", realm);
+}

@@ -1,0 +1,67 @@
+import { z } from "zod";
+import { issuerOf } from "../config";
+import type { Env } from "../env";
+import { tokenFamilyFor } from "../objects/locate";
+import { familyIdOfRefreshToken } from "../objects/refresh-tokens";
+import { authenticateClient } from "./client-auth";
+import { param, parseWith, readParams } from "./params";
+import { jsonResponse } from "./respond";
+import { activeAccessToken } from "./userinfo";
+
+/**
+ * Token introspection (RFC 7662). The caller must authenticate as a client (C14) and only ever learns about its own
+ * tokens: another client's token, like an unknown, expired or revoked one, is `{"active": false}` (§2.2).
+ * Refresh tokens (`<grant>.<secret>`) and access tokens (JWTs) cannot be confused, so `token_type_hint` is
+ * accepted and not needed (§2.1: the server may ignore it).
+ */
+
+const IntrospectionRequest = z.object({
+  token: param(16 * 1024),
+  token_type_hint: param(100).optional(),
+  client_id: param(256).optional(),
+  client_secret: param(512).optional(),
+  client_assertion: param(16 * 1024).optional(),
+  client_assertion_type: param(256).optional(),
+});
+
+const INACTIVE = { active: false } as const;
+
+export async function introspect(request: Request, env: Env): Promise<Response> {
+  const params = parseWith(IntrospectionRequest, await readParams(request, "body"));
+  const issuer = issuerOf(env, request);
+  const client = await authenticateClient(env, request, params, { issuer, endpointUrl: `${issuer}/introspect` });
+
+  if (familyIdOfRefreshToken(params.token) !== null) {
+    const family = tokenFamilyFor(env, familyIdOfRefreshToken(params.token)!);
+    const inspected = family === null ? null : await family.inspectRefreshToken(params.token);
+    if (inspected === null || !inspected.active || inspected.family.clientId !== client.client_id) return jsonResponse(INACTIVE);
+    const grant = inspected.family;
+    return jsonResponse({
+      active: true,
+      scope: grant.scope,
+      client_id: grant.clientId,
+      sub: grant.sub,
+      exp: Math.floor(inspected.expiresAt / 1000),
+      iss: issuer,
+      token_type: "refresh_token",
+      ...(grant.authTime !== null ? { auth_time: grant.authTime } : {}),
+    });
+  }
+
+  const claims = await activeAccessToken(env, issuer, params.token);
+  if (claims === null || claims.client_id !== client.client_id) return jsonResponse(INACTIVE);
+  return jsonResponse({
+    active: true,
+    scope: claims.scope,
+    client_id: claims.client_id,
+    sub: claims.sub,
+    exp: claims.exp,
+    iat: claims.iat,
+    iss: claims.iss,
+    aud: claims.aud,
+    jti: claims.jti,
+    token_type: claims.cnf ? "DPoP" : "Bearer",
+    ...(claims.auth_time !== undefined ? { auth_time: claims.auth_time } : {}),
+    ...(claims.cnf ? { cnf: claims.cnf } : {}),
+  });
+}

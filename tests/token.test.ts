@@ -1,0 +1,511 @@
+import { SELF, env } from "cloudflare:test";
+import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair, type CryptoKey, type JWK } from "jose";
+import { describe, expect, it, vi } from "vitest";
+import { loadConfig } from "../src/config";
+import { updateClient } from "../src/db/clients";
+import { rateLimiterFor, tokenFamilyFor } from "../src/objects/locate";
+import { JWT_BEARER_ASSERTION_TYPE, hashClientSecret } from "../src/oauth/client-auth";
+import { halfHash } from "../src/oauth/tokens";
+import {
+  ISSUER,
+  REDIRECT_URI,
+  basic,
+  errorOf,
+  makeClient,
+  makeCode,
+  makeUser,
+  post,
+  postAs,
+  redeem,
+  userinfoWith,
+  verifyIdToken,
+  type TestClient,
+  type Tokens,
+} from "./helpers/back-channel";
+
+const config = loadConfig(env);
+
+async function refresh(c: TestClient, refreshToken: string, extra: Record<string, string> = {}): Promise<Response> {
+  return postAs(c, "/token", { grant_type: "refresh_token", refresh_token: refreshToken, ...extra });
+}
+
+function decodePayload(jwt: string): Record<string, unknown> {
+  return JSON.parse(atob(jwt.split(".")[1]!.replace(/-/g, "+").replace(/_/g, "/")));
+}
+
+describe("authorization_code grant", () => {
+  it("exchanges a code for an access token, an ID token and a refresh token (client_secret_basic)", async () => {
+    const rp = await makeClient();
+    const user = await makeUser({ name: "Ada Lovelace" });
+    const code = await makeCode(rp.clientId, user.id, { acr: "urn:example:loa:1" });
+    const response = await postAs(rp, "/token", {
+      grant_type: "authorization_code",
+      code: code.code,
+      redirect_uri: REDIRECT_URI,
+      code_verifier: code.verifier,
+    });
+    expect(response.status).toBe(200);
+    expect(response.headers.get("cache-control")).toBe("no-store");
+    const tokens = await response.json<Tokens>();
+    expect(tokens.token_type).toBe("Bearer");
+    expect(tokens.expires_in).toBe(config.accessTokenTtl);
+    expect(tokens.scope).toBe("openid profile email offline_access");
+    expect(tokens.refresh_token).toMatch(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$/);
+
+    // RFC 9068 access token: typ at+jwt, jti, gid.
+    const header = JSON.parse(atob(tokens.access_token.split(".")[0]!.replace(/-/g, "+").replace(/_/g, "/")));
+    expect(header.typ).toBe("at+jwt");
+    const at = decodePayload(tokens.access_token);
+    expect(at).toMatchObject({ iss: ISSUER, sub: user.id, client_id: rp.clientId, scope: tokens.scope, auth_time: code.grant.authTime });
+    expect(typeof at.jti).toBe("string");
+
+    const { payload, header: idHeader } = await verifyIdToken(tokens.id_token!, rp.clientId);
+    expect(idHeader.alg).toBe("RS256");
+    expect(typeof idHeader.kid).toBe("string");
+    expect(payload).toMatchObject({
+      iss: ISSUER,
+      sub: user.id,
+      aud: rp.clientId,
+      azp: rp.clientId,
+      nonce: code.grant.nonce,
+      auth_time: code.grant.authTime,
+      amr: ["email"],
+      acr: "urn:example:loa:1",
+      at_hash: await halfHash(tokens.access_token),
+    });
+    expect(payload.exp! - payload.iat!).toBe(config.idTokenTtl);
+    // OIDC Core §5.4: with an access token issued, scope claims are for userinfo, not the ID token.
+    expect(payload.name).toBeUndefined();
+    expect(payload.email).toBeUndefined();
+  });
+
+  it("puts claims asked for in the claims request's id_token member into the ID token, and signs with the registered alg", async () => {
+    const rp = await makeClient({ id_token_signed_response_alg: "ES256", token_endpoint_auth_method: "client_secret_post" });
+    const user = await makeUser({ name: "Grace Hopper" });
+    const code = await makeCode(rp.clientId, user.id, {
+      claims: JSON.stringify({ id_token: { email: { essential: true }, name: null } }),
+      sid: "sid-abcdefghijkl",
+    });
+    const tokens = await redeem(rp, code);
+    const { payload, header } = await verifyIdToken(tokens.id_token!, rp.clientId);
+    expect(header.alg).toBe("ES256");
+    expect(payload).toMatchObject({ email: user.email, name: "Grace Hopper", sid: "sid-abcdefghijkl" });
+    expect(payload.email_verified).toBeUndefined();
+  });
+
+  it("issues a refresh token only with offline_access for OpenID requests, and no ID token without openid", async () => {
+    const rp = await makeClient();
+    const user = await makeUser();
+    const online = await redeem(rp, await makeCode(rp.clientId, user.id, { scope: "openid email" }));
+    expect(online.refresh_token).toBeUndefined();
+    expect(online.id_token).toBeDefined();
+
+    const plainOAuth = await redeem(rp, await makeCode(rp.clientId, user.id, { scope: "email" }));
+    expect(plainOAuth.id_token).toBeUndefined();
+    expect(plainOAuth.refresh_token).toBeDefined();
+
+    const noRefreshGrant = await makeClient({ grant_types: ["authorization_code"] });
+    const tokens = await redeem(noRefreshGrant, await makeCode(noRefreshGrant.clientId, user.id));
+    expect(tokens.refresh_token).toBeUndefined();
+  });
+
+  it("20 parallel redemptions of one code: exactly one 200, the rest invalid_grant, and the winner's tokens are revoked (C1)", async () => {
+    const rp = await makeClient();
+    const user = await makeUser();
+    const code = await makeCode(rp.clientId, user.id);
+    const params = { grant_type: "authorization_code", code: code.code, redirect_uri: REDIRECT_URI, code_verifier: code.verifier };
+    const responses = await Promise.all(Array.from({ length: 20 }, () => postAs(rp, "/token", params)));
+    const statuses = responses.map((r) => r.status);
+    expect(statuses.filter((s) => s === 200)).toHaveLength(1);
+    expect(statuses.filter((s) => s === 400)).toHaveLength(19);
+    const bodies = await Promise.all(responses.map((r) => r.json<Tokens & { error?: string }>()));
+    expect(bodies.filter((b) => b.error === "invalid_grant")).toHaveLength(19);
+    const winner = bodies.find((b) => b.access_token !== undefined)!;
+    // The replays revoked the grant the code produced: the access token is refused, the refresh token (if any was
+    // issued before a replay got to the grant) too.
+    expect((await userinfoWith(winner.access_token)).status).toBe(401);
+    if (winner.refresh_token !== undefined) expect((await errorOf(await refresh(rp, winner.refresh_token))).error).toBe("invalid_grant");
+  });
+
+  it("a replay after a successful redemption revokes the access and refresh tokens (RFC 6749 §4.1.2)", async () => {
+    const rp = await makeClient();
+    const user = await makeUser();
+    const code = await makeCode(rp.clientId, user.id);
+    const tokens = await redeem(rp, code);
+    expect((await userinfoWith(tokens.access_token)).status).toBe(200);
+    const replay = await postAs(rp, "/token", { grant_type: "authorization_code", code: code.code, redirect_uri: REDIRECT_URI, code_verifier: code.verifier });
+    expect(await errorOf(replay)).toEqual({ status: 400, error: "invalid_grant" });
+    expect((await userinfoWith(tokens.access_token)).status).toBe(401);
+    expect((await errorOf(await refresh(rp, tokens.refresh_token!))).error).toBe("invalid_grant");
+  });
+
+  it("refuses a wrong or missing PKCE verifier, a wrong redirect_uri and another client, without burning the code", async () => {
+    const rp = await makeClient();
+    const other = await makeClient();
+    const user = await makeUser();
+    const code = await makeCode(rp.clientId, user.id);
+    const base = { grant_type: "authorization_code", code: code.code, redirect_uri: REDIRECT_URI };
+    const attempts = [
+      postAs(rp, "/token", { ...base, code_verifier: "x".repeat(43) }),
+      postAs(rp, "/token", base),
+      postAs(rp, "/token", { ...base, code_verifier: code.verifier, redirect_uri: "https://rp.example/other" }),
+      postAs(rp, "/token", { ...base, code_verifier: code.verifier, redirect_uri: "" }),
+      postAs(other, "/token", { ...base, code_verifier: code.verifier }),
+    ];
+    for (const response of await Promise.all(attempts)) expect(await errorOf(response)).toEqual({ status: 400, error: "invalid_grant" });
+    // None of them consumed the code.
+    expect((await redeem(rp, code)).access_token).toBeDefined();
+  });
+
+  it("answers invalid_grant for garbage, unknown and expired codes", async () => {
+    const rp = await makeClient();
+    const user = await makeUser();
+    for (const code of ["garbage", "0.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "x".repeat(500), "../../etc/passwd"]) {
+      const response = await postAs(rp, "/token", { grant_type: "authorization_code", code, redirect_uri: REDIRECT_URI, code_verifier: "a".repeat(43) });
+      expect(await errorOf(response)).toEqual({ status: 400, error: "invalid_grant" });
+    }
+    const expired = await makeCode(rp.clientId, user.id, {}, 0.001);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const response = await postAs(rp, "/token", { grant_type: "authorization_code", code: expired.code, redirect_uri: REDIRECT_URI, code_verifier: expired.verifier });
+    expect(await errorOf(response)).toEqual({ status: 400, error: "invalid_grant" });
+  });
+
+  it("lets a public client (none) redeem with PKCE and client_id only", async () => {
+    const spa = await makeClient({ token_endpoint_auth_method: "none" });
+    const user = await makeUser();
+    const code = await makeCode(spa.clientId, user.id);
+    const noVerifier = await post("/token", { grant_type: "authorization_code", code: code.code, redirect_uri: REDIRECT_URI, client_id: spa.clientId });
+    expect(await errorOf(noVerifier)).toEqual({ status: 400, error: "invalid_grant" });
+    const tokens = await redeem(spa, code);
+    expect(tokens.access_token).toBeDefined();
+  });
+
+  it("refuses a user who was disabled since the code was issued", async () => {
+    const rp = await makeClient();
+    const user = await makeUser();
+    const code = await makeCode(rp.clientId, user.id);
+    await env.DB.prepare("UPDATE users SET disabled = 1 WHERE id = ?").bind(user.id).run();
+    const response = await postAs(rp, "/token", { grant_type: "authorization_code", code: code.code, redirect_uri: REDIRECT_URI, code_verifier: code.verifier });
+    expect(await errorOf(response)).toEqual({ status: 400, error: "invalid_grant" });
+  });
+});
+
+describe("client authentication (C13)", () => {
+  const codeParams = (code: { code: string; verifier: string }) => ({
+    grant_type: "authorization_code",
+    code: code.code,
+    redirect_uri: REDIRECT_URI,
+    code_verifier: code.verifier,
+  });
+
+  it("a wrong secret with client_secret_basic is a 401 with a Basic challenge, and burns nothing", async () => {
+    const rp = await makeClient();
+    const user = await makeUser();
+    const code = await makeCode(rp.clientId, user.id);
+    const response = await post("/token", codeParams(code), { authorization: basic(rp.clientId, "wrong-secret") });
+    expect(await errorOf(response)).toEqual({ status: 401, error: "invalid_client" });
+    expect(response.headers.get("www-authenticate")).toMatch(/^Basic realm="http:\/\/localhost"/);
+    expect((await redeem(rp, code)).access_token).toBeDefined();
+  });
+
+  it("a wrong secret with client_secret_post is invalid_client", async () => {
+    const rp = await makeClient({ token_endpoint_auth_method: "client_secret_post" });
+    const user = await makeUser();
+    const code = await makeCode(rp.clientId, user.id);
+    const response = await post("/token", { ...codeParams(code), client_id: rp.clientId, client_secret: `${rp.secret}x` });
+    expect(await errorOf(response)).toEqual({ status: 401, error: "invalid_client" });
+    expect((await redeem(rp, code)).access_token).toBeDefined();
+  });
+
+  it("decodes form-urlencoded credentials inside Basic (RFC 6749 §2.3.1)", async () => {
+    const rp = await makeClient();
+    const secret = "s3cr+t:/%x y&ü";
+    await updateClient(env.DB, rp.clientId, {}, await hashClientSecret(secret));
+    const user = await makeUser();
+    const code = await makeCode(rp.clientId, user.id);
+    const response = await post("/token", codeParams(code), { authorization: basic(rp.clientId, secret) });
+    expect(response.status).toBe(200);
+    // Not form-decoding would have compared "s3cr%2Bt..." and failed; a raw "+" means a space.
+    const raw = await post("/token", codeParams(await makeCode(rp.clientId, user.id)), {
+      authorization: `Basic ${btoa(unescape(encodeURIComponent(`${rp.clientId}:${secret}`)))}`,
+    });
+    expect(raw.status).toBe(401);
+  });
+
+  it("a client must use exactly its registered method, and only one method per request", async () => {
+    const basicClient = await makeClient();
+    const postClient = await makeClient({ token_endpoint_auth_method: "client_secret_post" });
+    const user = await makeUser();
+    const code = await makeCode(basicClient.clientId, user.id);
+    const viaPost = await post("/token", { ...codeParams(code), client_id: basicClient.clientId, client_secret: basicClient.secret! });
+    expect(await errorOf(viaPost)).toEqual({ status: 401, error: "invalid_client" });
+    const viaNone = await post("/token", { ...codeParams(code), client_id: basicClient.clientId });
+    expect(await errorOf(viaNone)).toEqual({ status: 401, error: "invalid_client" });
+    const postViaBasic = await post("/token", codeParams(code), { authorization: basic(postClient.clientId, postClient.secret!) });
+    expect(await errorOf(postViaBasic)).toEqual({ status: 401, error: "invalid_client" });
+    const both = await post("/token", { ...codeParams(code), client_id: basicClient.clientId, client_secret: basicClient.secret! }, {
+      authorization: basic(basicClient.clientId, basicClient.secret!),
+    });
+    expect(await errorOf(both)).toEqual({ status: 400, error: "invalid_request" });
+    const nothing = await post("/token", codeParams(code));
+    expect(await errorOf(nothing)).toEqual({ status: 401, error: "invalid_client" });
+    const unknown = await post("/token", codeParams(code), { authorization: basic("no-such-client", "x") });
+    expect(await errorOf(unknown)).toEqual({ status: 401, error: "invalid_client" });
+    const malformed = await post("/token", codeParams(code), { authorization: "Basic %%%not-base64" });
+    expect(await errorOf(malformed)).toEqual({ status: 401, error: "invalid_client" });
+    expect((await redeem(basicClient, code)).access_token).toBeDefined();
+  });
+
+  it("sees a secret rotation at once (C5)", async () => {
+    const rp = await makeClient();
+    await updateClient(env.DB, rp.clientId, {}, await hashClientSecret("rotated-secret"));
+    const user = await makeUser();
+    const code = await makeCode(rp.clientId, user.id);
+    const old = await post("/token", codeParams(code), { authorization: basic(rp.clientId, rp.secret!) });
+    expect(old.status).toBe(401);
+    const fresh = await post("/token", codeParams(code), { authorization: basic(rp.clientId, "rotated-secret") });
+    expect(fresh.status).toBe(200);
+  });
+
+  describe("private_key_jwt (RFC 7523)", () => {
+    async function jwtClient() {
+      const { publicKey, privateKey } = await generateKeyPair("ES256", { extractable: true });
+      const jwk: JWK = { ...(await exportJWK(publicKey)), alg: "ES256", use: "sig" };
+      jwk.kid = await calculateJwkThumbprint(jwk);
+      const c = await makeClient({
+        token_endpoint_auth_method: "private_key_jwt",
+        grant_types: ["authorization_code", "refresh_token", "client_credentials"],
+        jwks: { keys: [jwk as Record<string, string>] },
+      });
+      return { ...c, privateKey, kid: jwk.kid };
+    }
+
+    function assertion(clientId: string, key: CryptoKey, kid: string, overrides: Record<string, unknown> = {}, lifetime = 60): Promise<string> {
+      const now = Math.floor(Date.now() / 1000);
+      return new SignJWT({ jti: crypto.randomUUID(), ...overrides })
+        .setProtectedHeader({ alg: "ES256", kid })
+        .setIssuer(clientId)
+        .setSubject(clientId)
+        .setAudience((overrides.aud as string) ?? ISSUER)
+        .setIssuedAt(now)
+        .setExpirationTime(now + lifetime)
+        .sign(key);
+    }
+
+    const asAssertion = (jwt: string) => ({ client_assertion_type: JWT_BEARER_ASSERTION_TYPE, client_assertion: jwt });
+
+    it("authenticates with a signed assertion and refuses a replayed jti", async () => {
+      const rp = await jwtClient();
+      const user = await makeUser();
+      const jwt = await assertion(rp.clientId, rp.privateKey, rp.kid);
+      const first = await post("/token", { ...codeParams(await makeCode(rp.clientId, user.id)), ...asAssertion(jwt) });
+      expect(first.status).toBe(200);
+      const code = await makeCode(rp.clientId, user.id);
+      const replayed = await post("/token", { ...codeParams(code), ...asAssertion(jwt) });
+      expect(await errorOf(replayed)).toEqual({ status: 401, error: "invalid_client" });
+      // The token endpoint URL is an accepted audience too; a fresh jti works.
+      const fresh = await assertion(rp.clientId, rp.privateKey, rp.kid, { aud: `${ISSUER}/token` });
+      expect((await post("/token", { ...codeParams(code), ...asAssertion(fresh), client_id: rp.clientId })).status).toBe(200);
+    });
+
+    it("refuses a wrong audience, a foreign key, a long-lived assertion, a mismatched client_id and a bad assertion type", async () => {
+      const rp = await jwtClient();
+      const stranger = await generateKeyPair("ES256");
+      const user = await makeUser();
+      const code = await makeCode(rp.clientId, user.id);
+      const bad = [
+        asAssertion(await assertion(rp.clientId, rp.privateKey, rp.kid, { aud: "https://elsewhere.example" })),
+        asAssertion(await assertion(rp.clientId, stranger.privateKey, rp.kid)),
+        asAssertion(await assertion(rp.clientId, rp.privateKey, rp.kid, {}, 3600)),
+        asAssertion(await assertion(rp.clientId, rp.privateKey, rp.kid, {}, -120)),
+        { ...asAssertion(await assertion(rp.clientId, rp.privateKey, rp.kid)), client_id: "someone-else" },
+        { client_assertion_type: "urn:example:other", client_assertion: await assertion(rp.clientId, rp.privateKey, rp.kid) },
+        asAssertion("not.a.jwt"),
+      ];
+      for (const extra of bad) {
+        const response = await post("/token", { ...codeParams(code), ...extra });
+        expect(await errorOf(response)).toEqual({ status: 401, error: "invalid_client" });
+      }
+      const half = await post("/token", { ...codeParams(code), client_assertion: await assertion(rp.clientId, rp.privateKey, rp.kid) });
+      expect(await errorOf(half)).toEqual({ status: 400, error: "invalid_request" });
+      expect((await post("/token", { ...codeParams(code), ...asAssertion(await assertion(rp.clientId, rp.privateKey, rp.kid)) })).status).toBe(200);
+    });
+  });
+});
+
+describe("refresh_token grant", () => {
+  it("rotates: new tokens, the old refresh token is spent, a new ID token keeps the original auth_time (OIDC Core §12.2)", async () => {
+    const rp = await makeClient();
+    const user = await makeUser();
+    const code = await makeCode(rp.clientId, user.id, { authTime: 1_700_000_000, sid: "sid-zyxwvutsrqpo" });
+    const first = await redeem(rp, code);
+    const response = await refresh(rp, first.refresh_token!);
+    expect(response.status).toBe(200);
+    expect(response.headers.get("cache-control")).toBe("no-store");
+    const second = await response.json<Tokens>();
+    expect(second.refresh_token).not.toBe(first.refresh_token);
+    expect(second.scope).toBe(first.scope);
+    const { payload } = await verifyIdToken(second.id_token!, rp.clientId);
+    expect(payload).toMatchObject({ sub: user.id, auth_time: 1_700_000_000, sid: "sid-zyxwvutsrqpo", at_hash: await halfHash(second.access_token) });
+    expect(payload.nonce).toBeUndefined();
+    expect((await userinfoWith(second.access_token)).status).toBe(200);
+  });
+
+  it("may narrow the scope, never widen it", async () => {
+    const rp = await makeClient();
+    const user = await makeUser();
+    const first = await redeem(rp, await makeCode(rp.clientId, user.id, { scope: "openid email offline_access" }));
+    const wider = await refresh(rp, first.refresh_token!, { scope: "openid email profile offline_access" });
+    expect(await errorOf(wider)).toEqual({ status: 400, error: "invalid_scope" });
+    // The refused request changed nothing: the same token still rotates, to a narrower scope.
+    const narrow = await refresh(rp, first.refresh_token!, { scope: "email" });
+    expect(narrow.status).toBe(200);
+    const tokens = await narrow.json<Tokens>();
+    expect(tokens.scope).toBe("email");
+    expect(tokens.id_token).toBeUndefined();
+    expect(decodePayload(tokens.access_token).scope).toBe("email");
+    // The grant keeps what was granted: the next refresh without scope gets all of it again.
+    const again = await (await refresh(rp, tokens.refresh_token!)).json<Tokens>();
+    expect(again.scope).toBe("openid email offline_access");
+  });
+
+  it("10 parallel refreshes of one token: exactly one 200, and the family is revoked (C3)", async () => {
+    const rp = await makeClient();
+    const user = await makeUser();
+    const first = await redeem(rp, await makeCode(rp.clientId, user.id));
+    const responses = await Promise.all(Array.from({ length: 10 }, () => refresh(rp, first.refresh_token!)));
+    expect(responses.filter((r) => r.status === 200)).toHaveLength(1);
+    const bodies = await Promise.all(responses.map((r) => r.json<Tokens & { error?: string }>()));
+    expect(bodies.filter((b) => b.error === "invalid_grant")).toHaveLength(9);
+    const winner = bodies.find((b) => b.access_token !== undefined)!;
+    expect((await errorOf(await refresh(rp, winner.refresh_token!))).error).toBe("invalid_grant");
+    expect((await userinfoWith(winner.access_token)).status).toBe(401);
+    expect((await userinfoWith(first.access_token)).status).toBe(401);
+  });
+
+  it("refuses another client's refresh token without harming the grant, and garbage tokens", async () => {
+    const rp = await makeClient();
+    const other = await makeClient();
+    const user = await makeUser();
+    const first = await redeem(rp, await makeCode(rp.clientId, user.id));
+    expect((await errorOf(await refresh(other, first.refresh_token!))).error).toBe("invalid_grant");
+    for (const garbage of ["x", `${first.refresh_token!.split(".")[0]}.${"A".repeat(43)}`, "a.b.c", "€".repeat(100)]) {
+      expect(await errorOf(await refresh(rp, garbage))).toEqual({ status: 400, error: "invalid_grant" });
+    }
+    expect((await refresh(rp, first.refresh_token!)).status).toBe(200);
+  });
+
+  it("a client not registered for refresh_token is unauthorized_client", async () => {
+    const rp = await makeClient();
+    const user = await makeUser();
+    const first = await redeem(rp, await makeCode(rp.clientId, user.id));
+    await updateClient(env.DB, rp.clientId, { grant_types: ["authorization_code"] });
+    expect(await errorOf(await refresh(rp, first.refresh_token!))).toEqual({ status: 400, error: "unauthorized_client" });
+  });
+});
+
+describe("client_credentials grant", () => {
+  it("issues a revocable access token for the client itself, with no ID token and no refresh token", async () => {
+    const api = await makeClient({ grant_types: ["client_credentials"], scope: "openid reports:read reports:write" });
+    const response = await postAs(api, "/token", { grant_type: "client_credentials" });
+    expect(response.status).toBe(200);
+    const tokens = await response.json<Tokens>();
+    expect(tokens.scope).toBe("reports:read reports:write");
+    expect(tokens.id_token).toBeUndefined();
+    expect(tokens.refresh_token).toBeUndefined();
+    const claims = decodePayload(tokens.access_token);
+    expect(claims).toMatchObject({ sub: api.clientId, client_id: api.clientId, scope: "reports:read reports:write" });
+    expect(claims.auth_time).toBeUndefined();
+    // Its grant exists, so revocation can reach it.
+    const family = await tokenFamilyFor(env, claims.gid as string)!.getFamily();
+    expect(family).toMatchObject({ clientId: api.clientId, sub: api.clientId, authTime: null });
+
+    const narrow = await (await postAs(api, "/token", { grant_type: "client_credentials", scope: "reports:read" })).json<Tokens>();
+    expect(narrow.scope).toBe("reports:read");
+  });
+
+  it("refuses user scopes, unregistered scopes, public clients and clients without the grant", async () => {
+    const api = await makeClient({ grant_types: ["client_credentials"], scope: "openid reports:read" });
+    for (const scope of ["openid", "reports:read profile", "reports:write", "bad\"scope"]) {
+      expect(await errorOf(await postAs(api, "/token", { grant_type: "client_credentials", scope }))).toEqual({ status: 400, error: "invalid_scope" });
+    }
+    const spa = await makeClient({ token_endpoint_auth_method: "none", grant_types: ["client_credentials"] });
+    expect((await errorOf(await postAs(spa, "/token", { grant_type: "client_credentials" }))).error).toBe("unauthorized_client");
+    const rp = await makeClient();
+    expect((await errorOf(await postAs(rp, "/token", { grant_type: "client_credentials" }))).error).toBe("unauthorized_client");
+  });
+});
+
+describe("bad input at /token", () => {
+  it("answers with the spec's errors, never a 5xx", async () => {
+    const rp = await makeClient();
+    const cases: [Promise<Response>, number, string][] = [
+      [postAs(rp, "/token", { grant_type: "password", username: "a", password: "b" }), 400, "unsupported_grant_type"],
+      [postAs(rp, "/token", { grant_type: "urn:ietf:params:oauth:grant-type:device_code" }), 400, "unsupported_grant_type"],
+      [postAs(rp, "/token", {}), 400, "invalid_request"],
+      [postAs(rp, "/token", { grant_type: "authorization_code" }), 400, "invalid_request"],
+      [postAs(rp, "/token", { grant_type: "refresh_token" }), 400, "invalid_request"],
+      [postAs(rp, "/token", { grant_type: "x".repeat(5000) }), 400, "invalid_request"],
+      [
+        SELF.fetch(`${ISSUER}/token`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ grant_type: "client_credentials" }) }),
+        400,
+        "invalid_request",
+      ],
+      [
+        SELF.fetch(`${ISSUER}/token`, {
+          method: "POST",
+          headers: { "content-type": "application/x-www-form-urlencoded", authorization: basic(rp.clientId, rp.secret!) },
+          body: "grant_type=authorization_code&grant_type=refresh_token",
+        }),
+        400,
+        "invalid_request",
+      ],
+      [
+        SELF.fetch(`${ISSUER}/token`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: `grant_type=client_credentials&pad=${"a".repeat(100_000)}` }),
+        413,
+        "invalid_request",
+      ],
+      [
+        SELF.fetch(`${ISSUER}/token`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: new Uint8Array([0x67, 0x3d, 0xff, 0xfe]) }),
+        400,
+        "invalid_request",
+      ],
+      [SELF.fetch(`${ISSUER}/token?grant_type=client_credentials`), 405, "invalid_request"],
+      [post("/token", { grant_type: "authorization_code", code: "x" }, { authorization: "Bearer abc" }), 401, "invalid_client"],
+    ];
+    for (const [pending, status, error] of cases) {
+      const response = await pending;
+      expect({ status: response.status, error: (await response.json<{ error: string }>()).error }).toEqual({ status, error });
+      expect(response.headers.get("cache-control")).toBe("no-store");
+    }
+  });
+
+  it("rate-limits per client: with a limit of N, exactly N concurrent requests are let through (C6), the next gets 429 + Retry-After", async () => {
+    const rp = await makeClient({ grant_types: ["client_credentials"], scope: "api" });
+    const other = await makeClient({ grant_types: ["client_credentials"], scope: "api" });
+    const n = config.rateLimitToken;
+    // Counted before the secret is checked, so guessing secrets is limited too; wrong secrets keep the burst cheap.
+    const guess = () => post("/token", { grant_type: "client_credentials" }, { authorization: basic(rp.clientId, "guess") });
+    // A frozen clock inside one window, so the count is exact.
+    vi.useFakeTimers({ toFake: ["Date"] });
+    try {
+      vi.setSystemTime((Math.floor(Date.now() / 60_000) + 1) * 60_000 + 1000);
+      // Most of the window is used up directly on the client's limiter, so the burst through the Worker stays small.
+      const used = await rateLimiterFor(env, `token:client:${rp.clientId}`).hit(n, config.rateLimitWindow, n - 8);
+      expect(used.allowed).toBe(true);
+      const responses = await Promise.all(Array.from({ length: 9 }, guess));
+      expect(responses.filter((r) => r.status === 401)).toHaveLength(8);
+      const limited = responses.filter((r) => r.status === 429);
+      expect(limited).toHaveLength(1);
+      expect((await limited[0]!.json<{ error: string }>()).error).toBe("rate_limited");
+      expect(Number(limited[0]!.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+      // Even the right secret waits for the next window; another client is not affected.
+      expect((await postAs(rp, "/token", { grant_type: "client_credentials" })).status).toBe(429);
+      expect((await postAs(other, "/token", { grant_type: "client_credentials" })).status).toBe(200);
+      vi.setSystemTime(Date.now() + 60_000);
+      expect((await postAs(rp, "/token", { grant_type: "client_credentials" })).status).toBe(200);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
