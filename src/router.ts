@@ -1,5 +1,9 @@
 import { Router, error, json, type IRequest } from "itty-router";
 import type { Env } from "./env";
+import { authorize, resumeAuthorization } from "./routes/authorize";
+import { consentScreen, submitConsent } from "./routes/consent";
+import { devMailbox } from "./routes/dev-mailbox";
+import { confirmLink, finishEmailLogin, loginPage, sendLoginLink } from "./routes/login";
 import { health } from "./routes/health";
 import { renderError } from "./routes/respond";
 import { introspect } from "./routes/introspect";
@@ -15,6 +19,16 @@ router.get("/health", (_request, env) => health(env));
 // ── Discovery and keys ──────────────────────────────────────────────────────────
 
 // ── Authorization, sign-in, consent ─────────────────────────────────────────────
+router.get("/authorize", authorize);
+router.post("/authorize", authorize);
+router.get("/authorize/resume", resumeAuthorization);
+router.get("/login", loginPage);
+router.post("/login", sendLoginLink);
+router.get("/login/email", confirmLink);
+router.post("/login/email", finishEmailLogin);
+router.get("/consent", consentScreen);
+router.post("/consent", submitConsent);
+router.get("/dev/mailbox", devMailbox);
 
 // ── Token, userinfo, introspection, revocation ──────────────────────────────────
 router.post("/token", (request, env) => token(request, env));

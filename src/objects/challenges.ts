@@ -1,6 +1,7 @@
 import { SingleUseResourceStore } from "./single-use-store";
 
-export type ChallengeKind = "magic_link" | "passkey_registration" | "passkey_authentication" | "session_token";
+/** `interaction`: a pending authorization request, kept while the user signs in and consents; consumed when the code is issued. */
+export type ChallengeKind = "magic_link" | "passkey_registration" | "passkey_authentication" | "session_token" | "interaction";
 
 /** A login challenge: what was asked, of whom, and the authorization request to resume afterwards. */
 export interface Challenge {

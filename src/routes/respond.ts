@@ -49,3 +49,45 @@ export function htmlResponse(html: string, init: { status?: number; headers?: Re
 export function redirectResponse(location: string, headers: Record<string, string> = {}): Response {
   return new Response(null, { status: 303, headers: { location, ...NO_STORE, ...headers } });
 }
+
+/** RFC 6749 §4.1.2 and OAuth 2.0 Multiple Response Type Encoding Practices §2: where the authorization response goes. */
+export type AuthorizationResponseMode = "query" | "fragment" | "form_post";
+
+/** The one inline script of the form_post page, allowed by its hash and nothing else. */
+const FORM_POST_SCRIPT = "document.forms[0].submit();";
+/** base64(sha256(FORM_POST_SCRIPT)); tests check it against the script. */
+export const FORM_POST_SCRIPT_HASH = "sha256-8lDeP0UDwCO6/RhblgeH/ctdBzjVpJxrXizsnIk3cEQ=";
+
+/**
+ * An authorization response (success or error) to a redirect URI that the caller has checked is registered for the
+ * client: `query` and `fragment` are 303 redirects; `form_post` (OAuth 2.0 Form Post Response Mode) is a page that
+ * posts the parameters to the redirect URI by itself. The parameters are encoded, never interpolated raw.
+ */
+export function authorizationResponse(redirectUri: string, mode: AuthorizationResponseMode, params: Record<string, string>): Response {
+  if (mode === "form_post") {
+    const fields = Object.entries(params)
+      .map(([name, value]) => `<input type="hidden" name="${escapeHtml(name)}" value="${escapeHtml(value)}">`)
+      .join("\n");
+    const html = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Submit this form</title></head>
+<body>
+<form method="post" action="${escapeHtml(redirectUri)}">
+${fields}
+<noscript><p>JavaScript is off: press the button to continue.</p><button type="submit">Continue</button></noscript>
+</form>
+<script>${FORM_POST_SCRIPT}</script>
+</body></html>`;
+    return htmlResponse(html, {
+      headers: {
+        "content-security-policy": `default-src 'none'; script-src '${FORM_POST_SCRIPT_HASH}'; form-action http: https:; frame-ancestors 'none'; base-uri 'none'`,
+      },
+    });
+  }
+  const encoded = new URLSearchParams(params).toString();
+  // RFC 6749 §3.1.2: a registered URI may carry a query, which is kept; it never carries a fragment.
+  const hashAt = redirectUri.indexOf("#");
+  const base = hashAt === -1 ? redirectUri : redirectUri.slice(0, hashAt);
+  const separator = !base.includes("?") ? "?" : base.endsWith("?") || base.endsWith("&") ? "" : "&";
+  const location = mode === "fragment" ? `${base}#${encoded}` : `${base}${separator}${encoded}`;
+  return redirectResponse(location);
+}

@@ -1,0 +1,72 @@
+import { issuerOf } from "../config";
+import { getUser } from "../db/users";
+import type { Env } from "../env";
+import { challengeStoreFor } from "../objects/locate";
+import { grantableScope } from "../oauth/authorize-request";
+import { OAuthError } from "../oauth/errors";
+import { consentPage } from "../ui/pages";
+import { answeringClient, clientOfPending, continueAuthorization, frontChannel, loadInteraction, pageError } from "./authorize";
+import { csrfTokenFor, verifyCsrf } from "./cookies";
+import { readParams } from "./params";
+import { htmlResponse, redirectResponse } from "./respond";
+import { currentSession } from "./session";
+
+/**
+ * The consent screen.
+ *   GET  /consent?interaction=ID   names the client and the scopes; buttons `decision=allow` / `decision=deny`
+ *   POST /consent                  allow: remembered per user, client and scopes, then the code; deny: access_denied
+ * The POST must come from the session the page was shown to (its sid is in the form).
+ */
+
+/** GET /consent */
+export function consentScreen(request: Request, env: Env): Promise<Response> {
+  return frontChannel(async () => {
+    const interaction = new URL(request.url).searchParams.get("interaction") ?? undefined;
+    const pending = await loadInteraction(env, interaction);
+    const client = await clientOfPending(env, pending);
+    const session = await currentSession(env, request);
+    if (session === null) return redirectResponse(`/login?interaction=${encodeURIComponent(interaction!)}`);
+    let scope = "";
+    const failed = await answeringClient(issuerOf(env, request), pending, async () => {
+      scope = grantableScope(pending.scope, client);
+      return null;
+    });
+    if (failed !== null) return failed;
+    const user = await getUser(env.DB, session.userId);
+    const csrf = csrfTokenFor(request, issuerOf(env, request));
+    const html = consentPage({
+      csrfToken: csrf.token,
+      interaction: interaction!,
+      sid: session.sid,
+      clientName: client.client_name,
+      userEmail: user?.email ?? null,
+      scopes: scope.split(" "),
+    });
+    return htmlResponse(html, { headers: csrf.setCookie ? { "set-cookie": csrf.setCookie } : {} });
+  });
+}
+
+/** POST /consent */
+export function submitConsent(request: Request, env: Env): Promise<Response> {
+  return frontChannel(async () => {
+    const issuer = issuerOf(env, request);
+    const params = await readParams(request, "body");
+    await verifyCsrf(request, issuer, params.csrf_token);
+    const interaction = params.interaction;
+    const pending = await loadInteraction(env, interaction);
+    const client = await clientOfPending(env, pending);
+    const session = await currentSession(env, request);
+    if (session === null || params.sid !== session.sid) {
+      throw pageError("You are no longer signed in as the person this question was for. Start again from the application.", 403);
+    }
+    const decision = params.decision;
+    if (decision !== "allow" && decision !== "deny") throw pageError("Choose Allow or Deny.");
+    return answeringClient(issuer, pending, async () => {
+      if (decision === "allow") return continueAuthorization(env, request, client, pending, interaction!, { consentGiven: true });
+      // Used up like a completed request, so the same interaction cannot be allowed afterwards.
+      const result = await challengeStoreFor(env, interaction!)!.consume(interaction!, { kind: "interaction" }, { sessionId: session.sid, userId: session.userId });
+      if (result.status !== "ok") throw pageError("This sign-in request was already completed. Start again from the application.");
+      throw new OAuthError("access_denied", "the user denied access");
+    });
+  });
+}

@@ -1,0 +1,189 @@
+import { issuerOf, loadConfig } from "../config";
+import { ensureUserForVerifiedEmail, findUserByEmail, normalizeEmail } from "../db/users";
+import { sendEmail } from "../email";
+import type { Env } from "../env";
+import type { Challenge, ChallengeOutcome } from "../objects/challenges";
+import { challengeStoreFor, newChallengeId, userSessionsFor } from "../objects/locate";
+import { formatSessionCookie, newSessionId } from "../objects/sessions";
+import { randomToken, sha256Base64url } from "../oauth/crypto";
+import { OAuthError } from "../oauth/errors";
+import { checkEmailPage, confirmLinkPage, errorPage, signInPage, signedInPage } from "../ui/pages";
+import { clientIp, clientOfPending, enforceRateLimit, frontChannel, loadInteraction, pageError } from "./authorize";
+import { csrfTokenFor, verifyCsrf } from "./cookies";
+import { readParams } from "./params";
+import { htmlResponse, redirectResponse } from "./respond";
+import { sessionCookie } from "./session";
+
+/**
+ * Sign-in by email link.
+ *   GET  /login?interaction=ID   the form (one input named `email`, prefilled from login_hint)
+ *   POST /login                  sends a single-use link (a magic_link challenge) and says "check your email"
+ *   GET  /login/email?token=ID   a confirmation page with one button: link scanners that prefetch URLs do not use the link up
+ *   POST /login/email            uses the link (C11), creates the user on first sign-in, starts the session (C12)
+ */
+
+/** A practical address check (RFC 5321 sizes), not a full RFC 5322 parser: whatever passes is sent to, nothing else. */
+const EMAIL = /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$/;
+
+export function isEmailAddress(value: string): boolean {
+  return value.length <= 254 && EMAIL.test(value);
+}
+
+/** A new user id, usable as sub: 128 random bits, the shape userSessionsFor accepts. */
+export function newUserId(): string {
+  return randomToken(16);
+}
+
+async function signInForm(
+  request: Request,
+  env: Env,
+  input: { interaction: string | null; email: string; error?: string },
+  status = 200,
+): Promise<Response> {
+  let clientName: string | null = null;
+  if (input.interaction !== null) {
+    const pending = await loadInteraction(env, input.interaction);
+    clientName = (await clientOfPending(env, pending)).client_name;
+  }
+  const csrf = csrfTokenFor(request, issuerOf(env, request));
+  const html = signInPage({ csrfToken: csrf.token, interaction: input.interaction, email: input.email, clientName, error: input.error });
+  return htmlResponse(html, { status, headers: csrf.setCookie ? { "set-cookie": csrf.setCookie } : {} });
+}
+
+/** GET /login */
+export function loginPage(request: Request, env: Env): Promise<Response> {
+  return frontChannel(async () => {
+    const interaction = new URL(request.url).searchParams.get("interaction");
+    let email = "";
+    if (interaction !== null) {
+      const hint = (await loadInteraction(env, interaction)).loginHint;
+      if (hint !== null && isEmailAddress(hint)) email = hint;
+    }
+    return signInForm(request, env, { interaction, email });
+  });
+}
+
+/** POST /login: the answer is the same whether or not the address has an account (accounts are made on first sign-in). */
+export function sendLoginLink(request: Request, env: Env): Promise<Response> {
+  return frontChannel(async () => {
+    const issuer = issuerOf(env, request);
+    const config = loadConfig(env);
+    const params = await readParams(request, "body");
+    await verifyCsrf(request, issuer, params.csrf_token);
+    const interaction = params.interaction ?? null;
+    if (interaction !== null) await loadInteraction(env, interaction);
+    const submitted = (params.email ?? "").trim();
+    if (!isEmailAddress(submitted)) {
+      return signInForm(request, env, { interaction, email: submitted.slice(0, 254), error: "Enter a valid email address." }, 400);
+    }
+    const email = normalizeEmail(submitted);
+    await enforceRateLimit(env, `login:ip:${clientIp(request)}`, config.rateLimitLogin);
+    await enforceRateLimit(env, `login:email:${await sha256Base64url(email)}`, config.rateLimitLogin);
+
+    const id = newChallengeId(env);
+    const challenge: Challenge = { kind: "magic_link", email, interaction };
+    const { stored } = await challengeStoreFor(env, id)!.put(id, challenge, config.magicLinkTtl);
+    if (!stored) throw new Error("challenge id collision");
+    const link = `${issuer}/login/email?token=${encodeURIComponent(id)}`;
+    const minutes = Math.max(1, Math.round(config.magicLinkTtl / 60));
+    await sendEmail(env, {
+      to: email,
+      subject: "Your sign-in link",
+      text: `Use this link to sign in:\n\n${link}\n\nIt works once and expires in ${minutes} minute${minutes === 1 ? "" : "s"}. If you did not ask to sign in, ignore this email.\n`,
+      link,
+    });
+    return htmlResponse(checkEmailPage(email));
+  });
+}
+
+const LINK_UNUSABLE = "This sign-in link has expired or was already used. Ask for a new one.";
+
+/** The link's challenge while it can still produce a session: live, or used but (perhaps) not finished (C12). */
+async function usableLink(env: Env, token: string | undefined): Promise<{ challenge: Challenge; outcome: ChallengeOutcome | null }> {
+  const store = token === undefined ? null : challengeStoreFor(env, token);
+  if (token === undefined || store === null) throw pageError(LINK_UNUSABLE);
+  const found = await store.peek(token);
+  if (found.status === "active" && found.value.kind === "magic_link") return { challenge: found.value, outcome: null };
+  if (found.status === "consumed" && found.value.kind === "magic_link" && found.outcome !== null) return { challenge: found.value, outcome: found.outcome };
+  throw pageError(LINK_UNUSABLE);
+}
+
+/** GET /login/email?token=ID: confirm with a POST, so a prefetch cannot use the link. */
+export function confirmLink(request: Request, env: Env): Promise<Response> {
+  return frontChannel(async () => {
+    const token = new URL(request.url).searchParams.get("token") ?? undefined;
+    const { outcome } = await usableLink(env, token);
+    if (outcome !== null && (await sessionExists(env, outcome))) throw pageError(LINK_UNUSABLE);
+    const csrf = csrfTokenFor(request, issuerOf(env, request));
+    return htmlResponse(confirmLinkPage(csrf.token, token!), { headers: csrf.setCookie ? { "set-cookie": csrf.setCookie } : {} });
+  });
+}
+
+/** Whether a used link already produced its session (then it is spent); only a hint for the page, the POST decides. */
+async function sessionExists(env: Env, outcome: ChallengeOutcome): Promise<boolean> {
+  if (outcome.userId === undefined || outcome.sessionId === undefined) return false;
+  const sessions = userSessionsFor(env, outcome.userId);
+  return sessions !== null && (await sessions.listSessions()).some((s) => s.sid === outcome.sessionId);
+}
+
+/** POST /login/email */
+export function finishEmailLogin(request: Request, env: Env): Promise<Response> {
+  return frontChannel(async () => {
+    const params = await readParams(request, "body");
+    await verifyCsrf(request, issuerOf(env, request), params.csrf_token);
+    const token = params.token;
+    const { challenge } = await usableLink(env, token);
+    const store = challengeStoreFor(env, token!)!;
+
+    // C12: the session and user ids are chosen before the link is used and recorded with it, so that a retry after
+    // a later failure finishes the very same session — and a second one can never be made from one link.
+    const existing = await findUserByEmail(env.DB, challenge.email!);
+    const proposed: Required<ChallengeOutcome> = { sessionId: newSessionId(), userId: existing?.id ?? newUserId() };
+    const result = await store.consume(token!, { kind: "magic_link" }, proposed);
+    let outcome: Required<ChallengeOutcome>;
+    if (result.status === "ok") {
+      outcome = proposed;
+    } else if (result.status === "consumed" && result.outcome?.sessionId !== undefined && result.outcome.userId !== undefined) {
+      outcome = { sessionId: result.outcome.sessionId, userId: result.outcome.userId };
+    } else {
+      throw pageError(LINK_UNUSABLE);
+    }
+    return completeSignIn(env, request, challenge, outcome);
+  });
+}
+
+/**
+ * The steps after the link is used: the user (created on first sign-in, idempotent), then the session with the
+ * link's session id. `createSession` answers `created: true` exactly once per id, and only that answer sets a cookie.
+ */
+async function completeSignIn(env: Env, request: Request, challenge: Challenge, outcome: Required<ChallengeOutcome>): Promise<Response> {
+  let cookieValue: string;
+  let email: string;
+  try {
+    const user = await ensureUserForVerifiedEmail(env.DB, challenge.email!, outcome.userId);
+    if (user.disabled) throw pageError("This account is disabled.", 403);
+    email = user.email;
+    const sessions = userSessionsFor(env, user.id)!;
+    const result = await sessions.createSession({
+      sid: outcome.sessionId,
+      userId: user.id,
+      authTime: Math.floor(Date.now() / 1000),
+      // RFC 8176 has no value for an emailed link ("otp" means HOTP/TOTP); "email" says what was proven.
+      amr: ["email"],
+      acr: null,
+    });
+    if (!result.created) throw pageError(LINK_UNUSABLE);
+    cookieValue = formatSessionCookie(user.id, outcome.sessionId, result.secret);
+  } catch (error) {
+    if (error instanceof OAuthError) throw error;
+    console.error(JSON.stringify({ level: "error", event: "sign_in_incomplete", error: error instanceof Error ? error.name : "unknown" }));
+    return htmlResponse(
+      errorPage("We could not finish signing you in", "Something failed on our side. Open the link from your email again to retry."),
+      { status: 503, headers: { "retry-after": "5" } },
+    );
+  }
+  const headers = { "set-cookie": sessionCookie(env, request, cookieValue) };
+  if (challenge.interaction) return redirectResponse(`/authorize/resume?interaction=${encodeURIComponent(challenge.interaction)}`, headers);
+  return htmlResponse(signedInPage(email), { headers });
+}
+

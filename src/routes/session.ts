@@ -1,0 +1,38 @@
+import { issuerOf, loadConfig } from "../config";
+import type { Env } from "../env";
+import { userSessionsFor } from "../objects/locate";
+import { parseSessionCookie, type SessionInfo } from "../objects/sessions";
+import { SESSION_COOKIE, clearCookie, readCookie, setCookie } from "./cookies";
+
+/**
+ * The browser session: a cookie `<userId>.<sid>.<secret>` naming a session in the user's session object.
+ * Only the object can tell whether the secret is right and the session still usable.
+ */
+
+export interface CurrentSession {
+  userId: string;
+  sid: string;
+  session: SessionInfo;
+}
+
+/** The usable session of this browser, or null (no cookie, a cookie not ours, revoked, expired). Marks it as used. */
+export async function currentSession(env: Env, request: Request): Promise<CurrentSession | null> {
+  const raw = readCookie(request, SESSION_COOKIE, issuerOf(env, request));
+  if (raw === null) return null;
+  const parsed = parseSessionCookie(raw);
+  if (parsed === null) return null;
+  const sessions = userSessionsFor(env, parsed.userId);
+  if (sessions === null) return null;
+  const session = await sessions.touchSession(parsed.sid, parsed.secret);
+  if (session === null || session.userId !== parsed.userId) return null;
+  return { userId: parsed.userId, sid: parsed.sid, session };
+}
+
+/**
+ * The Set-Cookie header for the session cookie: HttpOnly, SameSite=Lax, Path=/, and `__Host-` + Secure on an https
+ * issuer (cookies.ts). It lives as long as the session may (the object still decides). `null` clears it.
+ */
+export function sessionCookie(env: Env, request: Request, value: string | null): string {
+  const issuer = issuerOf(env, request);
+  return value === null ? clearCookie(SESSION_COOKIE, issuer) : setCookie(SESSION_COOKIE, value, issuer, loadConfig(env).sessionTtl);
+}
