@@ -1,0 +1,226 @@
+import { z } from "zod";
+import type { Client, ClientFields } from "../db/clients";
+import { OAuthError } from "./errors";
+import { parseScope } from "./scopes";
+
+/**
+ * Client metadata rules (RFC 7591 §2) for the admin API. Pure: takes what an operator sent (and, for an update, the
+ * client as stored) and returns the complete field set to store, or throws `invalid_client_metadata` /
+ * `invalid_redirect_uri` (RFC 7591 §3.2.2). Metadata this OP does not understand is ignored (RFC 7591 §2).
+ */
+
+export const GRANT_TYPES = ["authorization_code", "refresh_token", "client_credentials"] as const;
+export const RESPONSE_TYPES = ["code"] as const;
+export const TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"] as const;
+export const ID_TOKEN_SIGNING_ALGS = ["RS256", "ES256"] as const;
+
+export const DEFAULT_SCOPE = "openid profile email address phone offline_access";
+
+const MAX_URIS = 20;
+const MAX_URI_LENGTH = 2000;
+const MAX_JWKS_KEYS = 10;
+
+/** JWK members that only a private or symmetric key has (RFC 7518 §6.2.2, §6.3.2, §6.4.1): never accepted in a client's JWKS. */
+const PRIVATE_JWK_MEMBERS = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
+const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
+/** RFC 8252 §7.1: a private-use scheme is a reversed domain name, so it has at least one dot ("com.example.app"). */
+const PRIVATE_USE_SCHEME = /^[a-z][a-z0-9+-]*(\.[a-z0-9+-]+)+$/;
+/** Schemes that run or embed content instead of navigating somewhere; refused even if they look reverse-DNS. */
+const DANGEROUS_SCHEMES = new Set(["javascript", "data", "vbscript", "file", "blob", "about", "filesystem"]);
+
+const uriList = z.array(z.string().max(MAX_URI_LENGTH, "is too long")).max(MAX_URIS, `has more than ${MAX_URIS} entries`);
+const jwkValue = z.union([z.string().max(4096), z.array(z.string().max(4096)).max(10), z.boolean(), z.number()]);
+const jwks = z.object({
+  keys: z
+    .array(
+      z
+        .record(z.string().max(64), jwkValue)
+        .refine((jwk) => typeof jwk.kty === "string", "every key needs kty")
+        .refine((jwk) => !PRIVATE_JWK_MEMBERS.some((m) => m in jwk), "must hold public keys only"),
+    )
+    .min(1, "must hold at least one key")
+    .max(MAX_JWKS_KEYS, `holds more than ${MAX_JWKS_KEYS} keys`),
+});
+
+/**
+ * What an operator may send (RFC 7591 names, plus `skip_consent`). Every member optional: on create the defaults
+ * apply, on update the stored value stays. `null` clears a nullable member. Unknown members are stripped.
+ */
+export const clientMetadataSchema = z.object({
+  client_name: z.string().trim().min(1, "must not be empty").max(200, "is too long").optional(),
+  redirect_uris: uriList.optional(),
+  post_logout_redirect_uris: uriList.optional(),
+  grant_types: z.array(z.enum(GRANT_TYPES)).max(GRANT_TYPES.length * 2).optional(),
+  response_types: z.array(z.enum(RESPONSE_TYPES)).max(4).optional(),
+  token_endpoint_auth_method: z.enum(TOKEN_ENDPOINT_AUTH_METHODS).optional(),
+  scope: z.string().max(1000, "is too long").optional(),
+  jwks: jwks.nullable().optional(),
+  jwks_uri: z.string().max(MAX_URI_LENGTH, "is too long").nullable().optional(),
+  id_token_signed_response_alg: z.enum(ID_TOKEN_SIGNING_ALGS).nullable().optional(),
+  skip_consent: z.boolean().optional(),
+});
+
+export type ClientMetadataInput = z.infer<typeof clientMetadataSchema>;
+
+function metadataError(description: string): OAuthError {
+  return new OAuthError("invalid_client_metadata", description.slice(0, 300));
+}
+
+function redirectError(description: string): OAuthError {
+  return new OAuthError("invalid_redirect_uri", description.slice(0, 300));
+}
+
+/** Parses the JSON body; the first problem names the member, and redirect URI problems get their own code. */
+export function parseClientMetadata(body: unknown): ClientMetadataInput {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) throw metadataError("the request body must be a JSON object");
+  const result = clientMetadataSchema.safeParse(body);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0]!;
+  const name = issue.path.map(String).join(".") || "metadata";
+  const message = `${name}: ${issue.message}`;
+  const member = issue.path[0];
+  throw member === "redirect_uris" || member === "post_logout_redirect_uris" ? redirectError(message) : metadataError(message);
+}
+
+/**
+ * Why `uri` cannot be a redirection URI, or null when it can (RFC 6749 §3.1.2, RFC 8252 §7, OAuth 2.0 Security BCP §4.1):
+ * absolute, no fragment, no credentials, no whitespace; https, or http on a loopback host (native apps, local development),
+ * or a private-use scheme in reverse-DNS form (native apps).
+ */
+export function redirectUriProblem(uri: string): string | null {
+  // The URL parser would quietly strip whitespace and control characters; a registered URI must be exactly what is compared.
+  if (/[\s\u0000-\u001f\u007f]/.test(uri)) return "must not contain whitespace or control characters";
+  if (uri.includes("#")) return "must not contain a fragment";
+  let url: URL;
+  try {
+    url = new URL(uri);
+  } catch {
+    return "must be an absolute URI";
+  }
+  const scheme = url.protocol.slice(0, -1).toLowerCase();
+  if (DANGEROUS_SCHEMES.has(scheme)) return `must not use the ${scheme}: scheme`;
+  if (url.username !== "" || url.password !== "") return "must not contain credentials";
+  // The URL parser reads "https:/host", "https:host" and "https:///host" as "https://host/": require the plain form.
+  if ((scheme === "https" || scheme === "http") && !/^https?:\/\/[^/?#\\]/i.test(uri)) return "must be scheme://host/…";
+  if (scheme === "https") return url.hostname === "" ? "must name a host" : null;
+  if (scheme === "http") return LOOPBACK_HOSTS.has(url.hostname) ? null : "must use https (http only on localhost, 127.0.0.1 or [::1])";
+  if (PRIVATE_USE_SCHEME.test(scheme)) return null;
+  return "must use https, http on a loopback host, or a private-use scheme in reverse domain name form (RFC 8252 §7.1)";
+}
+
+function checkRedirectUris(member: string, uris: string[]): void {
+  uris.forEach((uri, i) => {
+    const problem = redirectUriProblem(uri);
+    if (problem) throw redirectError(`${member}.${i}: ${problem}`);
+  });
+}
+
+function distinct<T>(values: T[]): T[] {
+  return [...new Set(values)];
+}
+
+/** The metadata of a new client: the defaults, overridden by what was sent, then checked as a whole. */
+export function newClientFields(input: ClientMetadataInput): ClientFields {
+  const grantTypes = input.grant_types ?? ["authorization_code"];
+  return finalize({
+    client_name: input.client_name ?? "Unnamed client",
+    redirect_uris: input.redirect_uris ?? [],
+    post_logout_redirect_uris: input.post_logout_redirect_uris ?? [],
+    grant_types: grantTypes,
+    // RFC 7591 §2.1: response_types follow the grant types unless given.
+    response_types: input.response_types ?? (grantTypes.includes("authorization_code") ? ["code"] : []),
+    token_endpoint_auth_method: input.token_endpoint_auth_method ?? "client_secret_basic",
+    scope: input.scope ?? DEFAULT_SCOPE,
+    jwks: input.jwks ?? null,
+    jwks_uri: input.jwks_uri ?? null,
+    id_token_signed_response_alg: input.id_token_signed_response_alg ?? null,
+    // Not offered by this OP yet: never registered (advertise only what works).
+    backchannel_logout_uri: null,
+    backchannel_logout_session_required: false,
+    skip_consent: input.skip_consent ?? false,
+    dpop_bound_access_tokens: false,
+  });
+}
+
+/** The metadata after an update: the stored client with the sent members replaced, checked as a whole. */
+export function updatedClientFields(current: Client, input: ClientMetadataInput): ClientFields {
+  const grantTypes = input.grant_types ?? current.grant_types;
+  let responseTypes = input.response_types ?? current.response_types;
+  // Changing only the grant types keeps response_types consistent with them (RFC 7591 §2.1).
+  if (input.grant_types !== undefined && input.response_types === undefined) {
+    responseTypes = grantTypes.includes("authorization_code") ? ["code"] : [];
+  }
+  return finalize({
+    client_name: input.client_name ?? current.client_name,
+    redirect_uris: input.redirect_uris ?? current.redirect_uris,
+    post_logout_redirect_uris: input.post_logout_redirect_uris ?? current.post_logout_redirect_uris,
+    grant_types: grantTypes,
+    response_types: responseTypes,
+    token_endpoint_auth_method: input.token_endpoint_auth_method ?? current.token_endpoint_auth_method,
+    scope: input.scope ?? current.scope,
+    jwks: input.jwks === undefined ? current.jwks : input.jwks,
+    jwks_uri: input.jwks_uri === undefined ? current.jwks_uri : input.jwks_uri,
+    id_token_signed_response_alg: input.id_token_signed_response_alg === undefined ? current.id_token_signed_response_alg : input.id_token_signed_response_alg,
+    backchannel_logout_uri: current.backchannel_logout_uri,
+    backchannel_logout_session_required: current.backchannel_logout_session_required,
+    skip_consent: input.skip_consent ?? current.skip_consent,
+    dpop_bound_access_tokens: current.dpop_bound_access_tokens,
+  });
+}
+
+/** The rules that relate members to each other. */
+function finalize(fields: ClientFields): ClientFields {
+  const out: ClientFields = {
+    ...fields,
+    redirect_uris: distinct(fields.redirect_uris),
+    post_logout_redirect_uris: distinct(fields.post_logout_redirect_uris),
+    grant_types: distinct(fields.grant_types),
+    response_types: distinct(fields.response_types),
+  };
+  checkRedirectUris("redirect_uris", out.redirect_uris);
+  checkRedirectUris("post_logout_redirect_uris", out.post_logout_redirect_uris);
+
+  if (out.grant_types.length === 0) throw metadataError("grant_types: must name at least one grant type");
+  const usesCode = out.grant_types.includes("authorization_code");
+  if (usesCode && out.redirect_uris.length === 0) throw redirectError("redirect_uris: the authorization_code grant needs at least one redirect URI");
+  // RFC 7591 §2.1: the code response type and the authorization_code grant go together.
+  if (usesCode !== out.response_types.includes("code")) {
+    throw metadataError("response_types: \"code\" must be registered exactly when grant_types includes authorization_code");
+  }
+  // Refresh tokens are only issued with authorization codes here.
+  if (out.grant_types.includes("refresh_token") && !usesCode) throw metadataError("grant_types: refresh_token requires authorization_code");
+
+  const method = out.token_endpoint_auth_method;
+  if (out.grant_types.includes("client_credentials") && method === "none") {
+    throw metadataError("grant_types: client_credentials requires a confidential client (token_endpoint_auth_method other than none)");
+  }
+
+  if (out.jwks !== null && out.jwks_uri !== null) throw metadataError("jwks and jwks_uri must not both be present (RFC 7591 §2)");
+  if (out.jwks_uri !== null) {
+    let url: URL | null = null;
+    try {
+      url = new URL(out.jwks_uri);
+    } catch {
+      url = null;
+    }
+    const secure = url !== null && (url.protocol === "https:" || (url.protocol === "http:" && LOOPBACK_HOSTS.has(url.hostname)));
+    if (url === null || !secure || out.jwks_uri.includes("#") || url.username !== "" || url.password !== "") {
+      throw metadataError("jwks_uri: must be an absolute https URL (http only on a loopback host), without fragment or credentials");
+    }
+  }
+  if (method === "private_key_jwt" && out.jwks === null && out.jwks_uri === null) {
+    throw metadataError("token_endpoint_auth_method: private_key_jwt requires jwks or jwks_uri");
+  }
+
+  const scopes = parseScope(out.scope);
+  if (scopes === null) throw metadataError("scope: must be space-separated scope tokens (RFC 6749 §3.3)");
+  if (scopes.length === 0) throw metadataError("scope: must name at least one scope");
+  out.scope = scopes.join(" ");
+  return out;
+}
+
+/** Whether the client authenticates with a shared secret, so one is issued and stored hashed (C13). */
+export function usesClientSecret(method: Client["token_endpoint_auth_method"]): boolean {
+  return method === "client_secret_basic" || method === "client_secret_post";
+}

@@ -1,0 +1,218 @@
+import type { IRequest } from "itty-router";
+import { loadConfig } from "../config";
+import type { AuditData } from "../db/audit";
+import { clientVersion, createClientAudited, deleteClientAudited, updateClientAudited, type ClientChangeAudit } from "../db/client-changes";
+import { getClient, listClients, type ClientFields, type StoredClient } from "../db/clients";
+import type { Env } from "../env";
+import { rateLimiterFor, userSessionsFor } from "../objects/locate";
+import type { SessionInfo } from "../objects/sessions";
+import { hashClientSecret } from "../oauth/client-auth";
+import { newClientFields, parseClientMetadata, updatedClientFields, usesClientSecret } from "../oauth/client-metadata";
+import { randomToken, timingSafeEqualStrings } from "../oauth/crypto";
+import { OAuthError } from "../oauth/errors";
+import { jsonResponse } from "./respond";
+
+/**
+ * The admin API: clients CRUD in RFC 7591 metadata names (plus `skip_consent`), a user's sessions and "sign out
+ * everywhere". Bearer admin token (config.adminToken) compared in constant time; no token configured → the API is off.
+ * Every change is written to D1 with its audit event in one batch; nothing is cached, so an update is in force for
+ * every request that starts after it returns (C5).
+ */
+
+type AdminHandler = (request: IRequest, env: Env) => Promise<Response>;
+
+const MAX_JSON_BYTES = 64 * 1024;
+/** A PATCH that loses a compare-and-swap race is re-applied on the new version this many times, then reported. */
+const UPDATE_ATTEMPTS = 3;
+
+function clientIp(request: Request): string {
+  return (request.headers.get("cf-connecting-ip") ?? "unknown").slice(0, 64);
+}
+
+function bearerChallenge(error?: "invalid_token"): Record<string, string> {
+  return { "www-authenticate": error ? `Bearer realm="admin", error="${error}"` : `Bearer realm="admin"` };
+}
+
+/** Rate limit per caller address first (so the token cannot be guessed at speed), then the token itself. */
+async function requireAdmin(request: Request, env: Env): Promise<void> {
+  const config = loadConfig(env);
+  if (config.adminToken === "") {
+    throw new OAuthError("access_denied", "the admin API is disabled (no ADMIN_TOKEN is set)", { status: 403 });
+  }
+  const limit = await rateLimiterFor(env, `admin:ip:${clientIp(request)}`).hit(config.rateLimitAdmin, config.rateLimitWindow);
+  if (!limit.allowed) {
+    throw new OAuthError("rate_limited", "too many requests; retry later", { status: 429, headers: { "retry-after": String(limit.retryAfter) } });
+  }
+  const header = request.headers.get("authorization");
+  // RFC 6750 §3.1: a request without credentials gets the challenge with no error code.
+  if (header === null || header.trim() === "") throw new OAuthError("invalid_token", "an admin token is required", { status: 401, headers: bearerChallenge() });
+  const match = /^Bearer +([\x21-\x7e]{1,1024})$/i.exec(header);
+  if (!match || !(await timingSafeEqualStrings(match[1]!, config.adminToken))) {
+    throw new OAuthError("invalid_token", "the admin token is not valid", { status: 401, headers: bearerChallenge("invalid_token") });
+  }
+}
+
+/** Wraps a handler with the admin checks. */
+export function admin(handler: AdminHandler): AdminHandler {
+  return async (request, env) => {
+    await requireAdmin(request, env);
+    return handler(request, env);
+  };
+}
+
+function auditOf(request: Request, data: AuditData): ClientChangeAudit {
+  return { actor: "admin-api", data: { ...data, remote_ip: clientIp(request) } };
+}
+
+async function readJson(request: Request): Promise<Record<string, unknown>> {
+  const type = (request.headers.get("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
+  if (type !== "application/json") throw new OAuthError("invalid_request", "the request body must be application/json");
+  if (Number(request.headers.get("content-length") ?? "0") > MAX_JSON_BYTES) throw new OAuthError("invalid_request", "the request body is too large", { status: 413 });
+  const bytes = new Uint8Array(await request.arrayBuffer());
+  if (bytes.byteLength > MAX_JSON_BYTES) throw new OAuthError("invalid_request", "the request body is too large", { status: 413 });
+  let body: unknown;
+  try {
+    body = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes));
+  } catch {
+    throw new OAuthError("invalid_request", "the request body is not valid JSON");
+  }
+  if (typeof body !== "object" || body === null || Array.isArray(body)) throw new OAuthError("invalid_client_metadata", "the request body must be a JSON object");
+  return body as Record<string, unknown>;
+}
+
+/** RFC 7591 §3.2.1: the registered metadata; the secret only when it was just issued (and never its hash). */
+function clientView(client: StoredClient, secret: string | null = null) {
+  const { secret_hash: _hash, ...metadata } = client;
+  return secret === null ? metadata : { ...metadata, client_secret: secret, client_secret_expires_at: 0 };
+}
+
+function notFound(what: string): OAuthError {
+  return new OAuthError("not_found", `no such ${what}`, { status: 404 });
+}
+
+async function storedClient(env: Env, clientId: string): Promise<StoredClient> {
+  const client = await getClient(env.DB, clientId);
+  if (client === null) throw notFound("client");
+  return client;
+}
+
+/** POST /admin/clients → 201 with the metadata and, for a client_secret_* client, the secret (shown this once). */
+export const createClient: AdminHandler = async (request, env) => {
+  const fields = newClientFields(parseClientMetadata(await readJson(request)));
+  const clientId = randomToken(16);
+  const secret = usesClientSecret(fields.token_endpoint_auth_method) ? randomToken(32) : null;
+  const secretHash = secret === null ? null : await hashClientSecret(secret);
+  await createClientAudited(
+    env.DB,
+    clientId,
+    fields,
+    secretHash,
+    auditOf(request, {
+      client_name: fields.client_name,
+      grant_types: fields.grant_types,
+      token_endpoint_auth_method: fields.token_endpoint_auth_method,
+      redirect_uris: fields.redirect_uris,
+      secret_issued: secret !== null,
+    }),
+  );
+  const client = await storedClient(env, clientId);
+  return jsonResponse(clientView(client, secret), { status: 201, headers: { location: `/admin/clients/${clientId}` } });
+};
+
+/** GET /admin/clients */
+export const listClientsRoute: AdminHandler = async (_request, env) => {
+  const clients = await listClients(env.DB);
+  return jsonResponse({ clients: clients.map((c) => clientView(c)) });
+};
+
+/** GET /admin/clients/:id */
+export const getClientRoute: AdminHandler = async (request, env) => {
+  return jsonResponse(clientView(await storedClient(env, String(request.params.id ?? ""))));
+};
+
+const METADATA_MEMBERS = [
+  "client_name", "redirect_uris", "post_logout_redirect_uris", "grant_types", "response_types", "token_endpoint_auth_method",
+  "scope", "jwks", "jwks_uri", "id_token_signed_response_alg", "skip_consent",
+] as const satisfies readonly (keyof ClientFields)[];
+
+function changedMembers(before: StoredClient, after: ClientFields): string[] {
+  return METADATA_MEMBERS.filter((m) => JSON.stringify(before[m]) !== JSON.stringify(after[m]));
+}
+
+/**
+ * PATCH /admin/clients/:id — the members sent replace the stored ones; the result is validated as a whole.
+ * `{"rotate_secret": true}` issues a new secret (returned once). Switching to a client_secret_* method issues one
+ * too; switching away erases the stored hash. Applied as a compare-and-swap on the version read.
+ */
+export const updateClientRoute: AdminHandler = async (request, env) => {
+  const clientId = String(request.params.id ?? "");
+  const { rotate_secret: rotate = false, ...metadata } = await readJson(request);
+  if (typeof rotate !== "boolean") throw new OAuthError("invalid_client_metadata", "rotate_secret: must be a boolean");
+  const input = parseClientMetadata(metadata);
+  for (let attempt = 0; attempt < UPDATE_ATTEMPTS; attempt++) {
+    // The version is read before the client: if the swap below succeeds, the client read is that version.
+    const version = await clientVersion(env.DB, clientId);
+    const current = version === null ? null : await getClient(env.DB, clientId);
+    if (version === null || current === null) throw notFound("client");
+    const fields = updatedClientFields(current, input);
+    const confidential = usesClientSecret(fields.token_endpoint_auth_method);
+    if (rotate && !confidential) {
+      throw new OAuthError("invalid_client_metadata", `rotate_secret: a ${fields.token_endpoint_auth_method} client has no secret`);
+    }
+    const secret = confidential && (rotate || current.secret_hash === null) ? randomToken(32) : null;
+    const secretHash = secret !== null ? await hashClientSecret(secret) : !confidential && current.secret_hash !== null ? null : undefined;
+    const changed = changedMembers(current, fields);
+    if (changed.length === 0 && secretHash === undefined) return jsonResponse(clientView(current));
+    const applied = await updateClientAudited(
+      env.DB,
+      clientId,
+      version,
+      fields,
+      secretHash,
+      auditOf(request, { changed, secret_rotated: secret !== null, secret_removed: secretHash === null }),
+    );
+    if (applied) return jsonResponse(clientView(await storedClient(env, clientId), secret));
+  }
+  throw new OAuthError("invalid_request", "the client was changed concurrently; retry", { status: 409 });
+};
+
+/** DELETE /admin/clients/:id → 204. Its remembered consents go with it. */
+export const deleteClientRoute: AdminHandler = async (request, env) => {
+  const clientId = String(request.params.id ?? "");
+  const deleted = await deleteClientAudited(env.DB, clientId, auditOf(request, {}));
+  if (!deleted) throw notFound("client");
+  return new Response(null, { status: 204, headers: { "cache-control": "no-store" } });
+};
+
+function sessionView(session: SessionInfo) {
+  const seconds = (ms: number) => Math.floor(ms / 1000);
+  return {
+    sid: session.sid,
+    auth_time: session.authTime,
+    amr: session.amr,
+    acr: session.acr,
+    created_at: seconds(session.createdAt),
+    last_seen_at: seconds(session.lastSeenAt),
+    expires_at: seconds(session.expiresAt),
+    idle_expires_at: seconds(session.idleExpiresAt),
+    clients: session.clients,
+  };
+}
+
+function sessionsOf(request: IRequest, env: Env) {
+  const sessions = userSessionsFor(env, String(request.params.id ?? ""));
+  if (sessions === null) throw notFound("user");
+  return sessions;
+}
+
+/** GET /admin/users/:id/sessions — the user's usable sessions, newest first. */
+export const listUserSessions: AdminHandler = async (request, env) => {
+  const sessions = await sessionsOf(request, env).listSessions();
+  return jsonResponse({ sessions: sessions.map(sessionView) });
+};
+
+/** POST /admin/users/:id/sessions/revoke-all — one call to one object, one transaction, one audit event (C18). */
+export const revokeAllUserSessions: AdminHandler = async (request, env) => {
+  const result = await sessionsOf(request, env).revokeAllSessions("admin", "admin-api");
+  return jsonResponse({ revoked: result.count, sessions: result.sessions.map((s) => s.sid) });
+};

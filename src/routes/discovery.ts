@@ -1,0 +1,69 @@
+import { issuerOf } from "../config";
+import type { Env } from "../env";
+import { CLIENT_ASSERTION_ALGS } from "../oauth/client-auth";
+import { SUPPORTED_CLAIMS, SUPPORTED_SCOPES } from "../oauth/claims";
+import { GRANT_TYPES, ID_TOKEN_SIGNING_ALGS, TOKEN_ENDPOINT_AUTH_METHODS } from "../oauth/client-metadata";
+
+/**
+ * Provider metadata: OIDC Discovery 1.0 §3 at /.well-known/openid-configuration and RFC 8414 §2 at
+ * /.well-known/oauth-authorization-server, one document for both. It advertises only what this OP does:
+ * no PAR, DPoP, request objects or back-channel logout until they exist.
+ */
+
+/** The paths of the endpoints, relative to the issuer (which is an origin: routes are served at the root). */
+export const ENDPOINT_PATHS = {
+  authorization_endpoint: "/authorize",
+  token_endpoint: "/token",
+  userinfo_endpoint: "/userinfo",
+  jwks_uri: "/jwks.json",
+  introspection_endpoint: "/introspect",
+  revocation_endpoint: "/revoke",
+  end_session_endpoint: "/logout",
+} as const;
+
+export function providerMetadata(issuer: string) {
+  const endpoints = Object.fromEntries(Object.entries(ENDPOINT_PATHS).map(([name, path]) => [name, issuer + path])) as {
+    [K in keyof typeof ENDPOINT_PATHS]: string;
+  };
+  return {
+    issuer,
+    ...endpoints,
+    scopes_supported: [...SUPPORTED_SCOPES],
+    response_types_supported: ["code"],
+    response_modes_supported: ["query", "fragment", "form_post"],
+    grant_types_supported: [...GRANT_TYPES],
+    subject_types_supported: ["public"],
+    id_token_signing_alg_values_supported: [...ID_TOKEN_SIGNING_ALGS],
+    token_endpoint_auth_methods_supported: [...TOKEN_ENDPOINT_AUTH_METHODS],
+    token_endpoint_auth_signing_alg_values_supported: [...CLIENT_ASSERTION_ALGS],
+    // RFC 8414 §2: the same client authentication as the token endpoint.
+    introspection_endpoint_auth_methods_supported: [...TOKEN_ENDPOINT_AUTH_METHODS],
+    introspection_endpoint_auth_signing_alg_values_supported: [...CLIENT_ASSERTION_ALGS],
+    revocation_endpoint_auth_methods_supported: [...TOKEN_ENDPOINT_AUTH_METHODS],
+    revocation_endpoint_auth_signing_alg_values_supported: [...CLIENT_ASSERTION_ALGS],
+    code_challenge_methods_supported: ["S256"],
+    claims_supported: [...SUPPORTED_CLAIMS],
+    claim_types_supported: ["normal"],
+    claims_parameter_supported: true,
+    request_parameter_supported: false,
+    request_uri_parameter_supported: false,
+    prompt_values_supported: ["none", "login", "consent"],
+    // RFC 9207 §3: `iss` is in every authorization response.
+    authorization_response_iss_parameter_supported: true,
+  };
+}
+
+export type ProviderMetadata = ReturnType<typeof providerMetadata>;
+
+/** Public, cacheable for a short while, and readable from browser apps (SPAs fetch it cross-origin). */
+export const PUBLIC_DOCUMENT_HEADERS = {
+  "content-type": "application/json",
+  "access-control-allow-origin": "*",
+  "x-content-type-options": "nosniff",
+} as const;
+
+export function discovery(request: Request, env: Env): Response {
+  return new Response(JSON.stringify(providerMetadata(issuerOf(env, request))), {
+    headers: { ...PUBLIC_DOCUMENT_HEADERS, "cache-control": "public, max-age=300" },
+  });
+}

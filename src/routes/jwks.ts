@@ -1,0 +1,29 @@
+import type { Env } from "../env";
+import type { PublicJwk } from "../objects/keys";
+import { publishedJwks } from "../signing-keys";
+import { PUBLIC_DOCUMENT_HEADERS } from "./discovery";
+
+/**
+ * GET /jwks.json: the key manager's published keys (C19), current, next and previous, public members only.
+ * Served as application/json rather than application/jwk-set+json (RFC 7517 §8.5): every client library accepts it.
+ * A short max-age: the next key is published well before it signs, so a cached set never misses a new kid for long.
+ */
+
+/** The members a public JWK may carry here; anything else (a private member by mistake) is never published. */
+const PUBLIC_MEMBERS = ["kty", "kid", "alg", "use", "n", "e", "crv", "x", "y"] as const;
+
+function publicOnly(jwk: PublicJwk): Partial<PublicJwk> {
+  const out: Record<string, string> = {};
+  for (const member of PUBLIC_MEMBERS) {
+    const value = jwk[member];
+    if (typeof value === "string") out[member] = value;
+  }
+  return out as Partial<PublicJwk>;
+}
+
+export async function jwks(env: Env): Promise<Response> {
+  const set = await publishedJwks(env);
+  return new Response(JSON.stringify({ keys: set.keys.map(publicOnly) }), {
+    headers: { ...PUBLIC_DOCUMENT_HEADERS, "cache-control": "public, max-age=60" },
+  });
+}
