@@ -1,0 +1,270 @@
+import { SELF, env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { tokenFamilyFor } from "../src/objects/locate";
+import {
+  ISSUER,
+  basic,
+  errorOf,
+  makeClient,
+  makeCode,
+  makeUser,
+  post,
+  postAs,
+  redeem,
+  userinfoWith,
+  type TestClient,
+  type Tokens,
+} from "./helpers/back-channel";
+
+/** userinfo (OIDC Core §5.3, RFC 6750), introspection (RFC 7662) and revocation (RFC 7009). */
+
+const PROFILE = {
+  name: "Ada Lovelace",
+  givenName: "Ada",
+  familyName: "Lovelace",
+  preferredUsername: "ada",
+  locale: "en-GB",
+  phoneNumber: "+44 20 7946 0000",
+  phoneNumberVerified: true,
+  address: { street_address: "12 St James's Square", locality: "London", country: "UK" },
+};
+
+async function signedIn(scope = "openid profile email offline_access", claims: string | null = null) {
+  const rp = await makeClient();
+  const user = await makeUser(PROFILE);
+  const tokens = await redeem(rp, await makeCode(rp.clientId, user.id, { scope, claims }));
+  return { rp, user, tokens };
+}
+
+async function userinfoBody(response: Response): Promise<Record<string, unknown>> {
+  expect(response.status).toBe(200);
+  expect(response.headers.get("cache-control")).toBe("no-store");
+  return response.json<Record<string, unknown>>();
+}
+
+async function introspectAs(c: TestClient, token: string, hint?: string) {
+  const response = await postAs(c, "/introspect", hint ? { token, token_type_hint: hint } : { token });
+  expect(response.status).toBe(200);
+  expect(response.headers.get("cache-control")).toBe("no-store");
+  return response.json<Record<string, unknown>>();
+}
+
+describe("/userinfo", () => {
+  it("returns the user's claims from D1 for GET and POST, header or form body (C17)", async () => {
+    const { user, tokens } = await signedIn();
+    const expected = {
+      sub: user.id,
+      name: "Ada Lovelace",
+      given_name: "Ada",
+      family_name: "Lovelace",
+      preferred_username: "ada",
+      locale: "en-GB",
+      updated_at: Math.floor(user.updatedAt / 1000),
+      email: user.email,
+      email_verified: true,
+    };
+    expect(await userinfoBody(await userinfoWith(tokens.access_token))).toEqual(expected);
+    const viaPostHeader = await SELF.fetch(`${ISSUER}/userinfo`, { method: "POST", headers: { authorization: `Bearer ${tokens.access_token}` } });
+    expect(await userinfoBody(viaPostHeader)).toEqual(expected);
+    expect(await userinfoBody(await post("/userinfo", { access_token: tokens.access_token }))).toEqual(expected);
+    // A profile change shows at once: claims are read from D1 on each request.
+    await env.DB.prepare("UPDATE users SET name = 'Countess of Lovelace' WHERE id = ?").bind(user.id).run();
+    expect((await userinfoBody(await userinfoWith(tokens.access_token))).name).toBe("Countess of Lovelace");
+  });
+
+  it("filters by scope: openid alone is just sub; address and phone only with their scopes", async () => {
+    const bare = await signedIn("openid");
+    expect(await userinfoBody(await userinfoWith(bare.tokens.access_token))).toEqual({ sub: bare.user.id });
+    const contact = await signedIn("openid address phone");
+    expect(await userinfoBody(await userinfoWith(contact.tokens.access_token))).toEqual({
+      sub: contact.user.id,
+      address: PROFILE.address,
+      phone_number: PROFILE.phoneNumber,
+      phone_number_verified: true,
+    });
+  });
+
+  it("adds claims asked for in the claims request's userinfo member (OIDC Core §5.5), and only those", async () => {
+    const { user, tokens } = await signedIn("openid", JSON.stringify({ userinfo: { email: { essential: true }, given_name: null, not_a_claim: null }, id_token: { locale: null } }));
+    expect(await userinfoBody(await userinfoWith(tokens.access_token))).toEqual({ sub: user.id, email: user.email, given_name: "Ada" });
+  });
+
+  it("answers 401 with a Bearer challenge for no token, a bad token, an expired or revoked one", async () => {
+    const noToken = await SELF.fetch(`${ISSUER}/userinfo`);
+    expect(noToken.status).toBe(401);
+    // RFC 6750 §3.1: no error attribute when the request carried no token at all.
+    expect(noToken.headers.get("www-authenticate")).toBe(`Bearer realm="${ISSUER}"`);
+
+    for (const bad of ["garbage", "a.b.c", `${"x".repeat(50)}.${"y".repeat(50)}.${"z".repeat(50)}`]) {
+      const response = await userinfoWith(bad);
+      expect(response.status).toBe(401);
+      expect(response.headers.get("www-authenticate")).toMatch(/^Bearer realm="http:\/\/localhost", error="invalid_token"/);
+    }
+    // A token we did not sign with our keys (right shape, wrong signature).
+    const { rp, tokens } = await signedIn();
+    const [h, p] = tokens.access_token.split(".");
+    expect((await userinfoWith(`${h}.${p}.${"A".repeat(342)}`)).status).toBe(401);
+    // An ID token is not an access token (typ JWT, aud = client).
+    expect((await userinfoWith(tokens.id_token!)).status).toBe(401);
+
+    expect((await userinfoWith(tokens.access_token)).status).toBe(200);
+    expect((await postAs(rp, "/revoke", { token: tokens.access_token })).status).toBe(200);
+    const revoked = await userinfoWith(tokens.access_token);
+    expect(revoked.status).toBe(401);
+    expect(revoked.headers.get("www-authenticate")).toContain('error="invalid_token"');
+  });
+
+  it("refuses a token sent two ways at once, and a token without openid (403 insufficient_scope)", async () => {
+    const { tokens } = await signedIn();
+    const both = await post("/userinfo", { access_token: tokens.access_token }, { authorization: `Bearer ${tokens.access_token}` });
+    expect(await errorOf(both)).toEqual({ status: 400, error: "invalid_request" });
+    expect(both.headers.get("www-authenticate")).toContain('error="invalid_request"');
+
+    const api = await makeClient({ grant_types: ["client_credentials"], scope: "reports:read" });
+    const cc = await (await postAs(api, "/token", { grant_type: "client_credentials" })).json<Tokens>();
+    const forbidden = await userinfoWith(cc.access_token);
+    expect(await errorOf(forbidden)).toEqual({ status: 403, error: "insufficient_scope" });
+    expect(forbidden.headers.get("www-authenticate")).toContain('error="insufficient_scope"');
+
+    const plainOAuth = await signedIn("email");
+    expect((await userinfoWith(plainOAuth.tokens.access_token)).status).toBe(403);
+  });
+
+  it("refuses the token of a user who was disabled", async () => {
+    const { user, tokens } = await signedIn();
+    await env.DB.prepare("UPDATE users SET disabled = 1 WHERE id = ?").bind(user.id).run();
+    expect((await userinfoWith(tokens.access_token)).status).toBe(401);
+  });
+});
+
+describe("/introspect (RFC 7662) and /revoke (RFC 7009) require client authentication (C14)", () => {
+  it("answers 401 invalid_client without credentials or with wrong ones, and changes nothing", async () => {
+    const { rp, tokens } = await signedIn();
+    for (const path of ["/introspect", "/revoke"]) {
+      const anonymous = await post(path, { token: tokens.refresh_token! });
+      expect(await errorOf(anonymous)).toEqual({ status: 401, error: "invalid_client" });
+      expect(anonymous.headers.get("www-authenticate")).toMatch(/^Basic /);
+      const wrong = await post(path, { token: tokens.refresh_token! }, { authorization: basic(rp.clientId, "nope") });
+      expect(await errorOf(wrong)).toEqual({ status: 401, error: "invalid_client" });
+      const missing = await postAs(rp, path, {});
+      expect(await errorOf(missing)).toEqual({ status: 400, error: "invalid_request" });
+    }
+    expect((await userinfoWith(tokens.access_token)).status).toBe(200);
+    expect((await introspectAs(rp, tokens.refresh_token!)).active).toBe(true);
+  });
+
+  it("introspects the caller's own access and refresh tokens", async () => {
+    const { rp, user, tokens } = await signedIn();
+    const access = await introspectAs(rp, tokens.access_token, "access_token");
+    expect(access).toMatchObject({
+      active: true,
+      scope: "openid profile email offline_access",
+      client_id: rp.clientId,
+      sub: user.id,
+      token_type: "Bearer",
+      iss: ISSUER,
+      aud: ISSUER,
+    });
+    expect(typeof access.exp).toBe("number");
+    expect(typeof access.iat).toBe("number");
+    expect(typeof access.jti).toBe("string");
+    // The hint is only a hint (§2.1): a wrong one does not hide the token.
+    expect((await introspectAs(rp, tokens.access_token, "refresh_token")).active).toBe(true);
+    expect((await introspectAs(rp, tokens.access_token, "something_else")).active).toBe(true);
+
+    const refresh = await introspectAs(rp, tokens.refresh_token!);
+    expect(refresh).toMatchObject({ active: true, client_id: rp.clientId, sub: user.id, scope: "openid profile email offline_access" });
+    expect(refresh.exp as number).toBeGreaterThan(Date.now() / 1000);
+
+    for (const garbage of ["garbage", "a.b.c", `${tokens.refresh_token!.split(".")[0]}.${"B".repeat(43)}`]) {
+      expect(await introspectAs(rp, garbage)).toEqual({ active: false });
+    }
+  });
+
+  it("another client sees active:false and cannot revoke; the owner still can", async () => {
+    const { rp, tokens } = await signedIn();
+    const other = await makeClient({ token_endpoint_auth_method: "client_secret_post" });
+    expect(await introspectAs(other, tokens.access_token)).toEqual({ active: false });
+    expect(await introspectAs(other, tokens.refresh_token!)).toEqual({ active: false });
+
+    expect((await postAs(other, "/revoke", { token: tokens.refresh_token! })).status).toBe(200);
+    expect((await postAs(other, "/revoke", { token: tokens.access_token })).status).toBe(200);
+    // No effect: both tokens still work for their owner.
+    expect((await userinfoWith(tokens.access_token)).status).toBe(200);
+    expect((await introspectAs(rp, tokens.refresh_token!)).active).toBe(true);
+    const rotated = await postAs(rp, "/token", { grant_type: "refresh_token", refresh_token: tokens.refresh_token! });
+    expect(rotated.status).toBe(200);
+  });
+
+  it("revoking a refresh token revokes its family and every access token of it, everywhere", async () => {
+    const { rp, tokens } = await signedIn();
+    // A second access token of the same grant, from a rotation.
+    const rotated = await (await postAs(rp, "/token", { grant_type: "refresh_token", refresh_token: tokens.refresh_token! })).json<Tokens>();
+    const response = await postAs(rp, "/revoke", { token: rotated.refresh_token!, token_type_hint: "refresh_token" });
+    expect(response.status).toBe(200);
+    expect(response.headers.get("cache-control")).toBe("no-store");
+    expect(await response.text()).toBe("");
+
+    for (const access of [tokens.access_token, rotated.access_token]) {
+      expect((await userinfoWith(access)).status).toBe(401);
+      expect(await introspectAs(rp, access)).toEqual({ active: false });
+    }
+    expect(await introspectAs(rp, rotated.refresh_token!)).toEqual({ active: false });
+    const refresh = await postAs(rp, "/token", { grant_type: "refresh_token", refresh_token: rotated.refresh_token! });
+    expect(await errorOf(refresh)).toEqual({ status: 400, error: "invalid_grant" });
+    // Revoking again, or an unknown token, is still a 200 (RFC 7009 §2.2).
+    expect((await postAs(rp, "/revoke", { token: rotated.refresh_token! })).status).toBe(200);
+    expect((await postAs(rp, "/revoke", { token: "never-issued" })).status).toBe(200);
+  });
+
+  it("revoking an access token revokes that token only, until it would have expired", async () => {
+    const { rp, tokens } = await signedIn();
+    expect((await postAs(rp, "/revoke", { token: tokens.access_token, token_type_hint: "access_token" })).status).toBe(200);
+    expect((await userinfoWith(tokens.access_token)).status).toBe(401);
+    expect(await introspectAs(rp, tokens.access_token)).toEqual({ active: false });
+    // The grant lives on: the refresh token still works and its new access token is honoured.
+    const next = await (await postAs(rp, "/token", { grant_type: "refresh_token", refresh_token: tokens.refresh_token! })).json<Tokens>();
+    expect((await userinfoWith(next.access_token)).status).toBe(200);
+    const gid = JSON.parse(atob(tokens.access_token.split(".")[1]!.replace(/-/g, "+").replace(/_/g, "/"))).gid as string;
+    expect((await tokenFamilyFor(env, gid)!.getFamily())!.status).toBe("active");
+  });
+
+  it("a client_credentials token can be introspected and revoked by its client", async () => {
+    const api = await makeClient({ grant_types: ["client_credentials"], scope: "reports:read" });
+    const cc = await (await postAs(api, "/token", { grant_type: "client_credentials" })).json<Tokens>();
+    expect(await introspectAs(api, cc.access_token)).toMatchObject({ active: true, sub: api.clientId, client_id: api.clientId, scope: "reports:read" });
+    expect((await postAs(api, "/revoke", { token: cc.access_token })).status).toBe(200);
+    expect(await introspectAs(api, cc.access_token)).toEqual({ active: false });
+  });
+
+  it("answers bad input with the spec's errors, never a 5xx", async () => {
+    const { rp } = await signedIn();
+    for (const path of ["/introspect", "/revoke"]) {
+      const json = await SELF.fetch(`${ISSUER}${path}`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: basic(rp.clientId, rp.secret!) },
+        body: "{}",
+      });
+      expect(await errorOf(json)).toEqual({ status: 400, error: "invalid_request" });
+      const twice = await SELF.fetch(`${ISSUER}${path}`, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded", authorization: basic(rp.clientId, rp.secret!) },
+        body: "token=a&token=b",
+      });
+      expect(await errorOf(twice)).toEqual({ status: 400, error: "invalid_request" });
+      const huge = await postAs(rp, path, { token: "x".repeat(20_000) });
+      expect(await errorOf(huge)).toEqual({ status: 400, error: "invalid_request" });
+      expect((await SELF.fetch(`${ISSUER}${path}`)).status).toBe(405);
+    }
+    const put = await SELF.fetch(`${ISSUER}/userinfo`, { method: "PUT" });
+    expect(put.status).toBe(405);
+    const badBody = await SELF.fetch(`${ISSUER}/userinfo`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: "access_token=a&access_token=b",
+    });
+    expect(badBody.status).toBe(400);
+    expect((await SELF.fetch(`${ISSUER}/userinfo`, { headers: { authorization: "Bearer" } })).status).toBe(401);
+    expect((await SELF.fetch(`${ISSUER}/userinfo`, { headers: { authorization: "Bearer a b c" } })).status).toBe(401);
+  });
+});
