@@ -5,6 +5,10 @@ import { consentScreen, submitConsent } from "./routes/consent";
 import { devMailbox } from "./routes/dev-mailbox";
 import { confirmLink, finishEmailLogin, loginPage, sendLoginLink } from "./routes/login";
 import { health } from "./routes/health";
+import { admin, createClient, deleteClientRoute, getClientRoute, listClientsRoute, listUserSessions, revokeAllUserSessions, updateClientRoute } from "./routes/admin";
+import { discovery } from "./routes/discovery";
+import { jwks } from "./routes/jwks";
+import { logout, logoutConfirm } from "./routes/logout";
 import { renderError } from "./routes/respond";
 import { introspect } from "./routes/introspect";
 import { revoke } from "./routes/revoke";
@@ -17,6 +21,9 @@ export const router = Router<IRequest, [Env, ExecutionContext]>({ catch: renderE
 router.get("/health", (_request, env) => health(env));
 
 // ── Discovery and keys ──────────────────────────────────────────────────────────
+router.get("/.well-known/openid-configuration", (request, env) => discovery(request, env));
+router.get("/.well-known/oauth-authorization-server", (request, env) => discovery(request, env));
+router.get("/jwks.json", (_request, env) => jwks(env));
 
 // ── Authorization, sign-in, consent ─────────────────────────────────────────────
 router.get("/authorize", authorize);
@@ -42,7 +49,17 @@ router.all("/introspect", () => methodNotAllowed("POST"));
 router.all("/revoke", () => methodNotAllowed("POST"));
 
 // ── Logout ─────────────────────────────────────────────────────────────────────
+router.get("/logout", (request, env) => logout(request, env));
+router.post("/logout", (request, env) => logout(request, env));
+router.post("/logout/confirm", (request, env) => logoutConfirm(request, env));
 
 // ── Admin API ──────────────────────────────────────────────────────────────────
+router.post("/admin/clients", admin(createClient));
+router.get("/admin/clients", admin(listClientsRoute));
+router.get("/admin/clients/:id", admin(getClientRoute));
+router.patch("/admin/clients/:id", admin(updateClientRoute));
+router.delete("/admin/clients/:id", admin(deleteClientRoute));
+router.get("/admin/users/:id/sessions", admin(listUserSessions));
+router.post("/admin/users/:id/sessions/revoke-all", admin(revokeAllUserSessions));
 
 router.all("*", () => error(404));

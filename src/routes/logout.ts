@@ -1,0 +1,144 @@
+import { z } from "zod";
+import { issuerOf } from "../config";
+import { getClient, type StoredClient } from "../db/clients";
+import type { Env } from "../env";
+import { userSessionsFor } from "../objects/locate";
+import { OAuthError, invalidRequest } from "../oauth/errors";
+import { verifyIdTokenHint } from "../oauth/tokens";
+import { verifyWithPublishedKeys } from "../signing-keys";
+import { logoutConfirmPage, logoutErrorPage, signedOutPage, stillSignedInPage } from "../ui/logout";
+import { csrfTokenFor, verifyCsrf } from "./cookies";
+import { param, parseWith, readParams } from "./params";
+import { htmlResponse, redirectResponse } from "./respond";
+import { currentSession, sessionCookie, type CurrentSession } from "./session";
+
+/**
+ * OpenID Connect RP-Initiated Logout 1.0 at /logout (GET and POST, §2). A request tied to a valid ID token of the
+ * signed-in user ends the session at once; any other request that would end a session asks the user first, and only
+ * the confirmed, CSRF-checked POST to /logout/confirm ends it. The post-logout redirect goes only to a URI registered
+ * for the client the request identifies (§3), with `state` echoed; otherwise the user gets a page, never a redirect.
+ */
+
+const LogoutRequest = z.object({
+  id_token_hint: param(16 * 1024).optional(),
+  client_id: param(256).optional(),
+  post_logout_redirect_uri: param(2048).optional(),
+  state: param(1024).optional(),
+  // Accepted and not used: this OP has one language and identifies the session by its cookie.
+  ui_locales: param(256).optional(),
+  logout_hint: param(1024).optional(),
+});
+
+const LogoutConfirmation = z.object({
+  csrf_token: param(64).optional(),
+  decision: z.enum(["yes", "no"]),
+  client_id: param(256).optional(),
+  post_logout_redirect_uri: param(2048).optional(),
+  state: param(1024).optional(),
+});
+
+interface LogoutTarget {
+  client: StoredClient | null;
+  /** A post-logout redirect URI registered for `client`, or null (then the "signed out" page). */
+  redirectUri: string | null;
+  state: string | null;
+  /** The valid ID token hint's subject, when one was sent. */
+  hintSub: string | null;
+}
+
+/**
+ * §2–§3: the client is named by `client_id` and/or the hint's audience (which must agree); a post-logout redirect
+ * URI must be one registered for that client, and without an identified client none is accepted.
+ */
+async function resolveTarget(
+  env: Env,
+  request: Request,
+  params: { id_token_hint?: string; client_id?: string; post_logout_redirect_uri?: string; state?: string },
+): Promise<LogoutTarget> {
+  const issuer = issuerOf(env, request);
+  let hint: Awaited<ReturnType<typeof verifyIdTokenHint>> = null;
+  if (params.id_token_hint !== undefined) {
+    hint = await verifyIdTokenHint((jwt, options) => verifyWithPublishedKeys(env, jwt, options), issuer, params.id_token_hint);
+    if (hint === null) throw invalidRequest("the id_token_hint is not an ID token issued by this provider");
+  }
+  let clientId = params.client_id ?? null;
+  if (hint !== null) {
+    if (clientId !== null && !hint.aud.includes(clientId)) throw invalidRequest("client_id does not match the audience of the id_token_hint");
+    if (clientId === null && hint.aud.length === 1) clientId = hint.aud[0]!;
+  }
+  const client = clientId === null ? null : await getClient(env.DB, clientId);
+  if (params.client_id !== undefined && client === null) throw invalidRequest("the client_id is not a registered client");
+
+  const redirectUri = params.post_logout_redirect_uri ?? null;
+  if (redirectUri !== null) {
+    if (client === null) throw invalidRequest("a post_logout_redirect_uri needs a client_id or an id_token_hint that identifies the client");
+    // Exact string comparison with the registered values (§3), read from D1 on this request (C5).
+    if (!client.post_logout_redirect_uris.includes(redirectUri)) {
+      throw invalidRequest("the post_logout_redirect_uri is not registered for this client");
+    }
+  }
+  return { client, redirectUri, state: params.state ?? null, hintSub: hint?.sub ?? null };
+}
+
+async function endSession(env: Env, session: CurrentSession | null, reason: string): Promise<void> {
+  if (session === null) return;
+  await userSessionsFor(env, session.userId)?.revokeSession(session.sid, reason);
+}
+
+/** After logout: the registered redirect with `state` (§3), or the "signed out" page. The session cookie is cleared either way. */
+function finish(env: Env, request: Request, target: LogoutTarget): Response {
+  const headers = { "set-cookie": sessionCookie(env, request, null) };
+  if (target.redirectUri !== null) {
+    // Registered URIs carry no fragment (client-metadata.ts), so a query parameter can be appended as is.
+    const location =
+      target.state === null ? target.redirectUri : `${target.redirectUri}${target.redirectUri.includes("?") ? "&" : "?"}state=${encodeURIComponent(target.state)}`;
+    return redirectResponse(location, headers);
+  }
+  return htmlResponse(signedOutPage(), { headers });
+}
+
+/** Errors of these user-facing endpoints are pages, not JSON. */
+async function asPage(handle: () => Promise<Response>): Promise<Response> {
+  try {
+    return await handle();
+  } catch (error) {
+    if (!(error instanceof OAuthError)) throw error;
+    return htmlResponse(logoutErrorPage(error.description ?? "The request could not be processed."), { status: error.status, headers: error.headers });
+  }
+}
+
+/** GET and POST /logout (RP-Initiated Logout §2). */
+export function logout(request: Request, env: Env): Promise<Response> {
+  return asPage(async () => {
+    const params = parseWith(LogoutRequest, await readParams(request, "either"));
+    const target = await resolveTarget(env, request, params);
+    const session = await currentSession(env, request);
+    // Tied to a valid ID token of the signed-in user, or nothing to end: no question to ask.
+    if (session === null || (target.hintSub !== null && target.hintSub === session.userId)) {
+      await endSession(env, session, "rp_initiated_logout");
+      return finish(env, request, target);
+    }
+    const csrf = csrfTokenFor(request, issuerOf(env, request));
+    const html = logoutConfirmPage({
+      clientName: target.client?.client_name ?? null,
+      csrfToken: csrf.token,
+      clientId: target.client?.client_id ?? null,
+      postLogoutRedirectUri: target.redirectUri,
+      state: target.state,
+    });
+    return htmlResponse(html, { headers: csrf.setCookie === null ? {} : { "set-cookie": csrf.setCookie } });
+  });
+}
+
+/** POST /logout/confirm: the user's answer to "Sign out?". Only "yes" with a valid CSRF token ends the session. */
+export function logoutConfirm(request: Request, env: Env): Promise<Response> {
+  return asPage(async () => {
+    const params = parseWith(LogoutConfirmation, await readParams(request, "body"));
+    await verifyCsrf(request, issuerOf(env, request), params.csrf_token);
+    // The form's values are checked again: a hidden field is as untrusted as a query parameter.
+    const target = await resolveTarget(env, request, params);
+    if (params.decision === "no") return htmlResponse(stillSignedInPage());
+    await endSession(env, await currentSession(env, request), "rp_initiated_logout");
+    return finish(env, request, target);
+  });
+}
