@@ -14,6 +14,7 @@ import { introspect } from "./routes/introspect";
 import { revoke } from "./routes/revoke";
 import { methodNotAllowed, token } from "./routes/token";
 import { userinfo } from "./routes/userinfo";
+import { preflight, withCors } from "./routes/cors";
 
 /** The whole URL map of the OP. Handlers live in routes/, one file per endpoint family. */
 export const router = Router<IRequest, [Env, ExecutionContext]>({ catch: renderError, finally: [json] });
@@ -38,11 +39,15 @@ router.post("/consent", submitConsent);
 router.get("/dev/mailbox", devMailbox);
 
 // ── Token, userinfo, introspection, revocation ──────────────────────────────────
-router.post("/token", (request, env) => token(request, env));
-router.get("/userinfo", (request, env) => userinfo(request, env));
-router.post("/userinfo", (request, env) => userinfo(request, env));
-router.post("/introspect", (request, env) => introspect(request, env));
-router.post("/revoke", (request, env) => revoke(request, env));
+router.post("/token", withCors(token));
+router.get("/userinfo", withCors(userinfo));
+router.post("/userinfo", withCors(userinfo));
+router.post("/introspect", withCors(introspect));
+router.post("/revoke", withCors(revoke));
+router.options("/token", () => preflight("POST"));
+router.options("/userinfo", () => preflight("GET, POST"));
+router.options("/introspect", () => preflight("POST"));
+router.options("/revoke", () => preflight("POST"));
 router.all("/token", () => methodNotAllowed("POST"));
 router.all("/userinfo", () => methodNotAllowed("GET, POST"));
 router.all("/introspect", () => methodNotAllowed("POST"));

@@ -268,3 +268,27 @@ describe("/introspect (RFC 7662) and /revoke (RFC 7009) require client authentic
     expect((await SELF.fetch(`${ISSUER}/userinfo`, { headers: { authorization: "Bearer a b c" } })).status).toBe(401);
   });
 });
+
+describe("browser apps", () => {
+  it("get CORS headers on success, on errors and on preflight, never with credentials", async () => {
+    const { tokens } = await signedIn();
+    const ok = await SELF.fetch(`${ISSUER}/userinfo`, { headers: { authorization: `Bearer ${tokens.access_token}`, origin: "https://spa.example" } });
+    expect(ok.status).toBe(200);
+    expect(ok.headers.get("access-control-allow-origin")).toBe("*");
+    const failed = await post("/token", { grant_type: "authorization_code", code: "x" }, { origin: "https://spa.example" });
+    expect(failed.status).toBe(401);
+    expect(failed.headers.get("access-control-allow-origin")).toBe("*");
+    expect(failed.headers.get("access-control-expose-headers")).toContain("WWW-Authenticate");
+    for (const path of ["/token", "/userinfo", "/introspect", "/revoke"]) {
+      const pre = await SELF.fetch(`${ISSUER}${path}`, {
+        method: "OPTIONS",
+        headers: { origin: "https://spa.example", "access-control-request-method": "POST", "access-control-request-headers": "authorization" },
+      });
+      expect(pre.status).toBe(204);
+      expect(pre.headers.get("access-control-allow-origin")).toBe("*");
+      expect(pre.headers.get("access-control-allow-methods")).toContain("POST");
+      expect(pre.headers.get("access-control-allow-headers")).toContain("Authorization");
+      expect(pre.headers.get("access-control-allow-credentials")).toBeNull();
+    }
+  });
+});

@@ -3,7 +3,8 @@ import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair, type Crypt
 import { describe, expect, it, vi } from "vitest";
 import { loadConfig } from "../src/config";
 import { updateClient } from "../src/db/clients";
-import { rateLimiterFor, tokenFamilyFor } from "../src/objects/locate";
+import { rateLimiterFor, tokenFamilyFor, userSessionsFor } from "../src/objects/locate";
+import { newSessionId } from "../src/objects/sessions";
 import { JWT_BEARER_ASSERTION_TYPE, hashClientSecret } from "../src/oauth/client-auth";
 import { halfHash } from "../src/oauth/tokens";
 import {
@@ -178,6 +179,18 @@ describe("authorization_code grant", () => {
     expect(await errorOf(noVerifier)).toEqual({ status: 400, error: "invalid_grant" });
     const tokens = await redeem(spa, code);
     expect(tokens.access_token).toBeDefined();
+  });
+
+  it("records the client on the user's session, for logout", async () => {
+    const rp = await makeClient();
+    const user = await makeUser();
+    const sessions = userSessionsFor(env, user.id)!;
+    const sid = newSessionId();
+    const created = await sessions.createSession({ sid, userId: user.id, authTime: Math.floor(Date.now() / 1000), amr: ["email"], acr: null });
+    expect(created.created).toBe(true);
+    await redeem(rp, await makeCode(rp.clientId, user.id, { sid }));
+    const [session] = await sessions.listSessions();
+    expect(session!.clients).toEqual([rp.clientId]);
   });
 
   it("refuses a user who was disabled since the code was issued", async () => {

@@ -1,0 +1,41 @@
+import type { Env } from "../env";
+import { renderError } from "./respond";
+
+/**
+ * CORS for the back-channel endpoints that browser apps call directly (token, userinfo, revocation, introspection):
+ * any origin, never with cookies — these endpoints authenticate with client credentials or bearer tokens only.
+ * Errors get the headers too, so a browser app can read the OAuth error instead of an opaque network failure.
+ */
+
+const CORS_HEADERS = {
+  "access-control-allow-origin": "*",
+  "access-control-expose-headers": "WWW-Authenticate, Retry-After, DPoP-Nonce",
+} as const;
+
+type Handler = (request: Request, env: Env) => Promise<Response>;
+
+export function withCors(handler: Handler): Handler {
+  return async (request, env) => {
+    let response: Response;
+    try {
+      response = await handler(request, env);
+    } catch (error) {
+      response = renderError(error);
+    }
+    for (const [name, value] of Object.entries(CORS_HEADERS)) response.headers.set(name, value);
+    return response;
+  };
+}
+
+/** The preflight (Fetch standard §3.2.2): which methods and request headers the endpoint takes. */
+export function preflight(methods: string): Response {
+  return new Response(null, {
+    status: 204,
+    headers: {
+      ...CORS_HEADERS,
+      "access-control-allow-methods": methods,
+      "access-control-allow-headers": "Authorization, Content-Type, DPoP",
+      "access-control-max-age": "600",
+    },
+  });
+}
