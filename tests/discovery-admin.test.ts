@@ -281,6 +281,19 @@ describe("admin API: clients", () => {
     expect(withOptions).not.toHaveProperty("unknown_member");
   });
 
+  it("takes an admin-chosen client_id once: concurrent creates give one 201, the rest 409, one audit event", async () => {
+    const chosen = `demo-${crypto.randomUUID()}`;
+    const responses = await Promise.all(Array.from({ length: 8 }, () => adminFetch("POST", "/admin/clients", { ...WEB_CLIENT, client_id: chosen })));
+    const statuses = responses.map((r) => r.status).sort();
+    const bodies = (await Promise.all(responses.map((r) => r.json()))) as Json[];
+    expect(statuses).toEqual([201, 409, 409, 409, 409, 409, 409, 409]);
+    const created = bodies.find((b) => b.client_id === chosen)!;
+    expect((await getClient(env.DB, chosen))!.secret_hash).toBe(await hashClientSecret(created.client_secret as string));
+    expect(await auditEvents(chosen, "admin.client.created")).toHaveLength(1);
+    await expectError(await adminFetch("POST", "/admin/clients", { ...WEB_CLIENT, client_id: "bad id" }), 400, "invalid_client_metadata");
+    await expectError(await adminFetch("POST", "/admin/clients", { ...WEB_CLIENT, client_id: 42 }), 400, "invalid_client_metadata");
+  });
+
   it("refuses invalid metadata with RFC 7591 errors and stores nothing", async () => {
     const before = await clientCount();
     const cases: Array<[Json, string]> = [

@@ -96,25 +96,46 @@ async function storedClient(env: Env, clientId: string): Promise<StoredClient> {
   return client;
 }
 
-/** POST /admin/clients → 201 with the metadata and, for a client_secret_* client, the secret (shown this once). */
+/** Client ids the admin may choose (for seeding and migration); the same set `getClient` looks up. */
+const CHOSEN_CLIENT_ID = /^[A-Za-z0-9._~-]{1,128}$/;
+
+/**
+ * POST /admin/clients → 201 with the metadata and, for a client_secret_* client, the secret (shown this once).
+ * The id is random unless the admin names one (`client_id`, an extension for seeding); a taken id → 409.
+ */
 export const createClient: AdminHandler = async (request, env) => {
-  const fields = newClientFields(parseClientMetadata(await readJson(request)));
-  const clientId = randomToken(16);
+  const { client_id: chosenId, ...metadata } = await readJson(request);
+  if (chosenId !== undefined && (typeof chosenId !== "string" || !CHOSEN_CLIENT_ID.test(chosenId))) {
+    throw new OAuthError("invalid_client_metadata", "client_id: must be 1 to 128 characters of A-Z a-z 0-9 . _ ~ -");
+  }
+  const fields = newClientFields(parseClientMetadata(metadata));
+  const clientId = chosenId ?? randomToken(16);
+  if (chosenId !== undefined && (await getClient(env.DB, clientId)) !== null) {
+    throw new OAuthError("invalid_request", "a client with this client_id exists", { status: 409 });
+  }
   const secret = usesClientSecret(fields.token_endpoint_auth_method) ? randomToken(32) : null;
   const secretHash = secret === null ? null : await hashClientSecret(secret);
-  await createClientAudited(
-    env.DB,
-    clientId,
-    fields,
-    secretHash,
-    auditOf(request, {
-      client_name: fields.client_name,
-      grant_types: fields.grant_types,
-      token_endpoint_auth_method: fields.token_endpoint_auth_method,
-      redirect_uris: fields.redirect_uris,
-      secret_issued: secret !== null,
-    }),
-  );
+  // A concurrent create with the same chosen id loses on the primary key: the batch fails as a whole, nothing is written.
+  try {
+    await createClientAudited(
+      env.DB,
+      clientId,
+      fields,
+      secretHash,
+      auditOf(request, {
+        client_name: fields.client_name,
+        grant_types: fields.grant_types,
+        token_endpoint_auth_method: fields.token_endpoint_auth_method,
+        redirect_uris: fields.redirect_uris,
+        secret_issued: secret !== null,
+      }),
+    );
+  } catch (error) {
+    if (chosenId !== undefined && (await getClient(env.DB, clientId)) !== null) {
+      throw new OAuthError("invalid_request", "a client with this client_id exists", { status: 409 });
+    }
+    throw error;
+  }
   const client = await storedClient(env, clientId);
   return jsonResponse(clientView(client, secret), { status: 201, headers: { location: `/admin/clients/${clientId}` } });
 };
