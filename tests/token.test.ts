@@ -179,6 +179,10 @@ describe("authorization_code grant", () => {
     expect(await errorOf(noVerifier)).toEqual({ status: 400, error: "invalid_grant" });
     const tokens = await redeem(spa, code);
     expect(tokens.access_token).toBeDefined();
+    // A code without a PKCE challenge is never redeemed by a public client.
+    const bare = await makeCode(spa.clientId, user.id, { codeChallenge: null });
+    const response = await post("/token", { grant_type: "authorization_code", code: bare.code, redirect_uri: REDIRECT_URI, client_id: spa.clientId });
+    expect(await errorOf(response)).toEqual({ status: 400, error: "invalid_grant" });
   });
 
   it("records the client on the user's session, for logout", async () => {

@@ -113,6 +113,9 @@ async function authorizationCode({ env, config, issuer, client, params }: GrantC
       break;
   }
   const grant = result.value;
+  // RFC 9700 §2.1.1: a public client proves nothing but PKCE. /authorize requires a challenge from public clients;
+  // a code without one (a client that was confidential when the code was issued, say) is not redeemed by it.
+  if (client.token_endpoint_auth_method === "none" && grant.codeChallenge === null) throw invalidGrant("PKCE is required for public clients");
   // RFC 9449 §10: a code bound to a DPoP key needs a proof from that key; this endpoint does not take DPoP proofs yet.
   if (grant.dpopJkt !== null) throw invalidGrant("the authorization code is bound to a DPoP key");
   const user = await getUser(env.DB, grant.sub);
