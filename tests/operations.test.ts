@@ -1,4 +1,4 @@
-import { createExecutionContext, createScheduledController, env, waitOnExecutionContext } from "cloudflare:test";
+import { SELF, createExecutionContext, createScheduledController, env, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import worker from "../src/index";
 
@@ -22,5 +22,25 @@ describe("cron maintenance (C15)", () => {
     const { results } = await env.DB.prepare("SELECT event_id FROM audit_log WHERE subject = ?").bind(tag).all<{ event_id: string }>();
     expect(results.map((r) => r.event_id)).toEqual([`new-${tag}`]);
     expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM consents WHERE user_id = ?").bind(`u-${tag}`).first("n")).toBe(0);
+  });
+});
+
+describe("/health", () => {
+  it("reports D1 and the objects as answering", async () => {
+    const response = await SELF.fetch("http://localhost/health");
+    expect(response.status).toBe(200);
+    expect(response.headers.get("cache-control")).toBe("no-store");
+    const body = (await response.json()) as { status: string; checks: Record<string, { ok: boolean }> };
+    expect(body.status).toBe("ok");
+    expect(Object.keys(body.checks).sort()).toEqual(["auth_codes", "d1", "keys", "rate_limiter", "sessions"]);
+  });
+
+  it("says degraded with 503 when D1 does not answer", async () => {
+    const { health } = await import("../src/routes/health");
+    // D1 cannot be taken offline from inside the pool, so this one case uses a binding that fails like an unreachable database.
+    const broken = { ...env, DB: { prepare: () => { throw new Error("D1 is down"); } } as unknown as D1Database };
+    const response = await health(broken);
+    expect(response.status).toBe(503);
+    expect(await response.json()).toMatchObject({ status: "degraded", checks: { d1: { ok: false }, keys: { ok: true } } });
   });
 });
