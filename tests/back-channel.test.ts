@@ -1,8 +1,11 @@
 import { SELF, env } from "cloudflare:test";
+import { exportJWK, generateKeyPair } from "jose";
+import * as oauth from "oauth4webapi";
 import { describe, expect, it } from "vitest";
 import { tokenFamilyFor } from "../src/objects/locate";
 import {
   ISSUER,
+  REDIRECT_URI,
   basic,
   errorOf,
   makeClient,
@@ -290,5 +293,69 @@ describe("browser apps", () => {
       expect(pre.headers.get("access-control-allow-headers")).toContain("Authorization");
       expect(pre.headers.get("access-control-allow-credentials")).toBeNull();
     }
+  });
+});
+
+describe("an unmodified oauth4webapi client", () => {
+  const options = { [oauth.customFetch]: (url: string, init: RequestInit) => SELF.fetch(url, init), [oauth.allowInsecureRequests]: true };
+  const as: oauth.AuthorizationServer = {
+    issuer: ISSUER,
+    token_endpoint: `${ISSUER}/token`,
+    userinfo_endpoint: `${ISSUER}/userinfo`,
+    introspection_endpoint: `${ISSUER}/introspect`,
+    revocation_endpoint: `${ISSUER}/revoke`,
+    jwks_uri: `${ISSUER}/jwks.json`,
+  };
+
+  it("redeems a code, validates the ID token, calls userinfo, refreshes, introspects and revokes (client_secret_basic)", async () => {
+    const rp = await makeClient();
+    const user = await makeUser(PROFILE);
+    const code = await makeCode(rp.clientId, user.id);
+    const client: oauth.Client = { client_id: rp.clientId };
+    const auth = oauth.ClientSecretBasic(rp.secret!);
+    const callback = oauth.validateAuthResponse(as, client, new URL(`${REDIRECT_URI}?code=${code.code}&iss=${encodeURIComponent(ISSUER)}`), oauth.expectNoState);
+    const tokenResponse = await oauth.authorizationCodeGrantRequest(as, client, auth, callback, REDIRECT_URI, code.verifier, options);
+    const tokens = await oauth.processAuthorizationCodeResponse(as, client, tokenResponse, { expectedNonce: code.grant.nonce!, requireIdToken: true });
+    const idClaims = oauth.getValidatedIdTokenClaims(tokens)!;
+    expect(idClaims.sub).toBe(user.id);
+    expect(idClaims.auth_time).toBe(code.grant.authTime);
+
+    const info = await oauth.processUserInfoResponse(as, client, user.id, await oauth.userInfoRequest(as, client, tokens.access_token, options));
+    expect(info).toMatchObject({ sub: user.id, email: user.email, name: PROFILE.name });
+
+    const refreshed = await oauth.processRefreshTokenResponse(as, client, await oauth.refreshTokenGrantRequest(as, client, auth, tokens.refresh_token!, options));
+    expect(oauth.getValidatedIdTokenClaims(refreshed)!.auth_time).toBe(code.grant.authTime);
+
+    const introspection = await oauth.processIntrospectionResponse(as, client, await oauth.introspectionRequest(as, client, auth, refreshed.access_token, options));
+    expect(introspection).toMatchObject({ active: true, sub: user.id, client_id: rp.clientId });
+
+    await oauth.processRevocationResponse(await oauth.revocationRequest(as, client, auth, refreshed.refresh_token!, options));
+    const after = await oauth.processIntrospectionResponse(as, client, await oauth.introspectionRequest(as, client, auth, refreshed.access_token, options));
+    expect(after.active).toBe(false);
+    await expect(oauth.processUserInfoResponse(as, client, user.id, await oauth.userInfoRequest(as, client, refreshed.access_token, options))).rejects.toThrow();
+  });
+
+  it("authenticates with private_key_jwt and client_secret_post, and gets client_credentials tokens", async () => {
+    const { publicKey, privateKey } = await generateKeyPair("ES256", { extractable: true });
+    const jwk = { ...(await exportJWK(publicKey)), alg: "ES256", kid: "k1" };
+    const jwtClient = await makeClient({ token_endpoint_auth_method: "private_key_jwt", grant_types: ["client_credentials"], scope: "reports:read", jwks: { keys: [jwk as unknown as Record<string, string>] } });
+    const ccResponse = await oauth.clientCredentialsGrantRequest(as, { client_id: jwtClient.clientId }, oauth.PrivateKeyJwt({ key: privateKey, kid: "k1" }), { scope: "reports:read" }, options);
+    const cc = await oauth.processClientCredentialsResponse(as, { client_id: jwtClient.clientId }, ccResponse);
+    expect(cc.scope).toBe("reports:read");
+
+    const postClient = await makeClient({ token_endpoint_auth_method: "client_secret_post" });
+    const user = await makeUser();
+    const code = await makeCode(postClient.clientId, user.id);
+    const client: oauth.Client = { client_id: postClient.clientId };
+    const callback = oauth.validateAuthResponse(as, client, new URL(`${REDIRECT_URI}?code=${code.code}`), oauth.expectNoState);
+    const response = await oauth.authorizationCodeGrantRequest(as, client, oauth.ClientSecretPost(postClient.secret!), callback, REDIRECT_URI, code.verifier, options);
+    const tokens = await oauth.processAuthorizationCodeResponse(as, client, response, { expectedNonce: code.grant.nonce! });
+    expect(tokens.token_type).toBe("bearer");
+
+    // A wrong secret surfaces as the library's challenge error carrying invalid_client.
+    const wrong = await oauth.authorizationCodeGrantRequest(as, client, oauth.ClientSecretBasic("wrong"), callback, REDIRECT_URI, code.verifier, options);
+    const error = await oauth.processAuthorizationCodeResponse(as, client, wrong).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(Error);
+    expect(wrong.status).toBe(401);
   });
 });
