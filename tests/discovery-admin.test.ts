@@ -84,7 +84,7 @@ describe("discovery (OIDC Discovery 1.0, RFC 8414)", () => {
       request_parameter_supported: false,
       request_uri_parameter_supported: false,
       authorization_response_iss_parameter_supported: true,
-      prompt_values_supported: ["none", "login", "consent"],
+      prompt_values_supported: ["none", "login", "consent", "select_account"],
     });
     expect(doc.scopes_supported).toEqual(expect.arrayContaining(["openid", "profile", "email", "address", "phone", "offline_access"]));
     expect(doc.claims_supported).toEqual(expect.arrayContaining(["sub", "iss", "auth_time", "email", "email_verified", "name"]));

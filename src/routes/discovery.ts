@@ -47,7 +47,8 @@ export function providerMetadata(issuer: string) {
     claims_parameter_supported: true,
     request_parameter_supported: false,
     request_uri_parameter_supported: false,
-    prompt_values_supported: ["none", "login", "consent"],
+    // select_account: /authorize shows the sign-in page, where another account can be chosen (as for login).
+    prompt_values_supported: ["none", "login", "consent", "select_account"],
     // RFC 9207 §3: `iss` is in every authorization response.
     authorization_response_iss_parameter_supported: true,
   };
