@@ -115,3 +115,314 @@ describe("authorization code flow through the email link and consent", () => {
     expect(response.headers.get("location")).toMatch(/^\/login\?interaction=/);
   });
 });
+
+describe("errors per OIDC Core §3.1.2.6", () => {
+  it("an unknown or missing client, or a missing or unregistered redirect_uri, gets a 400 page — never a redirect", async () => {
+    const client = await makeClient();
+    const { params } = await authorizeParams(client.client_id);
+    const before = await challengesHeld();
+    const cases: Record<string, string>[] = [
+      { ...params, client_id: "no-such-client" },
+      { ...params, client_id: "<script>alert(1)</script>" },
+      Object.fromEntries(Object.entries(params).filter(([k]) => k !== "client_id")),
+      Object.fromEntries(Object.entries(params).filter(([k]) => k !== "redirect_uri")),
+      { ...params, redirect_uri: "https://attacker.example/callback" },
+      { ...params, redirect_uri: `${REDIRECT_URI}/` },
+      { ...params, redirect_uri: `${REDIRECT_URI}?x=1` },
+      { ...params, redirect_uri: "javascript:alert(document.cookie)" },
+      { ...params, redirect_uri: REDIRECT_URI.toUpperCase() },
+    ];
+    for (const query of cases) {
+      const response = await new Browser().get(authorizeUrl(query));
+      expect(response.status, JSON.stringify(query)).toBe(400);
+      expect(response.headers.get("location")).toBeNull();
+      expect(response.headers.get("content-type")).toContain("text/html");
+      const html = await response.text();
+      expect(html).not.toContain("<script>alert");
+      expect(html).not.toContain("attacker.example");
+    }
+    expect(await challengesHeld()).toBe(before);
+  });
+
+  it("with a valid client and redirect URI, other errors go to the redirect URI with error, state and iss", async () => {
+    const publicClient = await makeClient({ token_endpoint_auth_method: "none" });
+    const { params } = await authorizeParams(publicClient.client_id);
+    const without = (name: string) => Object.fromEntries(Object.entries(params).filter(([k]) => k !== name));
+    const cases: Array<[Record<string, string>, string]> = [
+      [without("response_type"), "invalid_request"],
+      [{ ...params, response_type: "token" }, "unsupported_response_type"],
+      [{ ...params, response_type: "code id_token" }, "unsupported_response_type"],
+      [{ ...params, code_challenge_method: "plain" }, "invalid_request"],
+      [without("code_challenge_method"), "invalid_request"], // absent method means plain (RFC 7636 §4.3)
+      [{ ...params, code_challenge: "short" }, "invalid_request"],
+      [without("code_challenge"), "invalid_request"], // a public client must use PKCE
+      [{ ...params, prompt: "none login" }, "invalid_request"],
+      [{ ...params, prompt: "bogus" }, "invalid_request"],
+      [{ ...params, max_age: "-1" }, "invalid_request"],
+      [{ ...params, max_age: "soon" }, "invalid_request"],
+      [{ ...params, request: "eyJhbGciOiJub25lIn0.e30." }, "request_not_supported"],
+      [{ ...params, request_uri: "urn:ietf:params:oauth:request_uri:abc" }, "request_uri_not_supported"],
+      [without("scope"), "invalid_scope"],
+      [{ ...params, scope: "bogus other" }, "invalid_scope"],
+      [{ ...params, scope: 'openid "quoted"' }, "invalid_scope"],
+      [{ ...params, claims: "{not json" }, "invalid_request"],
+      [{ ...params, claims: '{"userinfo": []}' }, "invalid_request"],
+      [{ ...params, id_token_hint: "not.a.jwt" }, "invalid_request"],
+      [{ ...params, nonce: "n".repeat(600) }, "invalid_request"],
+    ];
+    for (const [query, error] of cases) {
+      const response = await new Browser().get(authorizeUrl(query));
+      const { base, params: answer } = responseParams(response);
+      expect(base, JSON.stringify(query)).toBe(REDIRECT_URI);
+      expect(answer.get("error"), JSON.stringify(query)).toBe(error);
+      expect(answer.get("state")).toBe(params.state);
+      expect(answer.get("iss")).toBe(ORIGIN);
+      expect(answer.get("code")).toBeNull();
+      expect(answer.get("error_description") ?? "").toMatch(/^[\x20\x21\x23-\x5B\x5D-\x7E]*$/);
+    }
+  });
+
+  it("a confidential client may omit PKCE; a client not registered for the code flow is unauthorized_client", async () => {
+    const confidential = await makeClient();
+    const { params } = await authorizeParams(confidential.client_id);
+    const { code_challenge: _c, code_challenge_method: _m, ...noPkce } = params;
+    const ok = await new Browser().get(authorizeUrl(noPkce));
+    expect(ok.headers.get("location")).toMatch(/^\/login\?interaction=/);
+
+    const m2m = await makeClient({ grant_types: ["client_credentials"] });
+    const refused = await new Browser().get(authorizeUrl({ ...params, client_id: m2m.client_id }));
+    expect(responseParams(refused).params.get("error")).toBe("unauthorized_client");
+  });
+
+  it("response_mode=fragment puts the response in the fragment; an unknown response_mode is reported in the query", async () => {
+    const client = await makeClient();
+    const { params } = await authorizeParams(client.client_id, { response_mode: "fragment", prompt: "none" });
+    const response = await new Browser().get(authorizeUrl(params));
+    const location = new URL(response.headers.get("location")!);
+    expect(location.search).toBe("");
+    const answer = new URLSearchParams(location.hash.slice(1));
+    expect(answer.get("error")).toBe("login_required");
+    expect(answer.get("state")).toBe(params.state);
+    expect(answer.get("iss")).toBe(ORIGIN);
+
+    const bad = await new Browser().get(authorizeUrl({ ...params, response_mode: "web_message" }));
+    const badLocation = new URL(bad.headers.get("location")!);
+    expect(badLocation.hash).toBe("");
+    expect(badLocation.searchParams.get("error")).toBe("invalid_request");
+  });
+
+  it("response_mode=form_post answers with a self-submitting form allowed by its CSP hash, values escaped", async () => {
+    const client = await makeClient();
+    const state = `"><script>alert(1)</script>&`;
+    const { params } = await authorizeParams(client.client_id, { response_mode: "form_post", prompt: "none", state });
+    const response = await new Browser().get(authorizeUrl(params));
+    expect(response.status).toBe(200);
+    expect(response.headers.get("location")).toBeNull();
+    const csp = response.headers.get("content-security-policy")!;
+    expect(csp).toContain(`script-src '${FORM_POST_SCRIPT_HASH}'`);
+    const html = await response.text();
+    expect(html).toContain(`<form method="post" action="${REDIRECT_URI}">`);
+    expect(html).not.toContain("<script>alert(1)");
+    expect(formFields(html)).toEqual({ error: "login_required", error_description: expect.any(String), state, iss: ORIGIN });
+    // The hash in the CSP is the hash of the page's one script.
+    const script = /<script>([^<]*)<\/script>/.exec(html)![1]!;
+    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(script)));
+    expect(`sha256-${btoa(String.fromCharCode(...digest))}`).toBe(FORM_POST_SCRIPT_HASH);
+  });
+
+  it("a registered redirect URI with a query keeps it; state with CR/LF is encoded, never a header", async () => {
+    const withQuery = `${REDIRECT_URI}?tenant=a%20b`;
+    const client = await makeClient({ redirect_uris: [withQuery] });
+    const state = "x\r\nSet-Cookie: evil=1";
+    const { params } = await authorizeParams(client.client_id, { redirect_uri: withQuery, prompt: "none", state });
+    const response = await new Browser().get(authorizeUrl(params));
+    expect(response.headers.get("set-cookie")).toBeNull();
+    const location = response.headers.get("location")!;
+    expect(location.startsWith(`${withQuery}&`)).toBe(true);
+    const answer = new URL(location).searchParams;
+    expect(answer.get("tenant")).toBe("a b");
+    expect(answer.get("state")).toBe(state);
+    expect(answer.get("error")).toBe("login_required");
+  });
+});
+
+describe("hostile input", () => {
+  it("oversized, malformed, duplicated and script-laden parameters: no 5xx, no redirect off the registered URI, no state change", async () => {
+    const client = await makeClient();
+    const { params } = await authorizeParams(client.client_id);
+    const base = authorizeUrl(params);
+    const before = await challengesHeld();
+    const requests: Array<[string, RequestInit?]> = [
+      [`${base}&state=${"A".repeat(10_000)}`], // duplicate and huge
+      [authorizeUrl({ ...params, state: "s".repeat(10_000) })],
+      [authorizeUrl({ ...params, scope: "openid ".repeat(2000) })],
+      [authorizeUrl({ ...params, claims: `{"userinfo":${"[".repeat(5000)}` })],
+      [authorizeUrl({ ...params, login_hint: "x".repeat(10_000) })],
+      [`${base}&client_id=${client.client_id}`],
+      [`${base}&redirect_uri=https%3A%2F%2Fattacker.example%2Fcb`],
+      [`/authorize?client_id=%FF%FE&redirect_uri=%C0%AF&response_type=code`],
+      [`${base}&nonce=%FF%FE%FD`],
+      [`/authorize?${"a=b&".repeat(3000)}`],
+      [authorizeUrl({ ...params, redirect_uri: "javascript:alert(1)//" + REDIRECT_URI })],
+      [authorizeUrl({ ...params, max_age: "99999999999999999999" })],
+      [authorizeUrl({ ...params, prompt: "none\u0000login" })],
+      ["/authorize", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(params) }],
+      ["/authorize", { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: "client_id=%FF&x=" + "y".repeat(70_000) }],
+      ["/authorize", { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: new Uint8Array([0x63, 0x3d, 0xff, 0xfe]) }],
+    ];
+    for (const [path, init] of requests) {
+      const response = await new Browser().fetch(path, init);
+      expect(response.status, path.slice(0, 80)).toBeLessThan(500);
+      const location = response.headers.get("location");
+      if (location !== null && !location.startsWith("/login?")) {
+        expect(location.startsWith(`${REDIRECT_URI}?`), location.slice(0, 120)).toBe(true);
+        expect(new URL(location).searchParams.get("code")).toBeNull();
+      }
+    }
+    expect(await challengesHeld()).toBe(before);
+  });
+
+  it("rate-limits /authorize per client address: exactly the limit passes under concurrency, then 429 with Retry-After", async () => {
+    const client = await makeClient();
+    const { params } = await authorizeParams(client.client_id, { prompt: "none" });
+    const browser = new Browser();
+    const limit = loadConfig(env).rateLimitAuthorize;
+    const responses = await Promise.all(Array.from({ length: limit + 5 }, () => browser.get(authorizeUrl(params))));
+    const limited = responses.filter((r) => r.status === 429);
+    expect(limited).toHaveLength(5);
+    expect(responses.filter((r) => r.status === 303)).toHaveLength(limit);
+    expect(Number(limited[0]!.headers.get("retry-after"))).toBeGreaterThan(0);
+    expect(limited[0]!.headers.get("location")).toBeNull();
+    // Another address is not affected.
+    expect((await new Browser().get(authorizeUrl(params))).status).toBe(303);
+  });
+});
+
+describe("sessions: prompt, max_age, id_token_hint (C16)", () => {
+  it("prompt=none without a session is login_required; with a session and consent it is a code at once", async () => {
+    const client = await makeClient();
+    const { params } = await authorizeParams(client.client_id, { prompt: "none" });
+    const anonymous = responseParams(await new Browser().get(authorizeUrl(params))).params;
+    expect(anonymous.get("error")).toBe("login_required");
+    expect(anonymous.get("state")).toBe(params.state);
+
+    const { browser, userId } = await signedInBrowser(client.client_id);
+    const { verifier, params: again } = await authorizeParams(client.client_id, { prompt: "none" });
+    const answer = responseParams(await browser.get(authorizeUrl(again))).params;
+    expect(answer.get("iss")).toBe(ORIGIN);
+    const grant = await redeem(answer.get("code")!, client.client_id, verifier);
+    expect(grant.sub).toBe(userId);
+  });
+
+  it("prompt=none with a session but without consent for the scopes is consent_required", async () => {
+    const client = await makeClient();
+    const { browser } = await signedInBrowser(client.client_id);
+    const { params } = await authorizeParams(client.client_id, { prompt: "none", scope: "openid email profile" });
+    expect(responseParams(await browser.get(authorizeUrl(params))).params.get("error")).toBe("consent_required");
+  });
+
+  it("a session with remembered consent needs no page; a garbage or forged cookie counts as no session", async () => {
+    const client = await makeClient();
+    const { browser, userId } = await signedInBrowser(client.client_id);
+    const { params } = await authorizeParams(client.client_id);
+    const direct = responseParams(await browser.get(authorizeUrl(params))).params;
+    expect(direct.get("code")).toBeTruthy();
+
+    const cookie = browser.cookies.get("oidc_session")!;
+    for (const forged of ["garbage", `${cookie.slice(0, -3)}abc`, `${userId}.${"a".repeat(22)}.${"b".repeat(43)}`, "x".repeat(5000)]) {
+      const stranger = new Browser();
+      stranger.cookies.set("oidc_session", forged);
+      const response = await stranger.get(authorizeUrl({ ...params, prompt: "none" }));
+      expect(responseParams(response).params.get("error")).toBe("login_required");
+    }
+  });
+
+  it("prompt=login forces a new sign-in even with a session; the code carries the new auth_time and session", async () => {
+    const client = await makeClient();
+    vi.useFakeTimers({ toFake: ["Date"] });
+    const t0 = Date.UTC(2030, 0, 1, 12, 0, 0);
+    vi.setSystemTime(t0);
+    const { browser, email } = await signedInBrowser(client.client_id);
+    const { verifier: v1, params: p1 } = await authorizeParams(client.client_id);
+    const first = await redeem(responseParams(await browser.get(authorizeUrl(p1))).params.get("code")!, client.client_id, v1);
+    expect(first.authTime).toBe(t0 / 1000);
+
+    vi.setSystemTime(t0 + 600_000);
+    const { verifier, params } = await authorizeParams(client.client_id, { prompt: "login" });
+    const start = await browser.get(authorizeUrl(params));
+    expect(start.headers.get("location")).toMatch(/^\/login\?interaction=/);
+    vi.setSystemTime(t0 + 660_000);
+    const done = await followLocal(browser, await signIn(browser, start.headers.get("location")!, email));
+    const grant = await redeem(responseParams(done).params.get("code")!, client.client_id, verifier);
+    expect(grant.authTime).toBe((t0 + 660_000) / 1000);
+    expect(grant.sid).not.toBe(first.sid);
+    expect(grant.sub).toBe(first.sub);
+  });
+
+  it("max_age forces a new sign-in when the authentication is older, not when it is recent; max_age=0 always", async () => {
+    const client = await makeClient();
+    vi.useFakeTimers({ toFake: ["Date"] });
+    const t0 = Date.UTC(2030, 0, 2, 12, 0, 0);
+    vi.setSystemTime(t0);
+    const { browser, email } = await signedInBrowser(client.client_id);
+
+    vi.setSystemTime(t0 + 120_000);
+    const { verifier: vRecent, params: recent } = await authorizeParams(client.client_id, { max_age: "300" });
+    const recentGrant = await redeem(responseParams(await browser.get(authorizeUrl(recent))).params.get("code")!, client.client_id, vRecent);
+    expect(recentGrant.authTime).toBe(t0 / 1000);
+
+    const { params: zero } = await authorizeParams(client.client_id, { max_age: "0" });
+    expect((await browser.get(authorizeUrl(zero))).headers.get("location")).toMatch(/^\/login\?/);
+
+    const { params: none } = await authorizeParams(client.client_id, { max_age: "60", prompt: "none" });
+    expect(responseParams(await browser.get(authorizeUrl(none))).params.get("error")).toBe("login_required");
+
+    const { verifier, params } = await authorizeParams(client.client_id, { max_age: "60" });
+    const start = await browser.get(authorizeUrl(params));
+    expect(start.headers.get("location")).toMatch(/^\/login\?interaction=/);
+    vi.setSystemTime(t0 + 180_000);
+    const done = await followLocal(browser, await signIn(browser, start.headers.get("location")!, email));
+    const grant = await redeem(responseParams(done).params.get("code")!, client.client_id, verifier);
+    expect(grant.authTime).toBe((t0 + 180_000) / 1000);
+  });
+
+  it("id_token_hint: the same user passes prompt=none; another user is login_required; a hint for another client is refused", async () => {
+    const client = await makeClient();
+    const { browser, userId } = await signedInBrowser(client.client_id);
+    const key = await currentSigningKey(env);
+    const hintFor = (sub: string, aud = client.client_id) =>
+      mintIdToken(key, { issuer: ORIGIN, clientId: aud, sub, authTime: 1, nonce: null, sid: null, amr: [], acr: null, accessToken: null, ttlSeconds: 60 });
+
+    const { params: same } = await authorizeParams(client.client_id, { prompt: "none", id_token_hint: await hintFor(userId) });
+    expect(responseParams(await browser.get(authorizeUrl(same))).params.get("code")).toBeTruthy();
+
+    const { params: other } = await authorizeParams(client.client_id, { prompt: "none", id_token_hint: await hintFor("someone-else-entirely") });
+    expect(responseParams(await browser.get(authorizeUrl(other))).params.get("error")).toBe("login_required");
+
+    const { params: interactive } = await authorizeParams(client.client_id, { id_token_hint: await hintFor("someone-else-entirely") });
+    expect((await browser.get(authorizeUrl(interactive))).headers.get("location")).toMatch(/^\/login\?/);
+
+    const { params: foreign } = await authorizeParams(client.client_id, { prompt: "none", id_token_hint: await hintFor(userId, "another-client") });
+    expect(responseParams(await browser.get(authorizeUrl(foreign))).params.get("error")).toBe("invalid_request");
+  });
+
+  it("prompt=select_account leads to the sign-in page even with a session", async () => {
+    const client = await makeClient();
+    const { browser } = await signedInBrowser(client.client_id);
+    const { params } = await authorizeParams(client.client_id, { prompt: "select_account" });
+    expect((await browser.get(authorizeUrl(params))).headers.get("location")).toMatch(/^\/login\?interaction=/);
+  });
+
+  it("an admin change between the request and the consent is in force: a removed redirect URI gets a page, not a redirect (C5)", async () => {
+    const client = await makeClient();
+    const browser = new Browser();
+    const { params } = await authorizeParams(client.client_id);
+    const start = await browser.get(authorizeUrl(params));
+    const afterLink = await signIn(browser, start.headers.get("location")!, uniqueEmail());
+    const consent = await followLocal(browser, afterLink);
+    await updateClient(env.DB, client.client_id, { redirect_uris: ["https://rp.example/other"] });
+    const done = await decide(browser, consent, "allow");
+    expect(done.status).toBe(400);
+    expect(done.headers.get("location")).toBeNull();
+  });
+});

@@ -8,7 +8,7 @@ import { formatSessionCookie, newSessionId } from "../objects/sessions";
 import { randomToken, sha256Base64url } from "../oauth/crypto";
 import { OAuthError } from "../oauth/errors";
 import { checkEmailPage, confirmLinkPage, errorPage, signInPage, signedInPage } from "../ui/pages";
-import { clientIp, clientOfPending, enforceRateLimit, frontChannel, loadInteraction, pageError } from "./authorize";
+import { clientIp, clientOfPending, enforceRateLimit, frontChannel, loadInteraction, logSafe, pageError } from "./authorize";
 import { csrfTokenFor, verifyCsrf } from "./cookies";
 import { readParams } from "./params";
 import { htmlResponse, redirectResponse } from "./respond";
@@ -176,7 +176,7 @@ async function completeSignIn(env: Env, request: Request, challenge: Challenge, 
     cookieValue = formatSessionCookie(user.id, outcome.sessionId, result.secret);
   } catch (error) {
     if (error instanceof OAuthError) throw error;
-    console.error(JSON.stringify({ level: "error", event: "sign_in_incomplete", error: error instanceof Error ? error.name : "unknown" }));
+    console.error(JSON.stringify({ level: "error", event: "sign_in_incomplete", error: logSafe(error) }));
     return htmlResponse(
       errorPage("We could not finish signing you in", "Something failed on our side. Open the link from your email again to retry."),
       { status: 503, headers: { "retry-after": "5" } },

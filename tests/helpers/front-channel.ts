@@ -48,7 +48,7 @@ export class Browser {
     if (this.cookies.size > 0) headers.set("cookie", [...this.cookies].map(([k, v]) => `${k}=${v}`).join("; "));
     headers.set("cf-connecting-ip", this.ip);
     const response = await SELF.fetch(new URL(path, ORIGIN).toString(), { ...init, headers, redirect: "manual" });
-    for (const header of response.headers.getSetCookie()) {
+    for (const header of response.headers.getAll("set-cookie")) {
       const [pair] = header.split(";");
       const eq = pair!.indexOf("=");
       const name = pair!.slice(0, eq);
@@ -120,7 +120,7 @@ export async function mailbox(to: string): Promise<DevMessage[]> {
 }
 
 export function tokenOfLink(link: string): string {
-  return new URL(link).searchParams.get("token")!;
+  return new URL(link, ORIGIN).searchParams.get("token")!;
 }
 
 /** From the sign-in page of an interaction to the email sent: returns the link's path. */
