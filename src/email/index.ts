@@ -2,7 +2,7 @@ import { loadConfig } from "../config";
 import type { Env } from "../env";
 import { sendWithDevTransport } from "./dev";
 import { sendWithHttpTransport } from "./http";
-import type { EmailMessage } from "./message";
+import { EmailDeliveryError, type EmailMessage } from "./message";
 
 export { EmailDeliveryError, type EmailMessage } from "./message";
 
@@ -15,7 +15,11 @@ export { EmailDeliveryError, type EmailMessage } from "./message";
 export async function sendEmail(env: Env, message: EmailMessage): Promise<void> {
   const config = loadConfig(env);
   if (config.emailTransport === "dev") {
-    await sendWithDevTransport(env.DB, message);
+    try {
+      await sendWithDevTransport(env.DB, message);
+    } catch (error) {
+      throw new EmailDeliveryError("dev", error instanceof Error ? error.name : "failed");
+    }
     return;
   }
   await sendWithHttpTransport(
