@@ -7,7 +7,7 @@ import type { Env } from "../src/env";
 import { challengeStoreFor, userSessionsFor } from "../src/objects/locate";
 import { parseSessionCookie } from "../src/objects/sessions";
 import { devMailbox } from "../src/routes/dev-mailbox";
-import { sendLoginLink } from "../src/routes/login";
+import { isEmailAddress, sendLoginLink } from "../src/routes/login";
 import { sessionCookie } from "../src/routes/session";
 import {
   Browser,
@@ -168,12 +168,15 @@ describe("the sign-in page and the email link", () => {
     const browser = new Browser();
     const page = await browser.get("/login");
     const fields = formFields(await page.text());
-    for (const email of ["", "not-an-email", "a@b", "a b@example.com", "x@example.com\r\nBcc: victim@example.com", `${"a".repeat(250)}@example.com`]) {
+    const invalid = ["", "not-an-email", "a@b", "a b@example.com", "x@example.com\r\nBcc: victim@example.com", `${"a".repeat(250)}@example.com`,
+      "../../etc/passwd@example.com", ".a@example.com", "a..b@example.com", "a.@example.com", "user%relay@example.com", "a@b@example.com", "a@-x.example"];
+    for (const email of invalid) {
       const response = await browser.post("/login", { ...fields, email });
       expect(response.status).toBe(400);
       expect(await response.text()).toContain('name="email"');
     }
     expect(await mailbox("x@example.com")).toEqual([]);
+    for (const email of ["first.last+tag@sub.example.co.uk", "o'brien@example.com", "x_y-z@example-mail.org"]) expect(isEmailAddress(email)).toBe(true);
   });
 
   it("CSRF: a POST without the cookie-bound token is 403 and changes nothing", async () => {
