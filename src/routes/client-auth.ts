@@ -13,12 +13,21 @@ import {
   type CredentialParams,
 } from "../oauth/client-auth";
 import { OAuthError } from "../oauth/errors";
+import { param } from "./params";
 
 /**
  * Client authentication at the back-channel endpoints (token, introspection, revocation): find the client in D1
  * (read on every request, C5), check it uses exactly its registered method, then check the credential.
  * Every failure is invalid_client, 401, with a Basic challenge (RFC 6749 §5.2).
  */
+
+/** The client-authentication parameters every back-channel endpoint accepts (RFC 6749 §2.3.1, RFC 7523 §2.2); spread into each endpoint's schema. */
+export const clientAuthParams = {
+  client_id: param(256).optional(),
+  client_secret: param(512).optional(),
+  client_assertion: param(16 * 1024).optional(),
+  client_assertion_type: param(256).optional(),
+};
 
 export interface ClientAuthContext {
   /** The issuer identifier: the realm of the challenge and an accepted assertion audience. */

@@ -3,7 +3,7 @@ import { issuerOf } from "../config";
 import type { Env } from "../env";
 import { tokenFamilyFor } from "../objects/locate";
 import { familyIdOfRefreshToken } from "../objects/refresh-tokens";
-import { authenticateClient } from "./client-auth";
+import { authenticateClient, clientAuthParams } from "./client-auth";
 import { param, parseWith, readParams } from "./params";
 import { jsonResponse } from "./respond";
 import { activeAccessToken } from "./userinfo";
@@ -18,10 +18,7 @@ import { activeAccessToken } from "./userinfo";
 const IntrospectionRequest = z.object({
   token: param(16 * 1024),
   token_type_hint: param(100).optional(),
-  client_id: param(256).optional(),
-  client_secret: param(512).optional(),
-  client_assertion: param(16 * 1024).optional(),
-  client_assertion_type: param(256).optional(),
+  ...clientAuthParams,
 });
 
 const INACTIVE = { active: false } as const;

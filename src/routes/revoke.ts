@@ -5,7 +5,7 @@ import { tokenFamilyFor } from "../objects/locate";
 import { familyIdOfRefreshToken } from "../objects/refresh-tokens";
 import { verifyAccessToken } from "../oauth/tokens";
 import { verifyWithPublishedKeys } from "../signing-keys";
-import { authenticateClient } from "./client-auth";
+import { authenticateClient, clientAuthParams } from "./client-auth";
 import { param, parseWith, readParams } from "./params";
 
 /**
@@ -19,10 +19,7 @@ import { param, parseWith, readParams } from "./params";
 const RevocationRequest = z.object({
   token: param(16 * 1024),
   token_type_hint: param(100).optional(),
-  client_id: param(256).optional(),
-  client_secret: param(512).optional(),
-  client_assertion: param(16 * 1024).optional(),
-  client_assertion_type: param(256).optional(),
+  ...clientAuthParams,
 });
 
 export async function revoke(request: Request, env: Env): Promise<Response> {

@@ -11,7 +11,7 @@ import { clientCredentialsScope, issuesRefreshToken } from "../oauth/grants";
 import { parseScope } from "../oauth/scopes";
 import { mintAccessToken, mintIdToken } from "../oauth/tokens";
 import { currentSigningKey } from "../signing-keys";
-import { authenticateClient } from "./client-auth";
+import { authenticateClient, clientAuthParams } from "./client-auth";
 import { param, parseWith, readParams } from "./params";
 import { jsonResponse } from "./respond";
 import { storedClaimsRequest, userClaimValues } from "./userinfo";
@@ -32,10 +32,7 @@ const TokenRequest = z.object({
   code_verifier: param(256).optional(),
   refresh_token: param(512).optional(),
   scope: param(2048).optional(),
-  client_id: param(256).optional(),
-  client_secret: param(512).optional(),
-  client_assertion: param(16 * 1024).optional(),
-  client_assertion_type: param(256).optional(),
+  ...clientAuthParams,
 });
 type TokenRequest = z.infer<typeof TokenRequest>;
 
