@@ -138,6 +138,13 @@ describe("/userinfo", () => {
     await env.DB.prepare("UPDATE users SET disabled = 1 WHERE id = ?").bind(user.id).run();
     expect((await userinfoWith(tokens.access_token)).status).toBe(401);
   });
+
+  it("refuses the token of a client that was deleted since", async () => {
+    const { rp, tokens } = await signedIn();
+    expect((await userinfoWith(tokens.access_token)).status).toBe(200);
+    await env.DB.prepare("DELETE FROM clients WHERE id = ?").bind(rp.clientId).run();
+    expect((await userinfoWith(tokens.access_token)).status).toBe(401);
+  });
 });
 
 describe("/introspect (RFC 7662) and /revoke (RFC 7009) require client authentication (C14)", () => {

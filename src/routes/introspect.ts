@@ -45,7 +45,7 @@ export async function introspect(request: Request, env: Env): Promise<Response> 
     });
   }
 
-  const claims = await activeAccessToken(env, issuer, params.token);
+  const claims = (await activeAccessToken(env, issuer, params.token))?.claims ?? null;
   if (claims === null || claims.client_id !== client.client_id) return jsonResponse(INACTIVE);
   return jsonResponse({
     active: true,

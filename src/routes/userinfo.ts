@@ -1,7 +1,9 @@
 import { issuerOf } from "../config";
+import { getClient } from "../db/clients";
 import { getUser, type User } from "../db/users";
 import type { Env } from "../env";
 import { tokenFamilyFor } from "../objects/locate";
+import type { FamilyInfo } from "../objects/refresh-tokens";
 import { filterClaims, parseClaimsRequest, releasedClaimNames, type ClaimsRequest } from "../oauth/claims";
 import { OAuthError } from "../oauth/errors";
 import { parseScope } from "../oauth/scopes";
@@ -111,15 +113,17 @@ async function presentedToken(request: Request, realm: string): Promise<string |
 
 /**
  * Checks an access token the way every protected endpoint must: signature, issuer, audience, expiry (RFC 9068), then
- * the grant it belongs to and its own revocation (TokenFamily.checkAccessToken). Null when it is not honoured.
+ * the grant it belongs to, its own revocation (TokenFamily.checkAccessToken), and that its client still exists
+ * (deleting a client ends its tokens). Null when it is not honoured.
  */
-export async function activeAccessToken(env: Env, issuer: string, token: string): Promise<AccessTokenClaims | null> {
+export async function activeAccessToken(env: Env, issuer: string, token: string): Promise<{ claims: AccessTokenClaims; grant: FamilyInfo } | null> {
   const claims = await verifyAccessToken((jwt, options) => verifyWithPublishedKeys(env, jwt, options), issuer, token);
   if (claims === null) return null;
   const family = tokenFamilyFor(env, claims.gid);
   if (family === null) return null;
-  const { active } = await family.checkAccessToken(claims.jti);
-  return active ? claims : null;
+  const [check, grant, client] = await Promise.all([family.checkAccessToken(claims.jti), family.getFamily(), getClient(env.DB, claims.client_id)]);
+  if (!check.active || grant === null || client === null || grant.sub !== claims.sub || grant.clientId !== claims.client_id) return null;
+  return { claims, grant };
 }
 
 export async function userinfo(request: Request, env: Env): Promise<Response> {
@@ -128,15 +132,10 @@ export async function userinfo(request: Request, env: Env): Promise<Response> {
   if (token === null) {
     throw new OAuthError("invalid_token", "no access token was presented", { status: 401, headers: bearerChallenge(issuer) });
   }
-  const claims = await verifyAccessToken((jwt, options) => verifyWithPublishedKeys(env, jwt, options), issuer, token);
+  const active = await activeAccessToken(env, issuer, token);
   // RFC 9449 §7.1: a DPoP-bound token is not usable as a Bearer token.
-  if (claims === null || claims.cnf !== undefined) throw invalidToken(issuer, "the access token is invalid or expired");
-  const family = tokenFamilyFor(env, claims.gid);
-  if (family === null) throw invalidToken(issuer, "the access token is invalid or expired");
-  const [check, grant] = await Promise.all([family.checkAccessToken(claims.jti), family.getFamily()]);
-  if (!check.active || grant === null || grant.sub !== claims.sub || grant.clientId !== claims.client_id) {
-    throw invalidToken(issuer, "the access token was revoked");
-  }
+  if (active === null || active.claims.cnf !== undefined) throw invalidToken(issuer, "the access token is invalid, expired or revoked");
+  const { claims, grant } = active;
   const scope = parseScope(claims.scope) ?? [];
   if (!scope.includes("openid")) {
     const description = "the access token does not carry the openid scope";
