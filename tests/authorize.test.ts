@@ -337,6 +337,16 @@ describe("sessions: prompt, max_age, id_token_hint (C16)", () => {
     }
   });
 
+  it("a session of a user who was disabled or deleted since does not count", async () => {
+    const client = await makeClient();
+    const { browser, userId } = await signedInBrowser(client.client_id);
+    await env.DB.prepare("UPDATE users SET disabled = 1 WHERE id = ?").bind(userId).run();
+    const { params } = await authorizeParams(client.client_id, { prompt: "none" });
+    expect(responseParams(await browser.get(authorizeUrl(params))).params.get("error")).toBe("login_required");
+    const { params: interactive } = await authorizeParams(client.client_id);
+    expect((await browser.get(authorizeUrl(interactive))).headers.get("location")).toMatch(/^\/login\?/);
+  });
+
   it("prompt=login forces a new sign-in even with a session; the code carries the new auth_time and session", async () => {
     const client = await makeClient();
     vi.useFakeTimers({ toFake: ["Date"] });

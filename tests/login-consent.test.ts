@@ -143,6 +143,20 @@ describe("the sign-in page and the email link", () => {
     expect(sessionCookieOf(done)).not.toBeNull();
   });
 
+  it("a disabled account gets a page and no session", async () => {
+    const browser = new Browser();
+    const email = uniqueEmail();
+    const first = await followLink(browser, await requestLink(browser, "/login", email));
+    expect(sessionCookieOf(first)).not.toBeNull();
+    const user = await findUserByEmail(env.DB, email);
+    await env.DB.prepare("UPDATE users SET disabled = 1 WHERE id = ?").bind(user!.id).run();
+    const other = new Browser();
+    const refused = await followLink(other, await requestLink(other, "/login", email));
+    expect(refused.status).toBe(403);
+    expect(sessionCookieOf(refused)).toBeNull();
+    expect(await userSessionsFor(env, user!.id)!.listSessions()).toHaveLength(1);
+  });
+
   it("an unknown, malformed or expired link is a page, never a session", async () => {
     const browser = new Browser();
     for (const token of ["", "nope", "0.AAAAAAAAAAAAAAAAAAAAAAAAAAAA", "<script>", "z".repeat(5000)]) {

@@ -1,6 +1,7 @@
 import { issuerOf, loadConfig } from "../config";
 import { getClient, type Client } from "../db/clients";
 import { grantedScopes, rememberConsent } from "../db/consents";
+import { getUser } from "../db/users";
 import { EmailDeliveryError } from "../email";
 import type { Env } from "../env";
 import type { AuthorizationCodeGrant } from "../objects/auth-codes";
@@ -216,7 +217,7 @@ export async function continueAuthorization(
   options: { consentGiven: boolean },
 ): Promise<Response> {
   const scope = grantableScope(pending.scope, client); // the client's registration now, not when the request arrived (C5)
-  const session = await currentSession(env, request);
+  const session = await usableSession(env, request);
   const promptNone = pending.prompt.includes("none");
 
   if (needsSignIn(pending, session)) {
@@ -236,6 +237,14 @@ export async function continueAuthorization(
     return redirectResponse(`/consent?interaction=${encodeURIComponent(id)}`);
   }
   return issueCode(env, request, client, { ...pending, scope }, user, interactionId, options.consentGiven);
+}
+
+/** The browser's session, if its user still exists and is not disabled (an admin change is in force at once). */
+async function usableSession(env: Env, request: Request): Promise<CurrentSession | null> {
+  const session = await currentSession(env, request);
+  if (session === null) return null;
+  const user = await getUser(env.DB, session.userId);
+  return user !== null && !user.disabled ? session : null;
 }
 
 function needsSignIn(pending: PendingAuthorization, session: CurrentSession | null): boolean {
