@@ -178,8 +178,7 @@ export function authorize(request: Request, env: Env): Promise<Response> {
     const client = params.client_id === undefined ? null : await getClient(env.DB, params.client_id);
     const target = responseTarget(params, client);
     return answeringClient(issuer, target, async () => {
-      const request_ = validateAuthorizationRequest(params, client!, target);
-      const { idTokenHint, ...rest } = request_;
+      const { idTokenHint, ...rest } = validateAuthorizationRequest(params, client!, target);
       let idTokenHintSub: string | null = null;
       if (idTokenHint !== null) {
         // OIDC Core §3.1.2.1: an ID token we issued (expired is fine) to this client.
