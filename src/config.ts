@@ -17,6 +17,8 @@ export interface Config {
   sessionTtl: number;
   sessionIdleTtl: number;
   magicLinkTtl: number;
+  /** A pending authorization request while the user signs in and consents: long enough to read the email and follow the link. */
+  interactionTtl: number;
   passkeyChallengeTtl: number;
   sessionTokenTtl: number;
   parTtl: number;
@@ -57,6 +59,7 @@ const DEFAULTS: Config = {
   sessionTtl: 14 * 86400,
   sessionIdleTtl: 3 * 86400,
   magicLinkTtl: 900,
+  interactionTtl: 30 * 60,
   passkeyChallengeTtl: 300,
   sessionTokenTtl: 60,
   parTtl: 60,

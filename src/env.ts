@@ -22,7 +22,11 @@ export interface Env {
   /** Plain-text settings (wrangler `vars`); every one optional, defaults live in config.ts. */
   ISSUER?: string;
   EMAIL_TRANSPORT?: string;
+  /** Secrets (wrangler secret put): the admin API bearer token and the email API key. */
   ADMIN_TOKEN?: string;
+  EMAIL_API_KEY?: string;
+  EMAIL_API_URL?: string;
+  EMAIL_FROM?: string;
 }
 
 type OidcEnv = Env;

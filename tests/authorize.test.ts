@@ -1,4 +1,5 @@
 import { SELF, env } from "cloudflare:test";
+import { userSessionsFor } from "../src/objects/locate";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { updateClient } from "../src/db/clients";
 import { findUserByEmail } from "../src/db/users";
@@ -367,6 +368,9 @@ describe("sessions: prompt, max_age, id_token_hint (C16)", () => {
     expect(grant.authTime).toBe((t0 + 660_000) / 1000);
     expect(grant.sid).not.toBe(first.sid);
     expect(grant.sub).toBe(first.sub);
+    // The replaced session is ended, not left behind: only the new one is active.
+    const active = await userSessionsFor(env, grant.sub)!.listSessions();
+    expect(active.map((s) => s.sid)).toEqual([grant.sid]);
   });
 
   it("max_age forces a new sign-in when the authentication is older, not when it is recent; max_age=0 always", async () => {

@@ -93,9 +93,10 @@ export interface PendingAuthorization extends Omit<AuthorizationRequest, "idToke
   startedAt: number;
 }
 
-/** Long enough to read the email and follow the link (which lives `magicLinkTtl`), then consent. */
+/** Never shorter than the link it waits for, plus time to consent. */
 function interactionTtl(env: Env): number {
-  return Math.max(30 * 60, loadConfig(env).magicLinkTtl + 10 * 60);
+  const config = loadConfig(env);
+  return Math.max(config.interactionTtl, config.magicLinkTtl + 10 * 60);
 }
 
 async function createInteraction(env: Env, pending: PendingAuthorization): Promise<string> {

@@ -12,7 +12,7 @@ import { clientIp, clientOfPending, enforceRateLimit, frontChannel, loadInteract
 import { csrfTokenFor, verifyCsrf } from "./cookies";
 import { readParams } from "./params";
 import { htmlResponse, redirectResponse } from "./respond";
-import { sessionCookie } from "./session";
+import { currentSession, sessionCookie } from "./session";
 
 /**
  * Sign-in by email link.
@@ -135,6 +135,16 @@ async function sessionExists(env: Env, outcome: ChallengeOutcome): Promise<boole
   return sessions !== null && (await sessions.listSessions()).some((s) => s.sid === outcome.sessionId);
 }
 
+/**
+ * A new sign-in in a browser that still holds a session (prompt=login, max_age, another account) replaces its cookie:
+ * the old session is ended rather than left to linger unreachable until it idles out.
+ */
+async function endReplacedSession(env: Env, request: Request, newSid: string): Promise<void> {
+  const previous = await currentSession(env, request);
+  if (previous === null || previous.sid === newSid) return;
+  await userSessionsFor(env, previous.userId)!.revokeSession(previous.sid, "replaced by a new sign-in");
+}
+
 /** POST /login/email */
 export function finishEmailLogin(request: Request, env: Env): Promise<Response> {
   return frontChannel(async () => {
@@ -191,6 +201,7 @@ async function completeSignIn(env: Env, request: Request, challenge: Challenge, 
       { status: 503, headers: { "retry-after": "5" } },
     );
   }
+  await endReplacedSession(env, request, outcome.sessionId);
   const headers = { "set-cookie": sessionCookie(env, request, cookieValue) };
   if (challenge.interaction) return redirectResponse(`/authorize/resume?interaction=${encodeURIComponent(challenge.interaction)}`, headers);
   return htmlResponse(signedInPage(email), { headers });
