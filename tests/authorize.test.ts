@@ -1,7 +1,7 @@
 import { SELF, env } from "cloudflare:test";
 import { userSessionsFor } from "../src/objects/locate";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { updateClient } from "../src/db/clients";
+import { patchClient } from "./helpers/clients";
 import { findUserByEmail } from "../src/db/users";
 import { loadConfig } from "../src/config";
 import { mintIdToken } from "../src/oauth/tokens";
@@ -434,7 +434,7 @@ describe("sessions: prompt, max_age, id_token_hint (C16)", () => {
     const start = await browser.get(authorizeUrl(params));
     const afterLink = await signIn(browser, start.headers.get("location")!, uniqueEmail());
     const consent = await followLocal(browser, afterLink);
-    await updateClient(env.DB, client.client_id, { redirect_uris: ["https://rp.example/other"] });
+    await patchClient(client.client_id, { redirect_uris: ["https://rp.example/other"] });
     const done = await decide(browser, consent, "allow");
     expect(done.status).toBe(400);
     expect(done.headers.get("location")).toBeNull();

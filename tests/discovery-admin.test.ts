@@ -1,7 +1,7 @@
 import { SELF, env } from "cloudflare:test";
 import type { IRequest } from "itty-router";
 import { describe, expect, it } from "vitest";
-import { updateClientAudited } from "../src/db/client-changes";
+import { updateClient } from "../src/db/clients";
 import { getClient } from "../src/db/clients";
 import type { Env } from "../src/env";
 import { userSessionsFor } from "../src/objects/locate";
@@ -421,7 +421,7 @@ describe("admin API: clients", () => {
     const clientId = (await createClient(WEB_CLIENT)).client_id as string;
     const stored = (await getClient(env.DB, clientId))!;
     const { secret_hash: _hash, client_id: _id, client_id_issued_at: _at, updated_at: _up, ...fields } = stored;
-    const applied = await updateClientAudited(env.DB, clientId, 1, { ...fields, client_name: "stale write" }, undefined, { actor: "test", data: {} });
+    const applied = await updateClient(env.DB, clientId, 1, { ...fields, client_name: "stale write" }, undefined, { actor: "test", data: {} });
     expect(applied).toBe(false);
     expect((await getClient(env.DB, clientId))!.client_name).toBe("Web app");
     expect(await auditEvents(clientId, "admin.client.updated")).toHaveLength(0);

@@ -2,7 +2,7 @@ import { SELF, env } from "cloudflare:test";
 import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair, type CryptoKey, type JWK } from "jose";
 import { describe, expect, it, vi } from "vitest";
 import { loadConfig } from "../src/config";
-import { updateClient } from "../src/db/clients";
+import { patchClient } from "./helpers/clients";
 import { rateLimiterFor, tokenFamilyFor, userSessionsFor } from "../src/objects/locate";
 import { newSessionId } from "../src/objects/sessions";
 import { JWT_BEARER_ASSERTION_TYPE, hashClientSecret } from "../src/oauth/client-auth";
@@ -237,7 +237,7 @@ describe("client authentication (C13)", () => {
   it("decodes form-urlencoded credentials inside Basic (RFC 6749 §2.3.1)", async () => {
     const rp = await makeClient();
     const secret = "s3cr+t:/%x y&ü";
-    await updateClient(env.DB, rp.clientId, {}, await hashClientSecret(secret));
+    await patchClient(rp.clientId, {}, await hashClientSecret(secret));
     const user = await makeUser();
     const code = await makeCode(rp.clientId, user.id);
     const response = await post("/token", codeParams(code), { authorization: basic(rp.clientId, secret) });
@@ -275,7 +275,7 @@ describe("client authentication (C13)", () => {
 
   it("sees a secret rotation at once (C5)", async () => {
     const rp = await makeClient();
-    await updateClient(env.DB, rp.clientId, {}, await hashClientSecret("rotated-secret"));
+    await patchClient(rp.clientId, {}, await hashClientSecret("rotated-secret"));
     const user = await makeUser();
     const code = await makeCode(rp.clientId, user.id);
     const old = await post("/token", codeParams(code), { authorization: basic(rp.clientId, rp.secret!) });
@@ -416,7 +416,7 @@ describe("refresh_token grant", () => {
     const rp = await makeClient();
     const user = await makeUser();
     const first = await redeem(rp, await makeCode(rp.clientId, user.id));
-    await updateClient(env.DB, rp.clientId, { grant_types: ["authorization_code"] });
+    await patchClient(rp.clientId, { grant_types: ["authorization_code"] });
     expect(await errorOf(await refresh(rp, first.refresh_token!))).toEqual({ status: 400, error: "unauthorized_client" });
   });
 });

@@ -1,5 +1,6 @@
-import { desc, eq } from "drizzle-orm";
+import { and, desc, eq } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
+import type { AuditData } from "./audit";
 import { clients } from "./schema";
 
 /** A registered client, in RFC 7591 metadata names. Read from D1 on every request: no cache, so an admin update is in force at once (C5). */
@@ -55,7 +56,36 @@ function toClient(row: Row): StoredClient {
   };
 }
 
-function toRow(fields: Partial<ClientFields>) {
+/** Client ids are opaque and bounded; anything else is not looked up at all. */
+const CLIENT_ID = /^[A-Za-z0-9._~-]{1,128}$/;
+
+export async function getClient(db: D1Database, clientId: string): Promise<StoredClient | null> {
+  if (!CLIENT_ID.test(clientId)) return null;
+  const row = await drizzle(db).select().from(clients).where(eq(clients.id, clientId)).get();
+  return row ? toClient(row) : null;
+}
+
+export async function listClients(db: D1Database): Promise<StoredClient[]> {
+  const rows = await drizzle(db).select().from(clients).orderBy(desc(clients.createdAt)).all();
+  return rows.map(toClient);
+}
+
+// Changes to clients: each applied together with its audit event in one D1 batch (one transaction), so the change
+// and its record commit together or not at all.
+
+export interface ClientChangeAudit {
+  /** Who asked (the admin API, with the caller's address). */
+  actor: string;
+  data: AuditData;
+}
+
+/** A drizzle query as a D1 statement, so it can share a `db.batch` with plain SQL. */
+function statement(db: D1Database, query: { toSQL(): { sql: string; params: unknown[] } }): D1PreparedStatement {
+  const { sql, params } = query.toSQL();
+  return db.prepare(sql).bind(...params);
+}
+
+function toRow(fields: ClientFields) {
   return {
     clientName: fields.client_name,
     redirectUris: fields.redirect_uris,
@@ -74,69 +104,78 @@ function toRow(fields: Partial<ClientFields>) {
   };
 }
 
-/** Client ids are opaque and bounded; anything else is not looked up at all. */
-const CLIENT_ID = /^[A-Za-z0-9._~-]{1,128}$/;
-
-export async function getClient(db: D1Database, clientId: string): Promise<StoredClient | null> {
-  if (!CLIENT_ID.test(clientId)) return null;
-  const row = await drizzle(db).select().from(clients).where(eq(clients.id, clientId)).get();
-  return row ? toClient(row) : null;
+/**
+ * The audit row. With `onlyIfChanged` it is inserted only when the statement just before it in the batch changed a
+ * row (`changes()` is per connection, and a batch runs its statements in order, in one transaction, on one): a lost
+ * race writes no event.
+ */
+function auditStatement(db: D1Database, type: string, clientId: string, audit: ClientChangeAudit, at: number, onlyIfChanged: boolean): D1PreparedStatement {
+  return db
+    .prepare(
+      `INSERT INTO audit_log (event_id, occurred_at, type, source, actor, subject, client_id, data, recorded_at)
+       SELECT ?, ?, ?, 'admin', ?, ?, ?, ?, ? ${onlyIfChanged ? "WHERE changes() > 0" : ""}`,
+    )
+    .bind(crypto.randomUUID(), at, type, audit.actor, clientId, clientId, JSON.stringify(audit.data), at);
 }
 
-export async function listClients(db: D1Database): Promise<StoredClient[]> {
-  const rows = await drizzle(db).select().from(clients).orderBy(desc(clients.createdAt)).all();
-  return rows.map(toClient);
-}
-
-export async function insertClient(db: D1Database, clientId: string, fields: ClientFields, secretHash: string | null): Promise<StoredClient> {
+/** Inserts a client and its `admin.client.created` event. */
+export async function insertClient(
+  db: D1Database,
+  clientId: string,
+  fields: ClientFields,
+  secretHash: string | null,
+  audit: ClientChangeAudit,
+): Promise<void> {
+  const orm = drizzle(db);
   const now = Date.now();
-  const row = await drizzle(db)
-    .insert(clients)
-    .values({
-      id: clientId,
-      secretHash,
-      clientName: fields.client_name,
-      redirectUris: fields.redirect_uris,
-      postLogoutRedirectUris: fields.post_logout_redirect_uris,
-      grantTypes: fields.grant_types,
-      responseTypes: fields.response_types,
-      tokenEndpointAuthMethod: fields.token_endpoint_auth_method,
-      scope: fields.scope,
-      jwks: fields.jwks,
-      jwksUri: fields.jwks_uri,
-      idTokenSignedResponseAlg: fields.id_token_signed_response_alg,
-      backchannelLogoutUri: fields.backchannel_logout_uri,
-      backchannelLogoutSessionRequired: fields.backchannel_logout_session_required,
-      skipConsent: fields.skip_consent,
-      dpopBoundAccessTokens: fields.dpop_bound_access_tokens,
-      createdAt: now,
-      updatedAt: now,
-    })
-    .returning()
-    .get();
-  return toClient(row);
+  await db.batch([
+    statement(db, orm.insert(clients).values({ id: clientId, secretHash, ...toRow(fields), createdAt: now, updatedAt: now })),
+    auditStatement(db, "admin.client.created", clientId, audit, now, false),
+  ]);
 }
 
-/** Replaces the given fields (and the secret hash when given); returns null for an unknown client. */
+/**
+ * Replaces a client's metadata (and its secret hash when given) if it is still the version read (`expectedUpdatedAt`,
+ * ms): a compare-and-swap, so two concurrent updates cannot merge into metadata nobody validated. False: the client
+ * changed or is gone, nothing was written and no event recorded.
+ */
 export async function updateClient(
   db: D1Database,
   clientId: string,
-  fields: Partial<ClientFields>,
-  secretHash?: string | null,
-): Promise<StoredClient | null> {
-  if (!CLIENT_ID.test(clientId)) return null;
-  const values = Object.fromEntries(Object.entries(toRow(fields)).filter(([, v]) => v !== undefined));
-  const row = await drizzle(db)
-    .update(clients)
-    .set({ ...values, ...(secretHash !== undefined ? { secretHash } : {}), updatedAt: Date.now() })
-    .where(eq(clients.id, clientId))
-    .returning()
-    .get();
-  return row ? toClient(row) : null;
+  expectedUpdatedAt: number,
+  fields: ClientFields,
+  secretHash: string | null | undefined,
+  audit: ClientChangeAudit,
+): Promise<boolean> {
+  const orm = drizzle(db);
+  // Time in a Worker only moves across I/O: make sure the version moves even within one millisecond.
+  const now = Math.max(Date.now(), expectedUpdatedAt + 1);
+  const [update] = await db.batch([
+    statement(
+      db,
+      orm
+        .update(clients)
+        .set({ ...toRow(fields), ...(secretHash !== undefined ? { secretHash } : {}), updatedAt: now })
+        .where(and(eq(clients.id, clientId), eq(clients.updatedAt, expectedUpdatedAt))),
+    ),
+    auditStatement(db, "admin.client.updated", clientId, audit, now, true),
+  ]);
+  return update!.meta.changes > 0;
 }
 
-export async function deleteClient(db: D1Database, clientId: string): Promise<boolean> {
-  if (!CLIENT_ID.test(clientId)) return false;
-  const result = await drizzle(db).delete(clients).where(eq(clients.id, clientId)).run();
-  return result.meta.changes > 0;
+/** Deletes a client (its consents go with it, by foreign key) and records `admin.client.deleted`. False: no such client. */
+export async function deleteClient(db: D1Database, clientId: string, audit: ClientChangeAudit): Promise<boolean> {
+  const orm = drizzle(db);
+  const now = Date.now();
+  const [removal] = await db.batch([
+    statement(db, orm.delete(clients).where(eq(clients.id, clientId))),
+    auditStatement(db, "admin.client.deleted", clientId, audit, now, true),
+  ]);
+  return removal!.meta.changes > 0;
+}
+
+/** The stored version of a client (ms), for compare-and-swap updates; null when there is no such client. */
+export async function clientVersion(db: D1Database, clientId: string): Promise<number | null> {
+  const row = await drizzle(db).select({ updatedAt: clients.updatedAt }).from(clients).where(eq(clients.id, clientId)).get();
+  return row ? row.updatedAt : null;
 }

@@ -1,16 +1,16 @@
 import type { IRequest } from "itty-router";
 import { loadConfig } from "../config";
 import type { AuditData } from "../db/audit";
-import { clientVersion, createClientAudited, deleteClientAudited, updateClientAudited, type ClientChangeAudit } from "../db/client-changes";
-import { getClient, listClients, type ClientFields, type StoredClient } from "../db/clients";
+import { clientVersion, deleteClient, getClient, insertClient, listClients, updateClient, type ClientChangeAudit, type ClientFields, type StoredClient } from "../db/clients";
 import type { Env } from "../env";
-import { rateLimiterFor, userSessionsFor } from "../objects/locate";
+import { userSessionsFor } from "../objects/locate";
 import type { SessionInfo } from "../objects/sessions";
 import { hashClientSecret } from "../oauth/client-auth";
 import { newClientFields, parseClientMetadata, updatedClientFields, usesClientSecret } from "../oauth/client-metadata";
 import { randomToken, timingSafeEqualStrings } from "../oauth/crypto";
 import { OAuthError } from "../oauth/errors";
 import { jsonResponse } from "./respond";
+import { clientAddress, enforceRateLimit } from "./rate-limit";
 
 /**
  * The admin API: clients CRUD in RFC 7591 metadata names (plus `skip_consent`), a user's sessions and "sign out
@@ -25,10 +25,6 @@ const MAX_JSON_BYTES = 64 * 1024;
 /** A PATCH that loses a compare-and-swap race is re-applied on the new version this many times, then reported. */
 const UPDATE_ATTEMPTS = 3;
 
-function clientIp(request: Request): string {
-  return (request.headers.get("cf-connecting-ip") ?? "unknown").slice(0, 64);
-}
-
 function bearerChallenge(error?: "invalid_token"): Record<string, string> {
   return { "www-authenticate": error ? `Bearer realm="admin", error="${error}"` : `Bearer realm="admin"` };
 }
@@ -39,10 +35,7 @@ async function requireAdmin(request: Request, env: Env): Promise<void> {
   if (config.adminToken === "") {
     throw new OAuthError("access_denied", "the admin API is disabled (no ADMIN_TOKEN is set)", { status: 403 });
   }
-  const limit = await rateLimiterFor(env, `admin:ip:${clientIp(request)}`).hit(config.rateLimitAdmin, config.rateLimitWindow);
-  if (!limit.allowed) {
-    throw new OAuthError("rate_limited", "too many requests; retry later", { status: 429, headers: { "retry-after": String(limit.retryAfter) } });
-  }
+  await enforceRateLimit(env, `admin:ip:${clientAddress(request)}`, config.rateLimitAdmin);
   const header = request.headers.get("authorization");
   // RFC 6750 §3.1: a request without credentials gets the challenge with no error code.
   if (header === null || header.trim() === "") throw new OAuthError("invalid_token", "an admin token is required", { status: 401, headers: bearerChallenge() });
@@ -61,7 +54,7 @@ export function admin(handler: AdminHandler): AdminHandler {
 }
 
 function auditOf(request: Request, data: AuditData): ClientChangeAudit {
-  return { actor: "admin-api", data: { ...data, remote_ip: clientIp(request) } };
+  return { actor: "admin-api", data: { ...data, remote_ip: clientAddress(request) } };
 }
 
 async function readJson(request: Request): Promise<Record<string, unknown>> {
@@ -117,7 +110,7 @@ export const createClient: AdminHandler = async (request, env) => {
   const secretHash = secret === null ? null : await hashClientSecret(secret);
   // A concurrent create with the same chosen id loses on the primary key: the batch fails as a whole, nothing is written.
   try {
-    await createClientAudited(
+    await insertClient(
       env.DB,
       clientId,
       fields,
@@ -184,7 +177,7 @@ export const updateClientRoute: AdminHandler = async (request, env) => {
     const secretHash = secret !== null ? await hashClientSecret(secret) : !confidential && current.secret_hash !== null ? null : undefined;
     const changed = changedMembers(current, fields);
     if (changed.length === 0 && secretHash === undefined) return jsonResponse(clientView(current));
-    const applied = await updateClientAudited(
+    const applied = await updateClient(
       env.DB,
       clientId,
       version,
@@ -200,7 +193,7 @@ export const updateClientRoute: AdminHandler = async (request, env) => {
 /** DELETE /admin/clients/:id → 204. Its remembered consents go with it. */
 export const deleteClientRoute: AdminHandler = async (request, env) => {
   const clientId = String(request.params.id ?? "");
-  const deleted = await deleteClientAudited(env.DB, clientId, auditOf(request, {}));
+  const deleted = await deleteClient(env.DB, clientId, auditOf(request, {}));
   if (!deleted) throw notFound("client");
   return new Response(null, { status: 204, headers: { "cache-control": "no-store" } });
 };

@@ -5,7 +5,7 @@ import { getUser } from "../db/users";
 import { EmailDeliveryError } from "../email";
 import type { Env } from "../env";
 import type { AuthorizationCodeGrant } from "../objects/auth-codes";
-import { authCodeStoreFor, challengeStoreFor, newAuthCodeId, newChallengeId, rateLimiterFor, userSessionsFor } from "../objects/locate";
+import { authCodeStoreFor, challengeStoreFor, newAuthCodeId, newChallengeId, userSessionsFor } from "../objects/locate";
 import {
   UntrustedRequestError,
   grantableScope,
@@ -21,6 +21,7 @@ import { errorPage } from "../ui/pages";
 import { readParams } from "./params";
 import { authorizationResponse, htmlResponse, redirectResponse } from "./respond";
 import { currentSession, type CurrentSession } from "./session";
+import { clientAddress, enforceRateLimit } from "./rate-limit";
 
 /**
  * GET and POST /authorize (RFC 6749 §4.1, OIDC Core §3.1.2), and the front-channel plumbing shared with the
@@ -30,23 +31,6 @@ import { currentSession, type CurrentSession } from "./session";
  */
 
 // ── Front-channel plumbing ───────────────────────────────────────────────────────
-
-/** The client's address as Cloudflare reports it; requests without one (local tools) share one bucket. */
-export function clientIp(request: Request): string {
-  const ip = request.headers.get("cf-connecting-ip");
-  return ip !== null && ip.length > 0 && ip.length <= 64 ? ip : "unknown";
-}
-
-/** Counts one request against `limit` per window for `key`; over it, a 429 with Retry-After (C6). */
-export async function enforceRateLimit(env: Env, key: string, limit: number): Promise<void> {
-  const result = await rateLimiterFor(env, key).hit(limit, loadConfig(env).rateLimitWindow);
-  if (!result.allowed) {
-    throw new OAuthError("rate_limited", "Too many attempts. Wait a little and try again.", {
-      status: 429,
-      headers: { "retry-after": String(result.retryAfter) },
-    });
-  }
-}
 
 /** Runs a browser-facing handler: every failure becomes an HTML page, never JSON, never a stack trace. */
 export async function frontChannel(run: () => Promise<Response>): Promise<Response> {
@@ -170,7 +154,7 @@ export async function answeringClient<T>(issuer: string, target: ResponseTarget,
 export function authorize(request: Request, env: Env): Promise<Response> {
   return frontChannel(async () => {
     const config = loadConfig(env);
-    await enforceRateLimit(env, `authorize:ip:${clientIp(request)}`, config.rateLimitAuthorize);
+    await enforceRateLimit(env, `authorize:ip:${clientAddress(request)}`, config.rateLimitAuthorize);
     const issuer = issuerOf(env, request);
     // Until the client and redirect URI check out, every problem is a page (OIDC Core §3.1.2.6).
     const params = await readParams(request, "either").catch((error: unknown) => {

@@ -2,7 +2,7 @@ import { createLocalJWKSet, createRemoteJWKSet, jwtVerify, type JSONWebKeySet, t
 import { loadConfig } from "../config";
 import { getClient, type StoredClient } from "../db/clients";
 import type { Env } from "../env";
-import { jtiStoreFor, rateLimiterFor } from "../objects/locate";
+import { jtiStoreFor } from "../objects/locate";
 import {
   ASSERTION_CLOCK_TOLERANCE_SECONDS,
   CLIENT_ASSERTION_ALGS,
@@ -14,6 +14,7 @@ import {
 } from "../oauth/client-auth";
 import { OAuthError } from "../oauth/errors";
 import { param } from "./params";
+import { enforceRateLimit } from "./rate-limit";
 
 /**
  * Client authentication at the back-channel endpoints (token, introspection, revocation): find the client in D1
@@ -61,12 +62,6 @@ export async function authenticateClient(env: Env, request: Request, params: Cre
   }
 }
 
-async function enforceRateLimit(env: Env, key: string, limit: number): Promise<void> {
-  const result = await rateLimiterFor(env, key).hit(limit, loadConfig(env).rateLimitWindow);
-  if (!result.allowed) {
-    throw new OAuthError("rate_limited", "too many requests; retry later", { status: 429, headers: { "retry-after": String(result.retryAfter) } });
-  }
-}
 
 type KeySet = ReturnType<typeof createLocalJWKSet> | ReturnType<typeof createRemoteJWKSet>;
 

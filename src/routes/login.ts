@@ -8,11 +8,12 @@ import { formatSessionCookie, newSessionId } from "../objects/sessions";
 import { randomToken, sha256Base64url } from "../oauth/crypto";
 import { OAuthError } from "../oauth/errors";
 import { checkEmailPage, confirmLinkPage, errorPage, signInPage, signedInPage } from "../ui/pages";
-import { clientIp, clientOfPending, enforceRateLimit, frontChannel, loadInteraction, logSafe, pageError } from "./authorize";
+import { clientOfPending, frontChannel, loadInteraction, logSafe, pageError } from "./authorize";
 import { csrfTokenFor, verifyCsrf } from "./cookies";
 import { readParams } from "./params";
 import { htmlResponse, redirectResponse } from "./respond";
 import { currentSession, sessionCookie } from "./session";
+import { clientAddress, enforceRateLimit } from "./rate-limit";
 
 /**
  * Sign-in by email link.
@@ -86,7 +87,7 @@ export function sendLoginLink(request: Request, env: Env): Promise<Response> {
       return signInForm(request, env, { interaction, email: submitted.slice(0, 254), error: "Enter a valid email address." }, 400);
     }
     const email = normalizeEmail(submitted);
-    await enforceRateLimit(env, `login:ip:${clientIp(request)}`, config.rateLimitLogin);
+    await enforceRateLimit(env, `login:ip:${clientAddress(request)}`, config.rateLimitLogin);
     await enforceRateLimit(env, `login:email:${await sha256Base64url(email)}`, config.rateLimitLogin);
 
     const id = newChallengeId(env);

@@ -1,7 +1,7 @@
 import { SELF, env } from "cloudflare:test";
 import { drizzle } from "drizzle-orm/d1";
 import { eq } from "drizzle-orm";
-import { insertClient, type ClientFields, type StoredClient } from "../../src/db/clients";
+import type { ClientFields, StoredClient } from "../../src/db/clients";
 import { users } from "../../src/db/schema";
 import { ensureUserForVerifiedEmail, type User } from "../../src/db/users";
 import type { AuthorizationCodeGrant } from "../../src/objects/auth-codes";
@@ -10,6 +10,7 @@ import { hashClientSecret } from "../../src/oauth/client-auth";
 import { randomToken } from "../../src/oauth/crypto";
 import { s256Challenge } from "../../src/oauth/pkce";
 import { verifyWithPublishedKeys } from "../../src/signing-keys";
+import { registerClient } from "./clients";
 
 /** Shared by the back-channel tests: clients, users and codes made directly (the /authorize flow is tested elsewhere). */
 
@@ -23,31 +24,10 @@ export interface TestClient {
 }
 
 export async function makeClient(fields: Partial<ClientFields> = {}): Promise<TestClient> {
-  const clientId = `client-${randomToken(8)}`;
   const method = fields.token_endpoint_auth_method ?? "client_secret_basic";
   const secret = method === "client_secret_basic" || method === "client_secret_post" ? randomToken(32) : null;
-  const client = await insertClient(
-    env.DB,
-    clientId,
-    {
-      client_name: "Test client",
-      redirect_uris: [REDIRECT_URI],
-      post_logout_redirect_uris: [],
-      grant_types: ["authorization_code", "refresh_token"],
-      response_types: ["code"],
-      token_endpoint_auth_method: method,
-      scope: "openid profile email address phone offline_access",
-      jwks: null,
-      jwks_uri: null,
-      id_token_signed_response_alg: null,
-      backchannel_logout_uri: null,
-      backchannel_logout_session_required: false,
-      skip_consent: false,
-      dpop_bound_access_tokens: false,
-      ...fields,
-    },
-    secret === null ? null : await hashClientSecret(secret),
-  );
+  const client = await registerClient(fields, secret === null ? null : await hashClientSecret(secret));
+  const clientId = client.client_id;
   return { client, clientId, secret };
 }
 

@@ -1,39 +1,19 @@
 import { SELF, env } from "cloudflare:test";
 import { expect } from "vitest";
-import { insertClient, type ClientFields, type StoredClient } from "../../src/db/clients";
+import type { ClientFields, StoredClient } from "../../src/db/clients";
 import type { AuthorizationCodeGrant } from "../../src/objects/auth-codes";
 import { authCodeStoreFor } from "../../src/objects/locate";
 import { randomToken } from "../../src/oauth/crypto";
 import { s256Challenge } from "../../src/oauth/pkce";
+import { registerClient } from "./clients";
 
 /** Shared by the front-channel tests: a browser with a cookie jar, clients made directly in D1, and the email-link dance. */
 
 export const ORIGIN = "http://localhost";
 export const REDIRECT_URI = "https://rp.example/callback";
 
-export async function makeClient(fields: Partial<ClientFields> = {}): Promise<StoredClient> {
-  return insertClient(
-    env.DB,
-    `fc-${randomToken(8)}`,
-    {
-      client_name: "Front Channel Test App",
-      redirect_uris: [REDIRECT_URI],
-      post_logout_redirect_uris: [],
-      grant_types: ["authorization_code", "refresh_token"],
-      response_types: ["code"],
-      token_endpoint_auth_method: "client_secret_basic",
-      scope: "openid profile email offline_access",
-      jwks: null,
-      jwks_uri: null,
-      id_token_signed_response_alg: null,
-      backchannel_logout_uri: null,
-      backchannel_logout_session_required: false,
-      skip_consent: false,
-      dpop_bound_access_tokens: false,
-      ...fields,
-    },
-    null,
-  );
+export function makeClient(fields: Partial<ClientFields> = {}): Promise<StoredClient> {
+  return registerClient({ client_name: "Front Channel Test App", scope: "openid profile email offline_access", ...fields }, null, "fc");
 }
 
 let ipCounter = 0;
