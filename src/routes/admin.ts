@@ -11,6 +11,7 @@ import { randomToken, timingSafeEqualStrings } from "../oauth/crypto";
 import { OAuthError } from "../oauth/errors";
 import { jsonResponse } from "./respond";
 import { clientAddress, enforceRateLimit } from "./rate-limit";
+import { readTextLimited } from "./params";
 
 /**
  * The admin API: clients CRUD in RFC 7591 metadata names (plus `skip_consent`), a user's sessions and "sign out
@@ -61,11 +62,10 @@ async function readJson(request: Request): Promise<Record<string, unknown>> {
   const type = (request.headers.get("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
   if (type !== "application/json") throw new OAuthError("invalid_request", "the request body must be application/json");
   if (Number(request.headers.get("content-length") ?? "0") > MAX_JSON_BYTES) throw new OAuthError("invalid_request", "the request body is too large", { status: 413 });
-  const bytes = new Uint8Array(await request.arrayBuffer());
-  if (bytes.byteLength > MAX_JSON_BYTES) throw new OAuthError("invalid_request", "the request body is too large", { status: 413 });
+  const text = await readTextLimited(request, MAX_JSON_BYTES);
   let body: unknown;
   try {
-    body = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes));
+    body = JSON.parse(text);
   } catch {
     throw new OAuthError("invalid_request", "the request body is not valid JSON");
   }

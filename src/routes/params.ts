@@ -32,7 +32,8 @@ export async function readParams(request: Request, source: "query" | "body" | "e
   return params;
 }
 
-async function readTextLimited(request: Request, limit: number): Promise<string> {
+/** The body as UTF-8 text, refused with 413 once it passes `limit` bytes, whatever Content-Length claimed (chunked bodies too). */
+export async function readTextLimited(request: Request, limit: number): Promise<string> {
   if (!request.body) return "";
   const reader = request.body.getReader();
   const chunks: Uint8Array[] = [];
