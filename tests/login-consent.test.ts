@@ -89,8 +89,14 @@ describe("the sign-in page and the email link", () => {
     expect(await findUserByEmail(env.DB, email)).toBeNull(); // nothing is created until the link is used
 
     // Opening the link (GET) does not use it: a mail scanner's prefetch leaves it working.
-    expect((await browser.get(linkPath)).status).toBe(200);
+    const confirm = await browser.get(linkPath);
+    expect(confirm.status).toBe(200);
+    const confirmHtml = await confirm.text();
+    expect(confirmHtml).toContain(email);
+    expect(confirmHtml).not.toContain("requested from another browser");
     expect((await challengeOf(tokenOfLink(linkPath)).peek(tokenOfLink(linkPath))).status).toBe("active");
+    // Opened in another browser (a phone, or a link someone else sent): allowed, but the page names the account and says so.
+    expect(await (await new Browser().get(linkPath)).text()).toContain("requested from another browser");
 
     const finished = await followLink(browser, linkPath);
     const cookie = sessionCookieOf(finished)!;

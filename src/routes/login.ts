@@ -5,11 +5,11 @@ import type { Env } from "../env";
 import type { Challenge, ChallengeOutcome } from "../objects/challenges";
 import { challengeStoreFor, newChallengeId, userSessionsFor } from "../objects/locate";
 import { formatSessionCookie, newSessionId } from "../objects/sessions";
-import { randomToken, sha256Base64url } from "../oauth/crypto";
+import { randomToken, sha256Base64url, timingSafeEqualStrings } from "../oauth/crypto";
 import { OAuthError } from "../oauth/errors";
 import { checkEmailPage, confirmLinkPage, errorPage, signInPage, signedInPage } from "../ui/pages";
 import { clientOfPending, frontChannel, loadInteraction, logSafe, pageError } from "./authorize";
-import { csrfTokenFor, verifyCsrf } from "./cookies";
+import { csrfTokenFor, readCookie, setCookie, verifyCsrf } from "./cookies";
 import { readParams } from "./params";
 import { htmlResponse, redirectResponse } from "./respond";
 import { currentSession, sessionCookie } from "./session";
@@ -91,7 +91,10 @@ export function sendLoginLink(request: Request, env: Env): Promise<Response> {
     await enforceRateLimit(env, `login:email:${await sha256Base64url(email)}`, config.rateLimitLogin);
 
     const id = newChallengeId(env);
-    const challenge: Challenge = { kind: "magic_link", email, interaction };
+    // The requesting browser gets a mark; opening the link elsewhere is allowed (email on a phone) but said on the page,
+    // so a link someone else requested cannot sign this browser into their account unnoticed (login CSRF).
+    const mark = randomToken(32);
+    const challenge: Challenge = { kind: "magic_link", email, interaction, data: { requestedBy: await sha256Base64url(mark) } };
     const { stored } = await challengeStoreFor(env, id)!.put(id, challenge, config.magicLinkTtl);
     if (!stored) throw new Error("challenge id collision");
     const link = `${issuer}/login/email?token=${encodeURIComponent(id)}`;
@@ -102,8 +105,17 @@ export function sendLoginLink(request: Request, env: Env): Promise<Response> {
       text: `Use this link to sign in:\n\n${link}\n\nIt works once and expires in ${minutes} minute${minutes === 1 ? "" : "s"}. If you did not ask to sign in, ignore this email.\n`,
       link,
     });
-    return htmlResponse(checkEmailPage(email));
+    return htmlResponse(checkEmailPage(email), { headers: { "set-cookie": setCookie(LINK_MARK_COOKIE, mark, issuer, config.magicLinkTtl) } });
   });
+}
+
+const LINK_MARK_COOKIE = "oidc_link_mark";
+
+/** Whether this browser is the one that asked for the link. */
+async function requestedHere(request: Request, issuer: string, challenge: Challenge): Promise<boolean> {
+  const mark = readCookie(request, LINK_MARK_COOKIE, issuer);
+  const expected = challenge.data?.requestedBy;
+  return mark !== null && typeof expected === "string" && (await timingSafeEqualStrings(await sha256Base64url(mark), expected));
 }
 
 const LINK_UNUSABLE = "This sign-in link has expired or was already used. Ask for a new one.";
@@ -122,10 +134,12 @@ async function usableLink(env: Env, token: string | undefined): Promise<{ challe
 export function confirmLink(request: Request, env: Env): Promise<Response> {
   return frontChannel(async () => {
     const token = new URL(request.url).searchParams.get("token") ?? undefined;
-    const { outcome } = await usableLink(env, token);
+    const { challenge, outcome } = await usableLink(env, token);
     if (outcome !== null && (await sessionExists(env, outcome))) throw pageError(LINK_UNUSABLE);
-    const csrf = csrfTokenFor(request, issuerOf(env, request));
-    return htmlResponse(confirmLinkPage(csrf.token, token!), { headers: csrf.setCookie ? { "set-cookie": csrf.setCookie } : {} });
+    const issuer = issuerOf(env, request);
+    const csrf = csrfTokenFor(request, issuer);
+    const page = confirmLinkPage({ csrfToken: csrf.token, token: token!, email: challenge.email ?? "", sameBrowser: await requestedHere(request, issuer, challenge) });
+    return htmlResponse(page, { headers: csrf.setCookie ? { "set-cookie": csrf.setCookie } : {} });
   });
 }
 

@@ -82,14 +82,26 @@ export function checkEmailPage(email: string): string {
 }
 
 /** Shown for GET of a sign-in link: link scanners that fetch the URL must not use it up, so only this POST does. */
-export function confirmLinkPage(csrfToken: string, token: string): string {
+export interface ConfirmLinkPageInput {
+  csrfToken: string;
+  token: string;
+  email: string;
+  /** False when the link is opened in another browser than the one that asked for it. */
+  sameBrowser: boolean;
+}
+
+export function confirmLinkPage(input: ConfirmLinkPageInput): string {
+  const elsewhere = input.sameBrowser
+    ? ""
+    : `<p class="error">This link was requested from another browser or device. Continue only if you asked for it yourself.</p>`;
   return layout(
     "Finish signing in",
     `<h1>Finish signing in</h1>
-<p>Press the button to sign in on this device.</p>
+<p>Sign in as <strong>${e(input.email)}</strong> on this device.</p>
+${elsewhere}
 <form method="post" action="/login/email">
-${hidden("csrf_token", csrfToken)}
-${hidden("token", token)}
+${hidden("csrf_token", input.csrfToken)}
+${hidden("token", input.token)}
 <button type="submit">Sign in</button>
 </form>`,
   );
