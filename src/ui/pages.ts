@@ -18,7 +18,8 @@ const STYLE = `
   ul.scopes { padding-left: 1.2rem; }
 `;
 
-function layout(title: string, body: string): string {
+/** The frame of every page the OP serves. */
+export function layout(title: string, body: string): string {
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -34,7 +35,7 @@ ${body}
 </html>`;
 }
 
-function hidden(name: string, value: string | null | undefined): string {
+export function hidden(name: string, value: string | null | undefined): string {
   return value === null || value === undefined ? "" : `<input type="hidden" name="${e(name)}" value="${e(value)}">`;
 }
 
