@@ -12,7 +12,7 @@
  * Delete `.wrangler/state` to start from nothing.
  */
 import { spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import path from "node:path";
@@ -42,18 +42,147 @@ const childEnv = {
 };
 delete childEnv.ADMIN_TOKEN;
 
+const demoFile = path.join(stateDir, "demo-client.json");
+const DEMO_NAME = "Demo app";
+
 /**
- * HOOK for the OIDC core: seed a demo client and a demo user through the admin API on first start
- * (POST /admin/clients, POST /admin/users with `authorization: Bearer ${adminToken}`), idempotently, and print
- * how to try a login with them. Until the admin API exists it only says so.
+ * @typedef {{ client_id: string, client_secret?: string, client_name: string, redirect_uris: string[],
+ *   post_logout_redirect_uris: string[] }} AdminClient
+ */
+
+/**
+ * A call to the admin API.
  * @param {string} issuerUrl
- * @param {string} adminToken
+ * @param {string} token
+ * @param {string} method
+ * @param {string} pathname
+ * @param {unknown} [body]
+ */
+async function adminApi(issuerUrl, token, method, pathname, body) {
+  const response = await fetch(`${issuerUrl}${pathname}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(15_000),
+  });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`${method} ${pathname} answered ${response.status}: ${text.slice(0, 300)}`);
+  return text === "" ? {} : JSON.parse(text);
+}
+
+/** @returns {{ client_id: string, client_secret: string } | null} */
+function keptDemoClient() {
+  try {
+    const kept = JSON.parse(readFileSync(demoFile, "utf8"));
+    return typeof kept.client_id === "string" && typeof kept.client_secret === "string" ? kept : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The demo data: on first start a confidential client named "Demo app" is registered through the admin API
+ * (client_secret_post, which is what openid-client uses by default; consent is asked). Its secret is shown by the
+ * admin API only once, so it is kept in `.wrangler/state/demo-client.json` (gitignored, 0600) to be printed again on
+ * every start. There is no user to seed: a user is created by their first email sign-in.
+ *
+ * Nothing runs at the demo redirect URI (it is on the OP's own origin, where /demo/callback is a 404): after "Allow"
+ * the browser shows the code in its address bar, which the printed curl command redeems. A fresh PKCE verifier is
+ * made on every start.
+ * @param {string} issuerUrl
+ * @param {string} token
  * @returns {Promise<void>}
  */
-async function seedDemo(issuerUrl, adminToken) {
-  void issuerUrl;
-  void adminToken;
-  console.log("  demo data:    none yet (seedDemo in scripts/start.mjs runs once the admin API exists)");
+async function seedDemo(issuerUrl, token) {
+  try {
+    await seedAndPrintDemo(issuerUrl, token);
+  } catch (error) {
+    // The OP runs on without the demo: say why, and how to do it by hand.
+    console.log(`
+  demo app:     not seeded: ${error instanceof Error ? error.message : error}
+                (register a client yourself: POST ${issuerUrl}/admin/clients, see README.md)`);
+  }
+}
+
+/**
+ * @param {string} issuerUrl
+ * @param {string} token
+ */
+async function seedAndPrintDemo(issuerUrl, token) {
+  const redirectUri = `${issuerUrl}/demo/callback`;
+  const loggedOutUri = `${issuerUrl}/demo/logged-out`;
+  /** @type {AdminClient[]} */
+  const clients = (await adminApi(issuerUrl, token, "GET", "/admin/clients")).clients;
+  let demo = clients.find((c) => c.client_name === DEMO_NAME);
+  let secret = null;
+  let created = false;
+  if (demo === undefined) {
+    demo = /** @type {AdminClient} */ (
+      await adminApi(issuerUrl, token, "POST", "/admin/clients", {
+        client_name: DEMO_NAME,
+        redirect_uris: [redirectUri],
+        post_logout_redirect_uris: [loggedOutUri],
+        grant_types: ["authorization_code", "refresh_token"],
+        token_endpoint_auth_method: "client_secret_post",
+        scope: "openid profile email offline_access",
+        skip_consent: false,
+      })
+    );
+    secret = demo.client_secret ?? null;
+    created = true;
+    writeFileSync(demoFile, `${JSON.stringify({ client_id: demo.client_id, client_secret: secret }, null, 2)}\n`, { mode: 0o600 });
+    chmodSync(demoFile, 0o600);
+  } else {
+    const kept = keptDemoClient();
+    if (kept !== null && kept.client_id === demo.client_id) secret = kept.client_secret;
+    // Started on another port than the first time: the demo's URIs follow (an admin update, in force at once).
+    if (!demo.redirect_uris.includes(redirectUri) || !demo.post_logout_redirect_uris.includes(loggedOutUri)) {
+      demo = /** @type {AdminClient} */ (
+        await adminApi(issuerUrl, token, "PATCH", `/admin/clients/${encodeURIComponent(demo.client_id)}`, {
+          redirect_uris: [...new Set([...demo.redirect_uris, redirectUri])],
+          post_logout_redirect_uris: [...new Set([...demo.post_logout_redirect_uris, loggedOutUri])],
+        })
+      );
+    }
+  }
+
+  const verifier = randomBytes(32).toString("base64url");
+  const authorize = new URL(`${issuerUrl}/authorize`);
+  const params = {
+    response_type: "code",
+    client_id: demo.client_id,
+    redirect_uri: redirectUri,
+    scope: "openid profile email offline_access",
+    state: randomBytes(8).toString("base64url"),
+    nonce: randomBytes(8).toString("base64url"),
+    code_challenge: createHash("sha256").update(verifier).digest("base64url"),
+    code_challenge_method: "S256",
+  };
+  for (const [k, v] of Object.entries(params)) authorize.searchParams.set(k, v);
+  const shownSecret = secret ?? "<not kept: rotate it, see below>";
+
+  console.log(`
+Demo app ${created ? "(registered just now)" : "(registered on an earlier start)"}
+  client_id:     ${demo.client_id}
+  client_secret: ${shownSecret}   (client_secret_post; kept in ${path.relative(root, demoFile)})
+  redirect_uri:  ${redirectUri}   (nothing is served there: the code arrives in the address bar)
+
+Try a sign-in:
+  1. open in a browser:
+     ${authorize.href}
+  2. type any email address; the sign-in link is not mailed but kept for you at
+     ${issuerUrl}/dev/mailbox?to=YOUR-ADDRESS   (open "link", then press "Sign in"; the user is created now)
+  3. allow the Demo app; the browser lands on ${redirectUri}?code=…&state=…&iss=…
+     (a 404 page: copy the code from the address bar — it works once, within 60 s)
+  4. redeem it (PKCE code_verifier of this start: ${verifier}):
+     curl -s ${issuerUrl}/token -d grant_type=authorization_code -d client_id=${demo.client_id} \\
+       -d client_secret=${shownSecret} -d redirect_uri=${redirectUri} \\
+       -d code_verifier=${verifier} -d code=PASTE-THE-CODE`);
+  if (secret === null) {
+    console.log(`  The secret was shown only when the client was created. New one:
+     curl -s -X PATCH -H "authorization: Bearer ${token}" -H "content-type: application/json" \\
+       -d '{"rotate_secret":true}' ${issuerUrl}/admin/clients/${demo.client_id}`);
+  }
 }
 
 /** @param {string} text */

@@ -169,7 +169,7 @@ export async function authorizeAsUser(
     if (response.status >= 300 && response.status < 400) {
       const next = new URL(response.headers.get("location")!, url);
       await response.body?.cancel();
-      if (next.href.startsWith(options.redirectUri) && next.origin !== new URL(ua.issuer).origin) return { callback: next, ...outcome };
+      if (next.href.startsWith(options.redirectUri)) return { callback: next, ...outcome };
       if (next.origin !== new URL(ua.issuer).origin) throw new Error(`redirected to an unexpected place: ${next.href}`);
       url = next;
       response = await ua.get(url);
