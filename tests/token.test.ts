@@ -231,6 +231,8 @@ describe("client authentication (C13)", () => {
     const code = await makeCode(rp.clientId, user.id);
     const response = await post("/token", { ...codeParams(code), client_id: rp.clientId, client_secret: `${rp.secret}x` });
     expect(await errorOf(response)).toEqual({ status: 401, error: "invalid_client" });
+    // No Basic challenge for a client that authenticated in the body: libraries then surface the OAuth error itself.
+    expect(response.headers.get("www-authenticate")).toBeNull();
     expect((await redeem(rp, code)).access_token).toBeDefined();
   });
 

@@ -40,6 +40,20 @@ export interface ClientAuthContext {
 }
 
 export async function authenticateClient(env: Env, request: Request, params: CredentialParams, context: ClientAuthContext): Promise<StoredClient> {
+  try {
+    return await authenticate(env, request, params, context);
+  } catch (error) {
+    // RFC 6749 §5.2: the Basic challenge answers a client that tried the Authorization header (or sent nothing). A
+    // client that authenticated in the body gets 401 invalid_client without it, which libraries read as the OAuth error it is.
+    const triedBody = params.client_id !== undefined || params.client_secret !== undefined || params.client_assertion !== undefined;
+    if (error instanceof OAuthError && error.code === "invalid_client" && request.headers.get("authorization") === null && triedBody) {
+      throw new OAuthError("invalid_client", error.description, { status: 401 });
+    }
+    throw error;
+  }
+}
+
+async function authenticate(env: Env, request: Request, params: CredentialParams, context: ClientAuthContext): Promise<StoredClient> {
   const realm = context.issuer;
   const presented = extractClientCredentials(request.headers.get("authorization"), params, realm);
   const client = await getClient(env.DB, presented.clientId);

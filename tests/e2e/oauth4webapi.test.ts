@@ -269,6 +269,7 @@ describe("errors a client meets", () => {
     expect(viaBasic.headers.get("www-authenticate")).toMatch(/^Basic /);
     const viaPost = await post("/token", { grant_type: "refresh_token", refresh_token: "x.y", client_id: app.client_id, client_secret: "wrong-secret" });
     expect(viaPost).toMatchObject({ status: 401, body: { error: "invalid_client" } });
+    expect(viaPost.headers.get("www-authenticate")).toBeNull();
     // The right secret by the wrong method is no better: a client uses the method it registered.
     const wrongMethod = await post("/token", { grant_type: "refresh_token", refresh_token: "x.y" }, { authorization: basic(app.client_id, app.client_secret!) });
     expect(wrongMethod).toMatchObject({ status: 401, body: { error: "invalid_client" } });
