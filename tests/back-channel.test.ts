@@ -87,9 +87,14 @@ describe("/userinfo", () => {
     });
   });
 
-  it("adds claims asked for in the claims request's userinfo member (OIDC Core §5.5), and only those", async () => {
-    const { user, tokens } = await signedIn("openid", JSON.stringify({ userinfo: { email: { essential: true }, given_name: null, not_a_claim: null }, id_token: { locale: null } }));
-    expect(await userinfoBody(await userinfoWith(tokens.access_token))).toEqual({ sub: user.id, email: user.email, given_name: "Ada" });
+  it("the claims request never releases a claim whose scope was not granted (OIDC Core §5.5, C17)", async () => {
+    const claims = JSON.stringify({ userinfo: { email: { essential: true }, given_name: null, not_a_claim: null }, id_token: { locale: null } });
+    // Granted openid alone: asking for email and given_name does not get them past the user's consent.
+    const bare = await signedIn("openid", claims);
+    expect(await userinfoBody(await userinfoWith(bare.tokens.access_token))).toEqual({ sub: bare.user.id });
+    // Granted email: the email claims are released (by the scope), profile claims still are not.
+    const email = await signedIn("openid email", claims);
+    expect(await userinfoBody(await userinfoWith(email.tokens.access_token))).toEqual({ sub: email.user.id, email: email.user.email, email_verified: true });
   });
 
   it("answers 401 with a Bearer challenge for no token, a bad token, an expired or revoked one", async () => {

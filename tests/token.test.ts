@@ -94,6 +94,23 @@ describe("authorization_code grant", () => {
     expect(payload.email_verified).toBeUndefined();
   });
 
+  it("puts only claims of the granted scope into the ID token, whatever the claims request asks for (OIDC Core §5.5, C17)", async () => {
+    const rp = await makeClient({ scope: "openid email profile phone offline_access" });
+    const user = await makeUser({ name: "Grace Hopper", phoneNumber: "+1 555 0100" });
+    const claims = JSON.stringify({ id_token: { email: { essential: true }, name: null, phone_number: null } });
+    const bare = await redeem(rp, await makeCode(rp.clientId, user.id, { scope: "openid", claims }));
+    const bareToken = (await verifyIdToken(bare.id_token!, rp.clientId)).payload;
+    expect([bareToken.email, bareToken.name, bareToken.phone_number]).toEqual([undefined, undefined, undefined]);
+
+    const withEmail = await redeem(rp, await makeCode(rp.clientId, user.id, { scope: "openid email offline_access", claims }));
+    const emailToken = (await verifyIdToken(withEmail.id_token!, rp.clientId)).payload;
+    expect(emailToken.email).toBe(user.email);
+    expect([emailToken.name, emailToken.phone_number]).toEqual([undefined, undefined]);
+    // A refresh narrowed to openid: its ID token drops the email too.
+    const narrowed = await (await refresh(rp, withEmail.refresh_token!, { scope: "openid" })).json<Tokens>();
+    expect((await verifyIdToken(narrowed.id_token!, rp.clientId)).payload.email).toBeUndefined();
+  });
+
   it("issues a refresh token only with offline_access for OpenID requests, and no ID token without openid", async () => {
     const rp = await makeClient();
     const user = await makeUser();

@@ -49,16 +49,24 @@ export function parseClaimsRequest(raw: string | null | undefined): ClaimsReques
   return out;
 }
 
-/** Claims released for `target`: those of the granted scopes plus those explicitly requested, when known. */
-export function releasedClaimNames(scope: string, claimsRequest: ClaimsRequest | null, target: "userinfo" | "id_token"): Set<string> {
+/** The user claims the scopes of `scope` cover (OIDC Core §5.4). */
+function scopeClaimNames(scope: string): Set<string> {
   const names = new Set<string>();
   for (const s of scope.split(" ")) for (const claim of SCOPE_CLAIMS[s] ?? []) names.add(claim);
-  for (const claim of claimsRequest?.[target] ?? []) if (isUserClaim(claim)) names.add(claim);
   return names;
 }
 
-function isUserClaim(name: string): boolean {
-  return Object.values(SCOPE_CLAIMS).some((list) => list.includes(name));
+/**
+ * Claims released for `target`. The granted scope is what the user consented to, so it bounds both targets: the
+ * `claims` request (OIDC Core §5.5) selects among the claims of the granted scopes and never adds others (C17).
+ * - userinfo: the claims of the granted scopes (a userinfo member can only name claims these already cover);
+ * - id_token: the claims named in the id_token member that a granted scope covers (§5.4: with an access token
+ *   issued, scope claims otherwise go to userinfo only).
+ */
+export function releasedClaimNames(grantedScope: string, claimsRequest: ClaimsRequest | null, target: "userinfo" | "id_token"): Set<string> {
+  const granted = scopeClaimNames(grantedScope);
+  if (target === "userinfo") return granted;
+  return new Set((claimsRequest?.id_token ?? []).filter((claim) => granted.has(claim)));
 }
 
 /** Filters a user's claims (already in OIDC names) to the released set, dropping absent values. `sub` is always there. */

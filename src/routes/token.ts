@@ -156,6 +156,7 @@ async function authorizationCode({ env, config, issuer, client, params }: GrantC
   const body: TokenResponse = { access_token: access.token, token_type: "Bearer", expires_in: config.accessTokenTtl, scope: grant.scope };
   if (scopes.includes("openid")) {
     body.id_token = await idToken(env, config, issuer, client, user, {
+      scope: grant.scope,
       authTime: grant.authTime,
       nonce: grant.nonce,
       sid: grant.sid,
@@ -211,6 +212,7 @@ async function refreshToken({ env, config, issuer, client, params }: GrantContex
   // OIDC Core §12.2: a new ID token with the original auth_time (and no nonce).
   if ((parseScope(result.scope) ?? []).includes("openid")) {
     body.id_token = await idToken(env, config, issuer, client, user, {
+      scope: result.scope,
       authTime: grant.authTime ?? Math.floor(grant.createdAt / 1000),
       nonce: null,
       sid: grant.sid,
@@ -261,6 +263,8 @@ async function clientCredentials({ env, config, issuer, client, params }: GrantC
 }
 
 interface IdTokenFacts {
+  /** The scope granted to this token response: it bounds the user claims the ID token may carry (C17). */
+  scope: string;
   authTime: number;
   nonce: string | null;
   sid: string | null;
@@ -273,11 +277,11 @@ interface IdTokenFacts {
 /**
  * OIDC Core §3.1.3.6 / §2. Signed with the client's registered `id_token_signed_response_alg` or the default.
  * Per §5.4, the scope claims go to userinfo (an access token is always issued here); the ID token carries only
- * the user claims asked for in the `claims` request's id_token member (§5.5).
+ * the user claims asked for in the `claims` request's id_token member (§5.5) that the granted scope covers.
  */
 async function idToken(env: Env, config: Config, issuer: string, client: StoredClient, user: User, facts: IdTokenFacts): Promise<string> {
   const alg = client.id_token_signed_response_alg ?? config.defaultSigningAlg;
-  const released = releasedClaimNames("", storedClaimsRequest(facts.claims), "id_token");
+  const released = releasedClaimNames(facts.scope, storedClaimsRequest(facts.claims), "id_token");
   const { sub: _sub, ...claims } = filterClaims(user.id, userClaimValues(user), released);
   return mintIdToken(await currentSigningKey(env, alg), {
     issuer,

@@ -15,7 +15,7 @@ import { jsonResponse } from "./respond";
 /**
  * /userinfo (OIDC Core §5.3), GET and POST. The access token comes as `Authorization: Bearer` or, for POST, as the
  * `access_token` form parameter (RFC 6750 §2.1, §2.2), never both. The claims are the user's, read from D1 now,
- * filtered by the token's scope and the `claims` request's userinfo member (C17).
+ * filtered by the token's granted scope (C17): the `claims` request selects among those claims, never adds others (OIDC Core §5.5).
  */
 
 export type ClaimValue = string | number | boolean | Record<string, string>;
