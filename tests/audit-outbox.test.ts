@@ -97,7 +97,8 @@ describe("audit outbox (C4)", () => {
   });
 
   it("after repeated failure an event is dead-lettered, kept, reported, and can be redriven", async () => {
-    const store = challenges();
+    const name = crypto.randomUUID();
+    const store = challenges(name);
     const subject = `user-${crypto.randomUUID()}`;
     const errors: string[] = [];
     const spy = vi.spyOn(console, "error").mockImplementation((line: string) => void errors.push(line));
@@ -118,7 +119,7 @@ describe("audit outbox (C4)", () => {
       const dead = await store.deadLetters();
       expect(dead[0]).toMatchObject({ attempts: 12, event: { type: "challenge.replayed", subject } });
       const alert = errors.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.event === "audit.dead_letter");
-      expect(alert).toMatchObject({ level: "error", metric: "audit_dead_letter_total", source: "challenge", total: 1 });
+      expect(alert).toMatchObject({ level: "error", metric: "audit_dead_letter_total", source: "challenge", object: name, total: 1 });
     } finally {
       spy.mockRestore();
       await repairD1();

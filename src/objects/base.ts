@@ -210,7 +210,9 @@ export abstract class StatefulObject extends DurableObject<Env> {
           }
         }
       });
-      console.warn(JSON.stringify({ level: "warn", event: "audit.delivery_failed", source: this.source, events: due.length, error: message.slice(0, 200) }));
+      console.warn(
+        JSON.stringify({ level: "warn", event: "audit.delivery_failed", source: this.source, object: this.objectName(), events: due.length, error: message.split("\n")[0]!.slice(0, 200) }),
+      );
       if (deadLettered > 0) {
         // The alert: one structured line operators can match on, with the running total.
         console.error(
@@ -219,6 +221,8 @@ export abstract class StatefulObject extends DurableObject<Env> {
             event: "audit.dead_letter",
             metric: "audit_dead_letter_total",
             source: this.source,
+            // Which object holds them, so an operator can call deadLetters()/redriveDeadLetters() on it.
+            object: this.objectName(),
             count: deadLettered,
             total: this.outboxStatus().deadLettered,
           }),
@@ -267,6 +271,11 @@ export abstract class StatefulObject extends DurableObject<Env> {
     });
     if (count > 0) await this.wakeBy(now);
     return count;
+  }
+
+  /** The name the object was addressed by (`codes:3`, `user:<id>` …), or its hex id. */
+  protected objectName(): string {
+    return this.ctx.id.name ?? this.ctx.id.toString();
   }
 
   /** Answers when the object is up and its storage readable; used by /health. */
