@@ -5,7 +5,18 @@ import { consentScreen, submitConsent } from "./routes/consent";
 import { devMailbox } from "./routes/dev-mailbox";
 import { confirmLink, finishEmailLogin, loginPage, sendLoginLink } from "./routes/login";
 import { health } from "./routes/health";
-import { admin, createClient, deleteClientRoute, getClientRoute, listClientsRoute, listUserSessions, revokeAllUserSessions, updateClientRoute } from "./routes/admin";
+import {
+  admin,
+  createClient,
+  deleteClientRoute,
+  getClientRoute,
+  listClientsRoute,
+  listSigningKeys,
+  listUserSessions,
+  revokeAllUserSessions,
+  rotateSigningKeys,
+  updateClientRoute,
+} from "./routes/admin";
 import { discovery } from "./routes/discovery";
 import { jwks } from "./routes/jwks";
 import { logout, logoutConfirm } from "./routes/logout";
@@ -66,5 +77,7 @@ router.patch("/admin/clients/:id", admin(updateClientRoute));
 router.delete("/admin/clients/:id", admin(deleteClientRoute));
 router.get("/admin/users/:id/sessions", admin(listUserSessions));
 router.post("/admin/users/:id/sessions/revoke-all", admin(revokeAllUserSessions));
+router.get("/admin/keys", admin(listSigningKeys));
+router.post("/admin/keys/rotate", admin(rotateSigningKeys));
 
 router.all("*", () => error(404));

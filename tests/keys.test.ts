@@ -1,4 +1,4 @@
-import { abortAllDurableObjects, env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { SELF, abortAllDurableObjects, env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { createLocalJWKSet, errors, importJWK, jwtVerify, SignJWT, type JWK } from "jose";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { loadConfig } from "../src/config";
@@ -314,5 +314,30 @@ describe("Worker-side signing key cache", () => {
     await expect(verifyWithPublishedKeys(env, await token(privateKey, rotation!.kid))).rejects.toBeInstanceOf(
       errors.JWSSignatureVerificationFailed,
     );
+  });
+});
+
+describe("admin key endpoints", () => {
+  const auth = { authorization: `Bearer ${env.ADMIN_TOKEN}` };
+
+  it("list the keys without private material and rotate on demand, keeping the old key published (C19)", async () => {
+    const before = await SELF.fetch("http://localhost/admin/keys", { headers: auth });
+    expect(before.status).toBe(200);
+    const listed = await before.text();
+    expect(listed).not.toMatch(/"d"|private_jwk|privateJwk/);
+    const current = (JSON.parse(listed) as { keys: Array<{ kid: string; alg: string; state: string }> }).keys.find((k) => k.alg === "RS256" && k.state === "current");
+
+    expect((await SELF.fetch("http://localhost/admin/keys/rotate", { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: '{"alg":"HS256"}' })).status).toBe(400);
+    expect((await SELF.fetch("http://localhost/admin/keys/rotate", { method: "POST" })).status).toBe(401);
+
+    const rotate = await SELF.fetch("http://localhost/admin/keys/rotate", { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: '{"alg":"RS256"}' });
+    expect(rotate.status).toBe(200);
+    const { rotated } = (await rotate.json()) as { rotated: Array<{ alg: string; kid: string; previousKid: string | null }> };
+    expect(rotated).toHaveLength(1);
+    if (current) expect(rotated[0]!.previousKid).toBe(current.kid);
+    clearSigningKeyCache();
+    const kids = (await publishedJwks(env)).keys.map((k) => k.kid);
+    expect(kids).toContain(rotated[0]!.kid);
+    if (current) expect(kids).toContain(current.kid);
   });
 });

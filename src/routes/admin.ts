@@ -3,7 +3,8 @@ import { loadConfig } from "../config";
 import type { AuditData } from "../db/audit";
 import { clientVersion, deleteClient, getClient, insertClient, listClients, updateClient, type ClientChangeAudit, type ClientFields, type StoredClient } from "../db/clients";
 import type { Env } from "../env";
-import { userSessionsFor } from "../objects/locate";
+import { keyManager, userSessionsFor } from "../objects/locate";
+import { SIGNING_ALGS, type SigningAlg } from "../objects/keys";
 import type { SessionInfo } from "../objects/sessions";
 import { hashClientSecret } from "../oauth/client-auth";
 import { newClientFields, parseClientMetadata, updatedClientFields, usesClientSecret } from "../oauth/client-metadata";
@@ -229,4 +230,24 @@ export const listUserSessions: AdminHandler = async (request, env) => {
 export const revokeAllUserSessions: AdminHandler = async (request, env) => {
   const result = await sessionsOf(request, env).revokeAllSessions("admin", "admin-api");
   return jsonResponse({ revoked: result.count, sessions: result.sessions.map((s) => s.sid) });
+};
+
+/** GET /admin/keys — the signing keys and their states (never private material). */
+export const listSigningKeys: AdminHandler = async (_request, env) => {
+  return jsonResponse({ keys: await keyManager(env).listKeys() });
+};
+
+/**
+ * POST /admin/keys/rotate — rotate now (C19), optionally `{"alg": "RS256" | "ES256"}`. The old key keeps verifying for
+ * the overlap; isolates pick up the new key within the key cache lifetime.
+ */
+export const rotateSigningKeys: AdminHandler = async (request, env) => {
+  const hasBody = (request.headers.get("content-length") ?? "0") !== "0" || request.headers.has("content-type");
+  const body = hasBody ? await readJson(request) : {};
+  const alg = body.alg;
+  if (alg !== undefined && !(SIGNING_ALGS as readonly unknown[]).includes(alg)) {
+    throw new OAuthError("invalid_request", `alg: must be one of ${SIGNING_ALGS.join(", ")}`);
+  }
+  const rotated = await keyManager(env).rotateKeys(alg as SigningAlg | undefined, "admin");
+  return jsonResponse({ rotated });
 };
