@@ -431,6 +431,38 @@ describe("refresh_token grant", () => {
     expect((await refresh(rp, first.refresh_token!)).status).toBe(200);
   });
 
+  it("follows the client's registered scope of now, at refresh and at code redemption (C5)", async () => {
+    const rp = await makeClient();
+    const user = await makeUser({ name: "Ada Lovelace" });
+    const first = await redeem(rp, await makeCode(rp.clientId, user.id, { scope: "openid profile email offline_access" }));
+    const pendingCode = await makeCode(rp.clientId, user.id, { scope: "openid profile email offline_access" });
+    await patchClient(rp.clientId, { scope: "openid email offline_access" });
+
+    const refreshed = await refresh(rp, first.refresh_token!);
+    expect(refreshed.status).toBe(200);
+    const second = await refreshed.json<Tokens>();
+    expect(second.scope).toBe("openid email offline_access");
+    expect(decodePayload(second.access_token).scope).toBe("openid email offline_access");
+    expect((await (await userinfoWith(second.access_token)).json<Record<string, unknown>>()).name).toBeUndefined();
+    // A code issued before the change yields no more than the registration allows now.
+    const redeemed = await redeem(rp, pendingCode);
+    expect(redeemed.scope).toBe("openid email offline_access");
+    expect(decodePayload(redeemed.access_token).scope).toBe("openid email offline_access");
+
+    // Asking only for a scope the client lost: invalid_scope, and the refresh token is not spent.
+    expect(await errorOf(await refresh(rp, second.refresh_token!, { scope: "profile" }))).toEqual({ status: 400, error: "invalid_scope" });
+    // Nothing for a resource left (offline_access alone), or an OpenID grant without offline_access: invalid_scope, nothing spent.
+    await patchClient(rp.clientId, { scope: "offline_access" });
+    expect(await errorOf(await refresh(rp, second.refresh_token!))).toEqual({ status: 400, error: "invalid_scope" });
+    await patchClient(rp.clientId, { scope: "openid email" });
+    expect(await errorOf(await refresh(rp, second.refresh_token!))).toEqual({ status: 400, error: "invalid_scope" });
+    // The registration restored, the same refresh token works, with the whole grant again.
+    await patchClient(rp.clientId, { scope: "openid profile email offline_access" });
+    const restored = await refresh(rp, second.refresh_token!);
+    expect(restored.status).toBe(200);
+    expect((await restored.json<Tokens>()).scope).toBe("openid profile email offline_access");
+  });
+
   it("a client not registered for refresh_token is unauthorized_client", async () => {
     const rp = await makeClient();
     const user = await makeUser();

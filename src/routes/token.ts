@@ -7,8 +7,9 @@ import { authCodeStoreFor, tokenFamilyFor, userSessionsFor } from "../objects/lo
 import { familyIdOfRefreshToken, newFamilyId, type FamilyInfo } from "../objects/refresh-tokens";
 import { filterClaims, releasedClaimNames } from "../oauth/claims";
 import { OAuthError, invalidGrant, invalidRequest, invalidScope } from "../oauth/errors";
+import { grantableScope } from "../oauth/authorize-request";
 import { clientCredentialsScope, issuesRefreshToken } from "../oauth/grants";
-import { parseScope } from "../oauth/scopes";
+import { isScopeSubset, parseScope } from "../oauth/scopes";
 import { mintAccessToken, mintIdToken } from "../oauth/tokens";
 import { currentSigningKey } from "../signing-keys";
 import { authenticateClient, clientAuthParams } from "./client-auth";
@@ -118,14 +119,16 @@ async function authorizationCode({ env, config, issuer, client, params }: GrantC
   const user = await getUser(env.DB, grant.sub);
   if (user === null || user.disabled) throw invalidGrant("the user is no longer active");
 
-  const scopes = parseScope(grant.scope) ?? [];
+  // C5: the code was issued under the registration of then; what it yields is bounded by the registration of now.
+  const scope = scopeStillGrantable(grant.scope, client);
+  const scopes = parseScope(scope) ?? [];
   const issueRefresh = issuesRefreshToken(client.grant_types, scopes);
   const family = tokenFamilyFor(env, grantId)!;
   const created = await family.createFamily({
     familyId: grantId,
     clientId: client.client_id,
     sub: grant.sub,
-    scope: grant.scope,
+    scope,
     sid: grant.sid,
     authTime: grant.authTime,
     amr: grant.amr,
@@ -148,15 +151,15 @@ async function authorizationCode({ env, config, issuer, client, params }: GrantC
     issuer,
     clientId: client.client_id,
     sub: grant.sub,
-    scope: grant.scope,
+    scope,
     grantId,
     authTime: grant.authTime,
     ttlSeconds: config.accessTokenTtl,
   });
-  const body: TokenResponse = { access_token: access.token, token_type: "Bearer", expires_in: config.accessTokenTtl, scope: grant.scope };
+  const body: TokenResponse = { access_token: access.token, token_type: "Bearer", expires_in: config.accessTokenTtl, scope };
   if (scopes.includes("openid")) {
     body.id_token = await idToken(env, config, issuer, client, user, {
-      scope: grant.scope,
+      scope,
       authTime: grant.authTime,
       nonce: grant.nonce,
       sid: grant.sid,
@@ -176,7 +179,8 @@ async function refreshToken({ env, config, issuer, client, params }: GrantContex
   const familyId = familyIdOfRefreshToken(params.refresh_token);
   const family = familyId === null ? null : tokenFamilyFor(env, familyId);
   if (family === null) throw invalidGrant("the refresh token is invalid");
-  const result = await family.rotateRefreshToken(params.refresh_token, { clientId: client.client_id, scope: params.scope ?? null, dpopJkt: null });
+  const scope = await refreshScope(family, params.refresh_token, params.scope ?? null, client);
+  const result = await family.rotateRefreshToken(params.refresh_token, { clientId: client.client_id, scope, dpopJkt: null });
   switch (result.status) {
     case "invalid_scope":
       throw invalidScope("the requested scope exceeds the scope originally granted");
@@ -224,6 +228,46 @@ async function refreshToken({ env, config, issuer, client, params }: GrantContex
   }
   body.refresh_token = result.refreshToken;
   return jsonResponse(body);
+}
+
+type TokenFamilyStub = NonNullable<ReturnType<typeof tokenFamilyFor>>;
+
+/**
+ * The scope a refresh is to carry, settled before the token is rotated so that a refused refresh spends nothing.
+ * C5: the grant yields only what the client may be granted under its registration now (RFC 6749 §6: an absent
+ * `scope` means the grant's scope, which is then narrowed to that). A requested scope beyond the grant is passed on
+ * as it is, for the grant's object to refuse (invalid_scope); a token that is not current is left to it as well
+ * (reuse detection, C3).
+ */
+async function refreshScope(family: TokenFamilyStub, presented: string, requested: string | null, client: StoredClient): Promise<string | null> {
+  const inspected = await family.inspectRefreshToken(presented);
+  if (!inspected.active || inspected.family.clientId !== client.client_id) return requested;
+  const granted = inspected.family.scope;
+  if (requested !== null && !isScopeSubset(requested, granted)) return requested;
+  const grantedNow = scopeStillGrantable(granted, client);
+  // OIDC Core §11: an OpenID grant is refreshed on the authority of offline_access; without it registered, no more.
+  if (!issuesRefreshToken(client.grant_types, parseScope(grantedNow) ?? [])) {
+    throw invalidScope("offline_access is no longer registered for this client, so this grant cannot be refreshed");
+  }
+  if (requested === null) return grantedNow;
+  const allowed = parseScope(grantedNow) ?? [];
+  const narrowed = (parseScope(requested) ?? []).filter((s) => allowed.includes(s));
+  if (narrowed.length === 0) throw invalidScope("none of the requested scopes is registered for this client any more");
+  return narrowed.join(" ");
+}
+
+/**
+ * C5: a grant's scope narrowed to what the client may be granted now (the /authorize rule, `grantableScope`).
+ * RFC 6749 §5.2 invalid_scope when nothing the user granted for a resource remains (offline_access alone only
+ * keeps a refresh token alive): the grant's scope exceeds what the client may now be given.
+ */
+function scopeStillGrantable(granted: string, client: StoredClient): string {
+  const now = grantableScope(granted, client);
+  const forResources = (scope: string) => scope.split(" ").some((s) => s !== "" && s !== "offline_access");
+  if (forResources(granted) && !forResources(now)) {
+    throw invalidScope("none of the granted scopes is registered for this client any more");
+  }
+  return now;
 }
 
 /** RFC 6749 §4.4: confidential clients only; the token speaks for the client itself (RFC 9068 §2.2: sub = client_id). */
