@@ -548,18 +548,21 @@ describe("bad input at /token", () => {
     }
   });
 
-  it("rate-limits per client: with a limit of N, exactly N concurrent requests are let through (C6), the next gets 429 + Retry-After", async () => {
+  it("rate-limits per client and caller address: with a limit of N, exactly N concurrent requests pass (C6), the next gets 429 + Retry-After", async () => {
     const rp = await makeClient({ grant_types: ["client_credentials"], scope: "api" });
     const other = await makeClient({ grant_types: ["client_credentials"], scope: "api" });
     const n = config.rateLimitToken;
+    const attacker = "203.0.113.7";
+    const from = (address: string, c: TestClient, secret = c.secret!) =>
+      post("/token", { grant_type: "client_credentials" }, { authorization: basic(c.clientId, secret), "cf-connecting-ip": address });
     // Counted before the secret is checked, so guessing secrets is limited too; wrong secrets keep the burst cheap.
-    const guess = () => post("/token", { grant_type: "client_credentials" }, { authorization: basic(rp.clientId, "guess") });
+    const guess = () => from(attacker, rp, "guess");
     // A frozen clock inside one window, so the count is exact.
     vi.useFakeTimers({ toFake: ["Date"] });
     try {
       vi.setSystemTime((Math.floor(Date.now() / 60_000) + 1) * 60_000 + 1000);
-      // Most of the window is used up directly on the client's limiter, so the burst through the Worker stays small.
-      const used = await rateLimiterFor(env, `token:client:${rp.clientId}`).hit(n, config.rateLimitWindow, n - 8);
+      // Most of the window is used up directly on the limiter, so the burst through the Worker stays small.
+      const used = await rateLimiterFor(env, `token:ip:${attacker}:client:${rp.clientId}`).hit(n, config.rateLimitWindow, n - 8);
       expect(used.allowed).toBe(true);
       const responses = await Promise.all(Array.from({ length: 9 }, guess));
       expect(responses.filter((r) => r.status === 401)).toHaveLength(8);
@@ -567,11 +570,14 @@ describe("bad input at /token", () => {
       expect(limited).toHaveLength(1);
       expect((await limited[0]!.json<{ error: string }>()).error).toBe("rate_limited");
       expect(Number(limited[0]!.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
-      // Even the right secret waits for the next window; another client is not affected.
-      expect((await postAs(rp, "/token", { grant_type: "client_credentials" })).status).toBe(429);
-      expect((await postAs(other, "/token", { grant_type: "client_credentials" })).status).toBe(200);
-      vi.setSystemTime(Date.now() + 60_000);
+      // From the exhausted address even the right secret waits for the next window...
+      expect((await from(attacker, rp)).status).toBe(429);
+      // ...but the real client, calling from its own address, is not locked out; nor is another client.
+      expect((await from("198.51.100.2", rp)).status).toBe(200);
       expect((await postAs(rp, "/token", { grant_type: "client_credentials" })).status).toBe(200);
+      expect((await from(attacker, other)).status).toBe(200);
+      vi.setSystemTime(Date.now() + 60_000);
+      expect((await from(attacker, rp)).status).toBe(200);
     } finally {
       vi.useRealTimers();
     }

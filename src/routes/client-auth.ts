@@ -14,7 +14,7 @@ import {
 } from "../oauth/client-auth";
 import { OAuthError } from "../oauth/errors";
 import { param } from "./params";
-import { enforceRateLimit } from "./rate-limit";
+import { clientAddress, enforceRateLimit } from "./rate-limit";
 
 /**
  * Client authentication at the back-channel endpoints (token, introspection, revocation): find the client in D1
@@ -35,7 +35,10 @@ export interface ClientAuthContext {
   issuer: string;
   /** The URL of the endpoint being called: also an accepted assertion audience (RFC 7523 §3 item 3). */
   endpointUrl: string;
-  /** Per-client rate limit counted before the credential is checked, so secrets cannot be guessed at speed. */
+  /**
+   * Rate limit per client AND caller address, counted before the credential is checked: secrets cannot be guessed at
+   * speed from any one address, and a third party who knows a client_id cannot use up the real client's budget.
+   */
   rateLimit?: { name: string; limit: number };
 }
 
@@ -58,7 +61,10 @@ async function authenticate(env: Env, request: Request, params: CredentialParams
   const presented = extractClientCredentials(request.headers.get("authorization"), params, realm);
   const client = await getClient(env.DB, presented.clientId);
   if (client === null) throw invalidClient("client authentication failed", realm);
-  if (context.rateLimit) await enforceRateLimit(env, `${context.rateLimit.name}:client:${client.client_id}`, context.rateLimit.limit);
+  if (context.rateLimit) {
+    // The address first: the limiter key is cut at 200 characters, and a long client_id must not cut it off.
+    await enforceRateLimit(env, `${context.rateLimit.name}:ip:${clientAddress(request)}:client:${client.client_id}`, context.rateLimit.limit);
+  }
   // OIDC Core §9 / RFC 7591 §2: a client authenticates with the one method it registered, and no other.
   if (presented.method !== client.token_endpoint_auth_method) throw invalidClient("client authentication failed", realm);
 
