@@ -168,6 +168,19 @@ describe("/introspect (RFC 7662) and /revoke (RFC 7009) require client authentic
     expect((await introspectAs(rp, tokens.refresh_token!)).active).toBe(true);
   });
 
+  it("refuses a public client at /introspect (RFC 7662 §2.1), and lets it revoke its own tokens (RFC 7009 §2.1)", async () => {
+    const spa = await makeClient({ token_endpoint_auth_method: "none" });
+    const user = await makeUser(PROFILE);
+    const tokens = await redeem(spa, await makeCode(spa.clientId, user.id));
+    for (const token of [tokens.access_token, tokens.refresh_token!]) {
+      const response = await postAs(spa, "/introspect", { token });
+      expect(await errorOf(response)).toEqual({ status: 401, error: "invalid_client" });
+      expect(response.headers.get("cache-control")).toBe("no-store");
+    }
+    expect((await postAs(spa, "/revoke", { token: tokens.refresh_token! })).status).toBe(200);
+    expect((await userinfoWith(tokens.access_token)).status).toBe(401);
+  });
+
   it("introspects the caller's own access and refresh tokens", async () => {
     const { rp, user, tokens } = await signedIn();
     const access = await introspectAs(rp, tokens.access_token, "access_token");

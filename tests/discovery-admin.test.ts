@@ -90,6 +90,9 @@ describe("discovery (OIDC Discovery 1.0, RFC 8414)", () => {
     expect(doc.claims_supported).toEqual(expect.arrayContaining(["sub", "iss", "auth_time", "email", "email_verified", "name"]));
     expect(doc.token_endpoint_auth_signing_alg_values_supported).toEqual(expect.arrayContaining(["RS256", "ES256"]));
     expect(doc.token_endpoint_auth_signing_alg_values_supported).not.toContain("none");
+    // RFC 7662 §2.1: introspection needs an authorized caller, so no public clients; RFC 7009 §2.1: revocation takes them.
+    expect(doc.introspection_endpoint_auth_methods_supported).toEqual(["client_secret_basic", "client_secret_post", "private_key_jwt"]);
+    expect(doc.revocation_endpoint_auth_methods_supported).toEqual(["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]);
     expect(doc.token_endpoint_auth_signing_alg_values_supported).not.toContain("HS256");
     // Only what works: no PAR, DPoP, request objects or back-channel logout yet.
     for (const absent of [

@@ -40,6 +40,8 @@ export interface ClientAuthContext {
    * speed from any one address, and a third party who knows a client_id cannot use up the real client's budget.
    */
   rateLimit?: { name: string; limit: number };
+  /** Refuse public clients (`none`): a client_id alone proves nothing, and this endpoint needs a caller that does (RFC 7662 §2.1). */
+  confidentialOnly?: boolean;
 }
 
 export async function authenticateClient(env: Env, request: Request, params: CredentialParams, context: ClientAuthContext): Promise<StoredClient> {
@@ -77,6 +79,7 @@ async function authenticate(env: Env, request: Request, params: CredentialParams
       await checkClientAssertion(env, client, presented.assertion, context);
       return client;
     case "none":
+      if (context.confidentialOnly) throw invalidClient("this endpoint requires client authentication; a public client cannot use it", realm);
       // A public client proves nothing here; the authorization code's PKCE check binds the redemption (RFC 7636).
       return client;
   }

@@ -36,8 +36,9 @@ export function providerMetadata(issuer: string) {
     id_token_signing_alg_values_supported: [...ID_TOKEN_SIGNING_ALGS],
     token_endpoint_auth_methods_supported: [...TOKEN_ENDPOINT_AUTH_METHODS],
     token_endpoint_auth_signing_alg_values_supported: [...CLIENT_ASSERTION_ALGS],
-    // RFC 8414 §2: the same client authentication as the token endpoint.
-    introspection_endpoint_auth_methods_supported: [...TOKEN_ENDPOINT_AUTH_METHODS],
+    // RFC 8414 §2. Introspection takes the token endpoint's methods except `none` (RFC 7662 §2.1: the caller must be
+    // authorized); revocation takes public clients too (RFC 7009 §2.1).
+    introspection_endpoint_auth_methods_supported: TOKEN_ENDPOINT_AUTH_METHODS.filter((method) => method !== "none"),
     introspection_endpoint_auth_signing_alg_values_supported: [...CLIENT_ASSERTION_ALGS],
     revocation_endpoint_auth_methods_supported: [...TOKEN_ENDPOINT_AUTH_METHODS],
     revocation_endpoint_auth_signing_alg_values_supported: [...CLIENT_ASSERTION_ALGS],

@@ -9,7 +9,8 @@ import { jsonResponse } from "./respond";
 import { activeAccessToken } from "./userinfo";
 
 /**
- * Token introspection (RFC 7662). The caller must authenticate as a client (C14) and only ever learns about its own
+ * Token introspection (RFC 7662). The caller must authenticate as a confidential client (C14; §2.1: the protected
+ * resource must be authorized, which a public client's client_id alone does not do) and only ever learns about its own
  * tokens: another client's token, like an unknown, expired or revoked one, is `{"active": false}` (§2.2).
  * Refresh tokens (`<grant>.<secret>`) and access tokens (JWTs) cannot be confused, so `token_type_hint` is
  * accepted and not needed (§2.1: the server may ignore it).
@@ -26,7 +27,7 @@ const INACTIVE = { active: false } as const;
 export async function introspect(request: Request, env: Env): Promise<Response> {
   const params = parseWith(IntrospectionRequest, await readParams(request, "body"));
   const issuer = issuerOf(env, request);
-  const client = await authenticateClient(env, request, params, { issuer, endpointUrl: `${issuer}/introspect` });
+  const client = await authenticateClient(env, request, params, { issuer, endpointUrl: `${issuer}/introspect`, confidentialOnly: true });
 
   if (familyIdOfRefreshToken(params.token) !== null) {
     const family = tokenFamilyFor(env, familyIdOfRefreshToken(params.token)!);
