@@ -7,6 +7,7 @@ import type { Env } from "./env";
 export interface Config {
   /** Issuer identifier; empty means "the origin the request arrived on" (local development). */
   issuer: string;
+  /** "dev" works only on a loopback issuer (see isLocalIssuer); a deployed OP sets "http". */
   emailTransport: "dev" | "http";
   adminToken: string;
   /** Lifetimes in seconds. */
@@ -122,4 +123,20 @@ export function loadConfig(env: Env): Config {
 export function issuerOf(env: Env, request: Request): string {
   const configured = loadConfig(env).issuer;
   return configured !== "" ? configured.replace(/\/$/, "") : new URL(request.url).origin;
+}
+
+/**
+ * Whether an issuer is a loopback origin (http or https on localhost, 127.0.0.1 or [::1]): local development and
+ * tests. Only there do the `dev` email transport and its unauthenticated mailbox work — anywhere else the mailbox
+ * would hand anyone's sign-in link to anyone.
+ */
+export function isLocalIssuer(issuer: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(issuer);
+  } catch {
+    return false;
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") return false;
+  return url.hostname === "localhost" || url.hostname === "127.0.0.1" || url.hostname === "[::1]";
 }

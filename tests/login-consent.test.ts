@@ -1,7 +1,8 @@
-import { env } from "cloudflare:test";
+import { SELF, env } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { loadConfig } from "../src/config";
 import { grantedScopes } from "../src/db/consents";
+import { devMessagesTo } from "../src/db/dev-mailbox";
 import { findUserByEmail } from "../src/db/users";
 import type { Env } from "../src/env";
 import { challengeStoreFor, userSessionsFor } from "../src/objects/locate";
@@ -464,6 +465,39 @@ describe("email transports", () => {
     expect((await devMailbox(request, env)).status).toBe(200);
     const httpEnv = { ...env, EMAIL_TRANSPORT: "http" } as Env;
     expect((await devMailbox(request, httpEnv)).status).toBe(404);
+  });
+
+  it("off a loopback issuer the dev mailbox does not exist and the dev transport refuses to send: the user sees 'could not send', nothing is stored", async () => {
+    const email = uniqueEmail();
+    const query = `/dev/mailbox?to=${encodeURIComponent(email)}`;
+    // Loopback issuers (local development, npm start, the e2e tests) keep the mailbox.
+    for (const origin of ["http://localhost", "http://127.0.0.1:8787", "http://[::1]:8787", "https://localhost"]) {
+      expect((await SELF.fetch(`${origin}${query}`)).status, origin).toBe(200);
+    }
+    // A deploy with the default transport, reached on its own host name (ISSUER empty: the issuer is that origin) …
+    for (const origin of ["https://op.example", "http://op.example", "http://localhost.example", "http://127.0.0.2"]) {
+      expect((await SELF.fetch(`${origin}${query}`)).status, origin).toBe(404);
+    }
+    // … or with ISSUER configured, whatever the Host header says.
+    expect((await devMailbox(new Request(`${ORIGIN}${query}`), { ...env, ISSUER: "https://op.example" } as Env)).status).toBe(404);
+
+    const errors = vi.spyOn(console, "error").mockImplementation(() => undefined);
+    const ip = `203.0.113.${Math.floor(Math.random() * 250)}-${crypto.randomUUID()}`;
+    const page = await SELF.fetch("https://op.example/login", { headers: { "cf-connecting-ip": ip } });
+    expect(page.status).toBe(200);
+    const csrfCookie = page.headers.getAll("set-cookie").find((c) => c.startsWith("__Host-oidc_csrf="))!.split(";")[0]!;
+    const sent = await SELF.fetch("https://op.example/login", {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded", cookie: csrfCookie, "cf-connecting-ip": ip },
+      body: new URLSearchParams({ ...formFields(await page.text()), email }).toString(),
+    });
+    expect(sent.status).toBe(503);
+    expect(await sent.text()).toContain("could not send");
+    expect(await devMessagesTo(env.DB, email)).toEqual([]);
+    // The operator is told what to change.
+    const logged = errors.mock.calls.map((args) => String(args[0]));
+    errors.mockRestore();
+    expect(logged.some((line) => line.includes('"email.dev_transport_refused"') && line.includes("set EMAIL_TRANSPORT=http"))).toBe(true);
   });
 
   it("http transport failure: the user sees 'could not send' (503) and nothing about the API leaks", async () => {

@@ -23,6 +23,19 @@ describe("cron maintenance (C15)", () => {
     expect(results.map((r) => r.event_id)).toEqual([`new-${tag}`]);
     expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM consents WHERE user_id = ?").bind(`u-${tag}`).first("n")).toBe(0);
   });
+
+  it("deletes dev mailbox messages older than a day, keeps younger ones", async () => {
+    const now = Date.now();
+    const to = `retention-${crypto.randomUUID()}@example.com`;
+    const message = (id: string, sentAt: number) =>
+      env.DB.prepare("INSERT INTO dev_mailbox (id, \"to\", subject, text, link, sent_at) VALUES (?, ?, 's', 't', NULL, ?)").bind(id, to, sentAt);
+    await env.DB.batch([message(`old-${to}`, now - 86_400_000 - 1), message(`new-${to}`, now - 86_400_000 + 60_000)]);
+    const ctx = createExecutionContext();
+    worker.scheduled(createScheduledController({ scheduledTime: now, cron: "*/15 * * * *" }), env, ctx);
+    await waitOnExecutionContext(ctx);
+    const { results } = await env.DB.prepare("SELECT id FROM dev_mailbox WHERE \"to\" = ?").bind(to).all<{ id: string }>();
+    expect(results.map((r) => r.id)).toEqual([`new-${to}`]);
+  });
 });
 
 describe("/health", () => {

@@ -99,7 +99,7 @@ export function sendLoginLink(request: Request, env: Env): Promise<Response> {
     if (!stored) throw new Error("challenge id collision");
     const link = `${issuer}/login/email?token=${encodeURIComponent(id)}`;
     const minutes = Math.max(1, Math.round(config.magicLinkTtl / 60));
-    await sendEmail(env, {
+    await sendEmail(env, issuer, {
       to: email,
       subject: "Your sign-in link",
       text: `Use this link to sign in:\n\n${link}\n\nIt works once and expires in ${minutes} minute${minutes === 1 ? "" : "s"}. If you did not ask to sign in, ignore this email.\n`,
