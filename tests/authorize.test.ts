@@ -1,5 +1,9 @@
 import { SELF, env } from "cloudflare:test";
-import { userSessionsFor } from "../src/objects/locate";
+import { challengeStoreFor, userSessionsFor } from "../src/objects/locate";
+import { parseSessionCookie } from "../src/objects/sessions";
+import type { Env } from "../src/env";
+import { submitConsent } from "../src/routes/consent";
+import { finishEmailLogin } from "../src/routes/login";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { patchClient } from "./helpers/clients";
 import { findUserByEmail } from "../src/db/users";
@@ -18,6 +22,7 @@ import {
   makeClient,
   pkcePair,
   redeem,
+  requestLink,
   responseParams,
   signIn,
   uniqueEmail,
@@ -438,5 +443,102 @@ describe("sessions: prompt, max_age, id_token_hint (C16)", () => {
     const done = await decide(browser, consent, "allow");
     expect(done.status).toBe(400);
     expect(done.headers.get("location")).toBeNull();
+  });
+});
+
+describe("a step failing half-way through (C12)", () => {
+  /** A browser's POST as the Worker would receive it, for calling a handler directly with a stand-in binding. */
+  function postOf(browser: Browser, path: string, form: Record<string, string>): Request {
+    return new Request(new URL(path, ORIGIN), {
+      method: "POST",
+      headers: {
+        "content-type": "application/x-www-form-urlencoded",
+        cookie: [...browser.cookies].map(([name, value]) => `${name}=${value}`).join("; "),
+        "cf-connecting-ip": browser.ip,
+      },
+      body: new URLSearchParams(form).toString(),
+    });
+  }
+
+  /**
+   * An env whose session objects fail one method the way an object that was reset mid-call does, and answer every
+   * other call for real. A Durable Object cannot be made unreachable from inside the pool, so the binding is stood in for.
+   */
+  function sessionsFailing(method: string): Env {
+    const SESSIONS = {
+      idFromName: (name: string) => env.SESSIONS.idFromName(name),
+      get: (id: DurableObjectId) => {
+        const stub = env.SESSIONS.get(id) as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+        return new Proxy(
+          {},
+          {
+            get: (_target, name) =>
+              name === method ? () => Promise.reject(new Error("Durable Object reset")) : (...args: unknown[]) => stub[String(name)]!(...args),
+          },
+        );
+      },
+    };
+    return { ...env, SESSIONS } as unknown as Env;
+  }
+
+  async function atConsent(clientId: string) {
+    const browser = new Browser();
+    const { verifier, params } = await authorizeParams(clientId);
+    const start = await browser.get(authorizeUrl(params));
+    const consent = await followLocal(browser, await signIn(browser, start.headers.get("location")!, uniqueEmail()));
+    expect(consent.status).toBe(200);
+    const fields: Record<string, string> = { ...formFields(await consent.text()), decision: "allow" };
+    return { browser, verifier, params, fields };
+  }
+
+  it("the code store failing at Allow leaves the request open: a retry gets the code instead of 'already completed'", async () => {
+    const client = await makeClient();
+    const { browser, verifier, params, fields } = await atConsent(client.client_id);
+    const codesUnreachable = {
+      ...env,
+      AUTH_CODES: { idFromName: (name: string) => env.AUTH_CODES.idFromName(name), get: () => ({ put: () => Promise.reject(new Error("Durable Object reset")) }) },
+    } as unknown as Env;
+    const logged = vi.spyOn(console, "error").mockImplementation(() => undefined);
+    const failed = await submitConsent(postOf(browser, "/consent", fields), codesUnreachable);
+    logged.mockRestore();
+    expect(failed.status).toBe(500);
+    expect(failed.headers.get("location")).toBeNull();
+    expect((await challengeStoreFor(env, fields.interaction!)!.peek(fields.interaction!)).status).toBe("active");
+
+    const answer = responseParams(await browser.post("/consent", fields)).params;
+    expect(answer.get("state")).toBe(params.state);
+    expect((await redeem(answer.get("code")!, client.client_id, verifier)).clientId).toBe(client.client_id);
+  });
+
+  it("recording the client with the session is best effort: its failure does not withhold the code", async () => {
+    const client = await makeClient();
+    const { browser, verifier, fields } = await atConsent(client.client_id);
+    const logged = vi.spyOn(console, "error").mockImplementation(() => undefined);
+    const done = await submitConsent(postOf(browser, "/consent", fields), sessionsFailing("recordClient"));
+    const lines = logged.mock.calls.map((args) => String(args[0]));
+    logged.mockRestore();
+    const grant = await redeem(responseParams(done).params.get("code")!, client.client_id, verifier);
+    expect(grant.sid).toBe(parseSessionCookie(browser.cookies.get("oidc_session")!)!.sid);
+    expect(lines.some((line) => line.includes("session.record_client_failed"))).toBe(true);
+  });
+
+  it("a new sign-in whose replaced session cannot be ended still sets the new session's cookie (the link is not wasted)", async () => {
+    const client = await makeClient();
+    const { browser, email } = await signedInBrowser(client.client_id);
+    const { verifier, params } = await authorizeParams(client.client_id, { prompt: "login" });
+    const start = await browser.get(authorizeUrl(params));
+    const confirm = await browser.get(await requestLink(browser, start.headers.get("location")!, email));
+    const fields = formFields(await confirm.text());
+
+    const logged = vi.spyOn(console, "error").mockImplementation(() => undefined);
+    const signedIn = await finishEmailLogin(postOf(browser, "/login/email", fields), sessionsFailing("revokeSession"));
+    logged.mockRestore();
+    expect(signedIn.status).toBe(303);
+    const cookie = signedIn.headers.getAll("set-cookie").find((c) => c.startsWith("oidc_session="));
+    expect(cookie).toBeDefined();
+    const value = cookie!.split(";")[0]!.slice("oidc_session=".length);
+    browser.cookies.set("oidc_session", value);
+    const grant = await redeem(responseParams(await followLocal(browser, signedIn)).params.get("code")!, client.client_id, verifier);
+    expect(grant.sid).toBe(parseSessionCookie(value)!.sid);
   });
 });

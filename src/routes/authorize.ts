@@ -260,11 +260,6 @@ async function issueCode(
 ): Promise<Response> {
   const config = loadConfig(env);
   if (consentGiven) await rememberConsent(env.DB, user.userId, client.client_id, pending.scope.split(" "));
-  if (interactionId !== null) {
-    // The interaction is used once: of two submissions, one gets the code, the other a page.
-    const result = await challengeStoreFor(env, interactionId)!.consume(interactionId, { kind: "interaction" }, { sessionId: user.sid, userId: user.userId });
-    if (result.status !== "ok") throw pageError("This sign-in request was already completed. Start again from the application.");
-  }
   const grant: AuthorizationCodeGrant = {
     clientId: client.client_id,
     redirectUri: pending.redirectUri,
@@ -280,10 +275,22 @@ async function issueCode(
     claims: pending.claims,
     dpopJkt: null,
   };
+  // C12: the code is stored before the interaction is used up, so a failure here leaves the request open for a retry.
+  // A stored code whose interaction another submission used first is never sent anywhere; it just expires.
   const code = newAuthCodeId(env);
   const { stored } = await authCodeStoreFor(env, code)!.put(code, grant, config.authCodeTtl);
   if (!stored) throw new Error("authorization code collision");
-  await userSessionsFor(env, user.userId)!.recordClient(user.sid, client.client_id);
+  if (interactionId !== null) {
+    // The interaction is used once: of two submissions, one gets the code, the other a page.
+    const result = await challengeStoreFor(env, interactionId)!.consume(interactionId, { kind: "interaction" }, { sessionId: user.sid, userId: user.userId });
+    if (result.status !== "ok") throw pageError("This sign-in request was already completed. Start again from the application.");
+  }
+  // Best effort: the token endpoint records the client with the session again when the code is redeemed.
+  try {
+    await userSessionsFor(env, user.userId)!.recordClient(user.sid, client.client_id);
+  } catch (error) {
+    console.error(JSON.stringify({ level: "error", event: "session.record_client_failed", error: logSafe(error) }));
+  }
   const params: Record<string, string> = { code };
   if (pending.state !== null) params.state = pending.state;
   params.iss = issuerOf(env, request);

@@ -152,12 +152,17 @@ async function sessionExists(env: Env, outcome: ChallengeOutcome): Promise<boole
 
 /**
  * A new sign-in in a browser that still holds a session (prompt=login, max_age, another account) replaces its cookie:
- * the old session is ended rather than left to linger unreachable until it idles out.
+ * the old session is ended rather than left to linger unreachable until it idles out. Best effort: it runs after the
+ * new session exists, whose cookie must be sent whatever happens here (C12) — a session left over idles out.
  */
 async function endReplacedSession(env: Env, request: Request, newSid: string): Promise<void> {
-  const previous = await currentSession(env, request);
-  if (previous === null || previous.sid === newSid) return;
-  await userSessionsFor(env, previous.userId)!.revokeSession(previous.sid, "replaced by a new sign-in");
+  try {
+    const previous = await currentSession(env, request);
+    if (previous === null || previous.sid === newSid) return;
+    await userSessionsFor(env, previous.userId)!.revokeSession(previous.sid, "replaced by a new sign-in");
+  } catch (error) {
+    console.error(JSON.stringify({ level: "error", event: "session.end_replaced_failed", error: logSafe(error) }));
+  }
 }
 
 /** POST /login/email */
