@@ -60,7 +60,7 @@ export function keyManager(env: Env) {
   return env.KEYS.get(env.KEYS.idFromName("keys"));
 }
 
-/** One object per rate-limit key ("token:client:abc", "login:ip:203.0.113.9"): exact counts, no global hot spot. */
+/** One object per rate-limit key ("token:ip:203.0.113.9:client:abc", "login:ip:203.0.113.9"): exact counts, no global hot spot. */
 export function rateLimiterFor(env: Env, key: string) {
   return env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(`rl:${key.slice(0, 200)}`));
 }
