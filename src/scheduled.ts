@@ -2,6 +2,7 @@ import { loadConfig } from "./config";
 import { purgeExpiredRows } from "./db/retention";
 import type { Env } from "./env";
 import { keyManager } from "./objects/locate";
+import { logSafe } from "./routes/respond";
 
 /**
  * The cron trigger's work. D1 rows past their lifetime are deleted here (C15); objects purge their own
@@ -19,8 +20,8 @@ export async function runScheduledMaintenance(env: Env, scheduledTime: number): 
     try {
       report[name] = await task();
     } catch (error) {
-      report[name] = { error: error instanceof Error ? error.message : String(error) };
-      console.error(JSON.stringify({ level: "error", event: "maintenance.failed", task: name, error: String(error).slice(0, 200) }));
+      report[name] = { error: logSafe(error) };
+      console.error(JSON.stringify({ level: "error", event: "maintenance.failed", task: name, error: logSafe(error) }));
     }
   }
   console.log(JSON.stringify({ level: "info", event: "maintenance.done", report }));

@@ -1,5 +1,6 @@
 import { SELF, createExecutionContext, createScheduledController, env, waitOnExecutionContext } from "cloudflare:test";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
+import { renderError } from "../src/routes/respond";
 import worker from "../src/index";
 
 describe("cron maintenance (C15)", () => {
@@ -52,8 +53,30 @@ describe("/health", () => {
     const { health } = await import("../src/routes/health");
     // D1 cannot be taken offline from inside the pool, so this one case uses a binding that fails like an unreachable database.
     const broken = { ...env, DB: { prepare: () => { throw new Error("D1 is down"); } } as unknown as D1Database };
+    const logged = vi.spyOn(console, "error").mockImplementation(() => undefined);
     const response = await health(broken);
+    const lines = logged.mock.calls.map((args) => String(args[0]));
+    logged.mockRestore();
     expect(response.status).toBe(503);
-    expect(await response.json()).toMatchObject({ status: "degraded", checks: { d1: { ok: false }, keys: { ok: true } } });
+    const body = (await response.json()) as { status: string; checks: Record<string, unknown> };
+    expect(body).toMatchObject({ status: "degraded", checks: { keys: { ok: true } } });
+    // The answer is public: which check failed, never why. The reason is in the log.
+    expect(body.checks.d1).toEqual({ ok: false });
+    expect(JSON.stringify(body)).not.toContain("D1 is down");
+    expect(lines.some((line) => line.includes("health.check_failed") && line.includes("D1 is down"))).toBe(true);
+  });
+});
+
+describe("error logging", () => {
+  it("an unexpected error is logged by its name and first line only (D1 errors list query values after it), and answered without detail", async () => {
+    const logged = vi.spyOn(console, "error").mockImplementation(() => undefined);
+    const response = renderError(new Error("D1_ERROR: UNIQUE constraint failed: users.email\nparams: victim@example.com, s3cret"));
+    const lines = logged.mock.calls.map((args) => String(args[0]));
+    logged.mockRestore();
+    expect(response.status).toBe(500);
+    expect(await response.json()).toEqual({ error: "server_error", error_description: "The server could not complete the request" });
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ event: "unhandled_error", error: "Error: D1_ERROR: UNIQUE constraint failed: users.email" });
+    expect(lines[0]).not.toContain("victim@example.com");
   });
 });

@@ -19,7 +19,7 @@ import { verifyIdTokenHint } from "../oauth/tokens";
 import { verifyWithPublishedKeys } from "../signing-keys";
 import { errorPage } from "../ui/pages";
 import { readParams } from "./params";
-import { authorizationResponse, htmlResponse, redirectResponse } from "./respond";
+import { authorizationResponse, htmlResponse, logSafe, redirectResponse } from "./respond";
 import { currentSession, type CurrentSession } from "./session";
 import { clientAddress, enforceRateLimit } from "./rate-limit";
 
@@ -50,16 +50,11 @@ export function errorPageFor(error: unknown): Response {
     return htmlResponse(errorPage(title, error.description ?? "", error.code), { status, headers: error.headers });
   }
   if (error instanceof EmailDeliveryError) {
-    console.error(JSON.stringify({ level: "error", event: "email_delivery_failed", transport: error.transport, reason: error.reason.slice(0, 100) }));
+    console.error(JSON.stringify({ level: "error", event: "email_delivery_failed", transport: error.transport, error: logSafe(error) }));
     return htmlResponse(errorPage("We could not send the email", "Sending the sign-in email failed. Try again in a moment."), { status: 503, headers: { "retry-after": "30" } });
   }
   console.error(JSON.stringify({ level: "error", event: "unhandled_error", error: logSafe(error) }));
   return htmlResponse(errorPage("Something went wrong", "The server could not complete the request. Try again in a moment."), { status: 500 });
-}
-
-/** An error for the log: its name and the first line of its message (D1 errors list the query's parameters after it). */
-export function logSafe(error: unknown): string {
-  return error instanceof Error ? `${error.name}: ${error.message.split("\n")[0]!.slice(0, 200)}` : "unknown";
 }
 
 /** A problem that must be shown to the user, never sent to the client (OIDC Core §3.1.2.6). */

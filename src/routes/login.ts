@@ -8,10 +8,10 @@ import { formatSessionCookie, newSessionId } from "../objects/sessions";
 import { randomToken, sha256Base64url, timingSafeEqualStrings } from "../oauth/crypto";
 import { OAuthError } from "../oauth/errors";
 import { checkEmailPage, confirmLinkPage, errorPage, signInPage, signedInPage } from "../ui/pages";
-import { clientOfPending, frontChannel, loadInteraction, logSafe, pageError } from "./authorize";
+import { clientOfPending, frontChannel, loadInteraction, pageError } from "./authorize";
 import { csrfTokenFor, readCookie, setCookie, verifyCsrf } from "./cookies";
 import { readParams } from "./params";
-import { htmlResponse, redirectResponse } from "./respond";
+import { htmlResponse, logSafe, redirectResponse } from "./respond";
 import { currentSession, sessionCookie } from "./session";
 import { clientAddress, enforceRateLimit } from "./rate-limit";
 
