@@ -54,3 +54,16 @@ describe("D1 schema matches the migrations", () => {
     });
   }
 });
+
+describe("D1 writes that race", () => {
+  it("consents given at once all end up in the remembered union", async () => {
+    const { ensureUserForVerifiedEmail } = await import("../src/db/users");
+    const { grantedScopes, rememberConsent } = await import("../src/db/consents");
+    const { registerClient } = await import("./helpers/clients");
+    const user = await ensureUserForVerifiedEmail(env.DB, `race-${crypto.randomUUID()}@example.com`, crypto.randomUUID().replace(/-/g, ""));
+    const client = await registerClient({}, null);
+    const scopes = Array.from({ length: 10 }, (_, i) => `scope${i}`);
+    await Promise.all(scopes.map((s) => rememberConsent(env.DB, user.id, client.client_id, ["openid", s])));
+    expect([...(await grantedScopes(env.DB, user.id, client.client_id))].sort()).toEqual(["openid", ...scopes].sort());
+  });
+});

@@ -13,15 +13,24 @@ export async function grantedScopes(db: D1Database, userId: string, clientId: st
   return new Set(row.scopes.split(" ").filter(Boolean));
 }
 
-/** Remembers consent: the union of what was granted before and now. */
+/**
+ * Remembers consent: the union of what was granted before and now. A compare-and-swap on the stored value, retried,
+ * so two consents given at once (two tabs) both end up in the union instead of one overwriting the other.
+ */
 export async function rememberConsent(db: D1Database, userId: string, clientId: string, scopes: string[], now = Date.now()): Promise<void> {
-  const merged = new Set([...(await grantedScopes(db, userId, clientId, now)), ...scopes]);
-  const value = [...merged].sort().join(" ");
-  await drizzle(db)
-    .insert(consents)
-    .values({ userId, clientId, scopes: value, grantedAt: now, expiresAt: null })
-    .onConflictDoUpdate({ target: [consents.userId, consents.clientId], set: { scopes: value, grantedAt: now, expiresAt: null } })
-    .run();
+  const orm = drizzle(db);
+  const key = and(eq(consents.userId, userId), eq(consents.clientId, clientId));
+  // Each round has one winner, so N writers at once need at most N rounds.
+  for (let attempt = 0; attempt < 32; attempt++) {
+    const row = await orm.select().from(consents).where(key).get();
+    const live = row && (row.expiresAt === null || row.expiresAt > now) ? row.scopes.split(" ").filter(Boolean) : [];
+    const value = [...new Set([...live, ...scopes])].sort().join(" ");
+    const result = row
+      ? await orm.update(consents).set({ scopes: value, grantedAt: now, expiresAt: null }).where(and(key, eq(consents.scopes, row.scopes))).run()
+      : await orm.insert(consents).values({ userId, clientId, scopes: value, grantedAt: now, expiresAt: null }).onConflictDoNothing().run();
+    if (result.meta.changes > 0) return;
+  }
+  throw new Error("consent kept changing concurrently");
 }
 
 export async function revokeConsent(db: D1Database, userId: string, clientId: string): Promise<void> {
