@@ -1,11 +1,13 @@
 import { SELF, env } from "cloudflare:test";
 import { SignJWT, generateKeyPair } from "jose";
-import { beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it, vi } from "vitest";
 import { ensureUserForVerifiedEmail } from "../src/db/users";
 import { userSessionsFor } from "../src/objects/locate";
 import { formatSessionCookie, newSessionId } from "../src/objects/sessions";
 import { randomToken } from "../src/oauth/crypto";
 import { mintIdToken } from "../src/oauth/tokens";
+import type { Env } from "../src/env";
+import { logout, logoutConfirm } from "../src/routes/logout";
 import { currentSigningKey } from "../src/signing-keys";
 
 const BASE = "http://localhost";
@@ -234,6 +236,31 @@ describe("RP-initiated logout without an ID token hint", () => {
     const response = await logoutGet({ client_id: clientId, post_logout_redirect_uri: POST_LOGOUT, state: "q" });
     expect(response.status).toBe(303);
     expect(response.headers.get("location")).toBe(`${POST_LOGOUT}?state=q`);
+  });
+
+  it("a failure on our side is an HTML page too, never the back channel's JSON, and ends nothing", async () => {
+    const s = await signIn();
+    // D1 cannot be taken offline from inside the pool: a binding that fails like an unreachable database.
+    const broken = { ...env, DB: { prepare: () => { throw new Error("D1 is down"); } } } as unknown as Env;
+    const csrf = randomToken(32);
+    const logged = vi.spyOn(console, "error").mockImplementation(() => undefined);
+    const responses = [
+      await logout(new Request(`${BASE}/logout?client_id=${encodeURIComponent(clientId)}`, { headers: { cookie: s.cookie } }), broken),
+      await logoutConfirm(
+        new Request(`${BASE}/logout/confirm`, {
+          method: "POST",
+          headers: { ...FORM, cookie: `${s.cookie}; oidc_csrf=${csrf}` },
+          body: new URLSearchParams({ csrf_token: csrf, decision: "yes", client_id: clientId }).toString(),
+        }),
+        broken,
+      ),
+    ];
+    logged.mockRestore();
+    for (const response of responses) {
+      const html = await expectErrorPage(response, 500);
+      expect(html).not.toContain("D1 is down");
+    }
+    expect(await sessionAlive(s)).toBe(true);
   });
 
   it("hostile input gets a page, never a 5xx", async () => {

@@ -2,7 +2,6 @@ import { issuerOf, loadConfig } from "../config";
 import { getClient, type Client } from "../db/clients";
 import { grantedScopes, rememberConsent } from "../db/consents";
 import { getUser } from "../db/users";
-import { EmailDeliveryError } from "../email";
 import type { Env } from "../env";
 import type { AuthorizationCodeGrant } from "../objects/auth-codes";
 import { authCodeStoreFor, challengeStoreFor, newAuthCodeId, newChallengeId, userSessionsFor } from "../objects/locate";
@@ -17,45 +16,20 @@ import {
 import { OAuthError, invalidRequest } from "../oauth/errors";
 import { verifyIdTokenHint } from "../oauth/tokens";
 import { verifyWithPublishedKeys } from "../signing-keys";
-import { errorPage } from "../ui/pages";
 import { readParams } from "./params";
-import { authorizationResponse, htmlResponse, logSafe, redirectResponse } from "./respond";
+import { frontChannel } from "./front-channel";
+import { authorizationResponse, logSafe, redirectResponse } from "./respond";
 import { currentSession, type CurrentSession } from "./session";
 import { clientAddress, enforceRateLimit } from "./rate-limit";
 
 /**
- * GET and POST /authorize (RFC 6749 §4.1, OIDC Core §3.1.2), and the front-channel plumbing shared with the
- * sign-in and consent pages: error pages, rate limits, and "interactions" — pending authorization requests kept in
+ * GET and POST /authorize (RFC 6749 §4.1, OIDC Core §3.1.2), and what it shares with the sign-in and consent
+ * pages: page errors and "interactions" — pending authorization requests kept in
  * the challenge store while the user signs in and consents, consumed when the code is issued (so a completed
  * interaction cannot be replayed).
  */
 
-// ── Front-channel plumbing ───────────────────────────────────────────────────────
-
-/** Runs a browser-facing handler: every failure becomes an HTML page, never JSON, never a stack trace. */
-export async function frontChannel(run: () => Promise<Response>): Promise<Response> {
-  try {
-    return await run();
-  } catch (error) {
-    return errorPageFor(error);
-  }
-}
-
-export function errorPageFor(error: unknown): Response {
-  if (error instanceof OAuthError) {
-    // A page has no WWW-Authenticate challenge to go with a 401.
-    const status = error.status === 401 ? 400 : error.status;
-    const title =
-      status === 429 ? "Too many attempts" : status === 403 ? "Please try again" : status >= 500 ? "Something went wrong" : "This request cannot be completed";
-    return htmlResponse(errorPage(title, error.description ?? "", error.code), { status, headers: error.headers });
-  }
-  if (error instanceof EmailDeliveryError) {
-    console.error(JSON.stringify({ level: "error", event: "email_delivery_failed", transport: error.transport, error: logSafe(error) }));
-    return htmlResponse(errorPage("We could not send the email", "Sending the sign-in email failed. Try again in a moment."), { status: 503, headers: { "retry-after": "30" } });
-  }
-  console.error(JSON.stringify({ level: "error", event: "unhandled_error", error: logSafe(error) }));
-  return htmlResponse(errorPage("Something went wrong", "The server could not complete the request. Try again in a moment."), { status: 500 });
-}
+// ── Page errors ──────────────────────────────────────────────────────────────────
 
 /** A problem that must be shown to the user, never sent to the client (OIDC Core §3.1.2.6). */
 export function pageError(description: string, status = 400): UntrustedRequestError {

@@ -3,11 +3,12 @@ import { issuerOf } from "../config";
 import { getClient, type StoredClient } from "../db/clients";
 import type { Env } from "../env";
 import { userSessionsFor } from "../objects/locate";
-import { OAuthError, invalidRequest } from "../oauth/errors";
+import { invalidRequest } from "../oauth/errors";
 import { verifyIdTokenHint } from "../oauth/tokens";
 import { verifyWithPublishedKeys } from "../signing-keys";
-import { logoutConfirmPage, logoutErrorPage, signedOutPage, stillSignedInPage } from "../ui/logout";
+import { logoutConfirmPage, signedOutPage, stillSignedInPage } from "../ui/logout";
 import { csrfTokenFor, verifyCsrf } from "./cookies";
+import { frontChannel } from "./front-channel";
 import { param, parseWith, readParams } from "./params";
 import { htmlResponse, redirectResponse } from "./respond";
 import { currentSession, sessionCookie, type CurrentSession } from "./session";
@@ -97,19 +98,9 @@ function finish(env: Env, request: Request, target: LogoutTarget): Response {
   return htmlResponse(signedOutPage(), { headers });
 }
 
-/** Errors of these user-facing endpoints are pages, not JSON. */
-async function asPage(handle: () => Promise<Response>): Promise<Response> {
-  try {
-    return await handle();
-  } catch (error) {
-    if (!(error instanceof OAuthError)) throw error;
-    return htmlResponse(logoutErrorPage(error.description ?? "The request could not be processed."), { status: error.status, headers: error.headers });
-  }
-}
-
 /** GET and POST /logout (RP-Initiated Logout §2). */
 export function logout(request: Request, env: Env): Promise<Response> {
-  return asPage(async () => {
+  return frontChannel(async () => {
     const params = parseWith(LogoutRequest, await readParams(request, "either"));
     const target = await resolveTarget(env, request, params);
     const session = await currentSession(env, request);
@@ -132,7 +123,7 @@ export function logout(request: Request, env: Env): Promise<Response> {
 
 /** POST /logout/confirm: the user's answer to "Sign out?". Only "yes" with a valid CSRF token ends the session. */
 export function logoutConfirm(request: Request, env: Env): Promise<Response> {
-  return asPage(async () => {
+  return frontChannel(async () => {
     const params = parseWith(LogoutConfirmation, await readParams(request, "body"));
     await verifyCsrf(request, issuerOf(env, request), params.csrf_token);
     // The form's values are checked again: a hidden field is as untrusted as a query parameter.

@@ -2,8 +2,9 @@ import { escapeHtml } from "../routes/respond";
 import { hidden, layout } from "./pages";
 
 /**
- * The pages of RP-initiated logout: "Sign out?" (when the request is not tied to a valid ID token), "signed out",
- * "still signed in", and the error page (never a redirect to an unregistered URI). Server-rendered, no script.
+ * The pages of RP-initiated logout: "Sign out?" (when the request is not tied to a valid ID token), "signed out" and
+ * "still signed in". Errors are the front channel's one error page (never a redirect to an unregistered URI).
+ * Server-rendered, no script.
  */
 
 /** The shared page frame, with the title as the heading. */
@@ -40,8 +41,4 @@ export function signedOutPage(): string {
 
 export function stillSignedInPage(): string {
   return page("Still signed in", `<p>You are still signed in. You can close this window.</p>`);
-}
-
-export function logoutErrorPage(description: string): string {
-  return page("Sign-out request not accepted", `<p>${escapeHtml(description)}</p><p>You have not been redirected. You can close this window.</p>`);
 }
