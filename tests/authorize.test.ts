@@ -1,4 +1,4 @@
-import { SELF, env } from "cloudflare:test";
+import { env } from "cloudflare:test";
 import { challengeStoreFor, userSessionsFor } from "../src/objects/locate";
 import { parseSessionCookie } from "../src/objects/sessions";
 import type { Env } from "../src/env";

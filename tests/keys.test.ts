@@ -18,7 +18,6 @@ function inKeyManager<R>(stub: KeysStub, fn: (instance: KeyManager) => Promise<R
 }
 
 const config = loadConfig(env);
-const DAY = 86_400_000;
 const PRIVATE_MEMBERS = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
 // The objects' clocks are set years ahead, so the alarms they schedule never fire by themselves during a test:

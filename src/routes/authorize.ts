@@ -4,7 +4,7 @@ import { grantedScopes, rememberConsent } from "../db/consents";
 import { getUser } from "../db/users";
 import type { Env } from "../env";
 import type { AuthorizationCodeGrant } from "../objects/auth-codes";
-import { authCodeStoreFor, challengeStoreFor, newAuthCodeId, newChallengeId, userSessionsFor } from "../objects/locate";
+import { authCodeStoreFor, challengeStoreFor, newAuthCodeId, newChallengeId } from "../objects/locate";
 import {
   UntrustedRequestError,
   grantableScope,
@@ -18,8 +18,8 @@ import { verifyIdTokenHint } from "../oauth/tokens";
 import { verifyWithPublishedKeys } from "../signing-keys";
 import { readParams } from "./params";
 import { frontChannel } from "./front-channel";
-import { authorizationResponse, logSafe, redirectResponse } from "./respond";
-import { currentSession, type CurrentSession } from "./session";
+import { authorizationResponse, redirectResponse } from "./respond";
+import { currentSession, recordSessionClient, type CurrentSession } from "./session";
 import { clientAddress, enforceRateLimit } from "./rate-limit";
 
 /**
@@ -254,12 +254,7 @@ async function issueCode(
     const result = await challengeStoreFor(env, interactionId)!.consume(interactionId, { kind: "interaction" }, { sessionId: user.sid, userId: user.userId });
     if (result.status !== "ok") throw pageError("This sign-in request was already completed. Start again from the application.");
   }
-  // Best effort: the token endpoint records the client with the session again when the code is redeemed.
-  try {
-    await userSessionsFor(env, user.userId)!.recordClient(user.sid, client.client_id);
-  } catch (error) {
-    console.error(JSON.stringify({ level: "error", event: "session.record_client_failed", error: logSafe(error) }));
-  }
+  await recordSessionClient(env, user.userId, user.sid, client.client_id);
   const params: Record<string, string> = { code };
   if (pending.state !== null) params.state = pending.state;
   params.iss = issuerOf(env, request);

@@ -1,5 +1,4 @@
 import { createLocalJWKSet, createRemoteJWKSet, jwtVerify, type JSONWebKeySet, type JWTPayload } from "jose";
-import { loadConfig } from "../config";
 import { getClient, type StoredClient } from "../db/clients";
 import type { Env } from "../env";
 import { jtiStoreFor } from "../objects/locate";

@@ -3,6 +3,7 @@ import type { Env } from "../env";
 import { userSessionsFor } from "../objects/locate";
 import { parseSessionCookie, type SessionInfo } from "../objects/sessions";
 import { SESSION_COOKIE, clearCookie, readCookie, setCookie } from "./cookies";
+import { logSafe } from "./respond";
 
 /**
  * The browser session: a cookie `<userId>.<sid>.<secret>` naming a session in the user's session object.
@@ -35,4 +36,16 @@ export async function currentSession(env: Env, request: Request): Promise<Curren
 export function sessionCookie(env: Env, request: Request, value: string | null): string {
   const issuer = issuerOf(env, request);
   return value === null ? clearCookie(SESSION_COOKIE, issuer) : setCookie(SESSION_COOKIE, value, issuer, loadConfig(env).sessionTtl);
+}
+
+/**
+ * The session learns which clients it signed in to (for logout). Best effort: called when the code is issued and again
+ * when it is redeemed, so one failure loses nothing, and it never takes a sign-in or tokens back; a failure is logged.
+ */
+export async function recordSessionClient(env: Env, userId: string, sid: string, clientId: string): Promise<void> {
+  try {
+    await userSessionsFor(env, userId)?.recordClient(sid, clientId);
+  } catch (error) {
+    console.error(JSON.stringify({ level: "error", event: "session.record_client_failed", error: logSafe(error) }));
+  }
 }

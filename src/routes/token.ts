@@ -3,7 +3,7 @@ import { issuerOf, loadConfig, type Config } from "../config";
 import type { StoredClient } from "../db/clients";
 import { getUser, type User } from "../db/users";
 import type { Env } from "../env";
-import { authCodeStoreFor, tokenFamilyFor, userSessionsFor } from "../objects/locate";
+import { authCodeStoreFor, tokenFamilyFor } from "../objects/locate";
 import { familyIdOfRefreshToken, newFamilyId, type FamilyInfo } from "../objects/refresh-tokens";
 import { filterClaims, releasedClaimNames } from "../oauth/claims";
 import { OAuthError, invalidGrant, invalidRequest, invalidScope } from "../oauth/errors";
@@ -15,6 +15,7 @@ import { currentSigningKey } from "../signing-keys";
 import { authenticateClient, clientAuthParams } from "./client-auth";
 import { param, parseWith, readParams } from "./params";
 import { jsonResponse } from "./respond";
+import { recordSessionClient } from "./session";
 import { storedClaimsRequest, userClaimValues } from "./userinfo";
 
 /**
@@ -340,17 +341,6 @@ async function idToken(env: Env, config: Config, issuer: string, client: StoredC
     ttlSeconds: config.idTokenTtl,
     claims,
   });
-}
-
-/** The session learns which clients it signed in to (for logout). A failure here does not take the tokens back; it is logged. */
-async function recordSessionClient(env: Env, userId: string, sid: string, clientId: string): Promise<void> {
-  try {
-    await userSessionsFor(env, userId)?.recordClient(sid, clientId);
-  } catch (error) {
-    console.error(
-      JSON.stringify({ level: "error", event: "session_record_client_failed", clientId, error: error instanceof Error ? error.message.slice(0, 200) : "unknown" }),
-    );
-  }
 }
 
 /** Any other method on a back-channel endpoint (RFC 9110 §15.5.6). */
