@@ -1,4 +1,4 @@
-import { SELF, env } from "cloudflare:test";
+import { SELF, env, listDurableObjectIds } from "cloudflare:test";
 import { SignJWT, generateKeyPair } from "jose";
 import { beforeAll, describe, expect, it, vi } from "vitest";
 import { ensureUserForVerifiedEmail } from "../src/db/users";
@@ -283,5 +283,17 @@ describe("RP-initiated logout without an ID token hint", () => {
     const badDecision = await confirm({ csrf_token: randomToken(32), decision: "maybe" }, s.cookie);
     expect(badDecision.status).toBe(400);
     expect(await sessionAlive(s)).toBe(true);
+  });
+});
+
+describe("forged session cookies", () => {
+  it("a well-formed cookie naming a made-up user reaches no session object and creates none (C15)", async () => {
+    const before = (await listDurableObjectIds(env.SESSIONS)).length;
+    for (let i = 0; i < 5; i++) {
+      const cookie = formatSessionCookie(randomToken(12), newSessionId(), randomToken(32));
+      const response = await SELF.fetch("http://localhost/logout", { headers: { cookie: `oidc_session=${cookie}` } });
+      expect(response.status).toBeLessThan(500);
+    }
+    expect((await listDurableObjectIds(env.SESSIONS)).length).toBe(before);
   });
 });

@@ -1,7 +1,6 @@
 import { issuerOf, loadConfig } from "../config";
 import { getClient, type Client } from "../db/clients";
 import { grantedScopes, rememberConsent } from "../db/consents";
-import { getUser } from "../db/users";
 import type { Env } from "../env";
 import type { AuthorizationCodeGrant } from "../objects/auth-codes";
 import { authCodeStoreFor, challengeStoreFor, newAuthCodeId, newChallengeId } from "../objects/locate";
@@ -170,7 +169,7 @@ export async function continueAuthorization(
   options: { consentGiven: boolean },
 ): Promise<Response> {
   const scope = grantableScope(pending.scope, client); // the client's registration now, not when the request arrived (C5)
-  const session = await usableSession(env, request);
+  const session = await currentSession(env, request);
   const promptNone = pending.prompt.includes("none");
 
   if (needsSignIn(pending, session)) {
@@ -192,13 +191,6 @@ export async function continueAuthorization(
   return issueCode(env, request, client, { ...pending, scope }, user, interactionId, options.consentGiven);
 }
 
-/** The browser's session, if its user still exists and is not disabled (an admin change is in force at once). */
-async function usableSession(env: Env, request: Request): Promise<CurrentSession | null> {
-  const session = await currentSession(env, request);
-  if (session === null) return null;
-  const user = await getUser(env.DB, session.userId);
-  return user !== null && !user.disabled ? session : null;
-}
 
 function needsSignIn(pending: PendingAuthorization, session: CurrentSession | null): boolean {
   if (session === null) return true;

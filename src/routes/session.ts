@@ -1,4 +1,5 @@
 import { issuerOf, loadConfig } from "../config";
+import { getUser } from "../db/users";
 import type { Env } from "../env";
 import { userSessionsFor } from "../objects/locate";
 import { parseSessionCookie, type SessionInfo } from "../objects/sessions";
@@ -16,12 +17,18 @@ export interface CurrentSession {
   session: SessionInfo;
 }
 
-/** The usable session of this browser, or null (no cookie, a cookie not ours, revoked, expired). Marks it as used. */
+/**
+ * The usable session of this browser, or null (no cookie, a cookie not ours, revoked, expired, or a user who no longer
+ * exists or is disabled — an admin change is in force at once). Marks it as used. The user is looked up in D1 first,
+ * so a forged cookie naming a made-up user never reaches, and never creates, a session object.
+ */
 export async function currentSession(env: Env, request: Request): Promise<CurrentSession | null> {
   const raw = readCookie(request, SESSION_COOKIE, issuerOf(env, request));
   if (raw === null) return null;
   const parsed = parseSessionCookie(raw);
   if (parsed === null) return null;
+  const user = await getUser(env.DB, parsed.userId);
+  if (user === null || user.disabled) return null;
   const sessions = userSessionsFor(env, parsed.userId);
   if (sessions === null) return null;
   const session = await sessions.touchSession(parsed.sid, parsed.secret);
