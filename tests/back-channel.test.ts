@@ -1,4 +1,4 @@
-import { SELF, env } from "cloudflare:test";
+import { SELF, env, runInDurableObject } from "cloudflare:test";
 import { exportJWK, generateKeyPair } from "jose";
 import * as oauth from "oauth4webapi";
 import { describe, expect, it } from "vitest";
@@ -263,6 +263,22 @@ describe("/introspect (RFC 7662) and /revoke (RFC 7009) require client authentic
     expect(await introspectAs(api, cc.access_token)).toMatchObject({ active: true, sub: api.clientId, client_id: api.clientId, scope: "reports:read" });
     expect((await postAs(api, "/revoke", { token: cc.access_token })).status).toBe(200);
     expect(await introspectAs(api, cc.access_token)).toEqual({ active: false });
+  });
+
+  it("made-up refresh tokens at /token, /introspect and /revoke leave nothing stored (C15)", async () => {
+    const rp = await makeClient();
+    for (let i = 0; i < 3; i++) {
+      const familyId = crypto.randomUUID().replace(/-/g, "");
+      const forged = `${familyId}.${"A".repeat(43)}`;
+      expect((await errorOf(await postAs(rp, "/token", { grant_type: "refresh_token", refresh_token: forged }))).error).toBe("invalid_grant");
+      expect(await (await postAs(rp, "/introspect", { token: forged })).json()).toEqual({ active: false });
+      expect((await postAs(rp, "/revoke", { token: forged })).status).toBe(200);
+      // The object the forged id names answered "unknown" without creating a single table.
+      const tables = await runInDurableObject(tokenFamilyFor(env, familyId)!, (_o, state) =>
+        state.storage.sql.exec("SELECT name FROM sqlite_master").toArray(),
+      );
+      expect(tables).toEqual([]);
+    }
   });
 
   it("answers bad input with the spec's errors, never a 5xx", async () => {

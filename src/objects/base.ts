@@ -35,6 +35,10 @@ const OUTBOX: SchemaComponent = {
   ],
 };
 
+function hasSchemaTable(storage: DurableObjectStorage): boolean {
+  return storage.sql.exec(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_schema_versions'`).toArray().length > 0;
+}
+
 /** Applies the pending migrations of one component inside one transaction; returns the version now in force. */
 export function migrateComponent(storage: DurableObjectStorage, component: SchemaComponent): number {
   return storage.transactionSync(() => {
@@ -83,11 +87,36 @@ export abstract class StatefulObject extends DurableObject<Env> {
     this.config = loadConfig(env);
     // Runs before any request is delivered to this instance.
     void ctx.blockConcurrencyWhile(async () => {
-      migrateComponent(ctx.storage, OUTBOX);
-      migrateComponent(ctx.storage, this.schema());
+      // An object addressed by an identifier from the outside that may be made up (a refresh token) stays without
+      // storage until its first write, so hostile input never creates a stored object (C15).
+      if (this.createsStorageOnWrite() && !hasSchemaTable(ctx.storage)) return;
+      this.ensureSchema();
       // Safety net: events committed just before a crash still get an alarm to carry them to D1.
       if (this.outboxStatus().pending > 0) await this.wakeBy(this.now());
     });
+  }
+
+  private schemaReady = false;
+
+  /** Migrates the object's tables once per instance (C20). */
+  private ensureSchema(): void {
+    if (this.schemaReady) return;
+    migrateComponent(this.ctx.storage, OUTBOX);
+    migrateComponent(this.ctx.storage, this.schema());
+    this.schemaReady = true;
+  }
+
+  /** Whether this object has any storage yet. Always true unless `createsStorageOnWrite`, until the first `transact`. */
+  protected hasStorage(): boolean {
+    return this.schemaReady;
+  }
+
+  /**
+   * Opt-in for objects found by identifiers that callers can invent: no tables until the first write. Such an object's
+   * read methods must answer "nothing here" while `hasStorage()` is false, without calling `transact`.
+   */
+  protected createsStorageOnWrite(): boolean {
+    return false;
   }
 
   /** Milliseconds since the epoch. The one clock of the object, so expiry is tested with controlled time. */
@@ -97,6 +126,7 @@ export abstract class StatefulObject extends DurableObject<Env> {
 
   /** Runs `fn` as one SQLite transaction: its writes and the audit events it records commit together or not at all. */
   protected transact<R>(fn: () => R): R {
+    this.ensureSchema();
     return this.ctx.storage.transactionSync(fn);
   }
 
@@ -142,6 +172,7 @@ export abstract class StatefulObject extends DurableObject<Env> {
   }
 
   override async alarm(): Promise<void> {
+    if (!this.hasStorage()) return;
     await this.deliverAuditOutbox();
     const now = this.now();
     this.transact(() => this.purgeExpired(now));
@@ -238,6 +269,7 @@ export abstract class StatefulObject extends DurableObject<Env> {
 
   /** Pending and dead-lettered audit events of this object: dead letters stay queryable until redriven. */
   outboxStatus(): OutboxStatus {
+    if (!this.hasStorage()) return { pending: 0, deadLettered: 0, oldestPendingAt: null };
     const row = this.sql
       .exec<{ pending: number; dead: number; oldest: number | null }>(
         `SELECT COUNT(*) FILTER (WHERE dead_lettered_at IS NULL) AS pending,
@@ -251,6 +283,7 @@ export abstract class StatefulObject extends DurableObject<Env> {
 
   /** Dead-lettered events, for operators. */
   deadLetters(limit = 100): Array<{ event: AuditEvent; attempts: number; lastError: string | null; deadLetteredAt: number }> {
+    if (!this.hasStorage()) return [];
     return this.sql
       .exec<{ event: string; attempts: number; last_error: string | null; dead_lettered_at: number }>(
         `SELECT event, attempts, last_error, dead_lettered_at FROM audit_outbox
@@ -263,6 +296,7 @@ export abstract class StatefulObject extends DurableObject<Env> {
 
   /** Puts dead-lettered events back in line for delivery (after the cause is fixed). */
   async redriveDeadLetters(): Promise<number> {
+    if (!this.hasStorage()) return 0;
     const now = this.now();
     const count = this.transact(() => {
       const { n } = this.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM audit_outbox WHERE dead_lettered_at IS NOT NULL`).one();

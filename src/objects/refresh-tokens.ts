@@ -196,6 +196,11 @@ function purgeTime(expiresAt: number): number {
 }
 
 export class TokenFamily extends StatefulObject {
+  /** Refresh-token strings come from outside: a made-up family id must not create a stored object (C15). */
+  protected override createsStorageOnWrite(): boolean {
+    return true;
+  }
+
   protected readonly source = "token_family";
 
   protected override schema(): SchemaComponent {
@@ -286,6 +291,7 @@ export class TokenFamily extends StatefulObject {
    * taken as theft and revokes the whole family (RFC 9700 §4.14.2).
    */
   async rotateRefreshToken(presented: string, request: RotateRequest): Promise<RotateResult> {
+    if (!this.hasStorage()) return { status: "unknown" };
     const familyId = familyIdOfRefreshToken(presented);
     if (familyId === null) return { status: "unknown" };
     const hash = await sha256Base64url(presented);
@@ -379,6 +385,7 @@ export class TokenFamily extends StatefulObject {
 
   /** For introspection (RFC 7662): only the current token of a live family is active. Changes nothing. */
   async inspectRefreshToken(presented: string): Promise<InspectResult> {
+    if (!this.hasStorage()) return { active: false };
     const familyId = familyIdOfRefreshToken(presented);
     if (familyId === null) return { active: false };
     const hash = await sha256Base64url(presented);
@@ -394,6 +401,7 @@ export class TokenFamily extends StatefulObject {
    * A rotated token of the family counts too: its client is asking for the grant to end.
    */
   async revokeRefreshToken(presented: string, clientId: string): Promise<RevokeRefreshTokenResult> {
+    if (!this.hasStorage()) return { status: "unknown" };
     const familyId = familyIdOfRefreshToken(presented);
     if (familyId === null) return { status: "unknown" };
     const hash = await sha256Base64url(presented);
@@ -443,6 +451,7 @@ export class TokenFamily extends StatefulObject {
    * and the token's `jti` was not revoked. Userinfo and introspection call this so revocation holds everywhere.
    */
   checkAccessToken(jti: string): { active: boolean } {
+    if (!this.hasStorage()) return { active: false };
     const row = this.family();
     if (!row || !isCreated(row) || row.status !== "active" || row.expires_at <= this.now()) return { active: false };
     const revoked = this.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM revoked_access_tokens WHERE jti = ?`, jti).one().n > 0;
@@ -450,6 +459,7 @@ export class TokenFamily extends StatefulObject {
   }
 
   getFamily(): FamilyInfo | null {
+    if (!this.hasStorage()) return null;
     const row = this.family();
     return row && isCreated(row) ? toInfo(row) : null;
   }
