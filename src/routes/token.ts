@@ -231,7 +231,7 @@ async function refreshToken({ env, config, issuer, client, params }: GrantContex
   return jsonResponse(body);
 }
 
-type TokenFamilyStub = NonNullable<ReturnType<typeof tokenFamilyFor>>;
+type TokenFamilyObject = NonNullable<ReturnType<typeof tokenFamilyFor>>;
 
 /**
  * The scope a refresh is to carry, settled before the token is rotated so that a refused refresh spends nothing.
@@ -240,7 +240,7 @@ type TokenFamilyStub = NonNullable<ReturnType<typeof tokenFamilyFor>>;
  * as it is, for the grant's object to refuse (invalid_scope); a token that is not current is left to it as well
  * (reuse detection, C3).
  */
-async function refreshScope(family: TokenFamilyStub, presented: string, requested: string | null, client: StoredClient): Promise<string | null> {
+async function refreshScope(family: TokenFamilyObject, presented: string, requested: string | null, client: StoredClient): Promise<string | null> {
   const inspected = await family.inspectRefreshToken(presented);
   if (!inspected.active || inspected.family.clientId !== client.client_id) return requested;
   const granted = inspected.family.scope;
