@@ -28,7 +28,8 @@ export function newFamilyId(): string {
   return randomToken(16);
 }
 
-export interface FamilyInit {
+/** What a grant is: who, for which client, with what scope, from which authentication. */
+interface GrantFacts {
   familyId: string;
   clientId: string;
   sub: string;
@@ -43,23 +44,16 @@ export interface FamilyInit {
   claims: string | null;
   /** RFC 9449 §5: the DPoP key thumbprint the refresh tokens are bound to (public clients), or null. */
   dpopJkt: string | null;
+}
+
+export interface FamilyInit extends GrantFacts {
   /** False for client_credentials or when offline access was not granted: the family then only anchors access tokens. */
   issueRefreshToken: boolean;
   /** Absolute lifetime of the family; defaults to `refreshTokenTtl`. Rotation never extends it. */
   lifetimeSeconds?: number;
 }
 
-export interface FamilyInfo {
-  familyId: string;
-  clientId: string;
-  sub: string;
-  scope: string;
-  sid: string | null;
-  authTime: number | null;
-  amr: string[];
-  acr: string | null;
-  claims: string | null;
-  dpopJkt: string | null;
+export interface FamilyInfo extends GrantFacts {
   /** Milliseconds since the epoch. */
   createdAt: number;
   /** Milliseconds since the epoch: the end of the family's absolute lifetime. */

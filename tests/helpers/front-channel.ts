@@ -1,6 +1,7 @@
 import { SELF, env } from "cloudflare:test";
 import { expect } from "vitest";
 import type { ClientFields, StoredClient } from "../../src/db/clients";
+import type { DevMessage } from "../../src/db/dev-mailbox";
 import type { AuthorizationCodeGrant } from "../../src/objects/auth-codes";
 import { authCodeStoreFor } from "../../src/objects/locate";
 import { randomToken } from "../../src/oauth/crypto";
@@ -85,13 +86,6 @@ export function responseParams(response: Response): { base: string; params: URLS
   return { base: `${url.origin}${url.pathname}`, params };
 }
 
-export interface DevMessage {
-  to: string;
-  subject: string;
-  text: string;
-  link: string | null;
-  sentAt: number;
-}
 
 export async function mailbox(to: string): Promise<DevMessage[]> {
   const response = await SELF.fetch(`${ORIGIN}/dev/mailbox?to=${encodeURIComponent(to)}`);
