@@ -1,4 +1,5 @@
 import type { Env } from "./env";
+import { isLoopbackUrl } from "./lib/loopback";
 
 /**
  * Every setting of the OP, with its default. The one module that reads settings from the environment:
@@ -131,12 +132,5 @@ export function issuerOf(env: Env, request: Request): string {
  * would hand anyone's sign-in link to anyone.
  */
 export function isLocalIssuer(issuer: string): boolean {
-  let url: URL;
-  try {
-    url = new URL(issuer);
-  } catch {
-    return false;
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:") return false;
-  return url.hostname === "localhost" || url.hostname === "127.0.0.1" || url.hostname === "[::1]";
+  return isLoopbackUrl(issuer);
 }

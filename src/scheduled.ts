@@ -2,7 +2,7 @@ import { loadConfig } from "./config";
 import { purgeExpiredRows } from "./db/retention";
 import type { Env } from "./env";
 import { keyManager } from "./objects/locate";
-import { logSafe } from "./routes/respond";
+import { errorText, log } from "./lib/log";
 
 /**
  * The cron trigger's work. D1 rows past their lifetime are deleted here (C15); objects purge their own
@@ -20,10 +20,10 @@ export async function runScheduledMaintenance(env: Env, scheduledTime: number): 
     try {
       report[name] = await task();
     } catch (error) {
-      report[name] = { error: logSafe(error) };
-      console.error(JSON.stringify({ level: "error", event: "maintenance.failed", task: name, error: logSafe(error) }));
+      report[name] = { error: errorText(error) };
+      log("error", "maintenance.failed", { task: name, error: errorText(error) });
     }
   }
-  console.log(JSON.stringify({ level: "info", event: "maintenance.done", report }));
+  log("info", "maintenance.done", { report });
   return report;
 }

@@ -1,4 +1,5 @@
 import { isLocalIssuer } from "../config";
+import { log } from "../lib/log";
 import { storeDevMessage } from "../db/dev-mailbox";
 import { EmailDeliveryError, type EmailMessage } from "./message";
 
@@ -9,14 +10,10 @@ import { EmailDeliveryError, type EmailMessage } from "./message";
  */
 export async function sendWithDevTransport(db: D1Database, issuer: string, message: EmailMessage): Promise<void> {
   if (!isLocalIssuer(issuer)) {
-    console.error(
-      JSON.stringify({
-        level: "error",
-        event: "email.dev_transport_refused",
-        issuer: issuer.slice(0, 200),
-        action: "EMAIL_TRANSPORT=dev works only on a loopback issuer (localhost, 127.0.0.1, [::1]); set EMAIL_TRANSPORT=http with EMAIL_API_URL, EMAIL_API_KEY and EMAIL_FROM",
-      }),
-    );
+    log("error", "email.dev_transport_refused", {
+      issuer: issuer.slice(0, 200),
+      action: "EMAIL_TRANSPORT=dev works only on a loopback issuer (localhost, 127.0.0.1, [::1]); set EMAIL_TRANSPORT=http with EMAIL_API_URL, EMAIL_API_KEY and EMAIL_FROM",
+    });
     throw new EmailDeliveryError("dev", "refused: the issuer is not a loopback address");
   }
   try {

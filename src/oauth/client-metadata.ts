@@ -1,5 +1,6 @@
 import { z } from "zod";
 import type { Client, ClientFields } from "../db/clients";
+import { isLoopbackHostname } from "../lib/loopback";
 import { OAuthError } from "./errors";
 import { parseScope } from "./scopes";
 
@@ -23,7 +24,6 @@ const MAX_JWKS_KEYS = 10;
 /** JWK members that only a private or symmetric key has (RFC 7518 §6.2.2, §6.3.2, §6.4.1): never accepted in a client's JWKS. */
 const PRIVATE_JWK_MEMBERS = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
-const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
 /** RFC 8252 §7.1: a private-use scheme is a reversed domain name, so it has at least one dot ("com.example.app"). */
 const PRIVATE_USE_SCHEME = /^[a-z][a-z0-9+-]*(\.[a-z0-9+-]+)+$/;
 /** Schemes that run or embed content instead of navigating somewhere; refused even if they look reverse-DNS. */
@@ -104,7 +104,7 @@ export function redirectUriProblem(uri: string): string | null {
   // The URL parser reads "https:/host", "https:host" and "https:///host" as "https://host/": require the plain form.
   if ((scheme === "https" || scheme === "http") && !/^https?:\/\/[^/?#\\]/i.test(uri)) return "must be scheme://host/…";
   if (scheme === "https") return url.hostname === "" ? "must name a host" : null;
-  if (scheme === "http") return LOOPBACK_HOSTS.has(url.hostname) ? null : "must use https (http only on localhost, 127.0.0.1 or [::1])";
+  if (scheme === "http") return isLoopbackHostname(url.hostname) ? null : "must use https (http only on localhost, 127.0.0.1 or [::1])";
   if (PRIVATE_USE_SCHEME.test(scheme)) return null;
   return "must use https, http on a loopback host, or a private-use scheme in reverse domain name form (RFC 8252 §7.1)";
 }
@@ -204,7 +204,7 @@ function finalize(fields: ClientFields): ClientFields {
     } catch {
       url = null;
     }
-    const secure = url !== null && (url.protocol === "https:" || (url.protocol === "http:" && LOOPBACK_HOSTS.has(url.hostname)));
+    const secure = url !== null && (url.protocol === "https:" || (url.protocol === "http:" && isLoopbackHostname(url.hostname)));
     if (url === null || !secure || out.jwks_uri.includes("#") || url.username !== "" || url.password !== "") {
       throw metadataError("jwks_uri: must be an absolute https URL (http only on a loopback host), without fragment or credentials");
     }

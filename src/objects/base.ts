@@ -2,6 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import { loadConfig, type Config } from "../config";
 import { insertAuditEvents, type AuditEvent } from "../db/audit";
 import type { Env } from "../env";
+import { errorText, log } from "../lib/log";
 
 /** A versioned piece of an object's schema: migration N (1-based) brings the tables from version N-1 to N (C20). */
 export interface SchemaComponent {
@@ -214,7 +215,8 @@ export abstract class StatefulObject extends DurableObject<Env> {
         due.map((row) => JSON.parse(row.event) as AuditEvent),
       );
     } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
+      // Only the first line: D1 errors list the query's parameters after it.
+      const message = errorText(error);
       const { auditRetryBase, auditRetryMax, auditMaxAttempts } = this.config;
       let deadLettered = 0;
       this.transact(() => {
@@ -226,7 +228,7 @@ export abstract class StatefulObject extends DurableObject<Env> {
               `UPDATE audit_outbox SET attempts = ?, dead_lettered_at = ?, last_error = ? WHERE event_id = ?`,
               attempts,
               now,
-              message.slice(0, 500),
+              message,
               row.event_id,
             );
           } else {
@@ -235,29 +237,23 @@ export abstract class StatefulObject extends DurableObject<Env> {
               `UPDATE audit_outbox SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE event_id = ?`,
               attempts,
               now + delay,
-              message.slice(0, 500),
+              message,
               row.event_id,
             );
           }
         }
       });
-      console.warn(
-        JSON.stringify({ level: "warn", event: "audit.delivery_failed", source: this.source, object: this.objectName(), events: due.length, error: message.split("\n")[0]!.slice(0, 200) }),
-      );
+      log("warn", "audit.delivery_failed", { source: this.source, object: this.objectName(), events: due.length, error: message });
       if (deadLettered > 0) {
         // The alert: one structured line operators can match on, with the running total.
-        console.error(
-          JSON.stringify({
-            level: "error",
-            event: "audit.dead_letter",
-            metric: "audit_dead_letter_total",
-            source: this.source,
-            // Which object holds them, so an operator can call deadLetters()/redriveDeadLetters() on it.
-            object: this.objectName(),
-            count: deadLettered,
-            total: this.outboxStatus().deadLettered,
-          }),
-        );
+        log("error", "audit.dead_letter", {
+          metric: "audit_dead_letter_total",
+          source: this.source,
+          // Which object holds them, so an operator can call deadLetters()/redriveDeadLetters() on it.
+          object: this.objectName(),
+          count: deadLettered,
+          total: this.outboxStatus().deadLettered,
+        });
       }
       return { delivered: 0, failed: due.length };
     }

@@ -1,7 +1,8 @@
 import { EmailDeliveryError } from "../email";
 import { OAuthError } from "../oauth/errors";
 import { errorPage } from "../ui/pages";
-import { htmlResponse, logSafe } from "./respond";
+import { errorText, log } from "../lib/log";
+import { htmlResponse } from "./respond";
 
 /**
  * The one error wrapper of every browser-facing endpoint (authorize, sign-in, consent, logout): whatever fails, the
@@ -24,9 +25,9 @@ export function errorPageFor(error: unknown): Response {
     return htmlResponse(errorPage(title, error.description ?? "", error.code), { status, headers: error.headers });
   }
   if (error instanceof EmailDeliveryError) {
-    console.error(JSON.stringify({ level: "error", event: "email_delivery_failed", transport: error.transport, error: logSafe(error) }));
+    log("error", "email_delivery_failed", { transport: error.transport, error: errorText(error) });
     return htmlResponse(errorPage("We could not send the email", "Sending the sign-in email failed. Try again in a moment."), { status: 503, headers: { "retry-after": "30" } });
   }
-  console.error(JSON.stringify({ level: "error", event: "unhandled_error", error: logSafe(error) }));
+  log("error", "unhandled_error", { error: errorText(error) });
   return htmlResponse(errorPage("Something went wrong", "The server could not complete the request. Try again in a moment."), { status: 500 });
 }

@@ -1,5 +1,5 @@
 import type { Env } from "../env";
-import { logSafe } from "./respond";
+import { errorText, log } from "../lib/log";
 
 /**
  * GET /health: whether D1 and the Durable Objects answer. 200 when all do, 503 otherwise. The answer is public, so
@@ -13,7 +13,7 @@ export async function health(env: Env): Promise<Response> {
       checks[name] = { ok: true };
     } catch (error) {
       checks[name] = { ok: false };
-      console.error(JSON.stringify({ level: "error", event: "health.check_failed", check: name, error: logSafe(error) }));
+      log("error", "health.check_failed", { check: name, error: errorText(error) });
     }
   };
   await Promise.all([

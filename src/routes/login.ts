@@ -12,7 +12,8 @@ import { clientOfPending, loadInteraction, pageError } from "./authorize";
 import { frontChannel } from "./front-channel";
 import { csrfTokenFor, readCookie, setCookie, verifyCsrf } from "./cookies";
 import { readParams } from "./params";
-import { htmlResponse, logSafe, redirectResponse } from "./respond";
+import { errorText, log } from "../lib/log";
+import { htmlResponse, redirectResponse } from "./respond";
 import { currentSession, sessionCookie } from "./session";
 import { clientAddress, enforceRateLimit } from "./rate-limit";
 
@@ -162,7 +163,7 @@ async function endReplacedSession(env: Env, request: Request, newSid: string): P
     if (previous === null || previous.sid === newSid) return;
     await userSessionsFor(env, previous.userId)!.revokeSession(previous.sid, "replaced by a new sign-in");
   } catch (error) {
-    console.error(JSON.stringify({ level: "error", event: "session.end_replaced_failed", error: logSafe(error) }));
+    log("error", "session.end_replaced_failed", { error: errorText(error) });
   }
 }
 
@@ -216,7 +217,7 @@ async function completeSignIn(env: Env, request: Request, challenge: Challenge, 
     cookieValue = formatSessionCookie(user.id, outcome.sessionId, result.secret);
   } catch (error) {
     if (error instanceof OAuthError) throw error;
-    console.error(JSON.stringify({ level: "error", event: "sign_in_incomplete", error: logSafe(error) }));
+    log("error", "sign_in_incomplete", { error: errorText(error) });
     return htmlResponse(
       errorPage("We could not finish signing you in", "Something failed on our side. Open the link from your email again to retry."),
       { status: 503, headers: { "retry-after": "5" } },

@@ -1,3 +1,4 @@
+import { errorText, log } from "../lib/log";
 import { OAuthError } from "../oauth/errors";
 
 /** Where responses are formatted: OAuth errors, JSON, HTML pages, redirects. Every OAuth error is rendered here. */
@@ -34,16 +35,8 @@ export function oauthErrorResponse(error: OAuthError): Response {
  */
 export function renderError(error: unknown): Response {
   if (error instanceof OAuthError) return oauthErrorResponse(error);
-  console.error(JSON.stringify({ level: "error", event: "unhandled_error", error: logSafe(error) }));
+  log("error", "unhandled_error", { error: errorText(error) });
   return oauthErrorResponse(new OAuthError("server_error", "The server could not complete the request"));
-}
-
-/**
- * The one way an error goes into a log line: its name and the first line of its message, at most 200 characters.
- * D1 errors list the query's parameters (emails, ids) after the first line; nothing else of an error is logged.
- */
-export function logSafe(error: unknown): string {
-  return error instanceof Error ? `${error.name}: ${error.message.split("\n")[0]!.slice(0, 200)}` : "unknown";
 }
 
 export function escapeHtml(text: string): string {

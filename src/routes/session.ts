@@ -4,7 +4,7 @@ import type { Env } from "../env";
 import { userSessionsFor } from "../objects/locate";
 import { parseSessionCookie, type SessionInfo } from "../objects/sessions";
 import { SESSION_COOKIE, clearCookie, readCookie, setCookie } from "./cookies";
-import { logSafe } from "./respond";
+import { errorText, log } from "../lib/log";
 
 /**
  * The browser session: a cookie `<userId>.<sid>.<secret>` naming a session in the user's session object.
@@ -53,6 +53,6 @@ export async function recordSessionClient(env: Env, userId: string, sid: string,
   try {
     await userSessionsFor(env, userId)?.recordClient(sid, clientId);
   } catch (error) {
-    console.error(JSON.stringify({ level: "error", event: "session.record_client_failed", error: logSafe(error) }));
+    log("error", "session.record_client_failed", { error: errorText(error) });
   }
 }
