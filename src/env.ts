@@ -1,10 +1,10 @@
 import type { AuthCodeStore } from "./objects/auth-codes";
 import type { ChallengeStore } from "./objects/challenges";
 import type { JtiStore } from "./objects/jtis";
-import type { KeyManager } from "./objects/keys";
+import type { KeyManager } from "./objects/key-manager";
 import type { ParRequestStore } from "./objects/par-requests";
 import type { RateLimiter } from "./objects/rate-limiter";
-import type { TokenFamily } from "./objects/refresh-tokens";
+import type { TokenFamily } from "./objects/token-family";
 import type { UserSessions } from "./objects/sessions";
 
 /** The Worker's bindings and settings, typed once. Settings are read through `config.ts`, never from here directly. */

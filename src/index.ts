@@ -7,8 +7,8 @@ export { ParRequestStore } from "./objects/par-requests";
 export { JtiStore } from "./objects/jtis";
 export { ChallengeStore } from "./objects/challenges";
 export { UserSessions } from "./objects/sessions";
-export { TokenFamily } from "./objects/refresh-tokens";
-export { KeyManager } from "./objects/keys";
+export { TokenFamily } from "./objects/token-family";
+export { KeyManager } from "./objects/key-manager";
 export { RateLimiter } from "./objects/rate-limiter";
 
 export default {

@@ -1,4 +1,4 @@
-import { Router, error, json, type IRequest } from "itty-router";
+import { Router, json, type IRequest } from "itty-router";
 import type { Env } from "./env";
 import { authorize, resumeAuthorization } from "./routes/authorize";
 import { consentScreen, submitConsent } from "./routes/consent";
@@ -20,15 +20,18 @@ import {
 import { discovery } from "./routes/discovery";
 import { jwks } from "./routes/jwks";
 import { logout, logoutConfirm } from "./routes/logout";
-import { renderError } from "./routes/respond";
 import { introspect } from "./routes/introspect";
 import { revoke } from "./routes/revoke";
-import { methodNotAllowed, token } from "./routes/token";
+import { token } from "./routes/token";
 import { userinfo } from "./routes/userinfo";
-import { preflight, withCors } from "./routes/cors";
+import { preflight, withCors } from "./routes/support/cors";
+import { audienceOf, methodNotAllowed, notFound, renderError } from "./routes/support/errors";
 
 /** The whole URL map of the OP. Handlers live in routes/, one file per endpoint family. */
-export const router = Router<IRequest, [Env, ExecutionContext]>({ catch: renderError, finally: [json] });
+export const router = Router<IRequest, [Env, ExecutionContext]>({
+  catch: (error, request) => renderError(error, audienceOf(request)),
+  finally: [json],
+});
 
 router.get("/health", (_request, env) => health(env));
 
@@ -80,4 +83,4 @@ router.post("/admin/users/:id/sessions/revoke-all", admin(revokeAllUserSessions)
 router.get("/admin/keys", admin(listSigningKeys));
 router.post("/admin/keys/rotate", admin(rotateSigningKeys));
 
-router.all("*", () => error(404));
+router.all("*", (request) => notFound(request));

@@ -1,4 +1,4 @@
-import { env } from "cloudflare:test";
+import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { challengeStoreFor, userSessionsFor } from "../src/objects/locate";
 import { parseSessionCookie } from "../src/objects/sessions";
 import type { Env } from "../src/env";
@@ -9,8 +9,8 @@ import { patchClient } from "./helpers/clients";
 import { findUserByEmail } from "../src/db/users";
 import { loadConfig } from "../src/config";
 import { mintIdToken } from "../src/oauth/tokens";
-import { FORM_POST_SCRIPT_HASH } from "../src/routes/respond";
-import { currentSigningKey } from "../src/signing-keys";
+import { FORM_POST_SCRIPT_HASH } from "../src/ui/form-post";
+import { currentSigningKey } from "../src/objects/key-cache";
 import {
   Browser,
   ORIGIN,
@@ -499,7 +499,7 @@ describe("a step failing half-way through (C12)", () => {
       AUTH_CODES: { idFromName: (name: string) => env.AUTH_CODES.idFromName(name), get: () => ({ put: () => Promise.reject(new Error("Durable Object reset")) }) },
     } as unknown as Env;
     const logged = vi.spyOn(console, "error").mockImplementation(() => undefined);
-    const failed = await submitConsent(postOf(browser, "/consent", fields), codesUnreachable);
+    const failed = await submitConsent(postOf(browser, "/consent", fields), codesUnreachable, createExecutionContext());
     logged.mockRestore();
     expect(failed.status).toBe(500);
     expect(failed.headers.get("location")).toBeNull();
@@ -514,7 +514,10 @@ describe("a step failing half-way through (C12)", () => {
     const client = await makeClient();
     const { browser, verifier, fields } = await atConsent(client.client_id);
     const logged = vi.spyOn(console, "error").mockImplementation(() => undefined);
-    const done = await submitConsent(postOf(browser, "/consent", fields), sessionsFailing("recordClient"));
+    // Recorded in the background (waitUntil), after the answer: wait for it before reading the log.
+    const ctx = createExecutionContext();
+    const done = await submitConsent(postOf(browser, "/consent", fields), sessionsFailing("recordClient"), ctx);
+    await waitOnExecutionContext(ctx);
     const lines = logged.mock.calls.map((args) => String(args[0]));
     logged.mockRestore();
     const grant = await redeem(responseParams(done).params.get("code")!, client.client_id, verifier);

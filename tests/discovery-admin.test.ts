@@ -9,7 +9,7 @@ import { newSessionId } from "../src/objects/sessions";
 import { hashClientSecret } from "../src/oauth/client-auth";
 import { redirectUriProblem } from "../src/oauth/client-metadata";
 import { admin, listClientsRoute } from "../src/routes/admin";
-import { currentSigningKey } from "../src/signing-keys";
+import { currentSigningKey } from "../src/objects/key-cache";
 
 const BASE = "http://localhost";
 const ADMIN_AUTH = { authorization: "Bearer test-admin-token" };

@@ -2,9 +2,9 @@ import { SELF, abortAllDurableObjects, env, runDurableObjectAlarm, runInDurableO
 import { createLocalJWKSet, errors, importJWK, jwtVerify, SignJWT, type JWK } from "jose";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { loadConfig } from "../src/config";
-import type { KeyManager, SigningAlg } from "../src/objects/keys";
+import type { KeyManager, SigningAlg } from "../src/objects/key-manager";
 import { keyManager } from "../src/objects/locate";
-import { clearSigningKeyCache, currentSigningKey, publishedJwks, verifyWithPublishedKeys } from "../src/signing-keys";
+import { clearSigningKeyCache, currentSigningKey, publishedJwks, verifyWithPublishedKeys } from "../src/objects/key-cache";
 
 function keys(name = crypto.randomUUID()) {
   return env.KEYS.get(env.KEYS.idFromName(name));

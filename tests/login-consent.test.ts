@@ -8,8 +8,9 @@ import type { Env } from "../src/env";
 import { challengeStoreFor, userSessionsFor } from "../src/objects/locate";
 import { parseSessionCookie } from "../src/objects/sessions";
 import { devMailbox } from "../src/routes/dev-mailbox";
-import { isEmailAddress, sendLoginLink } from "../src/routes/login";
-import { sessionCookie } from "../src/routes/session";
+import { isEmailAddress } from "../src/lib/email-address";
+import { sendLoginLink } from "../src/routes/login";
+import { sessionCookie } from "../src/routes/support/browser-session";
 import {
   Browser,
   ORIGIN,

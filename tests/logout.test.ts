@@ -4,11 +4,11 @@ import { beforeAll, describe, expect, it, vi } from "vitest";
 import { ensureUserForVerifiedEmail } from "../src/db/users";
 import { userSessionsFor } from "../src/objects/locate";
 import { formatSessionCookie, newSessionId } from "../src/objects/sessions";
-import { randomToken } from "../src/oauth/crypto";
+import { randomToken } from "../src/lib/crypto";
 import { mintIdToken } from "../src/oauth/tokens";
 import type { Env } from "../src/env";
 import { logout, logoutConfirm } from "../src/routes/logout";
-import { currentSigningKey } from "../src/signing-keys";
+import { currentSigningKey } from "../src/objects/key-cache";
 
 const BASE = "http://localhost";
 const ADMIN_AUTH = { authorization: "Bearer test-admin-token", "content-type": "application/json" };

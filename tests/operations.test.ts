@@ -1,6 +1,6 @@
 import { SELF, createExecutionContext, createScheduledController, env, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
-import { renderError } from "../src/routes/respond";
+import { renderError } from "../src/routes/support/errors";
 import worker from "../src/index";
 
 describe("cron maintenance (C15)", () => {

@@ -2,7 +2,7 @@ import { abortAllDurableObjects, env, runDurableObjectAlarm, runInDurableObject 
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { userSessionsFor } from "../src/objects/locate";
 import { formatSessionCookie, newSessionId, parseSessionCookie, type SessionInit, type UserSessions } from "../src/objects/sessions";
-import { sha256Base64url } from "../src/oauth/crypto";
+import { sha256Base64url } from "../src/lib/crypto";
 
 const MINUTE = 60_000;
 const DAY = 86_400_000;

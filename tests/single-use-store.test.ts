@@ -1,7 +1,7 @@
 import { abortAllDurableObjects, env, runDurableObjectAlarm } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { AuthorizationCodeGrant } from "../src/objects/auth-codes";
-import { s256Challenge } from "../src/oauth/pkce";
+import { s256Challenge } from "../src/lib/pkce";
 
 const verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 

@@ -1,5 +1,6 @@
 import { and, desc, eq } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
+import { isClientId } from "../lib/ids";
 import type { AuditData } from "./audit";
 import { clients } from "./schema";
 
@@ -56,11 +57,9 @@ function toClient(row: Row): StoredClient {
   };
 }
 
-/** Client ids are opaque and bounded; anything else is not looked up at all. */
-const CLIENT_ID = /^[A-Za-z0-9._~-]{1,128}$/;
-
 export async function getClient(db: D1Database, clientId: string): Promise<StoredClient | null> {
-  if (!CLIENT_ID.test(clientId)) return null;
+  // Anything not shaped like a client id is not looked up at all.
+  if (!isClientId(clientId)) return null;
   const row = await drizzle(db).select().from(clients).where(eq(clients.id, clientId)).get();
   return row ? toClient(row) : null;
 }

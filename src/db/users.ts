@@ -1,18 +1,23 @@
 import { eq } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
+import { randomToken } from "../lib/crypto";
+import { isOpaqueId } from "../lib/ids";
 import { users } from "./schema";
 
 export type User = typeof users.$inferSelect;
+
+/** A new user id, usable as sub: 128 random bits, an opaque id (lib/ids.ts). */
+export function newUserId(): string {
+  return randomToken(16);
+}
 
 /** RFC 5321 local parts are case-sensitive in theory, never in practice: one address, one account. */
 export function normalizeEmail(email: string): string {
   return email.trim().toLowerCase();
 }
 
-const USER_ID = /^[A-Za-z0-9_-]{8,128}$/;
-
 export async function getUser(db: D1Database, userId: string): Promise<User | null> {
-  if (!USER_ID.test(userId)) return null;
+  if (!isOpaqueId(userId)) return null;
   return (await drizzle(db).select().from(users).where(eq(users.id, userId)).get()) ?? null;
 }
 

@@ -1,3 +1,4 @@
+import type { User } from "../db/users";
 import { invalidRequest } from "./errors";
 
 /**
@@ -69,12 +70,54 @@ export function releasedClaimNames(grantedScope: string, claimsRequest: ClaimsRe
   return new Set((claimsRequest?.id_token ?? []).filter((claim) => granted.has(claim)));
 }
 
+export type ClaimValue = string | number | boolean | Record<string, string>;
+
 /** Filters a user's claims (already in OIDC names) to the released set, dropping absent values. `sub` is always there. */
-export function filterClaims(sub: string, all: Record<string, string | number | boolean | Record<string, string> | null>, released: Set<string>) {
-  const out: Record<string, string | number | boolean | Record<string, string>> = { sub };
+export function filterClaims(sub: string, all: Record<string, ClaimValue | null>, released: Set<string>) {
+  const out: Record<string, ClaimValue> = { sub };
   for (const name of released) {
     const value = all[name];
     if (value !== null && value !== undefined) out[name] = value;
   }
   return out;
+}
+
+/** The validated `claims` request stored with a grant; a stored value that no longer parses releases nothing extra. */
+export function storedClaimsRequest(raw: string | null): ClaimsRequest | null {
+  try {
+    return parseClaimsRequest(raw);
+  } catch {
+    return null;
+  }
+}
+
+const ADDRESS_MEMBERS = ["formatted", "street_address", "locality", "region", "postal_code", "country"] as const;
+
+/** A D1 user in OIDC Core §5.1 claim names. Absent values are null (and never released). */
+export function userClaimValues(user: User): Record<string, ClaimValue | null> {
+  let address: Record<string, string> | null = null;
+  if (user.address && typeof user.address === "object") {
+    address = {};
+    for (const member of ADDRESS_MEMBERS) {
+      const value = (user.address as Record<string, unknown>)[member];
+      if (typeof value === "string" && value !== "") address[member] = value;
+    }
+    if (Object.keys(address).length === 0) address = null;
+  }
+  return {
+    name: user.name,
+    given_name: user.givenName,
+    family_name: user.familyName,
+    preferred_username: user.preferredUsername,
+    picture: user.picture,
+    locale: user.locale,
+    zoneinfo: user.zoneinfo,
+    // §5.1: seconds since the epoch.
+    updated_at: Math.floor(user.updatedAt / 1000),
+    email: user.email,
+    email_verified: user.emailVerified,
+    phone_number: user.phoneNumber,
+    phone_number_verified: user.phoneNumber ? user.phoneNumberVerified : null,
+    address,
+  };
 }

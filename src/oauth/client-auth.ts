@@ -1,11 +1,14 @@
 import { decodeJwt, type JWTPayload } from "jose";
-import { sha256Base64url, timingSafeEqualStrings } from "./crypto";
+import { sha256Base64url, timingSafeEqualStrings } from "../lib/crypto";
 import { OAuthError } from "./errors";
+import * as z from "zod/mini";
+import { param } from "./schema";
+
 
 /**
  * Client authentication rules (RFC 6749 §2.3, RFC 7521/7523, OIDC Core §9). Pure: which credentials a request
- * carries, how a secret is hashed and compared, and what a client assertion must claim. The route module
- * (routes/client-auth.ts) does the lookups (D1, jti store, keys).
+ * carries and how a secret is hashed and compared; client-assertion.ts checks assertions. The route side
+ * (routes/support/client-authentication.ts) does the lookups (D1, jti store, keys).
  */
 
 export type ClientAuthMethod = "client_secret_basic" | "client_secret_post" | "private_key_jwt" | "none";
@@ -13,17 +16,8 @@ export type ClientAuthMethod = "client_secret_basic" | "client_secret_post" | "p
 /** RFC 7523 §2.2. */
 export const JWT_BEARER_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
-/** Algorithms accepted on client assertions: asymmetric only (never `none`, never an HMAC over a secret we only hold hashed). */
-export const CLIENT_ASSERTION_ALGS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"];
-
-/** An assertion may live at most this long from now: its jti is remembered for that long, so no replay outlives the record. */
-export const MAX_ASSERTION_LIFETIME_SECONDS = 600;
-/** Clock skew tolerated on exp / nbf / iat of assertions. */
-export const ASSERTION_CLOCK_TOLERANCE_SECONDS = 30;
-
 const MAX_SECRET_LENGTH = 512;
 const MAX_ASSERTION_LENGTH = 16 * 1024;
-const MAX_JTI_LENGTH = 200;
 
 export type PresentedCredentials =
   | { method: "client_secret_basic"; clientId: string; secret: string }
@@ -144,17 +138,10 @@ function unverifiedAssertionClaims(assertion: string, realm: string): JWTPayload
   }
 }
 
-/**
- * RFC 7523 §3 checks on a verified assertion that jose does not do by itself: a jti is present and bounded, the
- * expiry is not further away than the jti is remembered. Returns how long (seconds) the jti must be remembered.
- */
-export function assertionJtiWindow(payload: JWTPayload, nowSeconds: number, realm: string): { jti: string; windowSeconds: number } {
-  if (typeof payload.jti !== "string" || payload.jti.length === 0 || payload.jti.length > MAX_JTI_LENGTH) {
-    throw invalidClient("client_assertion must carry a jti", realm);
-  }
-  if (typeof payload.exp !== "number") throw invalidClient("client_assertion must carry exp", realm);
-  const remaining = payload.exp - nowSeconds;
-  if (remaining > MAX_ASSERTION_LIFETIME_SECONDS) throw invalidClient("client_assertion expires too far in the future", realm);
-  // Remembered until it can no longer be accepted (expiry plus the tolerated skew).
-  return { jti: payload.jti, windowSeconds: Math.max(1, remaining + ASSERTION_CLOCK_TOLERANCE_SECONDS) };
-}
+/** The client-authentication parameters every back-channel endpoint accepts (RFC 6749 §2.3.1, RFC 7523 §2.2); spread into each endpoint's schema. */
+export const clientAuthParams = {
+  client_id: z.optional(param(256)),
+  client_secret: z.optional(param(512)),
+  client_assertion: z.optional(param(16 * 1024)),
+  client_assertion_type: z.optional(param(256)),
+};

@@ -1,8 +1,9 @@
-import { z } from "zod";
 import type { Client, ClientFields } from "../db/clients";
 import { isLoopbackHostname } from "../lib/loopback";
 import { OAuthError } from "./errors";
-import { parseScope } from "./scopes";
+import * as z from "zod/mini";
+import { firstProblem } from "./schema";
+import { parseScope } from "../lib/scope";
 
 /**
  * Client metadata rules (RFC 7591 §2) for the admin API. Pure: takes what an operator sent (and, for an update, the
@@ -29,18 +30,18 @@ const PRIVATE_USE_SCHEME = /^[a-z][a-z0-9+-]*(\.[a-z0-9+-]+)+$/;
 /** Schemes that run or embed content instead of navigating somewhere; refused even if they look reverse-DNS. */
 const DANGEROUS_SCHEMES = new Set(["javascript", "data", "vbscript", "file", "blob", "about", "filesystem"]);
 
-const uriList = z.array(z.string().max(MAX_URI_LENGTH, "is too long")).max(MAX_URIS, `has more than ${MAX_URIS} entries`);
-const jwkValue = z.union([z.string().max(4096), z.array(z.string().max(4096)).max(10), z.boolean(), z.number()]);
+const text = (max: number) => z.string().check(z.maxLength(max, "is too long"));
+const uriList = z.array(text(MAX_URI_LENGTH)).check(z.maxLength(MAX_URIS, `has more than ${MAX_URIS} entries`));
+const jwkValue = z.union([text(4096), z.array(text(4096)).check(z.maxLength(10)), z.boolean(), z.number()]);
 const jwks = z.object({
   keys: z
     .array(
-      z
-        .record(z.string().max(64), jwkValue)
-        .refine((jwk) => typeof jwk.kty === "string", "every key needs kty")
-        .refine((jwk) => !PRIVATE_JWK_MEMBERS.some((m) => m in jwk), "must hold public keys only"),
+      z.record(text(64), jwkValue).check(
+        z.refine((jwk) => typeof jwk.kty === "string", "every key needs kty"),
+        z.refine((jwk) => !PRIVATE_JWK_MEMBERS.some((m) => m in jwk), "must hold public keys only"),
+      ),
     )
-    .min(1, "must hold at least one key")
-    .max(MAX_JWKS_KEYS, `holds more than ${MAX_JWKS_KEYS} keys`),
+    .check(z.minLength(1, "must hold at least one key"), z.maxLength(MAX_JWKS_KEYS, `holds more than ${MAX_JWKS_KEYS} keys`)),
 });
 
 /**
@@ -48,17 +49,17 @@ const jwks = z.object({
  * apply, on update the stored value stays. `null` clears a nullable member. Unknown members are stripped.
  */
 export const clientMetadataSchema = z.object({
-  client_name: z.string().trim().min(1, "must not be empty").max(200, "is too long").optional(),
-  redirect_uris: uriList.optional(),
-  post_logout_redirect_uris: uriList.optional(),
-  grant_types: z.array(z.enum(GRANT_TYPES)).max(GRANT_TYPES.length * 2).optional(),
-  response_types: z.array(z.enum(RESPONSE_TYPES)).max(4).optional(),
-  token_endpoint_auth_method: z.enum(TOKEN_ENDPOINT_AUTH_METHODS).optional(),
-  scope: z.string().max(1000, "is too long").optional(),
-  jwks: jwks.nullable().optional(),
-  jwks_uri: z.string().max(MAX_URI_LENGTH, "is too long").nullable().optional(),
-  id_token_signed_response_alg: z.enum(ID_TOKEN_SIGNING_ALGS).nullable().optional(),
-  skip_consent: z.boolean().optional(),
+  client_name: z.optional(z.string().check(z.trim(), z.minLength(1, "must not be empty"), z.maxLength(200, "is too long"))),
+  redirect_uris: z.optional(uriList),
+  post_logout_redirect_uris: z.optional(uriList),
+  grant_types: z.optional(z.array(z.enum(GRANT_TYPES)).check(z.maxLength(GRANT_TYPES.length * 2))),
+  response_types: z.optional(z.array(z.enum(RESPONSE_TYPES)).check(z.maxLength(4))),
+  token_endpoint_auth_method: z.optional(z.enum(TOKEN_ENDPOINT_AUTH_METHODS)),
+  scope: z.optional(text(1000)),
+  jwks: z.optional(z.nullable(jwks)),
+  jwks_uri: z.optional(z.nullable(text(MAX_URI_LENGTH))),
+  id_token_signed_response_alg: z.optional(z.nullable(z.enum(ID_TOKEN_SIGNING_ALGS))),
+  skip_consent: z.optional(z.boolean()),
 });
 
 export type ClientMetadataInput = z.infer<typeof clientMetadataSchema>;
@@ -76,11 +77,9 @@ export function parseClientMetadata(body: unknown): ClientMetadataInput {
   if (typeof body !== "object" || body === null || Array.isArray(body)) throw metadataError("the request body must be a JSON object");
   const result = clientMetadataSchema.safeParse(body);
   if (result.success) return result.data;
-  const issue = result.error.issues[0]!;
-  const name = issue.path.map(String).join(".") || "metadata";
-  const message = `${name}: ${issue.message}`;
-  const member = issue.path[0];
-  throw member === "redirect_uris" || member === "post_logout_redirect_uris" ? redirectError(message) : metadataError(message);
+  const { path, text } = firstProblem(result.error, "metadata");
+  const member = path[0];
+  throw member === "redirect_uris" || member === "post_logout_redirect_uris" ? redirectError(text) : metadataError(text);
 }
 
 /**

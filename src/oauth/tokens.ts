@@ -1,5 +1,5 @@
 import { SignJWT, type JWTPayload, type JWTVerifyOptions, type JWTVerifyResult } from "jose";
-import { base64url, randomToken, sha256 } from "./crypto";
+import { base64url, randomToken, sha256 } from "../lib/crypto";
 
 /**
  * Minting and checking of the JWTs the OP issues. Pure: the signing key is passed in, and verification takes

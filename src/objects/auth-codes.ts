@@ -1,4 +1,4 @@
-import { isValidCodeVerifier, s256Challenge } from "../oauth/pkce";
+import { isValidCodeVerifier, s256Challenge } from "../lib/pkce";
 import { SingleUseResourceStore } from "./single-use-store";
 
 /** What an authorization code stands for: everything the token endpoint needs to mint tokens. */

@@ -3,6 +3,7 @@ import { loadConfig, type Config } from "../config";
 import { insertAuditEvents, type AuditEvent } from "../db/audit";
 import type { Env } from "../env";
 import { errorText, log } from "../lib/log";
+import { purgeTime } from "../lib/time";
 
 /** A versioned piece of an object's schema: migration N (1-based) brings the tables from version N-1 to N (C20). */
 export interface SchemaComponent {
@@ -185,8 +186,7 @@ export abstract class StatefulObject extends DurableObject<Env> {
       .exec<{ at: number | null }>(`SELECT MIN(next_attempt_at) AS at FROM audit_outbox WHERE dead_lettered_at IS NULL`)
       .one().at;
     const expiry = this.nextExpiry();
-    // Purges are batched to the minute so a burst of values does not mean a burst of alarms.
-    const purgeAt = expiry === null ? null : Math.ceil((expiry + 1) / 60_000) * 60_000;
+    const purgeAt = expiry === null ? null : purgeTime(expiry);
     const candidates = [nextDelivery, purgeAt].filter((t): t is number => t !== null);
     if (candidates.length === 0) {
       await this.ctx.storage.deleteAlarm();

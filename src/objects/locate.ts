@@ -1,4 +1,5 @@
 import { loadConfig } from "../config";
+import { isOpaqueId } from "../lib/ids";
 import type { Env } from "../env";
 import { newShardedId, shardOfId, shardOfKey } from "./sharding";
 
@@ -44,16 +45,14 @@ export function challengeStoreFor(env: Env, challengeId: string) {
   return shard === null ? null : env.CHALLENGES.get(env.CHALLENGES.idFromName(`challenges:${shard}`));
 }
 
-const OPAQUE_ID = /^[A-Za-z0-9_-]{8,128}$/;
-
 /** All sessions of one user live in one object, so "sign out everywhere" is one call (C18). */
 export function userSessionsFor(env: Env, userId: string) {
-  return OPAQUE_ID.test(userId) ? env.SESSIONS.get(env.SESSIONS.idFromName(`user:${userId}`)) : null;
+  return isOpaqueId(userId) ? env.SESSIONS.get(env.SESSIONS.idFromName(`user:${userId}`)) : null;
 }
 
 /** One object per grant (refresh-token family): rotation and revocation of a family are local to it. */
 export function tokenFamilyFor(env: Env, familyId: string) {
-  return OPAQUE_ID.test(familyId) ? env.TOKEN_FAMILIES.get(env.TOKEN_FAMILIES.idFromName(`family:${familyId}`)) : null;
+  return isOpaqueId(familyId) ? env.TOKEN_FAMILIES.get(env.TOKEN_FAMILIES.idFromName(`family:${familyId}`)) : null;
 }
 
 export function keyManager(env: Env) {

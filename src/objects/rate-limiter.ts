@@ -1,3 +1,4 @@
+import { purgeTime } from "../lib/time";
 import { StatefulObject, type SchemaComponent } from "./base";
 
 /** The answer to one hit. Times: `resetAt` in ms since the epoch, `retryAfter` in whole seconds (≥ 1, for Retry-After). */
@@ -74,8 +75,8 @@ export class RateLimiter extends StatefulObject {
       );
       return { allowed: true, used: before + cost, created: row === undefined };
     });
-    // A new window row will need purging once it is over (batched to the minute like every purge).
-    if (created) await this.wakeBy(Math.ceil((resetAt + 1) / 60_000) * 60_000);
+    // A new window row will need purging once it is over.
+    if (created) await this.wakeBy(purgeTime(resetAt));
     return {
       allowed,
       limit,

@@ -1,4 +1,6 @@
-import { base64urlDecode, randomToken, sha256, sha256Base64url, timingSafeEqualBytes } from "../oauth/crypto";
+import { base64urlDecode, randomToken, sha256, sha256Base64url, timingSafeEqualBytes } from "../lib/crypto";
+import { OPAQUE_ID_PATTERN, isOpaqueId } from "../lib/ids";
+import { purgeTime } from "../lib/time";
 import { StatefulObject, type SchemaComponent } from "./base";
 
 /**
@@ -10,11 +12,10 @@ import { StatefulObject, type SchemaComponent } from "./base";
  * the secret and compares digests in constant time (C13).
  */
 
-const USER_ID = /^[A-Za-z0-9_-]{8,128}$/;
 const SESSION_ID = /^[A-Za-z0-9_-]{16,64}$/;
 /** 32 random bytes in base64url. */
 const SECRET = /^[A-Za-z0-9_-]{43}$/;
-const SESSION_COOKIE = /^([A-Za-z0-9_-]{8,128})\.([A-Za-z0-9_-]{16,64})\.([A-Za-z0-9_-]{43})$/;
+const SESSION_COOKIE = new RegExp(`^(${OPAQUE_ID_PATTERN})\\.([A-Za-z0-9_-]{16,64})\\.([A-Za-z0-9_-]{43})$`);
 /** 128 + 64 + 43 + 2 dots: anything longer is not one of ours, and is not run through the regex. */
 const MAX_COOKIE_LENGTH = 237;
 const MAX_CLIENT_ID = 256;
@@ -36,7 +37,7 @@ export interface SessionCookie {
 
 /** The session cookie value. Throws on parts that are not ours (a programming error, never user input). */
 export function formatSessionCookie(userId: string, sid: string, secret: string): string {
-  if (!USER_ID.test(userId) || !SESSION_ID.test(sid) || !SECRET.test(secret)) throw new Error("formatSessionCookie: malformed part");
+  if (!isOpaqueId(userId) || !SESSION_ID.test(sid) || !SECRET.test(secret)) throw new Error("formatSessionCookie: malformed part");
   return `${userId}.${sid}.${secret}`;
 }
 
@@ -142,11 +143,6 @@ const TABLES: SchemaComponent = {
 /** SQL condition for a session that may still be used at time `?`. */
 const ACTIVE = `revoked_at IS NULL AND expires_at > ? AND idle_expires_at > ?`;
 
-/** The alarm purges on minute boundaries (see base); ask for the one just after `at`. */
-function purgeTime(at: number): number {
-  return Math.ceil((at + 1) / 60_000) * 60_000;
-}
-
 function isActive(row: SessionRow, now: number): boolean {
   return row.revoked_at === null && row.expires_at > now && row.idle_expires_at > now;
 }
@@ -210,7 +206,7 @@ export class UserSessions extends StatefulObject {
    */
   async createSession(init: SessionInit): Promise<CreateSessionResult> {
     if (!SESSION_ID.test(init.sid)) throw new Error("createSession: malformed sid");
-    if (!USER_ID.test(init.userId)) throw new Error("createSession: malformed userId");
+    if (!isOpaqueId(init.userId)) throw new Error("createSession: malformed userId");
     const addressed = this.addressedUserId();
     if (addressed !== null && addressed !== init.userId) throw new Error("createSession: userId does not name this object");
     if (!Number.isSafeInteger(init.authTime) || init.authTime <= 0) throw new Error("createSession: authTime must be seconds since the epoch");

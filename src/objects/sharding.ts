@@ -1,4 +1,4 @@
-import { randomToken } from "../oauth/crypto";
+import { randomToken } from "../lib/crypto";
 
 /**
  * Identifiers of single-use values carry their shard: `<shard>.<random>`. The endpoint that consumes a value

@@ -1,3 +1,4 @@
+import { purgeTime } from "../lib/time";
 import { StatefulObject, type SchemaComponent } from "./base";
 
 /** What `consume` found. A consumed value is a tombstone until it would have expired, so a replay is known as a replay. */
@@ -82,7 +83,7 @@ export abstract class SingleUseResourceStore<T, E = void, P = E, O = unknown> ex
           expiresAt,
         ).rowsWritten > 0,
     );
-    if (stored) await this.wakeBy(Math.ceil((expiresAt + 1) / 60_000) * 60_000);
+    if (stored) await this.wakeBy(purgeTime(expiresAt));
     return { stored, expiresAt };
   }
 

@@ -3,16 +3,18 @@ import { loadConfig } from "../config";
 import type { AuditData } from "../db/audit";
 import { clientVersion, deleteClient, getClient, insertClient, listClients, updateClient, type ClientChangeAudit, type ClientFields, type StoredClient } from "../db/clients";
 import type { Env } from "../env";
+import { randomToken, timingSafeEqualStrings } from "../lib/crypto";
+import { isClientId } from "../lib/ids";
+import { SIGNING_ALGS, type SigningAlg } from "../objects/key-manager";
 import { keyManager, userSessionsFor } from "../objects/locate";
-import { SIGNING_ALGS, type SigningAlg } from "../objects/keys";
 import type { SessionInfo } from "../objects/sessions";
+import { bearerChallenge } from "../oauth/bearer";
 import { hashClientSecret } from "../oauth/client-auth";
 import { newClientFields, parseClientMetadata, updatedClientFields, usesClientSecret } from "../oauth/client-metadata";
-import { randomToken, timingSafeEqualStrings } from "../oauth/crypto";
 import { OAuthError } from "../oauth/errors";
-import { jsonResponse } from "./respond";
-import { clientAddress, enforceRateLimit } from "./rate-limit";
-import { readTextLimited } from "./params";
+import { readJsonObject } from "./support/params";
+import { clientAddress, enforceRateLimit } from "./support/rate-limit";
+import { jsonResponse } from "./support/respond";
 
 /**
  * The admin API: clients CRUD in RFC 7591 metadata names (plus `skip_consent`), a user's sessions and "sign out
@@ -23,13 +25,8 @@ import { readTextLimited } from "./params";
 
 type AdminHandler = (request: IRequest, env: Env) => Promise<Response>;
 
-const MAX_JSON_BYTES = 64 * 1024;
 /** A PATCH that loses a compare-and-swap race is re-applied on the new version this many times, then reported. */
 const UPDATE_ATTEMPTS = 3;
-
-function bearerChallenge(error?: "invalid_token"): Record<string, string> {
-  return { "www-authenticate": error ? `Bearer realm="admin", error="${error}"` : `Bearer realm="admin"` };
-}
 
 /** Rate limit per caller address first (so the token cannot be guessed at speed), then the token itself. */
 async function requireAdmin(request: Request, env: Env): Promise<void> {
@@ -40,10 +37,10 @@ async function requireAdmin(request: Request, env: Env): Promise<void> {
   await enforceRateLimit(env, `admin:ip:${clientAddress(request)}`, config.rateLimitAdmin);
   const header = request.headers.get("authorization");
   // RFC 6750 §3.1: a request without credentials gets the challenge with no error code.
-  if (header === null || header.trim() === "") throw new OAuthError("invalid_token", "an admin token is required", { status: 401, headers: bearerChallenge() });
+  if (header === null || header.trim() === "") throw new OAuthError("invalid_token", "an admin token is required", { status: 401, headers: bearerChallenge("admin") });
   const match = /^Bearer +([\x21-\x7e]{1,1024})$/i.exec(header);
   if (!match || !(await timingSafeEqualStrings(match[1]!, config.adminToken))) {
-    throw new OAuthError("invalid_token", "the admin token is not valid", { status: 401, headers: bearerChallenge("invalid_token") });
+    throw new OAuthError("invalid_token", "the admin token is not valid", { status: 401, headers: bearerChallenge("admin", "invalid_token") });
   }
 }
 
@@ -57,21 +54,6 @@ export function admin(handler: AdminHandler): AdminHandler {
 
 function auditOf(request: Request, data: AuditData): ClientChangeAudit {
   return { actor: "admin-api", data: { ...data, remote_ip: clientAddress(request) } };
-}
-
-async function readJson(request: Request): Promise<Record<string, unknown>> {
-  const type = (request.headers.get("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
-  if (type !== "application/json") throw new OAuthError("invalid_request", "the request body must be application/json");
-  if (Number(request.headers.get("content-length") ?? "0") > MAX_JSON_BYTES) throw new OAuthError("invalid_request", "the request body is too large", { status: 413 });
-  const text = await readTextLimited(request, MAX_JSON_BYTES);
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    throw new OAuthError("invalid_request", "the request body is not valid JSON");
-  }
-  if (typeof body !== "object" || body === null || Array.isArray(body)) throw new OAuthError("invalid_client_metadata", "the request body must be a JSON object");
-  return body as Record<string, unknown>;
 }
 
 /** RFC 7591 §3.2.1: the registered metadata; the secret only when it was just issued (and never its hash). */
@@ -90,16 +72,13 @@ async function storedClient(env: Env, clientId: string): Promise<StoredClient> {
   return client;
 }
 
-/** Client ids the admin may choose (for seeding and migration); the same set `getClient` looks up. */
-const CHOSEN_CLIENT_ID = /^[A-Za-z0-9._~-]{1,128}$/;
-
 /**
  * POST /admin/clients → 201 with the metadata and, for a client_secret_* client, the secret (shown this once).
  * The id is random unless the admin names one (`client_id`, an extension for seeding); a taken id → 409.
  */
 export const createClient: AdminHandler = async (request, env) => {
-  const { client_id: chosenId, ...metadata } = await readJson(request);
-  if (chosenId !== undefined && (typeof chosenId !== "string" || !CHOSEN_CLIENT_ID.test(chosenId))) {
+  const { client_id: chosenId, ...metadata } = await readJsonObject(request);
+  if (chosenId !== undefined && (typeof chosenId !== "string" || !isClientId(chosenId))) {
     throw new OAuthError("invalid_client_metadata", "client_id: must be 1 to 128 characters of A-Z a-z 0-9 . _ ~ -");
   }
   const fields = newClientFields(parseClientMetadata(metadata));
@@ -161,7 +140,7 @@ function changedMembers(before: StoredClient, after: ClientFields): string[] {
  */
 export const updateClientRoute: AdminHandler = async (request, env) => {
   const clientId = String(request.params.id ?? "");
-  const { rotate_secret: rotate = false, ...metadata } = await readJson(request);
+  const { rotate_secret: rotate = false, ...metadata } = await readJsonObject(request);
   if (typeof rotate !== "boolean") throw new OAuthError("invalid_client_metadata", "rotate_secret: must be a boolean");
   const input = parseClientMetadata(metadata);
   for (let attempt = 0; attempt < UPDATE_ATTEMPTS; attempt++) {
@@ -243,7 +222,7 @@ export const listSigningKeys: AdminHandler = async (_request, env) => {
  */
 export const rotateSigningKeys: AdminHandler = async (request, env) => {
   const hasBody = (request.headers.get("content-length") ?? "0") !== "0" || request.headers.has("content-type");
-  const body = hasBody ? await readJson(request) : {};
+  const body = hasBody ? await readJsonObject(request) : {};
   const alg = body.alg;
   if (alg !== undefined && !(SIGNING_ALGS as readonly unknown[]).includes(alg)) {
     throw new OAuthError("invalid_request", `alg: must be one of ${SIGNING_ALGS.join(", ")}`);

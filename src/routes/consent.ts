@@ -1,16 +1,16 @@
 import { issuerOf } from "../config";
 import { getUser } from "../db/users";
 import type { Env } from "../env";
-import { challengeStoreFor } from "../objects/locate";
-import { grantableScope } from "../oauth/authorize-request";
 import { OAuthError } from "../oauth/errors";
+import { grantableScope } from "../oauth/scope-policy";
 import { consentPage } from "../ui/pages";
-import { answeringClient, clientOfPending, continueAuthorization, loadInteraction, pageError } from "./authorize";
-import { frontChannel } from "./front-channel";
-import { csrfTokenFor, verifyCsrf } from "./cookies";
-import { readParams } from "./params";
-import { htmlResponse, redirectResponse } from "./respond";
-import { currentSession } from "./session";
+import { answeringClient, continueAuthorization } from "./support/authorization-flow";
+import { currentSession } from "./support/browser-session";
+import { csrfTokenFor, verifyFormPost } from "./support/cookies";
+import { frontChannel } from "./support/errors";
+import { clientOfPending, completeInteraction, loadInteraction, pageError } from "./support/interactions";
+import { readParams } from "./support/params";
+import { htmlResponse, redirectResponse } from "./support/respond";
 
 /**
  * The consent screen.
@@ -22,7 +22,7 @@ import { currentSession } from "./session";
 /** GET /consent */
 export function consentScreen(request: Request, env: Env): Promise<Response> {
   return frontChannel(async () => {
-    const interaction = new URL(request.url).searchParams.get("interaction") ?? undefined;
+    const interaction = new URL(request.url).searchParams.get("interaction");
     const pending = await loadInteraction(env, interaction);
     const client = await clientOfPending(env, pending);
     const session = await currentSession(env, request);
@@ -35,7 +35,7 @@ export function consentScreen(request: Request, env: Env): Promise<Response> {
     if (failed !== null) return failed;
     const user = await getUser(env.DB, session.userId);
     const csrf = csrfTokenFor(request, issuerOf(env, request));
-    const html = consentPage({
+    const page = consentPage({
       csrfToken: csrf.token,
       interaction: interaction!,
       sid: session.sid,
@@ -43,16 +43,16 @@ export function consentScreen(request: Request, env: Env): Promise<Response> {
       userEmail: user?.email ?? null,
       scopes: scope.split(" "),
     });
-    return htmlResponse(html, { headers: csrf.setCookie ? { "set-cookie": csrf.setCookie } : {} });
+    return htmlResponse(page, { headers: csrf.setCookie ? { "set-cookie": csrf.setCookie } : {} });
   });
 }
 
 /** POST /consent */
-export function submitConsent(request: Request, env: Env): Promise<Response> {
+export function submitConsent(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
   return frontChannel(async () => {
     const issuer = issuerOf(env, request);
     const params = await readParams(request, "body");
-    await verifyCsrf(request, issuer, params.csrf_token);
+    await verifyFormPost(request, issuer, params.csrf_token);
     const interaction = params.interaction;
     const pending = await loadInteraction(env, interaction);
     const client = await clientOfPending(env, pending);
@@ -63,10 +63,9 @@ export function submitConsent(request: Request, env: Env): Promise<Response> {
     const decision = params.decision;
     if (decision !== "allow" && decision !== "deny") throw pageError("Choose Allow or Deny.");
     return answeringClient(issuer, pending, async () => {
-      if (decision === "allow") return continueAuthorization(env, request, client, pending, interaction!, { consentGiven: true });
+      if (decision === "allow") return continueAuthorization(env, ctx, request, client, pending, interaction!, { consentGiven: true });
       // Used up like a completed request, so the same interaction cannot be allowed afterwards.
-      const result = await challengeStoreFor(env, interaction!)!.consume(interaction!, { kind: "interaction" }, { sessionId: session.sid, userId: session.userId });
-      if (result.status !== "ok") throw pageError("This sign-in request was already completed. Start again from the application.");
+      await completeInteraction(env, interaction!, { sessionId: session.sid, userId: session.userId });
       throw new OAuthError("access_denied", "the user denied access");
     });
   });

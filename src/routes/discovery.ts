@@ -1,6 +1,7 @@
 import { issuerOf } from "../config";
 import type { Env } from "../env";
-import { CLIENT_ASSERTION_ALGS } from "../oauth/client-auth";
+import { publicDocument } from "./support/respond";
+import { CLIENT_ASSERTION_ALGS } from "../oauth/client-assertion";
 import { SUPPORTED_CLAIMS, SUPPORTED_SCOPES } from "../oauth/claims";
 import { GRANT_TYPES, ID_TOKEN_SIGNING_ALGS, TOKEN_ENDPOINT_AUTH_METHODS } from "../oauth/client-metadata";
 
@@ -57,15 +58,6 @@ export function providerMetadata(issuer: string) {
 
 export type ProviderMetadata = ReturnType<typeof providerMetadata>;
 
-/** Public, cacheable for a short while, and readable from browser apps (SPAs fetch it cross-origin). */
-export const PUBLIC_DOCUMENT_HEADERS = {
-  "content-type": "application/json",
-  "access-control-allow-origin": "*",
-  "x-content-type-options": "nosniff",
-} as const;
-
 export function discovery(request: Request, env: Env): Response {
-  return new Response(JSON.stringify(providerMetadata(issuerOf(env, request))), {
-    headers: { ...PUBLIC_DOCUMENT_HEADERS, "cache-control": "public, max-age=300" },
-  });
+  return publicDocument(providerMetadata(issuerOf(env, request)), 300);
 }

@@ -1,9 +1,13 @@
+import { pingDatabase } from "../db/health";
 import type { Env } from "../env";
 import { errorText, log } from "../lib/log";
+import { authCodeStoreFor, keyManager, rateLimiterFor, userSessionsFor } from "../objects/locate";
+import { newShardedId } from "../objects/sharding";
 
 /**
- * GET /health: whether D1 and the Durable Objects answer. 200 when all do, 503 otherwise. The answer is public, so
- * it says only which check failed; why goes to the log.
+ * GET /health: whether D1 and the Durable Objects answer, asked like every other caller asks them (D1 through db/,
+ * objects through their RPC `ping`). 200 when all do, 503 otherwise. The answer is public, so it says only which
+ * check failed; why goes to the log.
  */
 export async function health(env: Env): Promise<Response> {
   const checks: Record<string, { ok: boolean }> = {};
@@ -17,11 +21,12 @@ export async function health(env: Env): Promise<Response> {
     }
   };
   await Promise.all([
-    probe("d1", () => env.DB.prepare("SELECT 1").first()),
-    probe("auth_codes", () => env.AUTH_CODES.get(env.AUTH_CODES.idFromName("codes:0")).ping()),
-    probe("sessions", () => env.SESSIONS.get(env.SESSIONS.idFromName("health")).ping()),
-    probe("keys", () => env.KEYS.get(env.KEYS.idFromName("keys")).ping()),
-    probe("rate_limiter", () => env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName("health")).ping()),
+    probe("d1", () => pingDatabase(env.DB)),
+    // Shard 0 of the codes, a fixed users' object and one limiter key: always the same objects, never new ones.
+    probe("auth_codes", () => authCodeStoreFor(env, newShardedId(1))!.ping()),
+    probe("sessions", () => userSessionsFor(env, "health-check")!.ping()),
+    probe("keys", () => keyManager(env).ping()),
+    probe("rate_limiter", () => rateLimiterFor(env, "health").ping()),
   ]);
   const ok = Object.values(checks).every((c) => c.ok);
   return Response.json({ status: ok ? "ok" : "degraded", checks }, { status: ok ? 200 : 503, headers: { "cache-control": "no-store" } });

@@ -1,12 +1,14 @@
-import { z } from "zod";
 import { issuerOf } from "../config";
 import type { Env } from "../env";
 import { tokenFamilyFor } from "../objects/locate";
-import { familyIdOfRefreshToken } from "../objects/refresh-tokens";
-import { authenticateClient, clientAuthParams } from "./client-auth";
-import { param, parseWith, readParams } from "./params";
-import { jsonResponse } from "./respond";
-import { activeAccessToken } from "./userinfo";
+import { familyIdOfRefreshToken } from "../objects/token-family";
+import { clientAuthParams } from "../oauth/client-auth";
+import * as z from "zod/mini";
+import { param, parseWith } from "../oauth/schema";
+import { activeAccessToken } from "./support/access-token";
+import { authenticateClient } from "./support/client-authentication";
+import { readParams } from "./support/params";
+import { jsonResponse } from "./support/respond";
 
 /**
  * Token introspection (RFC 7662). The caller must authenticate as a confidential client (C14; §2.1: the protected
@@ -18,7 +20,7 @@ import { activeAccessToken } from "./userinfo";
 
 const IntrospectionRequest = z.object({
   token: param(16 * 1024),
-  token_type_hint: param(100).optional(),
+  token_type_hint: z.optional(param(100)),
   ...clientAuthParams,
 });
 
@@ -29,8 +31,9 @@ export async function introspect(request: Request, env: Env): Promise<Response> 
   const issuer = issuerOf(env, request);
   const client = await authenticateClient(env, request, params, { issuer, endpointUrl: `${issuer}/introspect`, confidentialOnly: true });
 
-  if (familyIdOfRefreshToken(params.token) !== null) {
-    const family = tokenFamilyFor(env, familyIdOfRefreshToken(params.token)!);
+  const familyId = familyIdOfRefreshToken(params.token);
+  if (familyId !== null) {
+    const family = tokenFamilyFor(env, familyId);
     const inspected = family === null ? null : await family.inspectRefreshToken(params.token);
     if (inspected === null || !inspected.active || inspected.family.clientId !== client.client_id) return jsonResponse(INACTIVE);
     const grant = inspected.family;

@@ -1,7 +1,7 @@
 import type { Env } from "../env";
-import type { PublicJwk } from "../objects/keys";
-import { publishedJwks } from "../signing-keys";
-import { PUBLIC_DOCUMENT_HEADERS } from "./discovery";
+import type { PublicJwk } from "../objects/key-manager";
+import { publishedJwks } from "../objects/key-cache";
+import { publicDocument } from "./support/respond";
 
 /**
  * GET /jwks.json: the key manager's published keys (C19), current, next and previous, public members only.
@@ -23,7 +23,5 @@ function publicOnly(jwk: PublicJwk): Partial<PublicJwk> {
 
 export async function jwks(env: Env): Promise<Response> {
   const set = await publishedJwks(env);
-  return new Response(JSON.stringify({ keys: set.keys.map(publicOnly) }), {
-    headers: { ...PUBLIC_DOCUMENT_HEADERS, "cache-control": "public, max-age=60" },
-  });
+  return publicDocument({ keys: set.keys.map(publicOnly) }, 60);
 }

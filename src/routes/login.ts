@@ -1,21 +1,23 @@
 import { issuerOf, loadConfig } from "../config";
-import { ensureUserForVerifiedEmail, findUserByEmail, normalizeEmail } from "../db/users";
+import { ensureUserForVerifiedEmail, findUserByEmail, newUserId, normalizeEmail } from "../db/users";
 import { sendEmail } from "../email";
 import type { Env } from "../env";
+import { randomToken, sha256Base64url, timingSafeEqualStrings } from "../lib/crypto";
+import { isEmailAddress } from "../lib/email-address";
+import { errorText, log } from "../lib/log";
 import type { Challenge, ChallengeOutcome } from "../objects/challenges";
 import { challengeStoreFor, newChallengeId, userSessionsFor } from "../objects/locate";
 import { formatSessionCookie, newSessionId } from "../objects/sessions";
-import { randomToken, sha256Base64url, timingSafeEqualStrings } from "../oauth/crypto";
 import { OAuthError } from "../oauth/errors";
-import { checkEmailPage, confirmLinkPage, errorPage, signInPage, signedInPage } from "../ui/pages";
-import { clientOfPending, loadInteraction, pageError } from "./authorize";
-import { frontChannel } from "./front-channel";
-import { csrfTokenFor, readCookie, setCookie, verifyCsrf } from "./cookies";
-import { readParams } from "./params";
-import { errorText, log } from "../lib/log";
-import { htmlResponse, redirectResponse } from "./respond";
-import { currentSession, sessionCookie } from "./session";
-import { clientAddress, enforceRateLimit } from "./rate-limit";
+import { errorPage } from "../ui/error-page";
+import { checkEmailPage, confirmLinkPage, signInPage, signedInPage } from "../ui/pages";
+import { currentSession, sessionCookie } from "./support/browser-session";
+import { csrfTokenFor, readCookie, setCookie, verifyFormPost } from "./support/cookies";
+import { frontChannel } from "./support/errors";
+import { clientOfPending, loadInteraction, pageError } from "./support/interactions";
+import { readParams } from "./support/params";
+import { htmlResponse, redirectResponse } from "./support/respond";
+import { clientAddress, enforceRateLimit } from "./support/rate-limit";
 
 /**
  * Sign-in by email link.
@@ -24,27 +26,6 @@ import { clientAddress, enforceRateLimit } from "./rate-limit";
  *   GET  /login/email?token=ID   a confirmation page with one button: link scanners that prefetch URLs do not use the link up
  *   POST /login/email            uses the link (C11), creates the user on first sign-in, starts the session (C12)
  */
-
-/**
- * A practical address check, not a full RFC 5322 parser: an unquoted dot-atom local part (no leading, trailing or
- * double dots) of at most 64 characters, at a domain name with at least one dot. `%` is refused although RFC 5322
- * allows it: it only ever serves source routing through relays (the "percent hack", RFC 1123 §5.2.16).
- */
-const LOCAL_PART = /^[A-Za-z0-9!#$&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$&'*+/=?^_`{|}~-]+)*$/;
-const DOMAIN = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$/;
-
-export function isEmailAddress(value: string): boolean {
-  if (value.length > 254) return false;
-  const at = value.lastIndexOf("@");
-  if (at <= 0) return false;
-  const local = value.slice(0, at);
-  return local.length <= 64 && LOCAL_PART.test(local) && DOMAIN.test(value.slice(at + 1));
-}
-
-/** A new user id, usable as sub: 128 random bits, the shape userSessionsFor accepts. */
-export function newUserId(): string {
-  return randomToken(16);
-}
 
 async function signInForm(
   request: Request,
@@ -81,7 +62,7 @@ export function sendLoginLink(request: Request, env: Env): Promise<Response> {
     const issuer = issuerOf(env, request);
     const config = loadConfig(env);
     const params = await readParams(request, "body");
-    await verifyCsrf(request, issuer, params.csrf_token);
+    await verifyFormPost(request, issuer, params.csrf_token);
     const interaction = params.interaction ?? null;
     if (interaction !== null) await loadInteraction(env, interaction);
     const submitted = (params.email ?? "").trim();
@@ -171,7 +152,7 @@ async function endReplacedSession(env: Env, request: Request, newSid: string): P
 export function finishEmailLogin(request: Request, env: Env): Promise<Response> {
   return frontChannel(async () => {
     const params = await readParams(request, "body");
-    await verifyCsrf(request, issuerOf(env, request), params.csrf_token);
+    await verifyFormPost(request, issuerOf(env, request), params.csrf_token);
     const token = params.token;
     const { challenge } = await usableLink(env, token);
     const store = challengeStoreFor(env, token!)!;

@@ -1,17 +1,19 @@
-import { z } from "zod";
 import { issuerOf } from "../config";
 import { getClient, type StoredClient } from "../db/clients";
 import type { Env } from "../env";
+import { verifyWithPublishedKeys } from "../objects/key-cache";
 import { userSessionsFor } from "../objects/locate";
 import { invalidRequest } from "../oauth/errors";
+import * as z from "zod/mini";
+import { param, parseWith } from "../oauth/schema";
 import { verifyIdTokenHint } from "../oauth/tokens";
-import { verifyWithPublishedKeys } from "../signing-keys";
 import { logoutConfirmPage, signedOutPage, stillSignedInPage } from "../ui/logout";
-import { csrfTokenFor, verifyCsrf } from "./cookies";
-import { frontChannel } from "./front-channel";
-import { param, parseWith, readParams } from "./params";
-import { htmlResponse, redirectResponse } from "./respond";
-import { currentSession, sessionCookie, type CurrentSession } from "./session";
+import { currentSession, sessionCookie, type CurrentSession } from "./support/browser-session";
+import { csrfTokenFor, verifyFormPost } from "./support/cookies";
+import { frontChannel } from "./support/errors";
+import { readParams } from "./support/params";
+import { htmlResponse, redirectResponse } from "./support/respond";
+
 
 /**
  * OpenID Connect RP-Initiated Logout 1.0 at /logout (GET and POST, §2). A request tied to a valid ID token of the
@@ -21,21 +23,21 @@ import { currentSession, sessionCookie, type CurrentSession } from "./session";
  */
 
 const LogoutRequest = z.object({
-  id_token_hint: param(16 * 1024).optional(),
-  client_id: param(256).optional(),
-  post_logout_redirect_uri: param(2048).optional(),
-  state: param(1024).optional(),
+  id_token_hint: z.optional(param(16 * 1024)),
+  client_id: z.optional(param(256)),
+  post_logout_redirect_uri: z.optional(param(2048)),
+  state: z.optional(param(1024)),
   // Accepted and not used: this OP has one language and identifies the session by its cookie.
-  ui_locales: param(256).optional(),
-  logout_hint: param(1024).optional(),
+  ui_locales: z.optional(param(256)),
+  logout_hint: z.optional(param(1024)),
 });
 
 const LogoutConfirmation = z.object({
-  csrf_token: param(64).optional(),
+  csrf_token: z.optional(param(64)),
   decision: z.enum(["yes", "no"]),
-  client_id: param(256).optional(),
-  post_logout_redirect_uri: param(2048).optional(),
-  state: param(1024).optional(),
+  client_id: z.optional(param(256)),
+  post_logout_redirect_uri: z.optional(param(2048)),
+  state: z.optional(param(1024)),
 });
 
 interface LogoutTarget {
@@ -110,14 +112,14 @@ export function logout(request: Request, env: Env): Promise<Response> {
       return finish(env, request, target);
     }
     const csrf = csrfTokenFor(request, issuerOf(env, request));
-    const html = logoutConfirmPage({
+    const page = logoutConfirmPage({
       clientName: target.client?.client_name ?? null,
       csrfToken: csrf.token,
       clientId: target.client?.client_id ?? null,
       postLogoutRedirectUri: target.redirectUri,
       state: target.state,
     });
-    return htmlResponse(html, { headers: csrf.setCookie === null ? {} : { "set-cookie": csrf.setCookie } });
+    return htmlResponse(page, { headers: csrf.setCookie === null ? {} : { "set-cookie": csrf.setCookie } });
   });
 }
 
@@ -125,7 +127,7 @@ export function logout(request: Request, env: Env): Promise<Response> {
 export function logoutConfirm(request: Request, env: Env): Promise<Response> {
   return frontChannel(async () => {
     const params = parseWith(LogoutConfirmation, await readParams(request, "body"));
-    await verifyCsrf(request, issuerOf(env, request), params.csrf_token);
+    await verifyFormPost(request, issuerOf(env, request), params.csrf_token);
     // The form's values are checked again: a hidden field is as untrusted as a query parameter.
     const target = await resolveTarget(env, request, params);
     if (params.decision === "no") return htmlResponse(stillSignedInPage());

@@ -1,12 +1,15 @@
-import { z } from "zod";
 import { issuerOf } from "../config";
 import type { Env } from "../env";
+import { verifyWithPublishedKeys } from "../objects/key-cache";
 import { tokenFamilyFor } from "../objects/locate";
-import { familyIdOfRefreshToken } from "../objects/refresh-tokens";
+import { familyIdOfRefreshToken } from "../objects/token-family";
+import { clientAuthParams } from "../oauth/client-auth";
+import * as z from "zod/mini";
+import { param, parseWith } from "../oauth/schema";
 import { verifyAccessToken } from "../oauth/tokens";
-import { verifyWithPublishedKeys } from "../signing-keys";
-import { authenticateClient, clientAuthParams } from "./client-auth";
-import { param, parseWith, readParams } from "./params";
+import { authenticateClient } from "./support/client-authentication";
+import { readParams } from "./support/params";
+import { NO_STORE } from "./support/respond";
 
 /**
  * Token revocation (RFC 7009). The caller must authenticate as a client (C14) and can only revoke its own tokens.
@@ -18,7 +21,7 @@ import { param, parseWith, readParams } from "./params";
 
 const RevocationRequest = z.object({
   token: param(16 * 1024),
-  token_type_hint: param(100).optional(),
+  token_type_hint: z.optional(param(100)),
   ...clientAuthParams,
 });
 
@@ -41,5 +44,5 @@ export async function revoke(request: Request, env: Env): Promise<Response> {
 }
 
 function revoked(): Response {
-  return new Response(null, { status: 200, headers: { "cache-control": "no-store", pragma: "no-cache" } });
+  return new Response(null, { status: 200, headers: NO_STORE });
 }

@@ -1,16 +1,10 @@
-import { escapeHtml } from "../routes/respond";
-import { hidden, layout } from "./pages";
+import { html, type SafeHtml } from "./html";
+import { hidden, titledPage } from "./layout";
 
 /**
  * The pages of RP-initiated logout: "Sign out?" (when the request is not tied to a valid ID token), "signed out" and
  * "still signed in". Errors are the front channel's one error page (never a redirect to an unregistered URI).
- * Server-rendered, no script.
  */
-
-/** The shared page frame, with the title as the heading. */
-function page(title: string, body: string): string {
-  return layout(title, `<h1>${escapeHtml(title)}</h1>\n${body}`);
-}
 
 export interface LogoutConfirmation {
   /** The client that asked, when known (shown by name). */
@@ -22,11 +16,11 @@ export interface LogoutConfirmation {
   state: string | null;
 }
 
-export function logoutConfirmPage(c: LogoutConfirmation): string {
-  const who = c.clientName === null ? "An application" : `<strong>${escapeHtml(c.clientName)}</strong>`;
-  return page(
+export function logoutConfirmPage(c: LogoutConfirmation): SafeHtml {
+  const who = c.clientName === null ? "An application" : html`<strong>${c.clientName}</strong>`;
+  return titledPage(
     "Sign out?",
-    `<p>${who} asked to sign you out. Do you want to sign out of this identity provider?</p>
+    html`<p>${who} asked to sign you out. Do you want to sign out of this identity provider?</p>
 <form method="post" action="/logout/confirm">
 ${hidden("csrf_token", c.csrfToken)}${hidden("client_id", c.clientId)}${hidden("post_logout_redirect_uri", c.postLogoutRedirectUri)}${hidden("state", c.state)}
 <button type="submit" name="decision" value="yes">Yes, sign out</button>
@@ -35,10 +29,10 @@ ${hidden("csrf_token", c.csrfToken)}${hidden("client_id", c.clientId)}${hidden("
   );
 }
 
-export function signedOutPage(): string {
-  return page("Signed out", `<p>You have been signed out. You can close this window.</p>`);
+export function signedOutPage(): SafeHtml {
+  return titledPage("Signed out", html`<p>You have been signed out. You can close this window.</p>`);
 }
 
-export function stillSignedInPage(): string {
-  return page("Still signed in", `<p>You are still signed in. You can close this window.</p>`);
+export function stillSignedInPage(): SafeHtml {
+  return titledPage("Still signed in", html`<p>You are still signed in. You can close this window.</p>`);
 }

@@ -1,52 +1,10 @@
-import { escapeHtml as e } from "../routes/respond";
+import { html, type SafeHtml } from "./html";
+import { hidden, layout, titledPage } from "./layout";
 
 /**
- * Server-rendered pages of the sign-in flow. Every value that comes from a request, a client registration or a user
- * is escaped here; every form carries the CSRF token (routes/cookies.ts) and posts to this origin.
+ * The pages of the sign-in flow: sign-in form, "check your email", the link confirmation, "signed in", consent.
+ * Every value goes through the `html` template; every form carries the CSRF token and posts to this origin.
  */
-
-const STYLE = `
-  body { font: 16px/1.5 system-ui, sans-serif; margin: 0; background: #f4f5f7; color: #1d1f23; }
-  main { max-width: 26rem; margin: 4rem auto; background: #fff; padding: 2rem; border-radius: 10px; box-shadow: 0 1px 4px #0002; }
-  h1 { font-size: 1.3rem; margin-top: 0; }
-  label { display: block; margin: 1rem 0 .25rem; }
-  input[type=email] { width: 100%; box-sizing: border-box; padding: .55rem; font-size: 1rem; border: 1px solid #aab; border-radius: 6px; }
-  button { margin-top: 1rem; padding: .55rem 1.1rem; font-size: 1rem; border-radius: 6px; border: 1px solid #245; background: #245; color: #fff; cursor: pointer; }
-  button.secondary { background: #fff; color: #245; }
-  .error { color: #a11; }
-  .muted { color: #667; font-size: .9rem; }
-  ul.scopes { padding-left: 1.2rem; }
-`;
-
-/** The frame of every page the OP serves. */
-export function layout(title: string, body: string): string {
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex">
-<title>${e(title)}</title>
-<style>${STYLE}</style>
-</head>
-<body><main>
-${body}
-</main></body>
-</html>`;
-}
-
-export function hidden(name: string, value: string | null | undefined): string {
-  return value === null || value === undefined ? "" : `<input type="hidden" name="${e(name)}" value="${e(value)}">`;
-}
-
-export function errorPage(title: string, message: string, code?: string): string {
-  return layout(
-    title,
-    `<h1>${e(title)}</h1>
-<p>${e(message)}</p>
-${code ? `<p class="muted">Error: <code>${e(code)}</code></p>` : ""}`,
-  );
-}
 
 export interface SignInPageInput {
   csrfToken: string;
@@ -57,27 +15,25 @@ export interface SignInPageInput {
 }
 
 /** The sign-in form: one input named `email`; submitting it sends a sign-in link. */
-export function signInPage(input: SignInPageInput): string {
-  return layout(
+export function signInPage(input: SignInPageInput): SafeHtml {
+  return titledPage(
     "Sign in",
-    `<h1>Sign in</h1>
-${input.clientName ? `<p>to continue to <strong>${e(input.clientName)}</strong></p>` : ""}
-${input.error ? `<p class="error" role="alert">${e(input.error)}</p>` : ""}
+    html`${input.clientName ? html`<p>to continue to <strong>${input.clientName}</strong></p>` : null}
+${input.error ? html`<p class="error" role="alert">${input.error}</p>` : null}
 <form method="post" action="/login">
 ${hidden("csrf_token", input.csrfToken)}
 ${hidden("interaction", input.interaction)}
 <label for="email">Email address</label>
-<input type="email" id="email" name="email" value="${e(input.email)}" required autocomplete="email" autofocus maxlength="254">
+<input type="email" id="email" name="email" value="${input.email}" required autocomplete="email" autofocus maxlength="254">
 <button type="submit">Email me a sign-in link</button>
 </form>`,
   );
 }
 
-export function checkEmailPage(email: string): string {
-  return layout(
+export function checkEmailPage(email: string): SafeHtml {
+  return titledPage(
     "Check your email",
-    `<h1>Check your email</h1>
-<p>If <strong>${e(email)}</strong> can receive email, a sign-in link is on its way. Open it on this device to continue.</p>
+    html`<p>If <strong>${email}</strong> can receive email, a sign-in link is on its way. Open it on this device to continue.</p>
 <p class="muted">The link works once and expires soon. Nothing arrived? Go back and ask for a new one.</p>`,
   );
 }
@@ -91,15 +47,11 @@ export interface ConfirmLinkPageInput {
   sameBrowser: boolean;
 }
 
-export function confirmLinkPage(input: ConfirmLinkPageInput): string {
-  const elsewhere = input.sameBrowser
-    ? ""
-    : `<p class="error">This link was requested from another browser or device. Continue only if you asked for it yourself.</p>`;
-  return layout(
+export function confirmLinkPage(input: ConfirmLinkPageInput): SafeHtml {
+  return titledPage(
     "Finish signing in",
-    `<h1>Finish signing in</h1>
-<p>Sign in as <strong>${e(input.email)}</strong> on this device.</p>
-${elsewhere}
+    html`<p>Sign in as <strong>${input.email}</strong> on this device.</p>
+${input.sameBrowser ? null : html`<p class="error">This link was requested from another browser or device. Continue only if you asked for it yourself.</p>`}
 <form method="post" action="/login/email">
 ${hidden("csrf_token", input.csrfToken)}
 ${hidden("token", input.token)}
@@ -108,11 +60,11 @@ ${hidden("token", input.token)}
   );
 }
 
-export function signedInPage(email: string | null): string {
+export function signedInPage(email: string | null): SafeHtml {
   return layout(
     "Signed in",
-    `<h1>You are signed in</h1>
-<p>${email ? `Signed in as <strong>${e(email)}</strong>. ` : ""}You can close this page and return to the application.</p>`,
+    html`<h1>You are signed in</h1>
+<p>${email ? html`Signed in as <strong>${email}</strong>. ` : null}You can close this page and return to the application.</p>`,
   );
 }
 
@@ -135,16 +87,15 @@ export interface ConsentPageInput {
 }
 
 /** The consent screen: names the client and the scopes; `decision` is `allow` or `deny`. */
-export function consentPage(input: ConsentPageInput): string {
-  const items = input.scopes.map((s) => `<li>${e(SCOPE_DESCRIPTIONS[s] ?? s)} <span class="muted">(${e(s)})</span></li>`).join("\n");
+export function consentPage(input: ConsentPageInput): SafeHtml {
+  const items = input.scopes.map((s) => html`<li>${SCOPE_DESCRIPTIONS[s] ?? s} <span class="muted">(${s})</span></li>\n`);
   return layout(
     "Allow access?",
-    `<h1><strong>${e(input.clientName)}</strong> wants to access your account</h1>
-${input.userEmail ? `<p class="muted">Signed in as ${e(input.userEmail)}</p>` : ""}
+    html`<h1><strong>${input.clientName}</strong> wants to access your account</h1>
+${input.userEmail ? html`<p class="muted">Signed in as ${input.userEmail}</p>` : null}
 <p>It asks to:</p>
 <ul class="scopes">
-${items}
-</ul>
+${items}</ul>
 <form method="post" action="/consent">
 ${hidden("csrf_token", input.csrfToken)}
 ${hidden("interaction", input.interaction)}

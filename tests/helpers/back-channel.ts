@@ -7,9 +7,9 @@ import { ensureUserForVerifiedEmail, type User } from "../../src/db/users";
 import type { AuthorizationCodeGrant } from "../../src/objects/auth-codes";
 import { authCodeStoreFor, newAuthCodeId } from "../../src/objects/locate";
 import { hashClientSecret } from "../../src/oauth/client-auth";
-import { randomToken } from "../../src/oauth/crypto";
-import { s256Challenge } from "../../src/oauth/pkce";
-import { verifyWithPublishedKeys } from "../../src/signing-keys";
+import { randomToken } from "../../src/lib/crypto";
+import { s256Challenge } from "../../src/lib/pkce";
+import { verifyWithPublishedKeys } from "../../src/objects/key-cache";
 import { registerClient } from "./clients";
 
 /** Shared by the back-channel tests: clients, users and codes made directly (the /authorize flow is tested elsewhere). */

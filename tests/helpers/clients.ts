@@ -1,6 +1,6 @@
 import { env } from "cloudflare:test";
 import { clientVersion, getClient, insertClient, updateClient, type ClientFields, type StoredClient } from "../../src/db/clients";
-import { randomToken } from "../../src/oauth/crypto";
+import { randomToken } from "../../src/lib/crypto";
 
 /** Clients registered straight into D1 through the same audited writes the admin API uses. */
 

@@ -4,8 +4,8 @@ import type { ClientFields, StoredClient } from "../../src/db/clients";
 import type { DevMessage } from "../../src/db/dev-mailbox";
 import type { AuthorizationCodeGrant } from "../../src/objects/auth-codes";
 import { authCodeStoreFor } from "../../src/objects/locate";
-import { randomToken } from "../../src/oauth/crypto";
-import { s256Challenge } from "../../src/oauth/pkce";
+import { randomToken } from "../../src/lib/crypto";
+import { s256Challenge } from "../../src/lib/pkce";
 import { registerClient } from "./clients";
 
 /** Shared by the front-channel tests: a browser with a cookie jar, clients made directly in D1, and the email-link dance. */

@@ -1,8 +1,17 @@
-import { z } from "zod";
-import { OAuthError, invalidRequest } from "../oauth/errors";
+import { OAuthError, invalidRequest } from "../../oauth/errors";
 
 /** Request bodies larger than this are refused before parsing (hostile input never reaches a handler whole). */
 export const MAX_FORM_BYTES = 64 * 1024;
+export const MAX_JSON_BYTES = 64 * 1024;
+
+/** The media type of the request body, lower-cased, without parameters ("" when none). */
+export function mediaTypeOf(request: Request): string {
+  return (request.headers.get("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
+}
+
+function tooLarge(): OAuthError {
+  return new OAuthError("invalid_request", "the request body is too large", { status: 413 });
+}
 
 /**
  * Reads OAuth parameters: the query for GET, the form body for POST (application/x-www-form-urlencoded only).
@@ -12,14 +21,11 @@ export async function readParams(request: Request, source: "query" | "body" | "e
   const useBody = source === "body" || (source === "either" && request.method === "POST");
   let search: URLSearchParams;
   if (useBody) {
-    const type = (request.headers.get("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
-    if (type !== "application/x-www-form-urlencoded") {
+    if (mediaTypeOf(request) !== "application/x-www-form-urlencoded") {
       throw invalidRequest("the request body must be application/x-www-form-urlencoded");
     }
-    const declared = Number(request.headers.get("content-length") ?? "0");
-    if (declared > MAX_FORM_BYTES) throw new OAuthError("invalid_request", "the request body is too large", { status: 413 });
-    const text = await readTextLimited(request, MAX_FORM_BYTES);
-    search = new URLSearchParams(text);
+    if (Number(request.headers.get("content-length") ?? "0") > MAX_FORM_BYTES) throw tooLarge();
+    search = new URLSearchParams(await readTextLimited(request, MAX_FORM_BYTES));
   } else {
     search = new URL(request.url).searchParams;
   }
@@ -30,6 +36,21 @@ export async function readParams(request: Request, source: "query" | "body" | "e
     params[key] = value;
   }
   return params;
+}
+
+/** A JSON object body (the admin API): application/json, size-limited, an object at the top. */
+export async function readJsonObject(request: Request): Promise<Record<string, unknown>> {
+  if (mediaTypeOf(request) !== "application/json") throw invalidRequest("the request body must be application/json");
+  if (Number(request.headers.get("content-length") ?? "0") > MAX_JSON_BYTES) throw tooLarge();
+  const text = await readTextLimited(request, MAX_JSON_BYTES);
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw invalidRequest("the request body is not valid JSON");
+  }
+  if (typeof body !== "object" || body === null || Array.isArray(body)) throw new OAuthError("invalid_client_metadata", "the request body must be a JSON object");
+  return body as Record<string, unknown>;
 }
 
 /** The body as UTF-8 text, refused with 413 once it passes `limit` bytes, whatever Content-Length claimed (chunked bodies too). */
@@ -44,7 +65,7 @@ export async function readTextLimited(request: Request, limit: number): Promise<
     size += value.byteLength;
     if (size > limit) {
       await reader.cancel();
-      throw new OAuthError("invalid_request", "the request body is too large", { status: 413 });
+      throw tooLarge();
     }
     chunks.push(value);
   }
@@ -60,17 +81,3 @@ export async function readTextLimited(request: Request, limit: number): Promise<
     throw invalidRequest("the request body is not valid UTF-8");
   }
 }
-
-/** Validates parameters against an endpoint's schema; the first problem becomes an invalid_request naming the parameter. */
-export function parseWith<S extends z.ZodType>(schema: S, params: Record<string, string>, code: "invalid_request" | "invalid_client" = "invalid_request"): z.infer<S> {
-  const result = schema.safeParse(params);
-  if (!result.success) {
-    const issue = result.error.issues[0]!;
-    const name = issue.path.map(String).join(".") || "request";
-    throw new OAuthError(code, `${name}: ${issue.message}`.slice(0, 200));
-  }
-  return result.data;
-}
-
-/** A bounded string parameter: every OAuth parameter has a sane maximum length. */
-export const param = (max = 2048) => z.string().max(max);

@@ -1,7 +1,7 @@
-import { loadConfig } from "../config";
-import type { Env } from "../env";
-import { rateLimiterFor } from "../objects/locate";
-import { OAuthError } from "../oauth/errors";
+import { loadConfig } from "../../config";
+import type { Env } from "../../env";
+import { rateLimiterFor } from "../../objects/locate";
+import { OAuthError } from "../../oauth/errors";
 
 /** The client's address as Cloudflare reports it; requests without one (local tools) share one bucket. */
 export function clientAddress(request: Request): string {

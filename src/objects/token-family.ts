@@ -1,5 +1,7 @@
-import { randomToken, sha256Base64url } from "../oauth/crypto";
-import { isScopeSubset, normalizeScope } from "../oauth/scopes";
+import { randomToken, sha256Base64url } from "../lib/crypto";
+import { isScopeSubset, narrowRefreshScope, normalizeScope } from "../lib/scope";
+import { OPAQUE_ID_PATTERN, isOpaqueId } from "../lib/ids";
+import { purgeTime } from "../lib/time";
 import { StatefulObject, type SchemaComponent } from "./base";
 
 /**
@@ -11,9 +13,8 @@ import { StatefulObject, type SchemaComponent } from "./base";
  * (`familyIdOfRefreshToken`), and the object stores only the SHA-256 of the whole token.
  */
 
-const FAMILY_ID = /^[A-Za-z0-9_-]{8,128}$/;
 /** `<familyId>.<secret>`, the secret being 32 random bytes in base64url (43 characters). */
-const REFRESH_TOKEN = /^([A-Za-z0-9_-]{8,128})\.([A-Za-z0-9_-]{43})$/;
+const REFRESH_TOKEN = new RegExp(`^(${OPAQUE_ID_PATTERN})\\.([A-Za-z0-9_-]{43})$`);
 const MAX_JTI_LENGTH = 256;
 
 /** The family id a refresh token names, or null when the string is not one of our refresh tokens (no object is touched). */
@@ -74,7 +75,8 @@ export type RotateResult =
   | { status: "revoked" }
   | { status: "expired" }
   | { status: "rejected"; reason: string }
-  | { status: "invalid_scope" }
+  /** The requested scope exceeds the grant (no reason), or nothing of the grant is allowed to the client now (C5). */
+  | { status: "invalid_scope"; reason?: string }
   /** An already-rotated token was presented: the family is now revoked (C3). */
   | { status: "reused" };
 
@@ -85,7 +87,14 @@ export interface RotateRequest {
   scope: string | null;
   /** Thumbprint of the key of the request's DPoP proof, or null without one. */
   dpopJkt: string | null;
+  /**
+   * The scopes the client may be granted under its registration now (C5): the new tokens carry the grant's scope
+   * narrowed to these (`narrowRefreshScope`). Absent: no narrowing.
+   */
+  allowedScope?: string[];
 }
+
+export type AccessTokenCheck = { active: false } | { active: true; grant: FamilyInfo };
 
 export type InspectResult = { active: false } | { active: true; family: FamilyInfo; expiresAt: number };
 
@@ -184,11 +193,6 @@ function toInfo(row: CreatedFamilyRow): FamilyInfo {
   };
 }
 
-/** The alarm purges on minute boundaries (see base); ask for the one just after `expiresAt`. */
-function purgeTime(expiresAt: number): number {
-  return Math.ceil((expiresAt + 1) / 60_000) * 60_000;
-}
-
 export class TokenFamily extends StatefulObject {
   /** Refresh-token strings come from outside: a made-up family id must not create a stored object (C15). */
   protected override createsStorageOnWrite(): boolean {
@@ -230,7 +234,7 @@ export class TokenFamily extends StatefulObject {
   }
 
   async createFamily(init: FamilyInit): Promise<CreateFamilyResult> {
-    if (!FAMILY_ID.test(init.familyId)) throw new Error("createFamily: malformed familyId");
+    if (!isOpaqueId(init.familyId)) throw new Error("createFamily: malformed familyId");
     const addressed = this.addressedFamilyId();
     if (addressed !== null && addressed !== init.familyId) throw new Error("createFamily: familyId does not name this object");
     if (!init.clientId || !init.sub) throw new Error("createFamily: clientId and sub are required");
@@ -321,6 +325,11 @@ export class TokenFamily extends StatefulObject {
         });
         this.markRevoked(row, now, "refresh_token_reuse", null);
         return { status: "reused" };
+      }
+      if (request.allowedScope !== undefined) {
+        const narrowed = narrowRefreshScope(row.scope, request.scope, request.allowedScope);
+        if ("error" in narrowed) return { status: "invalid_scope", reason: narrowed.error };
+        scope = narrowed.scope;
       }
       this.sql.exec(`UPDATE refresh_tokens SET status = 'rotated', rotated_at = ? WHERE token_hash = ?`, now, hash);
       this.sql.exec(
@@ -442,14 +451,14 @@ export class TokenFamily extends StatefulObject {
 
   /**
    * Whether an access token of this family may still be honoured: the family exists, is neither revoked nor expired,
-   * and the token's `jti` was not revoked. Userinfo and introspection call this so revocation holds everywhere.
+   * and the token's `jti` was not revoked — with the grant, so a protected endpoint needs one call (C23).
    */
-  checkAccessToken(jti: string): { active: boolean } {
+  checkAccessToken(jti: string): AccessTokenCheck {
     if (!this.hasStorage()) return { active: false };
     const row = this.family();
     if (!row || !isCreated(row) || row.status !== "active" || row.expires_at <= this.now()) return { active: false };
     const revoked = this.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM revoked_access_tokens WHERE jti = ?`, jti).one().n > 0;
-    return { active: !revoked };
+    return revoked ? { active: false } : { active: true, grant: toInfo(row) };
   }
 
   getFamily(): FamilyInfo | null {

@@ -1,4 +1,5 @@
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from "jose";
+import { purgeTime } from "../lib/time";
 import { StatefulObject, type SchemaComponent } from "./base";
 
 /** The JWS algorithms the OP signs with. RS256 is the default: OIDC Core §15.1 requires every OP to support it. */
@@ -301,7 +302,7 @@ export class KeyManager extends StatefulObject {
 
   private async scheduleKeyEvents(): Promise<void> {
     const at = this.nextExpiry();
-    if (at !== null) await this.wakeBy(Math.ceil((at + 1) / 60_000) * 60_000);
+    if (at !== null) await this.wakeBy(purgeTime(at));
   }
 
   private row(alg: SigningAlg, state: "current" | "next"): KeyRow | null {

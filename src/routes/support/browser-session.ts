@@ -1,10 +1,10 @@
-import { issuerOf, loadConfig } from "../config";
-import { getUser } from "../db/users";
-import type { Env } from "../env";
-import { userSessionsFor } from "../objects/locate";
-import { parseSessionCookie, type SessionInfo } from "../objects/sessions";
+import { issuerOf, loadConfig } from "../../config";
+import { getUser } from "../../db/users";
+import type { Env } from "../../env";
+import { errorText, log } from "../../lib/log";
+import { userSessionsFor } from "../../objects/locate";
+import { parseSessionCookie, type SessionInfo } from "../../objects/sessions";
 import { SESSION_COOKIE, clearCookie, readCookie, setCookie } from "./cookies";
-import { errorText, log } from "../lib/log";
 
 /**
  * The browser session: a cookie `<userId>.<sid>.<secret>` naming a session in the user's session object.
@@ -46,13 +46,17 @@ export function sessionCookie(env: Env, request: Request, value: string | null):
 }
 
 /**
- * The session learns which clients it signed in to (for logout). Best effort: called when the code is issued and again
- * when it is redeemed, so one failure loses nothing, and it never takes a sign-in or tokens back; a failure is logged.
+ * The session learns which clients it signed in to (for logout). Best effort and off the response's path (it runs
+ * in `waitUntil`): called when the code is issued and again when it is redeemed, so one failure loses nothing, and it
+ * never takes a sign-in or tokens back; a failure is logged.
  */
-export async function recordSessionClient(env: Env, userId: string, sid: string, clientId: string): Promise<void> {
-  try {
-    await userSessionsFor(env, userId)?.recordClient(sid, clientId);
-  } catch (error) {
-    log("error", "session.record_client_failed", { error: errorText(error) });
-  }
+export function recordSessionClient(env: Env, ctx: ExecutionContext, userId: string, sid: string, clientId: string): void {
+  const recording = (async () => {
+    try {
+      await userSessionsFor(env, userId)?.recordClient(sid, clientId);
+    } catch (error) {
+      log("error", "session.record_client_failed", { error: errorText(error) });
+    }
+  })();
+  ctx.waitUntil(recording);
 }

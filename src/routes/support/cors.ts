@@ -1,5 +1,5 @@
-import type { Env } from "../env";
-import { renderError } from "./respond";
+import type { Env } from "../../env";
+import { renderError } from "./errors";
 
 /**
  * CORS for the back-channel endpoints that browser apps call directly (token, userinfo, revocation, introspection):
@@ -12,13 +12,13 @@ const CORS_HEADERS = {
   "access-control-expose-headers": "WWW-Authenticate, Retry-After, DPoP-Nonce",
 } as const;
 
-type Handler = (request: Request, env: Env) => Promise<Response>;
+type Handler = (request: Request, env: Env, ctx: ExecutionContext) => Promise<Response>;
 
 export function withCors(handler: Handler): Handler {
-  return async (request, env) => {
+  return async (request, env, ctx) => {
     let response: Response;
     try {
-      response = await handler(request, env);
+      response = await handler(request, env, ctx);
     } catch (error) {
       response = renderError(error);
     }

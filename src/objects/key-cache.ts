@@ -1,8 +1,8 @@
 import { createLocalJWKSet, errors, importJWK, jwtVerify, type JWK, type JWTPayload, type JWTVerifyOptions, type JWTVerifyResult } from "jose";
-import { loadConfig } from "./config";
-import type { Env } from "./env";
-import { SIGNING_ALGS, type Jwks, type SigningAlg } from "./objects/keys";
-import { keyManager } from "./objects/locate";
+import { loadConfig } from "../config";
+import type { Env } from "../env";
+import { SIGNING_ALGS, type Jwks, type SigningAlg } from "./key-manager";
+import { keyManager } from "./locate";
 
 /**
  * The Worker's view of the signing keys. The key manager object is the truth; this isolate keeps its answers for

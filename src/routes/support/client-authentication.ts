@@ -1,33 +1,18 @@
-import { createLocalJWKSet, createRemoteJWKSet, jwtVerify, type JSONWebKeySet, type JWTPayload } from "jose";
-import { getClient, type StoredClient } from "../db/clients";
-import type { Env } from "../env";
-import { jtiStoreFor } from "../objects/locate";
-import {
-  ASSERTION_CLOCK_TOLERANCE_SECONDS,
-  CLIENT_ASSERTION_ALGS,
-  assertionJtiWindow,
-  extractClientCredentials,
-  invalidClient,
-  secretMatches,
-  type CredentialParams,
-} from "../oauth/client-auth";
-import { OAuthError } from "../oauth/errors";
-import { param } from "./params";
+import { createLocalJWKSet, createRemoteJWKSet, type JSONWebKeySet, type JWTVerifyGetKey } from "jose";
+import { getClient, type StoredClient } from "../../db/clients";
+import type { Env } from "../../env";
+import { isLoopbackHostname } from "../../lib/loopback";
+import { jtiStoreFor } from "../../objects/locate";
+import { verifyClientAssertion } from "../../oauth/client-assertion";
+import { extractClientCredentials, invalidClient, secretMatches, type CredentialParams } from "../../oauth/client-auth";
+import { OAuthError } from "../../oauth/errors";
 import { clientAddress, enforceRateLimit } from "./rate-limit";
 
 /**
  * Client authentication at the back-channel endpoints (token, introspection, revocation): find the client in D1
  * (read on every request, C5), check it uses exactly its registered method, then check the credential.
- * Every failure is invalid_client, 401, with a Basic challenge (RFC 6749 §5.2).
+ * Every failure is invalid_client, 401 (RFC 6749 §5.2).
  */
-
-/** The client-authentication parameters every back-channel endpoint accepts (RFC 6749 §2.3.1, RFC 7523 §2.2); spread into each endpoint's schema. */
-export const clientAuthParams = {
-  client_id: param(256).optional(),
-  client_secret: param(512).optional(),
-  client_assertion: param(16 * 1024).optional(),
-  client_assertion_type: param(256).optional(),
-};
 
 export interface ClientAuthContext {
   /** The issuer identifier: the realm of the challenge and an accepted assertion audience. */
@@ -74,9 +59,21 @@ async function authenticate(env: Env, request: Request, params: CredentialParams
     case "client_secret_post":
       if (!(await secretMatches(presented.secret, client.secret_hash))) throw invalidClient("client authentication failed", realm);
       return client;
-    case "private_key_jwt":
-      await checkClientAssertion(env, client, presented.assertion, context);
+    case "private_key_jwt": {
+      const keys = clientKeySet(client);
+      if (keys === null) throw invalidClient("the client has no usable keys registered", realm);
+      const { jti, windowSeconds } = await verifyClientAssertion(presented.assertion, keys, {
+        clientId: client.client_id,
+        audience: [...new Set([context.issuer, `${context.issuer}/token`, context.endpointUrl])],
+        realm,
+        nowSeconds: Math.floor(Date.now() / 1000),
+      });
+      // C10: the assertion's jti is accepted once, remembered for as long as the assertion could be accepted.
+      const scope = `client_assertion:${client.client_id}`;
+      const fresh = await jtiStoreFor(env, scope).recordJti(scope, jti, { htu: context.endpointUrl }, windowSeconds);
+      if (!fresh) throw invalidClient("client_assertion was already used", realm);
       return client;
+    }
     case "none":
       if (context.confidentialOnly) throw invalidClient("this endpoint requires client authentication; a public client cannot use it", realm);
       // A public client proves nothing here; the authorization code's PKCE check binds the redemption (RFC 7636).
@@ -84,21 +81,18 @@ async function authenticate(env: Env, request: Request, params: CredentialParams
   }
 }
 
-
-type KeySet = ReturnType<typeof createLocalJWKSet> | ReturnType<typeof createRemoteJWKSet>;
-
 /** Remote key sets by URI: jose caches the keys and refetches on an unknown kid (with a cooldown). */
-const remoteKeySets = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
+const remoteKeySets = new Map<string, JWTVerifyGetKey>();
 const MAX_REMOTE_KEY_SETS = 256;
 
-function remoteKeySet(uri: string): ReturnType<typeof createRemoteJWKSet> | null {
+function remoteKeySet(uri: string): JWTVerifyGetKey | null {
   let url: URL;
   try {
     url = new URL(uri);
   } catch {
     return null;
   }
-  if (url.protocol !== "https:" && url.hostname !== "localhost" && url.hostname !== "127.0.0.1") return null;
+  if (url.protocol !== "https:" && !(url.protocol === "http:" && isLoopbackHostname(url.hostname))) return null;
   let set = remoteKeySets.get(url.href);
   if (!set) {
     if (remoteKeySets.size >= MAX_REMOTE_KEY_SETS) remoteKeySets.clear();
@@ -108,38 +102,10 @@ function remoteKeySet(uri: string): ReturnType<typeof createRemoteJWKSet> | null
   return set;
 }
 
-function clientKeySet(client: StoredClient): KeySet | null {
+function clientKeySet(client: StoredClient): JWTVerifyGetKey | null {
   if (client.jwks && Array.isArray(client.jwks.keys) && client.jwks.keys.length > 0) {
     return createLocalJWKSet(client.jwks as unknown as JSONWebKeySet);
   }
   if (client.jwks_uri) return remoteKeySet(client.jwks_uri);
   return null;
-}
-
-/**
- * RFC 7523 §3: signed by a key of the client (its `jwks` or `jwks_uri`), iss = sub = client_id, aud names this
- * server (the issuer, the token endpoint, or the endpoint being called), exp in the future, and a jti never seen
- * before within the assertion's lifetime (recorded in the jti store under `client_assertion:<client_id>`).
- */
-async function checkClientAssertion(env: Env, client: StoredClient, assertion: string, context: ClientAuthContext): Promise<void> {
-  const realm = context.issuer;
-  const keys = clientKeySet(client);
-  if (keys === null) throw invalidClient("the client has no usable keys registered", realm);
-  let payload: JWTPayload;
-  try {
-    ({ payload } = await jwtVerify(assertion, keys, {
-      algorithms: CLIENT_ASSERTION_ALGS,
-      issuer: client.client_id,
-      subject: client.client_id,
-      audience: [...new Set([context.issuer, `${context.issuer}/token`, context.endpointUrl])],
-      requiredClaims: ["exp", "jti"],
-      clockTolerance: ASSERTION_CLOCK_TOLERANCE_SECONDS,
-    }));
-  } catch {
-    throw invalidClient("client_assertion is invalid", realm);
-  }
-  const { jti, windowSeconds } = assertionJtiWindow(payload, Math.floor(Date.now() / 1000), realm);
-  const scope = `client_assertion:${client.client_id}`;
-  const fresh = await jtiStoreFor(env, scope).recordJti(scope, jti, { htu: context.endpointUrl }, windowSeconds);
-  if (!fresh) throw invalidClient("client_assertion was already used", realm);
 }

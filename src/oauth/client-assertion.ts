@@ -1,0 +1,63 @@
+import { jwtVerify, type JWTPayload, type JWTVerifyGetKey } from "jose";
+import { invalidClient } from "./client-auth";
+
+/**
+ * RFC 7523 §3: a `private_key_jwt` client assertion. No I/O of its own: the client's keys come in as a jose key
+ * resolver (its registered `jwks`, or its `jwks_uri` fetched by the caller's resolver), and the caller records the
+ * returned jti as used for the returned window (C10).
+ */
+
+/** Algorithms accepted on client assertions: asymmetric only (never `none`, never an HMAC over a secret we only hold hashed). */
+export const CLIENT_ASSERTION_ALGS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"];
+
+/** An assertion may live at most this long from now: its jti is remembered for that long, so no replay outlives the record. */
+export const MAX_ASSERTION_LIFETIME_SECONDS = 600;
+/** Clock skew tolerated on exp / nbf / iat of assertions. */
+export const ASSERTION_CLOCK_TOLERANCE_SECONDS = 30;
+const MAX_JTI_LENGTH = 200;
+
+export interface AssertionExpectation {
+  clientId: string;
+  /** The audiences that name this server (the issuer, the token endpoint, the endpoint being called). */
+  audience: string[];
+  /** The realm of the invalid_client challenge. */
+  realm: string;
+  nowSeconds: number;
+}
+
+/**
+ * Signed by a key of the client, iss = sub = client_id, aud names this server, exp in the future and not too far
+ * away, and a jti. Returns the jti and how long (seconds) it must be remembered; any failure is invalid_client.
+ */
+export async function verifyClientAssertion(assertion: string, keys: JWTVerifyGetKey, expected: AssertionExpectation): Promise<{ jti: string; windowSeconds: number }> {
+  let payload: JWTPayload;
+  try {
+    ({ payload } = await jwtVerify(assertion, keys, {
+      algorithms: CLIENT_ASSERTION_ALGS,
+      issuer: expected.clientId,
+      subject: expected.clientId,
+      audience: expected.audience,
+      requiredClaims: ["exp", "jti"],
+      clockTolerance: ASSERTION_CLOCK_TOLERANCE_SECONDS,
+      currentDate: new Date(expected.nowSeconds * 1000),
+    }));
+  } catch {
+    throw invalidClient("client_assertion is invalid", expected.realm);
+  }
+  return assertionJtiWindow(payload, expected.nowSeconds, expected.realm);
+}
+
+/**
+ * RFC 7523 §3 checks on a verified assertion that jose does not do by itself: a jti is present and bounded, the
+ * expiry is not further away than the jti is remembered. Returns how long (seconds) the jti must be remembered.
+ */
+function assertionJtiWindow(payload: JWTPayload, nowSeconds: number, realm: string): { jti: string; windowSeconds: number } {
+  if (typeof payload.jti !== "string" || payload.jti.length === 0 || payload.jti.length > MAX_JTI_LENGTH) {
+    throw invalidClient("client_assertion must carry a jti", realm);
+  }
+  if (typeof payload.exp !== "number") throw invalidClient("client_assertion must carry exp", realm);
+  const remaining = payload.exp - nowSeconds;
+  if (remaining > MAX_ASSERTION_LIFETIME_SECONDS) throw invalidClient("client_assertion expires too far in the future", realm);
+  // Remembered until it can no longer be accepted (expiry plus the tolerated skew).
+  return { jti: payload.jti, windowSeconds: Math.max(1, remaining + ASSERTION_CLOCK_TOLERANCE_SECONDS) };
+}

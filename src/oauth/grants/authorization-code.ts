@@ -1,0 +1,94 @@
+import { parseScope } from "../../lib/scope";
+import { invalidGrant, invalidRequest } from "../errors";
+import { issuesRefreshToken, scopeStillGrantable } from "../scope-policy";
+import type { Grant, TokenResponse } from "./context";
+import { issueAccessToken, issueIdToken } from "./issue";
+
+/**
+ * RFC 6749 §4.1.3: the code is consumed once, with client, redirect URI and PKCE checked in the same step (C1); a
+ * code used twice revokes what it produced (§4.1.2). The user is read beside the grant's creation, not before it.
+ */
+export const authorizationCodeGrant: Grant = async (context) => {
+  const { config, client, params, storage } = context;
+  if (params.code === undefined) throw invalidRequest("code is required");
+  // The grant id is fixed before the code is consumed and stored with it, so a replay can find and revoke the grant.
+  const grantId = storage.newGrantId();
+  const result = await storage.redeemCode(
+    params.code,
+    { clientId: client.client_id, redirectUri: params.redirect_uri ?? null, codeVerifier: params.code_verifier ?? null },
+    { grantId },
+  );
+  if (result === null) throw invalidGrant("the authorization code is invalid");
+  switch (result.status) {
+    case "consumed":
+      // RFC 6749 §4.1.2: a code used twice revokes what it produced (C1), even if that grant is still being created.
+      if (result.outcome !== null) await storage.revokeGrant(result.outcome.grantId, "authorization code replay", client.client_id);
+      throw invalidGrant("the authorization code was already used");
+    case "rejected":
+      throw invalidGrant(result.reason);
+    case "expired":
+      throw invalidGrant("the authorization code has expired");
+    case "unknown":
+      throw invalidGrant("the authorization code is invalid");
+    case "ok":
+      break;
+  }
+  const code = result.value;
+  // RFC 9700 §2.1.1: a public client proves nothing but PKCE. /authorize requires a challenge from public clients;
+  // a code without one (a client that was confidential when the code was issued, say) is not redeemed by it.
+  if (client.token_endpoint_auth_method === "none" && code.codeChallenge === null) throw invalidGrant("PKCE is required for public clients");
+  // RFC 9449 §10: a code bound to a DPoP key needs a proof from that key; this endpoint does not take DPoP proofs yet.
+  if (code.dpopJkt !== null) throw invalidGrant("the authorization code is bound to a DPoP key");
+
+  // C5: the code was issued under the registration of then; what it yields is bounded by the registration of now.
+  const scope = scopeStillGrantable(code.scope, client);
+  const scopes = parseScope(scope) ?? [];
+  const issueRefresh = issuesRefreshToken(client.grant_types, scopes);
+  const [user, created] = await Promise.all([
+    storage.findUser(code.sub),
+    storage.createGrant({
+      familyId: grantId,
+      clientId: client.client_id,
+      sub: code.sub,
+      scope,
+      sid: code.sid,
+      authTime: code.authTime,
+      amr: code.amr,
+      acr: code.acr,
+      claims: code.claims,
+      dpopJkt: null,
+      issueRefreshToken: issueRefresh,
+      // Without a refresh token the grant only anchors the access token: it lives as long as that token.
+      ...(issueRefresh ? {} : { lifetimeSeconds: config.accessTokenTtl + 60 }),
+    }),
+  ]);
+  if (created.status === "exists") throw new Error("a fresh grant id was already taken");
+  if (user === null || user.disabled) {
+    // The grant was made beside the lookup; it must not outlive this refusal.
+    await storage.revokeGrant(grantId, "user no longer active", client.client_id);
+    throw invalidGrant("the user is no longer active");
+  }
+  // `revoked`: a concurrent replay of this code got to the grant first (C1). The redemption that consumed the code
+  // still answers 200, exactly as if the replay had come a moment later: the tokens below belong to a revoked grant
+  // and are refused everywhere (no refresh token exists for it).
+  const refresh = created.status === "created" ? created.refreshToken : null;
+
+  if (code.sid !== null) storage.recordSessionClient(code.sub, code.sid, client.client_id);
+
+  const accessToken = await issueAccessToken(context, { sub: code.sub, scope, grantId, authTime: code.authTime });
+  const body: TokenResponse = { access_token: accessToken, token_type: "Bearer", expires_in: config.accessTokenTtl, scope };
+  if (scopes.includes("openid")) {
+    body.id_token = await issueIdToken(context, user, {
+      scope,
+      authTime: code.authTime,
+      nonce: code.nonce,
+      sid: code.sid,
+      amr: code.amr,
+      acr: code.acr,
+      claims: code.claims,
+      accessToken,
+    });
+  }
+  if (refresh !== null) body.refresh_token = refresh;
+  return body;
+};

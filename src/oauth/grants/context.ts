@@ -1,0 +1,48 @@
+import type { Config } from "../../config";
+import type { StoredClient } from "../../db/clients";
+import type { User } from "../../db/users";
+import type { AuthorizationCodeGrant, CodeOutcome, CodeRedemption } from "../../objects/auth-codes";
+import type { SigningAlg } from "../../objects/key-manager";
+import type { ConsumeResult } from "../../objects/single-use-store";
+import type { CreateFamilyResult, FamilyInit, RotateRequest, RotateResult } from "../../objects/token-family";
+import type { SigningKey } from "../tokens";
+import type { TokenRequest } from "./request";
+
+/**
+ * What a grant works with. The grants hold the protocol rules and do no I/O of their own: everything stateful goes
+ * through `GrantStorage`, which routes/support/grant-storage.ts wires to the Durable Objects and D1.
+ */
+export interface GrantStorage {
+  /** C1: consumes the code, with client, redirect URI and PKCE checked in the same step. Null: not one of our codes. */
+  redeemCode(code: string, redemption: CodeRedemption, outcome: CodeOutcome): Promise<ConsumeResult<AuthorizationCodeGrant, CodeOutcome> | null>;
+  newGrantId(): string;
+  createGrant(init: FamilyInit): Promise<CreateFamilyResult>;
+  /** C3: rotation, reuse detection and scope narrowing, atomically in the grant's object. */
+  rotateRefreshToken(refreshToken: string, request: RotateRequest): Promise<RotateResult>;
+  revokeGrant(grantId: string, reason: string, actor: string): Promise<void>;
+  findUser(sub: string): Promise<User | null>;
+  signingKey(alg?: SigningAlg): Promise<SigningKey>;
+  /** Best effort and off the response's path: the session learns the client it signed in to (for logout). */
+  recordSessionClient(userId: string, sid: string, clientId: string): void;
+}
+
+export interface GrantContext {
+  config: Config;
+  issuer: string;
+  /** The authenticated client, registered for this grant type. */
+  client: StoredClient;
+  params: TokenRequest;
+  storage: GrantStorage;
+}
+
+/** RFC 6749 §5.1. */
+export interface TokenResponse {
+  access_token: string;
+  token_type: "Bearer";
+  expires_in: number;
+  scope?: string;
+  id_token?: string;
+  refresh_token?: string;
+}
+
+export type Grant = (context: GrantContext) => Promise<TokenResponse>;

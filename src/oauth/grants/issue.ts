@@ -1,0 +1,63 @@
+import type { User } from "../../db/users";
+import { filterClaims, releasedClaimNames, storedClaimsRequest, userClaimValues } from "../claims";
+import { mintAccessToken, mintIdToken } from "../tokens";
+import type { GrantContext } from "./context";
+
+/** The tokens every grant issues, minted the same way whichever grant asked. */
+
+export interface AccessTokenFacts {
+  sub: string;
+  scope: string;
+  grantId: string;
+  authTime: number | null;
+}
+
+/** RFC 9068: signed with the current default key; the JWT `exp` and `expires_in` come from one lifetime. */
+export async function issueAccessToken({ config, issuer, client, storage }: GrantContext, facts: AccessTokenFacts): Promise<string> {
+  const access = await mintAccessToken(await storage.signingKey(), {
+    issuer,
+    clientId: client.client_id,
+    sub: facts.sub,
+    scope: facts.scope,
+    grantId: facts.grantId,
+    authTime: facts.authTime,
+    ttlSeconds: config.accessTokenTtl,
+  });
+  return access.token;
+}
+
+export interface IdTokenFacts {
+  /** The scope granted to this token response: it bounds the user claims the ID token may carry (C17). */
+  scope: string;
+  authTime: number;
+  nonce: string | null;
+  sid: string | null;
+  amr: string[];
+  acr: string | null;
+  claims: string | null;
+  accessToken: string;
+}
+
+/**
+ * OIDC Core §3.1.3.6 / §2. Signed with the client's registered `id_token_signed_response_alg` or the default.
+ * Per §5.4, the scope claims go to userinfo (an access token is always issued here); the ID token carries only
+ * the user claims asked for in the `claims` request's id_token member (§5.5) that the granted scope covers.
+ */
+export async function issueIdToken({ config, issuer, client, storage }: GrantContext, user: User, facts: IdTokenFacts): Promise<string> {
+  const alg = client.id_token_signed_response_alg ?? config.defaultSigningAlg;
+  const released = releasedClaimNames(facts.scope, storedClaimsRequest(facts.claims), "id_token");
+  const { sub: _sub, ...claims } = filterClaims(user.id, userClaimValues(user), released);
+  return mintIdToken(await storage.signingKey(alg), {
+    issuer,
+    clientId: client.client_id,
+    sub: user.id,
+    authTime: facts.authTime,
+    nonce: facts.nonce,
+    sid: facts.sid,
+    amr: facts.amr,
+    acr: facts.acr,
+    accessToken: facts.accessToken,
+    ttlSeconds: config.idTokenTtl,
+    claims,
+  });
+}

@@ -1,0 +1,59 @@
+import { parseScope } from "../../lib/scope";
+import { invalidGrant, invalidRequest, invalidScope } from "../errors";
+import { allowedScopes } from "../scope-policy";
+import type { Grant, TokenResponse } from "./context";
+import { issueAccessToken, issueIdToken } from "./issue";
+
+/**
+ * RFC 6749 §6: one call to the grant's object rotates the token, detects reuse and narrows the scope to what the
+ * client may be granted now (C3, C5), atomically; a refused refresh spends nothing.
+ */
+export const refreshTokenGrant: Grant = async (context) => {
+  const { config, client, params, storage } = context;
+  if (params.refresh_token === undefined) throw invalidRequest("refresh_token is required");
+  const result = await storage.rotateRefreshToken(params.refresh_token, {
+    clientId: client.client_id,
+    scope: params.scope ?? null,
+    dpopJkt: null,
+    allowedScope: allowedScopes(client),
+  });
+  switch (result.status) {
+    case "invalid_scope":
+      throw invalidScope(result.reason ?? "the requested scope exceeds the scope originally granted");
+    case "reused":
+      throw invalidGrant("the refresh token was already used; the grant is revoked");
+    case "revoked":
+      throw invalidGrant("the grant was revoked");
+    case "expired":
+      throw invalidGrant("the refresh token has expired");
+    case "rejected":
+      throw invalidGrant(result.reason);
+    case "unknown":
+      throw invalidGrant("the refresh token is invalid");
+    case "ok":
+      break;
+  }
+  const grant = result.family;
+  const user = await storage.findUser(grant.sub);
+  if (user === null || user.disabled) {
+    await storage.revokeGrant(grant.familyId, "user no longer active", client.client_id);
+    throw invalidGrant("the user is no longer active");
+  }
+  const accessToken = await issueAccessToken(context, { sub: grant.sub, scope: result.scope, grantId: grant.familyId, authTime: grant.authTime });
+  const body: TokenResponse = { access_token: accessToken, token_type: "Bearer", expires_in: config.accessTokenTtl, scope: result.scope };
+  // OIDC Core §12.2: a new ID token with the original auth_time (and no nonce).
+  if ((parseScope(result.scope) ?? []).includes("openid")) {
+    body.id_token = await issueIdToken(context, user, {
+      scope: result.scope,
+      authTime: grant.authTime ?? Math.floor(grant.createdAt / 1000),
+      nonce: null,
+      sid: grant.sid,
+      amr: grant.amr,
+      acr: grant.acr,
+      claims: grant.claims,
+      accessToken,
+    });
+  }
+  body.refresh_token = result.refreshToken;
+  return body;
+};

@@ -1,0 +1,55 @@
+import { getClient } from "../../db/clients";
+import { getUser, type User } from "../../db/users";
+import type { Env } from "../../env";
+import { verifyWithPublishedKeys } from "../../objects/key-cache";
+import { tokenFamilyFor } from "../../objects/locate";
+import type { FamilyInfo } from "../../objects/token-family";
+import { bearerInvalidRequest, bearerTokenOf, presentedToken } from "../../oauth/bearer";
+import { OAuthError } from "../../oauth/errors";
+import { grantHasUser, whyTokenIsNotGood } from "../../oauth/token-validity";
+import { verifyAccessToken, type AccessTokenClaims } from "../../oauth/tokens";
+import { mediaTypeOf, readParams } from "./params";
+
+/**
+ * Where access tokens are validated: the token a request presents (RFC 6750), and whether it is still good (C23) —
+ * signature, issuer, audience and expiry (RFC 9068), then its grant, its own revocation, its client and its user,
+ * gathered in one round trip (the grant's object and D1 in parallel) and judged by `whyTokenIsNotGood`.
+ */
+
+export interface ActiveAccessToken {
+  claims: AccessTokenClaims;
+  grant: FamilyInfo;
+  /** The user the token speaks for; null for a client's own token (client_credentials). */
+  user: User | null;
+}
+
+/** The access token of a request: `Authorization: Bearer` or, for a POST form, `access_token` (§2.1, §2.2), never both. */
+export async function readAccessToken(request: Request, realm: string): Promise<string | null> {
+  const fromHeader = bearerTokenOf(request.headers.get("authorization"), realm);
+  let fromBody: string | null = null;
+  if (request.method === "POST" && mediaTypeOf(request) === "application/x-www-form-urlencoded") {
+    let params: Record<string, string>;
+    try {
+      params = await readParams(request, "body");
+    } catch (error) {
+      if (error instanceof OAuthError) throw bearerInvalidRequest(realm, error.description ?? "the request is malformed");
+      throw error;
+    }
+    fromBody = params.access_token ?? null;
+  }
+  return presentedToken(fromHeader, fromBody, realm);
+}
+
+/** The token's facts when it is still good, else null. */
+export async function activeAccessToken(env: Env, issuer: string, token: string): Promise<ActiveAccessToken | null> {
+  const claims = await verifyAccessToken((jwt, options) => verifyWithPublishedKeys(env, jwt, options), issuer, token);
+  if (claims === null) return null;
+  const family = tokenFamilyFor(env, claims.gid);
+  if (family === null) return null;
+  // A user's token carries auth_time; a client's own token (client_credentials) does not and has no user to read.
+  const userLookup = claims.auth_time !== undefined ? getUser(env.DB, claims.sub) : Promise.resolve(undefined);
+  const [grant, client, user] = await Promise.all([family.checkAccessToken(claims.jti), getClient(env.DB, claims.client_id), userLookup]);
+  const facts = { claims, grant, clientExists: client !== null, user: grant.active && grantHasUser(grant.grant) ? (user ?? null) : undefined };
+  if (whyTokenIsNotGood(facts) !== null || !grant.active) return null;
+  return { claims, grant: grant.grant, user: user ?? null };
+}

@@ -1,0 +1,125 @@
+import { issuerOf, loadConfig } from "../../config";
+import type { Client } from "../../db/clients";
+import { grantedScopes, rememberConsent } from "../../db/consents";
+import type { Env } from "../../env";
+import { log } from "../../lib/log";
+import type { AuthorizationCodeGrant } from "../../objects/auth-codes";
+import { authCodeStoreFor, newAuthCodeId } from "../../objects/locate";
+import { consentRequired } from "../../oauth/authorize/check-consent";
+import type { PendingAuthorization } from "../../oauth/authorize/pending";
+import { UntrustedRequestError, type ResponseTarget } from "../../oauth/authorize/request";
+import { signInRequired } from "../../oauth/authorize/sign-in";
+import { OAuthError } from "../../oauth/errors";
+import { grantableScope } from "../../oauth/scope-policy";
+import { currentSession, recordSessionClient, type CurrentSession } from "./browser-session";
+import { completeInteraction, startInteraction } from "./interactions";
+import { authorizationResponse, redirectResponse } from "./respond";
+
+/**
+ * The authorization decision (OIDC Core §3.1.2), taken after a valid /authorize request and again after each step the
+ * user takes (sign-in, consent): sign in if the checks say so, consent if needed, else the code. prompt=none turns
+ * each needed step into its error (§3.1.2.6).
+ */
+
+/** RFC 6749 §4.1.2.1 error_description: printable ASCII except `"` and `\`. */
+function safeDescription(text: string): string {
+  return text.replace(/[^\x20\x21\x23-\x5B\x5D-\x7E]/g, "").slice(0, 200);
+}
+
+/** An error for the client, at its registered redirect URI, with state and iss (RFC 9207). */
+export function authorizationError(issuer: string, target: ResponseTarget, error: OAuthError): Response {
+  const params: Record<string, string> = { error: error.code };
+  if (error.description) params.error_description = safeDescription(error.description);
+  if (target.state !== null) params.state = target.state;
+  params.iss = issuer;
+  return authorizationResponse(target.redirectUri, target.responseMode, params);
+}
+
+/** Runs `step`; OAuth errors go to the client's redirect URI, except those that must only be shown to the user. */
+export async function answeringClient<T>(issuer: string, target: ResponseTarget, step: () => Promise<T>): Promise<T | Response> {
+  try {
+    return await step();
+  } catch (error) {
+    if (error instanceof OAuthError && !(error instanceof UntrustedRequestError) && error.code !== "rate_limited") {
+      return authorizationError(issuer, target, error);
+    }
+    throw error;
+  }
+}
+
+export async function continueAuthorization(
+  env: Env,
+  ctx: ExecutionContext,
+  request: Request,
+  client: Client,
+  pending: PendingAuthorization,
+  interactionId: string | null,
+  options: { consentGiven: boolean },
+): Promise<Response> {
+  const scope = grantableScope(pending.scope, client); // the client's registration now, not when the request arrived (C5)
+  const session = await currentSession(env, request);
+  const promptNone = pending.prompt.includes("none");
+
+  const signIn = signInRequired(pending, session && { userId: session.userId, createdAt: session.session.createdAt, authTime: session.session.authTime }, Date.now());
+  if (signIn !== null) {
+    log("info", "authorize.sign_in_required", { reason: signIn, client_id: client.client_id, prompt_none: promptNone });
+    if (promptNone) throw new OAuthError("login_required", "the user must sign in");
+    const id = interactionId ?? (await startInteraction(env, pending));
+    return redirectResponse(`/login?interaction=${encodeURIComponent(id)}`);
+  }
+  const user = session!;
+  if (pending.idTokenHintSub !== null && pending.idTokenHintSub !== user.userId) {
+    // Signed in just now, as someone else than the hint names (OIDC Core §3.1.2.1).
+    throw new OAuthError("login_required", "the signed-in user is not the one id_token_hint names");
+  }
+
+  if (!options.consentGiven) {
+    const consent = await consentRequired(pending, client, scope, () => grantedScopes(env.DB, user.userId, client.client_id));
+    if (consent !== null) {
+      if (promptNone) throw new OAuthError("consent_required", "the user must consent");
+      const id = interactionId ?? (await startInteraction(env, pending));
+      return redirectResponse(`/consent?interaction=${encodeURIComponent(id)}`);
+    }
+  }
+  return issueCode(env, ctx, request, client, { ...pending, scope }, user, interactionId, options.consentGiven);
+}
+
+async function issueCode(
+  env: Env,
+  ctx: ExecutionContext,
+  request: Request,
+  client: Client,
+  pending: PendingAuthorization,
+  user: CurrentSession,
+  interactionId: string | null,
+  consentGiven: boolean,
+): Promise<Response> {
+  const config = loadConfig(env);
+  if (consentGiven) await rememberConsent(env.DB, user.userId, client.client_id, pending.scope.split(" "));
+  const grant: AuthorizationCodeGrant = {
+    clientId: client.client_id,
+    redirectUri: pending.redirectUri,
+    sub: user.userId,
+    scope: pending.scope,
+    codeChallenge: pending.codeChallenge,
+    nonce: pending.nonce,
+    sid: user.sid,
+    authTime: user.session.authTime,
+    amr: user.session.amr,
+    // One authentication level, no acr values defined: nothing requested in acr_values is claimed as satisfied.
+    acr: user.session.acr,
+    claims: pending.claims,
+    dpopJkt: null,
+  };
+  // C12: the code is stored before the interaction is used up, so a failure here leaves the request open for a retry.
+  // A stored code whose interaction another submission used first is never sent anywhere; it just expires.
+  const code = newAuthCodeId(env);
+  const { stored } = await authCodeStoreFor(env, code)!.put(code, grant, config.authCodeTtl);
+  if (!stored) throw new Error("authorization code collision");
+  if (interactionId !== null) await completeInteraction(env, interactionId, { sessionId: user.sid, userId: user.userId });
+  recordSessionClient(env, ctx, user.userId, user.sid, client.client_id);
+  const params: Record<string, string> = { code };
+  if (pending.state !== null) params.state = pending.state;
+  params.iss = issuerOf(env, request);
+  return authorizationResponse(pending.redirectUri, pending.responseMode, params);
+}
