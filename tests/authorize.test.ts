@@ -1,7 +1,8 @@
 import { env } from "cloudflare:test";
-import { challengeStoreFor, userSessionsFor } from "../src/objects/locate";
+import { authCodeStoreFor, challengeStoreFor, userSessionsFor } from "../src/objects/locate";
 import { parseSessionCookie } from "../src/objects/sessions";
 import type { Env } from "../src/env";
+import { authorize } from "../src/routes/authorize";
 import { submitConsent } from "../src/routes/consent";
 import { finishEmailLogin } from "../src/routes/login";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -301,6 +302,50 @@ describe("hostile input", () => {
     expect(limited[0]!.headers.get("location")).toBeNull();
     // Another address is not affected.
     expect((await new Browser().get(authorizeUrl(params))).status).toBe(303);
+  });
+});
+
+describe("lifetimes that /authorize applies", () => {
+  /** A browser's GET as the Worker would receive it, for calling the handler with other settings. */
+  function getOf(browser: Browser, path: string): Request {
+    const cookie = [...browser.cookies].map(([name, value]) => `${name}=${value}`).join("; ");
+    return new Request(new URL(path, ORIGIN), { headers: { cookie, "cf-connecting-ip": browser.ip } });
+  }
+
+  it("a code lives exactly authCodeTtl, the setting in force", async () => {
+    const client = await makeClient();
+    const { browser } = await signedInBrowser(client.client_id);
+    vi.useFakeTimers({ toFake: ["Date"] });
+    const now = Date.now();
+    vi.setSystemTime(now);
+    const codeOf = (response: Response) => responseParams(response).params.get("code")!;
+    const { params } = await authorizeParams(client.client_id, { prompt: "none" });
+    const code = codeOf(await browser.get(authorizeUrl(params)));
+    expect(await authCodeStoreFor(env, code)!.peek(code)).toMatchObject({ status: "active", expiresAt: now + loadConfig(env).authCodeTtl * 1000 });
+
+    const { params: again } = await authorizeParams(client.client_id, { prompt: "none" });
+    const other = codeOf(await authorize(getOf(browser, authorizeUrl(again)), { ...env, AUTH_CODE_TTL: "90" } as Env));
+    expect(await authCodeStoreFor(env, other)!.peek(other)).toMatchObject({ status: "active", expiresAt: now + 90_000 });
+  });
+
+  it("an interaction lives interactionTtl, never less than the link's lifetime plus 10 minutes", async () => {
+    const client = await makeClient();
+    const browser = new Browser();
+    vi.useFakeTimers({ toFake: ["Date"] });
+    const now = Date.now();
+    vi.setSystemTime(now);
+    const { interactionTtl, magicLinkTtl } = loadConfig(env);
+    const cases: Array<[Record<string, string>, number]> = [
+      [{}, interactionTtl],
+      [{ INTERACTION_TTL: "60" }, magicLinkTtl + 600],
+      [{ MAGIC_LINK_TTL: String(interactionTtl) }, interactionTtl + 600],
+    ];
+    for (const [settings, seconds] of cases) {
+      const { params } = await authorizeParams(client.client_id);
+      const response = await authorize(getOf(browser, authorizeUrl(params)), { ...env, ...settings } as Env);
+      const id = new URL(response.headers.get("location")!, ORIGIN).searchParams.get("interaction")!;
+      expect(await challengeStoreFor(env, id)!.peek(id), JSON.stringify(settings)).toMatchObject({ status: "active", expiresAt: now + seconds * 1000 });
+    }
   });
 });
 
