@@ -398,6 +398,25 @@ describe("sessions: prompt, max_age, id_token_hint (C16)", () => {
     expect((await browser.get(authorizeUrl(interactive))).headers.get("location")).toMatch(/^\/login\?/);
   });
 
+  it("using a session slides its idle expiry: used within the idle window, it still counts past the original idle expiry", async () => {
+    const client = await makeClient();
+    vi.useFakeTimers({ toFake: ["Date"] });
+    const t0 = Date.UTC(2030, 0, 3, 12, 0, 0);
+    vi.setSystemTime(t0);
+    const used = await signedInBrowser(client.client_id);
+    const unused = await signedInBrowser(client.client_id);
+    const idle = loadConfig(env).sessionIdleTtl * 1000;
+    const silently = async (browser: Browser) => {
+      const { params } = await authorizeParams(client.client_id, { prompt: "none" });
+      return responseParams(await browser.get(authorizeUrl(params))).params;
+    };
+    vi.setSystemTime(t0 + idle / 2);
+    expect((await silently(used.browser)).get("code")).toBeTruthy();
+    vi.setSystemTime(t0 + idle + 60_000);
+    expect((await silently(used.browser)).get("code")).toBeTruthy();
+    expect((await silently(unused.browser)).get("error")).toBe("login_required");
+  });
+
   it("prompt=login forces a new sign-in even with a session; the code carries the new auth_time and session", async () => {
     const client = await makeClient();
     vi.useFakeTimers({ toFake: ["Date"] });
