@@ -294,6 +294,9 @@ describe("hostile input", () => {
     const { params } = await authorizeParams(client.client_id, { prompt: "none" });
     const browser = new Browser();
     const limit = loadConfig(env).rateLimitAuthorize;
+    // A frozen clock inside one window, so the count is exact.
+    vi.useFakeTimers({ toFake: ["Date"] });
+    vi.setSystemTime((Math.floor(Date.now() / 60_000) + 1) * 60_000 + 1000);
     const responses = await Promise.all(Array.from({ length: limit + 5 }, () => browser.get(authorizeUrl(params))));
     const limited = responses.filter((r) => r.status === 429);
     expect(limited).toHaveLength(5);
