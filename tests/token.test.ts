@@ -34,6 +34,12 @@ function decodePayload(jwt: string): Record<string, unknown> {
   return JSON.parse(atob(jwt.split(".")[1]!.replace(/-/g, "+").replace(/_/g, "/")));
 }
 
+/** `expires_in` of a token response and the lifetime its access token JWT states (exp − iat): they must agree. */
+function accessLifetimes(tokens: Tokens): [number, number] {
+  const { exp, iat } = decodePayload(tokens.access_token) as { exp: number; iat: number };
+  return [tokens.expires_in, exp - iat];
+}
+
 describe("authorization_code grant", () => {
   it("exchanges a code for an access token, an ID token and a refresh token (client_secret_basic)", async () => {
     const rp = await makeClient();
@@ -49,7 +55,7 @@ describe("authorization_code grant", () => {
     expect(response.headers.get("cache-control")).toBe("no-store");
     const tokens = await response.json<Tokens>();
     expect(tokens.token_type).toBe("Bearer");
-    expect(tokens.expires_in).toBe(config.accessTokenTtl);
+    expect(accessLifetimes(tokens)).toEqual([config.accessTokenTtl, config.accessTokenTtl]);
     expect(tokens.scope).toBe("openid profile email offline_access");
     expect(tokens.refresh_token).toMatch(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$/);
 
@@ -381,6 +387,7 @@ describe("refresh_token grant", () => {
     const second = await response.json<Tokens>();
     expect(second.refresh_token).not.toBe(first.refresh_token);
     expect(second.scope).toBe(first.scope);
+    expect(accessLifetimes(second)).toEqual([config.accessTokenTtl, config.accessTokenTtl]);
     const { payload } = await verifyIdToken(second.id_token!, rp.clientId);
     expect(payload).toMatchObject({ sub: user.id, auth_time: 1_700_000_000, sid: "sid-zyxwvutsrqpo", at_hash: await halfHash(second.access_token) });
     expect(payload.nonce).toBeUndefined();
@@ -479,6 +486,7 @@ describe("client_credentials grant", () => {
     expect(response.status).toBe(200);
     const tokens = await response.json<Tokens>();
     expect(tokens.scope).toBe("reports:read reports:write");
+    expect(accessLifetimes(tokens)).toEqual([config.accessTokenTtl, config.accessTokenTtl]);
     expect(tokens.id_token).toBeUndefined();
     expect(tokens.refresh_token).toBeUndefined();
     const claims = decodePayload(tokens.access_token);
