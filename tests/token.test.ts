@@ -1,4 +1,4 @@
-import { SELF, env } from "cloudflare:test";
+import { SELF, env, runDurableObjectAlarm } from "cloudflare:test";
 import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair, type CryptoKey, type JWK } from "jose";
 import { describe, expect, it, vi } from "vitest";
 import { loadConfig } from "../src/config";
@@ -6,6 +6,8 @@ import { patchClient } from "./helpers/clients";
 import { rateLimiterFor, tokenFamilyFor, userSessionsFor } from "../src/objects/locate";
 import { newSessionId } from "../src/objects/sessions";
 import { JWT_BEARER_ASSERTION_TYPE, hashClientSecret } from "../src/oauth/client-auth";
+import type { Env } from "../src/env";
+import { token } from "../src/routes/token";
 import { halfHash } from "../src/oauth/tokens";
 import {
   ISSUER,
@@ -509,6 +511,64 @@ describe("client_credentials grant", () => {
     expect((await errorOf(await postAs(spa, "/token", { grant_type: "client_credentials" }))).error).toBe("unauthorized_client");
     const rp = await makeClient();
     expect((await errorOf(await postAs(rp, "/token", { grant_type: "client_credentials" }))).error).toBe("unauthorized_client");
+  });
+});
+
+describe("a grant without a refresh token (C15)", () => {
+  /** The token family (grant) an access token belongs to. */
+  const familyOf = (tokens: Tokens) => tokenFamilyFor(env, decodePayload(tokens.access_token).gid as string)!;
+
+  it("is stored for accessTokenTtl + 60 s: still there a moment before, purged by the alarm at that time", async () => {
+    const rp = await makeClient();
+    const api = await makeClient({ grant_types: ["client_credentials"], scope: "reports:read" });
+    const user = await makeUser();
+    // A day ahead of the runtime's clock: no alarm fires by itself mid-test, only the ones the test runs.
+    const start = Date.now() + 86_400_000;
+    vi.useFakeTimers({ toFake: ["Date"] });
+    try {
+      vi.setSystemTime(start);
+      const online = await redeem(rp, await makeCode(rp.clientId, user.id, { scope: "openid email" })); // no offline_access
+      const service = await (await postAs(api, "/token", { grant_type: "client_credentials" })).json<Tokens>();
+      expect([online.refresh_token, service.refresh_token]).toEqual([undefined, undefined]);
+      const ends = start + (config.accessTokenTtl + 60) * 1000;
+      const families = [familyOf(online), familyOf(service)];
+      for (const family of families) expect((await family.getFamily())!.expiresAt).toBe(ends);
+
+      vi.setSystemTime(ends - 1);
+      for (const family of families) {
+        await runDurableObjectAlarm(family);
+        expect(await family.getFamily()).not.toBeNull();
+      }
+      vi.setSystemTime(ends);
+      for (const family of families) {
+        expect(await runDurableObjectAlarm(family)).toBe(true);
+        expect(await family.getFamily()).toBeNull();
+      }
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("with another ACCESS_TOKEN_TTL: expires_in and exp − iat follow it, and the grant lives 60 s longer", async () => {
+    const rp = await makeClient();
+    const api = await makeClient({ grant_types: ["client_credentials"], scope: "reports:read" });
+    const user = await makeUser();
+    const settings = { ...env, ACCESS_TOKEN_TTL: "120" } as Env;
+    const call = (c: TestClient, params: Record<string, string>) => {
+      const headers = { "content-type": "application/x-www-form-urlencoded", authorization: basic(c.clientId, c.secret!) };
+      return token(new Request(`${ISSUER}/token`, { method: "POST", headers, body: new URLSearchParams(params) }), settings);
+    };
+    const code = await makeCode(rp.clientId, user.id, { scope: "openid email" });
+    const responses = [
+      await call(rp, { grant_type: "authorization_code", code: code.code, redirect_uri: REDIRECT_URI, code_verifier: code.verifier }),
+      await call(api, { grant_type: "client_credentials" }),
+    ];
+    for (const response of responses) {
+      const tokens = await response.json<Tokens>();
+      expect(accessLifetimes(tokens)).toEqual([120, 120]);
+      const family = (await familyOf(tokens).getFamily())!;
+      expect(family.expiresAt - family.createdAt).toBe(180_000);
+    }
   });
 });
 
