@@ -472,6 +472,16 @@ describe("refresh_token grant", () => {
     expect((await restored.json<Tokens>()).scope).toBe("openid profile email offline_access");
   });
 
+  it("refuses a user who was disabled since (invalid_grant) and revokes the grant", async () => {
+    const rp = await makeClient();
+    const user = await makeUser();
+    const first = await redeem(rp, await makeCode(rp.clientId, user.id));
+    await env.DB.prepare("UPDATE users SET disabled = 1 WHERE id = ?").bind(user.id).run();
+    expect(await errorOf(await refresh(rp, first.refresh_token!))).toEqual({ status: 400, error: "invalid_grant" });
+    const family = tokenFamilyFor(env, decodePayload(first.access_token).gid as string)!;
+    expect((await family.getFamily())!.status).toBe("revoked");
+  });
+
   it("a client not registered for refresh_token is unauthorized_client", async () => {
     const rp = await makeClient();
     const user = await makeUser();
