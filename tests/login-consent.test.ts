@@ -112,6 +112,10 @@ describe("the sign-in page and the email link", () => {
     expect(parsed.userId).toBe(user!.id);
     const [session] = await userSessionsFor(env, user!.id)!.listSessions();
     expect(session).toMatchObject({ sid: parsed.sid, amr: ["email"], acr: null });
+    // The cookie lives exactly as long as the session may: the session lifetime setting.
+    const { sessionTtl } = loadConfig(env);
+    expect(header).toMatch(new RegExp(`; Max-Age=${sessionTtl}(;|$)`));
+    expect(session!.expiresAt - session!.createdAt).toBe(sessionTtl * 1000);
     expect(Math.abs(session!.authTime - Date.now() / 1000)).toBeLessThan(60);
 
     const done = await followLocal(browser, finished); // skip_consent: straight to the code
@@ -522,10 +526,9 @@ describe("email transports", () => {
     expect(html).not.toContain("email-api.invalid");
   });
 
-  it("the session cookie is __Host- prefixed and Secure on an https issuer", () => {
-    const httpsEnv = { ...env, ISSUER: "https://op.example" } as Env;
+  it("the session cookie is __Host- prefixed and Secure on an https issuer, with Max-Age the session lifetime setting", () => {
+    const httpsEnv = { ...env, ISSUER: "https://op.example", SESSION_TTL: "7200" } as Env;
     const header = sessionCookie(httpsEnv, new Request("https://op.example/login/email"), "v");
-    expect(header).toMatch(/^__Host-oidc_session=v; Path=\/; HttpOnly; SameSite=Lax; Secure/);
-    expect(header).not.toContain("Domain");
+    expect(header).toBe("__Host-oidc_session=v; Path=/; HttpOnly; SameSite=Lax; Secure; Max-Age=7200");
   });
 });
