@@ -232,6 +232,9 @@ describe("the sign-in page and the email link", () => {
 
   it("rate-limits POST /login per address and per client address: 429 with Retry-After", async () => {
     const limit = loadConfig(env).rateLimitLogin;
+    // A frozen clock inside one window, so the counts are exact.
+    vi.useFakeTimers({ toFake: ["Date"] });
+    vi.setSystemTime((Math.floor(Date.now() / 60_000) + 1) * 60_000 + 1000);
     const email = uniqueEmail();
     // Per address, from many client addresses: exactly `limit` pass under concurrency.
     const browsers = await Promise.all(
