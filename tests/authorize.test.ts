@@ -1,7 +1,8 @@
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
-import { challengeStoreFor, userSessionsFor } from "../src/objects/locate";
+import { authCodeStoreFor, challengeStoreFor, userSessionsFor } from "../src/objects/locate";
 import { parseSessionCookie } from "../src/objects/sessions";
 import type { Env } from "../src/env";
+import { authorize } from "../src/routes/authorize";
 import { submitConsent } from "../src/routes/consent";
 import { finishEmailLogin } from "../src/routes/login";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -293,6 +294,9 @@ describe("hostile input", () => {
     const { params } = await authorizeParams(client.client_id, { prompt: "none" });
     const browser = new Browser();
     const limit = loadConfig(env).rateLimitAuthorize;
+    // A frozen clock inside one window, so the count is exact.
+    vi.useFakeTimers({ toFake: ["Date"] });
+    vi.setSystemTime((Math.floor(Date.now() / 60_000) + 1) * 60_000 + 1000);
     const responses = await Promise.all(Array.from({ length: limit + 5 }, () => browser.get(authorizeUrl(params))));
     const limited = responses.filter((r) => r.status === 429);
     expect(limited).toHaveLength(5);
@@ -301,6 +305,50 @@ describe("hostile input", () => {
     expect(limited[0]!.headers.get("location")).toBeNull();
     // Another address is not affected.
     expect((await new Browser().get(authorizeUrl(params))).status).toBe(303);
+  });
+});
+
+describe("lifetimes that /authorize applies", () => {
+  /** A browser's GET as the Worker would receive it, for calling the handler with other settings. */
+  function getOf(browser: Browser, path: string): Request {
+    const cookie = [...browser.cookies].map(([name, value]) => `${name}=${value}`).join("; ");
+    return new Request(new URL(path, ORIGIN), { headers: { cookie, "cf-connecting-ip": browser.ip } });
+  }
+
+  it("a code lives exactly authCodeTtl, the setting in force", async () => {
+    const client = await makeClient();
+    const { browser } = await signedInBrowser(client.client_id);
+    vi.useFakeTimers({ toFake: ["Date"] });
+    const now = Date.now();
+    vi.setSystemTime(now);
+    const codeOf = (response: Response) => responseParams(response).params.get("code")!;
+    const { params } = await authorizeParams(client.client_id, { prompt: "none" });
+    const code = codeOf(await browser.get(authorizeUrl(params)));
+    expect(await authCodeStoreFor(env, code)!.peek(code)).toMatchObject({ status: "active", expiresAt: now + loadConfig(env).authCodeTtl * 1000 });
+
+    const { params: again } = await authorizeParams(client.client_id, { prompt: "none" });
+    const other = codeOf(await authorize(getOf(browser, authorizeUrl(again)), { ...env, AUTH_CODE_TTL: "90" } as Env, createExecutionContext()));
+    expect(await authCodeStoreFor(env, other)!.peek(other)).toMatchObject({ status: "active", expiresAt: now + 90_000 });
+  });
+
+  it("an interaction lives interactionTtl, never less than the link's lifetime plus 10 minutes", async () => {
+    const client = await makeClient();
+    const browser = new Browser();
+    vi.useFakeTimers({ toFake: ["Date"] });
+    const now = Date.now();
+    vi.setSystemTime(now);
+    const { interactionTtl, magicLinkTtl } = loadConfig(env);
+    const cases: Array<[Record<string, string>, number]> = [
+      [{}, interactionTtl],
+      [{ INTERACTION_TTL: "60" }, magicLinkTtl + 600],
+      [{ MAGIC_LINK_TTL: String(interactionTtl) }, interactionTtl + 600],
+    ];
+    for (const [settings, seconds] of cases) {
+      const { params } = await authorizeParams(client.client_id);
+      const response = await authorize(getOf(browser, authorizeUrl(params)), { ...env, ...settings } as Env, createExecutionContext());
+      const id = new URL(response.headers.get("location")!, ORIGIN).searchParams.get("interaction")!;
+      expect(await challengeStoreFor(env, id)!.peek(id), JSON.stringify(settings)).toMatchObject({ status: "active", expiresAt: now + seconds * 1000 });
+    }
   });
 });
 
@@ -351,6 +399,25 @@ describe("sessions: prompt, max_age, id_token_hint (C16)", () => {
     expect(responseParams(await browser.get(authorizeUrl(params))).params.get("error")).toBe("login_required");
     const { params: interactive } = await authorizeParams(client.client_id);
     expect((await browser.get(authorizeUrl(interactive))).headers.get("location")).toMatch(/^\/login\?/);
+  });
+
+  it("using a session slides its idle expiry: used within the idle window, it still counts past the original idle expiry", async () => {
+    const client = await makeClient();
+    vi.useFakeTimers({ toFake: ["Date"] });
+    const t0 = Date.UTC(2030, 0, 3, 12, 0, 0);
+    vi.setSystemTime(t0);
+    const used = await signedInBrowser(client.client_id);
+    const unused = await signedInBrowser(client.client_id);
+    const idle = loadConfig(env).sessionIdleTtl * 1000;
+    const silently = async (browser: Browser) => {
+      const { params } = await authorizeParams(client.client_id, { prompt: "none" });
+      return responseParams(await browser.get(authorizeUrl(params))).params;
+    };
+    vi.setSystemTime(t0 + idle / 2);
+    expect((await silently(used.browser)).get("code")).toBeTruthy();
+    vi.setSystemTime(t0 + idle + 60_000);
+    expect((await silently(used.browser)).get("code")).toBeTruthy();
+    expect((await silently(unused.browser)).get("error")).toBe("login_required");
   });
 
   it("prompt=login forces a new sign-in even with a session; the code carries the new auth_time and session", async () => {

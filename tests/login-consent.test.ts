@@ -113,6 +113,10 @@ describe("the sign-in page and the email link", () => {
     expect(parsed.userId).toBe(user!.id);
     const [session] = await userSessionsFor(env, user!.id)!.listSessions();
     expect(session).toMatchObject({ sid: parsed.sid, amr: ["email"], acr: null });
+    // The cookie lives exactly as long as the session may: the session lifetime setting.
+    const { sessionTtl } = loadConfig(env);
+    expect(header).toMatch(new RegExp(`; Max-Age=${sessionTtl}(;|$)`));
+    expect(session!.expiresAt - session!.createdAt).toBe(sessionTtl * 1000);
     expect(Math.abs(session!.authTime - Date.now() / 1000)).toBeLessThan(60);
 
     const done = await followLocal(browser, finished); // skip_consent: straight to the code
@@ -229,6 +233,9 @@ describe("the sign-in page and the email link", () => {
 
   it("rate-limits POST /login per address and per client address: 429 with Retry-After", async () => {
     const limit = loadConfig(env).rateLimitLogin;
+    // A frozen clock inside one window, so the counts are exact.
+    vi.useFakeTimers({ toFake: ["Date"] });
+    vi.setSystemTime((Math.floor(Date.now() / 60_000) + 1) * 60_000 + 1000);
     const email = uniqueEmail();
     // Per address, from many client addresses: exactly `limit` pass under concurrency.
     const browsers = await Promise.all(
@@ -523,10 +530,9 @@ describe("email transports", () => {
     expect(html).not.toContain("email-api.invalid");
   });
 
-  it("the session cookie is __Host- prefixed and Secure on an https issuer", () => {
-    const httpsEnv = { ...env, ISSUER: "https://op.example" } as Env;
+  it("the session cookie is __Host- prefixed and Secure on an https issuer, with Max-Age the session lifetime setting", () => {
+    const httpsEnv = { ...env, ISSUER: "https://op.example", SESSION_TTL: "7200" } as Env;
     const header = sessionCookie(httpsEnv, new Request("https://op.example/login/email"), "v");
-    expect(header).toMatch(/^__Host-oidc_session=v; Path=\/; HttpOnly; SameSite=Lax; Secure/);
-    expect(header).not.toContain("Domain");
+    expect(header).toBe("__Host-oidc_session=v; Path=/; HttpOnly; SameSite=Lax; Secure; Max-Age=7200");
   });
 });

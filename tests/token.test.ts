@@ -1,4 +1,4 @@
-import { SELF, env } from "cloudflare:test";
+import { SELF, createExecutionContext, env, runDurableObjectAlarm } from "cloudflare:test";
 import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair, type CryptoKey, type JWK } from "jose";
 import { describe, expect, it, vi } from "vitest";
 import { loadConfig } from "../src/config";
@@ -6,6 +6,8 @@ import { patchClient } from "./helpers/clients";
 import { rateLimiterFor, tokenFamilyFor, userSessionsFor } from "../src/objects/locate";
 import { newSessionId } from "../src/objects/sessions";
 import { JWT_BEARER_ASSERTION_TYPE, hashClientSecret } from "../src/oauth/client-auth";
+import type { Env } from "../src/env";
+import { token } from "../src/routes/token";
 import { halfHash } from "../src/oauth/tokens";
 import {
   ISSUER,
@@ -34,6 +36,12 @@ function decodePayload(jwt: string): Record<string, unknown> {
   return JSON.parse(atob(jwt.split(".")[1]!.replace(/-/g, "+").replace(/_/g, "/")));
 }
 
+/** `expires_in` of a token response and the lifetime its access token JWT states (exp − iat): they must agree. */
+function accessLifetimes(tokens: Tokens): [number, number] {
+  const { exp, iat } = decodePayload(tokens.access_token) as { exp: number; iat: number };
+  return [tokens.expires_in, exp - iat];
+}
+
 describe("authorization_code grant", () => {
   it("exchanges a code for an access token, an ID token and a refresh token (client_secret_basic)", async () => {
     const rp = await makeClient();
@@ -49,7 +57,7 @@ describe("authorization_code grant", () => {
     expect(response.headers.get("cache-control")).toBe("no-store");
     const tokens = await response.json<Tokens>();
     expect(tokens.token_type).toBe("Bearer");
-    expect(tokens.expires_in).toBe(config.accessTokenTtl);
+    expect(accessLifetimes(tokens)).toEqual([config.accessTokenTtl, config.accessTokenTtl]);
     expect(tokens.scope).toBe("openid profile email offline_access");
     expect(tokens.refresh_token).toMatch(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$/);
 
@@ -381,6 +389,7 @@ describe("refresh_token grant", () => {
     const second = await response.json<Tokens>();
     expect(second.refresh_token).not.toBe(first.refresh_token);
     expect(second.scope).toBe(first.scope);
+    expect(accessLifetimes(second)).toEqual([config.accessTokenTtl, config.accessTokenTtl]);
     const { payload } = await verifyIdToken(second.id_token!, rp.clientId);
     expect(payload).toMatchObject({ sub: user.id, auth_time: 1_700_000_000, sid: "sid-zyxwvutsrqpo", at_hash: await halfHash(second.access_token) });
     expect(payload.nonce).toBeUndefined();
@@ -463,6 +472,16 @@ describe("refresh_token grant", () => {
     expect((await restored.json<Tokens>()).scope).toBe("openid profile email offline_access");
   });
 
+  it("refuses a user who was disabled since (invalid_grant) and revokes the grant", async () => {
+    const rp = await makeClient();
+    const user = await makeUser();
+    const first = await redeem(rp, await makeCode(rp.clientId, user.id));
+    await env.DB.prepare("UPDATE users SET disabled = 1 WHERE id = ?").bind(user.id).run();
+    expect(await errorOf(await refresh(rp, first.refresh_token!))).toEqual({ status: 400, error: "invalid_grant" });
+    const family = tokenFamilyFor(env, decodePayload(first.access_token).gid as string)!;
+    expect((await family.getFamily())!.status).toBe("revoked");
+  });
+
   it("a client not registered for refresh_token is unauthorized_client", async () => {
     const rp = await makeClient();
     const user = await makeUser();
@@ -479,6 +498,7 @@ describe("client_credentials grant", () => {
     expect(response.status).toBe(200);
     const tokens = await response.json<Tokens>();
     expect(tokens.scope).toBe("reports:read reports:write");
+    expect(accessLifetimes(tokens)).toEqual([config.accessTokenTtl, config.accessTokenTtl]);
     expect(tokens.id_token).toBeUndefined();
     expect(tokens.refresh_token).toBeUndefined();
     const claims = decodePayload(tokens.access_token);
@@ -501,6 +521,64 @@ describe("client_credentials grant", () => {
     expect((await errorOf(await postAs(spa, "/token", { grant_type: "client_credentials" }))).error).toBe("unauthorized_client");
     const rp = await makeClient();
     expect((await errorOf(await postAs(rp, "/token", { grant_type: "client_credentials" }))).error).toBe("unauthorized_client");
+  });
+});
+
+describe("a grant without a refresh token (C15)", () => {
+  /** The token family (grant) an access token belongs to. */
+  const familyOf = (tokens: Tokens) => tokenFamilyFor(env, decodePayload(tokens.access_token).gid as string)!;
+
+  it("is stored for accessTokenTtl + 60 s: still there a moment before, purged by the alarm at that time", async () => {
+    const rp = await makeClient();
+    const api = await makeClient({ grant_types: ["client_credentials"], scope: "reports:read" });
+    const user = await makeUser();
+    // A day ahead of the runtime's clock: no alarm fires by itself mid-test, only the ones the test runs.
+    const start = Date.now() + 86_400_000;
+    vi.useFakeTimers({ toFake: ["Date"] });
+    try {
+      vi.setSystemTime(start);
+      const online = await redeem(rp, await makeCode(rp.clientId, user.id, { scope: "openid email" })); // no offline_access
+      const service = await (await postAs(api, "/token", { grant_type: "client_credentials" })).json<Tokens>();
+      expect([online.refresh_token, service.refresh_token]).toEqual([undefined, undefined]);
+      const ends = start + (config.accessTokenTtl + 60) * 1000;
+      const families = [familyOf(online), familyOf(service)];
+      for (const family of families) expect((await family.getFamily())!.expiresAt).toBe(ends);
+
+      vi.setSystemTime(ends - 1);
+      for (const family of families) {
+        await runDurableObjectAlarm(family);
+        expect(await family.getFamily()).not.toBeNull();
+      }
+      vi.setSystemTime(ends);
+      for (const family of families) {
+        expect(await runDurableObjectAlarm(family)).toBe(true);
+        expect(await family.getFamily()).toBeNull();
+      }
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("with another ACCESS_TOKEN_TTL: expires_in and exp − iat follow it, and the grant lives 60 s longer", async () => {
+    const rp = await makeClient();
+    const api = await makeClient({ grant_types: ["client_credentials"], scope: "reports:read" });
+    const user = await makeUser();
+    const settings = { ...env, ACCESS_TOKEN_TTL: "120" } as Env;
+    const call = (c: TestClient, params: Record<string, string>) => {
+      const headers = { "content-type": "application/x-www-form-urlencoded", authorization: basic(c.clientId, c.secret!) };
+      return token(new Request(`${ISSUER}/token`, { method: "POST", headers, body: new URLSearchParams(params) }), settings, createExecutionContext());
+    };
+    const code = await makeCode(rp.clientId, user.id, { scope: "openid email" });
+    const responses = [
+      await call(rp, { grant_type: "authorization_code", code: code.code, redirect_uri: REDIRECT_URI, code_verifier: code.verifier }),
+      await call(api, { grant_type: "client_credentials" }),
+    ];
+    for (const response of responses) {
+      const tokens = await response.json<Tokens>();
+      expect(accessLifetimes(tokens)).toEqual([120, 120]);
+      const family = (await familyOf(tokens).getFamily())!;
+      expect(family.expiresAt - family.createdAt).toBe(180_000);
+    }
   });
 });
 
