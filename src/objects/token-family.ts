@@ -194,11 +194,6 @@ function toInfo(row: CreatedFamilyRow): FamilyInfo {
 }
 
 export class TokenFamily extends StatefulObject {
-  /** Refresh-token strings come from outside: a made-up family id must not create a stored object (C15). */
-  protected override createsStorageOnWrite(): boolean {
-    return true;
-  }
-
   protected readonly source = "token_family";
 
   protected override schema(): SchemaComponent {
@@ -481,6 +476,12 @@ export class TokenFamily extends StatefulObject {
       );
     }
     return this.sql.exec(`DELETE FROM revoked_access_tokens WHERE expires_at <= ?`, now).rowsWritten;
+  }
+
+  /** The family row goes at the end of its lifetime (revoked or not) with everything else; then the object can go. */
+  protected override holdsState(): boolean {
+    const held = (table: string) => this.sql.exec(`SELECT 1 FROM ${table} LIMIT 1`).toArray().length > 0;
+    return held("family") || held("refresh_tokens") || held("revoked_access_tokens");
   }
 
   protected override nextExpiry(): number | null {
