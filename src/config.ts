@@ -16,6 +16,11 @@ export interface Config {
   accessTokenTtl: number;
   idTokenTtl: number;
   refreshTokenTtl: number;
+  /**
+   * Seconds after a rotation within which the rotated refresh token, presented again by the same client (and key), is
+   * answered with the same successor: a retry after a lost answer (RFC 9700 §4.14.2 allows the strict 0, the default).
+   */
+  refreshTokenReuseInterval: number;
   sessionTtl: number;
   sessionIdleTtl: number;
   magicLinkTtl: number;
@@ -58,6 +63,7 @@ const DEFAULTS: Config = {
   accessTokenTtl: 600,
   idTokenTtl: 3600,
   refreshTokenTtl: 30 * 86400,
+  refreshTokenReuseInterval: 0,
   sessionTtl: 14 * 86400,
   sessionIdleTtl: 3 * 86400,
   magicLinkTtl: 900,

@@ -21,6 +21,8 @@ export interface Client {
   backchannel_logout_session_required: boolean;
   skip_consent: boolean;
   dpop_bound_access_tokens: boolean;
+  /** Seconds within which a rotated refresh token is answered again with the same successor (null: the server's setting). */
+  refresh_token_reuse_interval: number | null;
   client_id_issued_at: number;
   updated_at: number;
 }
@@ -51,6 +53,7 @@ function toClient(row: Row): StoredClient {
     backchannel_logout_session_required: row.backchannelLogoutSessionRequired,
     skip_consent: row.skipConsent,
     dpop_bound_access_tokens: row.dpopBoundAccessTokens,
+    refresh_token_reuse_interval: row.refreshTokenReuseInterval,
     client_id_issued_at: Math.floor(row.createdAt / 1000),
     updated_at: Math.floor(row.updatedAt / 1000),
     secret_hash: row.secretHash,
@@ -100,6 +103,7 @@ function toRow(fields: ClientFields) {
     backchannelLogoutSessionRequired: fields.backchannel_logout_session_required,
     skipConsent: fields.skip_consent,
     dpopBoundAccessTokens: fields.dpop_bound_access_tokens,
+    refreshTokenReuseInterval: fields.refresh_token_reuse_interval,
   };
 }
 

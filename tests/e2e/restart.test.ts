@@ -216,6 +216,42 @@ describe("C2: state survives a process crash", () => {
   });
 });
 
+describe("a rotation whose answer was lost to a crash, retried within the reuse interval", () => {
+  let bundle: WorkerBundle | undefined;
+  let stateDir: string | undefined;
+
+  beforeAll(async () => {
+    bundle = await buildWorkerBundle();
+    stateDir = newTempDir("oidc-refresh-retry-");
+  });
+
+  afterAll(async () => {
+    await WorkerProcess.killAll();
+    removeDir(stateDir);
+    removeDir(bundle?.dir);
+  });
+
+  it("gets the same successor after the restart, and the chain continues from it", async () => {
+    const id = "family-retry-1";
+    const retrying = { ...rotation, reuseIntervalSeconds: 60 };
+    const first = await WorkerProcess.start(bundle!, stateDir!);
+    const created = await first.call<{ refreshToken: string }>("TOKEN_FAMILIES", `family:${id}`, "createFamily", { ...family, familyId: id });
+    // The rotation commits; its answer never reaches the client: the process dies right after.
+    const lost = await first.call<{ status: string; refreshToken: string }>("TOKEN_FAMILIES", `family:${id}`, "rotateRefreshToken", created.refreshToken, retrying);
+    expect(lost.status).toBe("ok");
+    await first.crash();
+
+    const second = await WorkerProcess.start(bundle!, stateDir!);
+    const retry = await second.call<{ status: string; refreshToken: string }>("TOKEN_FAMILIES", `family:${id}`, "rotateRefreshToken", created.refreshToken, retrying);
+    expect(retry).toMatchObject({ status: "ok", refreshToken: lost.refreshToken });
+    const next = await second.call<{ status: string; refreshToken: string }>("TOKEN_FAMILIES", `family:${id}`, "rotateRefreshToken", retry.refreshToken, retrying);
+    expect(next.status).toBe("ok");
+    expect(await second.call("TOKEN_FAMILIES", `family:${id}`, "inspectRefreshToken", next.refreshToken)).toMatchObject({ active: true });
+    // The first token, once its successor has been used, is plain reuse again (C3).
+    expect(await second.call("TOKEN_FAMILIES", `family:${id}`, "rotateRefreshToken", created.refreshToken, retrying)).toEqual({ status: "reused" });
+  });
+});
+
 /** Every file of the Durable Objects' local storage below `dir`, with its size (the runtime's per-class metadata aside). */
 function objectFiles(dir: string): Map<string, number> {
   const out = new Map<string, number>();
