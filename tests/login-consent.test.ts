@@ -286,13 +286,20 @@ describe("one link, one session (C11, C12)", () => {
 
     // A real failure of the step after the consume: D1 refuses to create the user.
     await env.DB.prepare("CREATE TRIGGER users_offline BEFORE INSERT ON users BEGIN SELECT RAISE(ABORT, 'users offline'); END").run();
+    const logged: string[] = [];
+    const errors = vi.spyOn(console, "error").mockImplementation((line: unknown) => void logged.push(String(line)));
     let failed: Response;
     try {
       failed = await browser.post("/login/email", fields);
     } finally {
       await env.DB.prepare("DROP TRIGGER users_offline").run();
+      errors.mockRestore();
     }
     expect(failed.status).toBe(503);
+    // The operator is told, in one line, without the query's values (the email) after its first line.
+    expect(logged).toHaveLength(1);
+    expect(JSON.parse(logged[0]!)).toMatchObject({ level: "error", event: "sign_in_incomplete" });
+    expect(logged[0]).not.toContain(email);
     expect(sessionCookieOf(failed)).toBeNull();
     const tombstone = await challengeOf(token).peek(token);
     expect(tombstone.status).toBe("consumed");
