@@ -2,11 +2,12 @@ import type { Env } from "./env";
 import { isLoopbackHostname, isLoopbackUrl } from "./lib/loopback";
 
 /**
- * Every setting of the OP, with its default. The one module that reads settings from the environment:
- * each can be overridden by a wrangler var (or secret) of the same name.
+ * Every setting of the OP (defaults and rules: SETTINGS below). The one module that reads settings from the
+ * environment: each can be overridden by a wrangler var (or secret) of the same name, and each value is checked —
+ * here for the Worker (config-guard.ts) and, by this same code, by `npm start` before it starts anything.
  */
 export interface Config {
-  /** Issuer identifier; empty means "the origin the request arrived on" (local development). */
+  /** Issuer identifier; empty means "the origin the request arrived on", for a loopback request only (issuerOf). */
   issuer: string;
   /** "dev" works only on a loopback issuer (see isLocalIssuer); a deployed OP sets "http". */
   emailTransport: "dev" | "http";
