@@ -110,7 +110,7 @@ describe("discovery (OIDC Discovery 1.0, RFC 8414)", () => {
 
   it("uses the configured issuer when one is set", async () => {
     const { discovery } = await import("../src/routes/discovery");
-    const response = discovery(new Request(`${BASE}/.well-known/openid-configuration`), { ...env, ISSUER: "https://id.example/" } as Env);
+    const response = discovery(new Request(`${BASE}/.well-known/openid-configuration`), { ...env, ISSUER: "https://id.example" } as Env);
     const doc = (await response.json()) as Json;
     expect(doc.issuer).toBe("https://id.example");
     expect(doc.token_endpoint).toBe("https://id.example/token");
