@@ -27,3 +27,26 @@ export async function insertAuditEvents(db: D1Database, events: AuditEvent[]): P
     ),
   );
 }
+
+/** An event written by the Worker itself (the admin API, a user's own action) rather than by an object's outbox. */
+export interface DirectAuditEvent {
+  type: string;
+  actor: string | null;
+  subject: string | null;
+  clientId: string | null;
+  data: AuditData;
+}
+
+/**
+ * The audit row of a D1 change, for the same batch as the change (one transaction: they commit together). With
+ * `onlyIfChanged` it is inserted only when the statement just before it changed a row (`changes()` is per connection,
+ * and a batch runs its statements in order on one): a lost race writes no event.
+ */
+export function adminAuditStatement(db: D1Database, event: DirectAuditEvent, at: number, onlyIfChanged: boolean): D1PreparedStatement {
+  return db
+    .prepare(
+      `INSERT INTO audit_log (event_id, occurred_at, type, source, actor, subject, client_id, data, recorded_at)
+       SELECT ?, ?, ?, 'admin', ?, ?, ?, ?, ? ${onlyIfChanged ? "WHERE changes() > 0" : ""}`,
+    )
+    .bind(crypto.randomUUID(), at, event.type, event.actor, event.subject, event.clientId, JSON.stringify(event.data), at);
+}

@@ -1,5 +1,5 @@
 import { isClientId } from "../lib/ids";
-import type { AuditData } from "./audit";
+import { adminAuditStatement, type AuditData } from "./audit";
 
 /** A registered client, in RFC 7591 metadata names. Read from D1 on every request: no cache, so an admin update is in force at once (C5). */
 export interface Client {
@@ -119,20 +119,6 @@ function metadataColumns(fields: ClientFields): Array<[string, string | number |
   ];
 }
 
-/**
- * The audit row. With `onlyIfChanged` it is inserted only when the statement just before it in the batch changed a
- * row (`changes()` is per connection, and a batch runs its statements in order, in one transaction, on one): a lost
- * race writes no event.
- */
-function auditStatement(db: D1Database, type: string, clientId: string, audit: ClientChangeAudit, at: number, onlyIfChanged: boolean): D1PreparedStatement {
-  return db
-    .prepare(
-      `INSERT INTO audit_log (event_id, occurred_at, type, source, actor, subject, client_id, data, recorded_at)
-       SELECT ?, ?, ?, 'admin', ?, ?, ?, ?, ? ${onlyIfChanged ? "WHERE changes() > 0" : ""}`,
-    )
-    .bind(crypto.randomUUID(), at, type, audit.actor, clientId, clientId, JSON.stringify(audit.data), at);
-}
-
 /** Inserts a client and its `admin.client.created` event. */
 export async function insertClient(
   db: D1Database,
@@ -148,7 +134,7 @@ export async function insertClient(
     db
       .prepare(`INSERT INTO clients (${names.join(", ")}) VALUES (${names.map(() => "?").join(", ")})`)
       .bind(clientId, secretHash, ...columns.map(([, value]) => value), now, now),
-    auditStatement(db, "admin.client.created", clientId, audit, now, false),
+    adminAuditStatement(db, { type: "admin.client.created", actor: audit.actor, subject: clientId, clientId, data: audit.data }, now, false),
   ]);
 }
 
@@ -172,7 +158,7 @@ export async function updateClient(
     db
       .prepare(`UPDATE clients SET ${columns.map(([name]) => `${name} = ?`).join(", ")} WHERE id = ? AND updated_at = ?`)
       .bind(...columns.map(([, value]) => value), clientId, expectedUpdatedAt),
-    auditStatement(db, "admin.client.updated", clientId, audit, now, true),
+    adminAuditStatement(db, { type: "admin.client.updated", actor: audit.actor, subject: clientId, clientId, data: audit.data }, now, true),
   ]);
   return update!.meta.changes > 0;
 }
@@ -182,7 +168,7 @@ export async function deleteClient(db: D1Database, clientId: string, audit: Clie
   const now = Date.now();
   const [removal] = await db.batch([
     db.prepare(`DELETE FROM clients WHERE id = ?`).bind(clientId),
-    auditStatement(db, "admin.client.deleted", clientId, audit, now, true),
+    adminAuditStatement(db, { type: "admin.client.deleted", actor: audit.actor, subject: clientId, clientId, data: audit.data }, now, true),
   ]);
   return removal!.meta.changes > 0;
 }

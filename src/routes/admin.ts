@@ -1,6 +1,7 @@
 import type { IRequest } from "itty-router";
 import { loadConfig } from "../config";
 import type { AuditData } from "../db/audit";
+import { ALL_CLIENTS, endGrantsIssuedBefore } from "../db/grant-revocations";
 import { clientVersion, deleteClient, getClient, insertClient, listClients, updateClient, type ClientChangeAudit, type ClientFields, type StoredClient } from "../db/clients";
 import type { Env } from "../env";
 import { randomToken, timingSafeEqualStrings } from "../lib/crypto";
@@ -205,9 +206,22 @@ export const listUserSessions: AdminHandler = async (request, env) => {
   return jsonResponse({ sessions: sessions.map(sessionView) });
 };
 
-/** POST /admin/users/:id/sessions/revoke-all — one call to one object, one transaction, one audit event (C18). */
+/**
+ * POST /admin/users/:id/sessions/revoke-all — "sign out everywhere": the user's grants end (C22: refresh fails, access
+ * tokens are inactive at once), then every session in one call to one object, one transaction (C18). The grants
+ * first: a failure after them leaves sessions to end on a retry, never grants that outlive a reported success.
+ */
 export const revokeAllUserSessions: AdminHandler = async (request, env) => {
-  const result = await sessionsOf(request, env).revokeAllSessions("admin", "admin-api");
+  const userId = String(request.params.id ?? "");
+  const sessions = sessionsOf(request, env);
+  await endGrantsIssuedBefore(env.DB, userId, ALL_CLIENTS, Date.now(), {
+    type: "admin.user.grants_ended",
+    actor: "admin-api",
+    subject: userId,
+    clientId: null,
+    data: { remote_ip: clientAddress(request), reason: "revoke_all" },
+  });
+  const result = await sessions.revokeAllSessions("admin", "admin-api");
   return jsonResponse({ revoked: result.count, sessions: result.sessions.map((s) => s.sid) });
 };
 
