@@ -5,8 +5,8 @@ import { consentScreen, submitConsent } from "./routes/consent";
 import { devMailbox } from "./routes/dev-mailbox";
 import { confirmLink, finishEmailLogin, loginPage, sendLoginLink } from "./routes/login";
 import { health } from "./routes/health";
+import { admin } from "./routes/support/admin-auth";
 import {
-  admin,
   createClient,
   deleteClientRoute,
   getClientRoute,

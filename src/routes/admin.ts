@@ -1,70 +1,38 @@
 import type { IRequest } from "itty-router";
-import { loadConfig } from "../config";
 import type { AuditData } from "../db/audit";
 import { ALL_CLIENTS, endGrantsIssuedBefore } from "../db/grant-revocations";
 import { clientVersion, deleteClient, getClient, insertClient, listClients, updateClient, type ClientChangeAudit, type ClientFields, type StoredClient } from "../db/clients";
 import type { Env } from "../env";
-import { randomToken, timingSafeEqualStrings } from "../lib/crypto";
+import { randomToken } from "../lib/crypto";
 import { isClientId } from "../lib/ids";
 import { SIGNING_ALGS, type SigningAlg } from "../objects/key-manager";
 import { keyManager, userSessionsFor } from "../objects/locate";
 import type { SessionInfo } from "../objects/sessions";
-import { bearerChallenge } from "../oauth/bearer";
 import { hashClientSecret } from "../oauth/client-auth";
 import { newClientFields, parseClientMetadata, updatedClientFields, usesClientSecret } from "../oauth/client-metadata";
 import { OAuthError } from "../oauth/errors";
 import { readJsonObject } from "./support/params";
-import { clientAddress, enforceRateLimit } from "./support/rate-limit";
+import { adminActor, notFound, type AdminHandler } from "./support/admin-auth";
 import { jsonResponse } from "./support/respond";
 
 /**
  * The admin API: clients CRUD in RFC 7591 metadata names (plus `skip_consent`), a user's sessions and "sign out
- * everywhere". Bearer admin token (config.adminToken) compared in constant time; no token configured → the API is off.
- * Every change is written to D1 with its audit event in one batch; nothing is cached, so an update is in force for
+ * everywhere", keys. The admin checks are routes/support/admin-auth.ts. Every change is written to D1 with its audit event in one batch; nothing is cached, so an update is in force for
  * every request that starts after it returns (C5).
  */
-
-type AdminHandler = (request: IRequest, env: Env) => Promise<Response>;
 
 /** A PATCH that loses a compare-and-swap race is re-applied on the new version this many times, then reported. */
 const UPDATE_ATTEMPTS = 3;
 
-/** Rate limit per caller address first (so the token cannot be guessed at speed), then the token itself. */
-async function requireAdmin(request: Request, env: Env): Promise<void> {
-  const config = loadConfig(env);
-  if (config.adminToken === "") {
-    throw new OAuthError("access_denied", "the admin API is disabled (no ADMIN_TOKEN is set)", { status: 403 });
-  }
-  await enforceRateLimit(env, `admin:ip:${clientAddress(request)}`, config.rateLimitAdmin);
-  const header = request.headers.get("authorization");
-  // RFC 6750 §3.1: a request without credentials gets the challenge with no error code.
-  if (header === null || header.trim() === "") throw new OAuthError("invalid_token", "an admin token is required", { status: 401, headers: bearerChallenge("admin") });
-  const match = /^Bearer +([\x21-\x7e]{1,1024})$/i.exec(header);
-  if (!match || !(await timingSafeEqualStrings(match[1]!, config.adminToken))) {
-    throw new OAuthError("invalid_token", "the admin token is not valid", { status: 401, headers: bearerChallenge("admin", "invalid_token") });
-  }
-}
-
-/** Wraps a handler with the admin checks. */
-export function admin(handler: AdminHandler): AdminHandler {
-  return async (request, env) => {
-    await requireAdmin(request, env);
-    return handler(request, env);
-  };
-}
-
 function auditOf(request: Request, data: AuditData): ClientChangeAudit {
-  return { actor: "admin-api", data: { ...data, remote_ip: clientAddress(request) } };
+  const { actor, remote_ip } = adminActor(request);
+  return { actor, data: { ...data, remote_ip } };
 }
 
 /** RFC 7591 §3.2.1: the registered metadata; the secret only when it was just issued (and never its hash). */
 function clientView(client: StoredClient, secret: string | null = null) {
   const { secret_hash: _hash, ...metadata } = client;
   return secret === null ? metadata : { ...metadata, client_secret: secret, client_secret_expires_at: 0 };
-}
-
-function notFound(what: string): OAuthError {
-  return new OAuthError("not_found", `no such ${what}`, { status: 404 });
 }
 
 async function storedClient(env: Env, clientId: string): Promise<StoredClient> {
@@ -219,7 +187,7 @@ export const revokeAllUserSessions: AdminHandler = async (request, env) => {
     actor: "admin-api",
     subject: userId,
     clientId: null,
-    data: { remote_ip: clientAddress(request), reason: "revoke_all" },
+    data: { remote_ip: adminActor(request).remote_ip, reason: "revoke_all" },
   });
   const result = await sessions.revokeAllSessions("admin", "admin-api");
   return jsonResponse({ revoked: result.count, sessions: result.sessions.map((s) => s.sid) });
