@@ -168,6 +168,25 @@ describe("/introspect (RFC 7662) and /revoke (RFC 7009) require client authentic
     expect((await introspectAs(rp, tokens.refresh_token!)).active).toBe(true);
   });
 
+  it("a client with a secret may send it by Basic or in the body at both (RFC 6749 §2.3.1, as Authlib does)", async () => {
+    const user = await makeUser(PROFILE);
+    for (const registered of ["client_secret_post", "client_secret_basic"] as const) {
+      const rp = await makeClient({ token_endpoint_auth_method: registered });
+      const tokens = await redeem(rp, await makeCode(rp.clientId, user.id));
+      // The other way of sending the secret than the one registered.
+      const other = (path: string, token: string) =>
+        registered === "client_secret_post"
+          ? post(path, { token }, { authorization: basic(rp.clientId, rp.secret!) })
+          : post(path, { token, client_id: rp.clientId, client_secret: rp.secret! });
+      const introspected = await other("/introspect", tokens.access_token);
+      expect(introspected.status).toBe(200);
+      expect(await introspected.json()).toMatchObject({ active: true, client_id: rp.clientId });
+      expect((await other("/revoke", tokens.refresh_token!)).status).toBe(200);
+      expect(await introspectAs(rp, tokens.refresh_token!)).toEqual({ active: false });
+      expect(await introspectAs(rp, tokens.access_token)).toEqual({ active: false });
+    }
+  });
+
   it("refuses a public client at /introspect (RFC 7662 §2.1), and lets it revoke its own tokens (RFC 7009 §2.1)", async () => {
     const spa = await makeClient({ token_endpoint_auth_method: "none" });
     const user = await makeUser(PROFILE);

@@ -276,17 +276,33 @@ describe("client authentication (C13)", () => {
     expect(raw.status).toBe(401);
   });
 
-  it("a client must use exactly its registered method, and only one method per request", async () => {
+  it("a client with a secret may send it by Basic or in the body; a key or public client only its own method (RFC 6749 §2.3.1)", async () => {
     const basicClient = await makeClient();
     const postClient = await makeClient({ token_endpoint_auth_method: "client_secret_post" });
+    const jwtClient = await makeClient({ token_endpoint_auth_method: "private_key_jwt", jwks: { keys: [] } });
+    const spa = await makeClient({ token_endpoint_auth_method: "none" });
     const user = await makeUser();
+    // Either way of sending the secret works, whichever of the two was registered.
+    const viaPost = await post("/token", { ...codeParams(await makeCode(basicClient.clientId, user.id)), client_id: basicClient.clientId, client_secret: basicClient.secret! });
+    expect(viaPost.status).toBe(200);
+    const viaBasic = await post("/token", codeParams(await makeCode(postClient.clientId, user.id)), { authorization: basic(postClient.clientId, postClient.secret!) });
+    expect(viaBasic.status).toBe(200);
+
+    // Any other method is invalid_client, and the description names the registered method (and no secret).
     const code = await makeCode(basicClient.clientId, user.id);
-    const viaPost = await post("/token", { ...codeParams(code), client_id: basicClient.clientId, client_secret: basicClient.secret! });
-    expect(await errorOf(viaPost)).toEqual({ status: 401, error: "invalid_client" });
-    const viaNone = await post("/token", { ...codeParams(code), client_id: basicClient.clientId });
-    expect(await errorOf(viaNone)).toEqual({ status: 401, error: "invalid_client" });
-    const postViaBasic = await post("/token", codeParams(code), { authorization: basic(postClient.clientId, postClient.secret!) });
-    expect(await errorOf(postViaBasic)).toEqual({ status: 401, error: "invalid_client" });
+    const refused = async (response: Response, registered: string) => {
+      const body = await response.json<{ error: string; error_description: string }>();
+      expect({ status: response.status, error: body.error }).toEqual({ status: 401, error: "invalid_client" });
+      expect(body.error_description).toContain(registered);
+      for (const secret of [basicClient.secret!, postClient.secret!]) expect(body.error_description).not.toContain(secret);
+    };
+    await refused(await post("/token", { ...codeParams(code), client_id: basicClient.clientId }), "client_secret_basic");
+    await refused(await post("/token", { ...codeParams(code), client_id: postClient.clientId }), "client_secret_post");
+    await refused(await post("/token", codeParams(code), { authorization: basic(jwtClient.clientId, "a-secret") }), "private_key_jwt");
+    await refused(await post("/token", { ...codeParams(code), client_id: jwtClient.clientId }), "private_key_jwt");
+    await refused(await post("/token", codeParams(code), { authorization: basic(spa.clientId, "a-secret") }), "none");
+    await refused(await post("/token", { ...codeParams(code), client_id: spa.clientId, client_secret: "a-secret" }), "none");
+
     const both = await post("/token", { ...codeParams(code), client_id: basicClient.clientId, client_secret: basicClient.secret! }, {
       authorization: basic(basicClient.clientId, basicClient.secret!),
     });
@@ -297,6 +313,7 @@ describe("client authentication (C13)", () => {
     expect(await errorOf(unknown)).toEqual({ status: 401, error: "invalid_client" });
     const malformed = await post("/token", codeParams(code), { authorization: "Basic %%%not-base64" });
     expect(await errorOf(malformed)).toEqual({ status: 401, error: "invalid_client" });
+    // None of the refusals used the code up.
     expect((await redeem(basicClient, code)).access_token).toBeDefined();
   });
 

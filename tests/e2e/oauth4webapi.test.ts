@@ -270,9 +270,12 @@ describe("errors a client meets", () => {
     const viaPost = await post("/token", { grant_type: "refresh_token", refresh_token: "x.y", client_id: app.client_id, client_secret: "wrong-secret" });
     expect(viaPost).toMatchObject({ status: 401, body: { error: "invalid_client" } });
     expect(viaPost.headers.get("www-authenticate")).toBeNull();
-    // The right secret by the wrong method is no better: a client uses the method it registered.
-    const wrongMethod = await post("/token", { grant_type: "refresh_token", refresh_token: "x.y" }, { authorization: basic(app.client_id, app.client_secret!) });
-    expect(wrongMethod).toMatchObject({ status: 401, body: { error: "invalid_client" } });
+    // A wrong secret by the other way of sending one is no better; the right one by either way authenticates
+    // (RFC 6749 §2.3.1), so the request gets as far as the refresh token.
+    const wrongViaBasic = await post("/token", { grant_type: "refresh_token", refresh_token: "x.y" }, { authorization: basic(app.client_id, "wrong-secret") });
+    expect(wrongViaBasic).toMatchObject({ status: 401, body: { error: "invalid_client" } });
+    const otherWay = await post("/token", { grant_type: "refresh_token", refresh_token: "x.y" }, { authorization: basic(app.client_id, app.client_secret!) });
+    expect(otherWay).toMatchObject({ status: 400, body: { error: "invalid_grant" } });
   });
 
   it("introspection and revocation need client credentials, and show or revoke only the caller's own tokens", async () => {

@@ -248,6 +248,17 @@ describe("openid-client against wrangler dev", () => {
     await expect(client.refreshTokenGrant(config, refreshed.refresh_token!)).rejects.toMatchObject({ error: "invalid_grant" });
   });
 
+  it("the client_secret_post app may send its secret by HTTP Basic at /introspect and /revoke, as Authlib does (RFC 6749 §2.3.1)", async () => {
+    const { url, codeVerifier, state, nonce } = await authorizationRequest();
+    const outcome = await authorizeAsUser(ua, url, { email, redirectUri: CALLBACK });
+    const granted = await client.authorizationCodeGrant(config, outcome.callback, { pkceCodeVerifier: codeVerifier, expectedState: state, expectedNonce: nonce });
+    const viaBasic = await client.discovery(new URL(issuer), webApp.client_id, undefined, client.ClientSecretBasic(webApp.client_secret), insecureOnLoopback);
+    expect(await client.tokenIntrospection(viaBasic, granted.access_token)).toMatchObject({ active: true, client_id: webApp.client_id });
+    await client.tokenRevocation(viaBasic, granted.refresh_token!);
+    expect(await client.tokenIntrospection(viaBasic, granted.refresh_token!)).toEqual({ active: false });
+    expect(await client.tokenIntrospection(config, granted.access_token)).toEqual({ active: false });
+  });
+
   it("RP-initiated logout with the ID token ends the session: prompt=none then gets login_required", async () => {
     const sub = tokens.claims()!.sub;
     // While signed in, prompt=none answers with a code.

@@ -4,13 +4,13 @@ import type { Env } from "../../env";
 import { isLoopbackHostname } from "../../lib/loopback";
 import { jtiStoreFor } from "../../objects/locate";
 import { verifyClientAssertion } from "../../oauth/client-assertion";
-import { extractClientCredentials, invalidClient, secretMatches, type CredentialParams } from "../../oauth/client-auth";
+import { extractClientCredentials, invalidClient, methodMismatch, secretMatches, type CredentialParams } from "../../oauth/client-auth";
 import { OAuthError } from "../../oauth/errors";
 import { clientAddress, enforceRateLimit } from "./rate-limit";
 
 /**
  * Client authentication at the back-channel endpoints (token, introspection, revocation): find the client in D1
- * (read on every request, C5), check it uses exactly its registered method, then check the credential.
+ * (read on every request, C5), check the method fits its registration (`methodMismatch`), then check the credential.
  * Every failure is invalid_client, 401 (RFC 6749 §5.2).
  */
 
@@ -51,8 +51,8 @@ async function authenticate(env: Env, request: Request, params: CredentialParams
     // The address first: the limiter key is cut at 200 characters, and a long client_id must not cut it off.
     await enforceRateLimit(env, `${context.rateLimit.name}:ip:${clientAddress(request)}:client:${client.client_id}`, context.rateLimit.limit);
   }
-  // OIDC Core §9 / RFC 7591 §2: a client authenticates with the one method it registered, and no other.
-  if (presented.method !== client.token_endpoint_auth_method) throw invalidClient("client authentication failed", realm);
+  const mismatch = methodMismatch(client.token_endpoint_auth_method, presented.method);
+  if (mismatch !== null) throw invalidClient(mismatch, realm);
 
   switch (presented.method) {
     case "client_secret_basic":
