@@ -347,7 +347,7 @@ describe("client authentication (C13)", () => {
         .setProtectedHeader({ alg: "ES256", kid })
         .setIssuer(clientId)
         .setSubject(clientId)
-        .setAudience((overrides.aud as string) ?? ISSUER)
+        .setAudience((overrides.aud as string | string[]) ?? ISSUER)
         .setIssuedAt(now)
         .setExpirationTime(now + lifetime)
         .sign(key);
@@ -367,6 +367,28 @@ describe("client authentication (C13)", () => {
       // The token endpoint URL is an accepted audience too; a fresh jti works.
       const fresh = await assertion(rp.clientId, rp.privateKey, rp.kid, { aud: `${ISSUER}/token` });
       expect((await post("/token", { ...codeParams(code), ...asAssertion(fresh), client_id: rp.clientId })).status).toBe(200);
+    });
+
+    it("names this server by the issuer identifier, or the token endpoint URL, and nothing else (draft-ietf-oauth-rfc7523bis)", async () => {
+      const rp = await jwtClient();
+      const user = await makeUser();
+      const at = async (path: "/token" | "/introspect", aud: string | string[]) => {
+        const jwt = asAssertion(await assertion(rp.clientId, rp.privateKey, rp.kid, { aud }));
+        if (path === "/introspect") return (await post(path, { token: "not-a-token", ...jwt })).status;
+        return (await post(path, { ...codeParams(await makeCode(rp.clientId, user.id)), ...jwt })).status;
+      };
+      for (const path of ["/token", "/introspect"] as const) {
+        for (const aud of [ISSUER, `${ISSUER}/token`, [ISSUER], [ISSUER, `${ISSUER}/token`]]) expect(await at(path, aud)).toBe(200);
+        const refused = [
+          `${ISSUER}${path === "/token" ? "/introspect" : path}`,
+          [ISSUER, "https://attacker.example"],
+          ["https://attacker.example", `${ISSUER}/token`],
+          [],
+          `${ISSUER}/`,
+          "https://elsewhere.example",
+        ];
+        for (const aud of refused) expect({ path, aud, status: await at(path, aud) }).toEqual({ path, aud, status: 401 });
+      }
     });
 
     it("refuses a wrong audience, a foreign key, a long-lived assertion, a mismatched client_id and a bad assertion type", async () => {

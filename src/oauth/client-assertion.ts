@@ -18,15 +18,17 @@ const MAX_JTI_LENGTH = 200;
 
 export interface AssertionExpectation {
   clientId: string;
-  /** The audiences that name this server (the issuer, the token endpoint, the endpoint being called). */
-  audience: string[];
+  /** The issuer identifier: the audience an assertion names (draft-ietf-oauth-rfc7523bis). */
+  issuer: string;
+  /** The token endpoint URL: also accepted as the audience, for clients written to RFC 7523 §3 and OIDC Core §9. */
+  tokenEndpoint: string;
   /** The realm of the invalid_client challenge. */
   realm: string;
   nowSeconds: number;
 }
 
 /**
- * Signed by a key of the client, iss = sub = client_id, aud names this server, exp in the future and not too far
+ * Signed by a key of the client, iss = sub = client_id, aud names this server and nothing else, exp in the future and not too far
  * away, and a jti. Returns the jti and how long (seconds) it must be remembered; any failure is invalid_client.
  */
 export async function verifyClientAssertion(assertion: string, keys: JWTVerifyGetKey, expected: AssertionExpectation): Promise<{ jti: string; windowSeconds: number }> {
@@ -36,7 +38,6 @@ export async function verifyClientAssertion(assertion: string, keys: JWTVerifyGe
       algorithms: CLIENT_ASSERTION_ALGS,
       issuer: expected.clientId,
       subject: expected.clientId,
-      audience: expected.audience,
       requiredClaims: ["exp", "jti"],
       clockTolerance: ASSERTION_CLOCK_TOLERANCE_SECONDS,
       currentDate: new Date(expected.nowSeconds * 1000),
@@ -44,7 +45,20 @@ export async function verifyClientAssertion(assertion: string, keys: JWTVerifyGe
   } catch {
     throw invalidClient("client_assertion is invalid", expected.realm);
   }
+  if (!namesThisServerOnly(payload.aud, expected)) throw invalidClient("client_assertion aud must be the issuer identifier", expected.realm);
   return assertionJtiWindow(payload, expected.nowSeconds, expected.realm);
+}
+
+/**
+ * draft-ietf-oauth-rfc7523bis (the 2025 audience-injection disclosure): an assertion names this server by its issuer
+ * identifier. The token endpoint URL is accepted as well, because RFC 7523 §3 and OIDC Core §9 told clients to use it,
+ * but nothing else: not the URL of the endpoint being called (/introspect, /revoke — the draft drops endpoint URLs as
+ * audiences, and a client that builds the audience from endpoint metadata is the one an attacker's metadata can steer),
+ * and not an array with any other value in it (jose's own check accepts an array that merely contains ours).
+ */
+function namesThisServerOnly(aud: unknown, expected: AssertionExpectation): boolean {
+  const values = typeof aud === "string" ? [aud] : Array.isArray(aud) ? aud : [];
+  return values.length > 0 && values.every((value) => value === expected.issuer || value === expected.tokenEndpoint);
 }
 
 /**

@@ -15,9 +15,9 @@ import { clientAddress, enforceRateLimit } from "./rate-limit";
  */
 
 export interface ClientAuthContext {
-  /** The issuer identifier: the realm of the challenge and an accepted assertion audience. */
+  /** The issuer identifier: the realm of the challenge and the assertion audience. */
   issuer: string;
-  /** The URL of the endpoint being called: also an accepted assertion audience (RFC 7523 §3 item 3). */
+  /** The URL of the endpoint being called: recorded with an assertion's jti (it is not an accepted audience). */
   endpointUrl: string;
   /**
    * Rate limit per client AND caller address, counted before the credential is checked: secrets cannot be guessed at
@@ -64,7 +64,8 @@ async function authenticate(env: Env, request: Request, params: CredentialParams
       if (keys === null) throw invalidClient("the client has no usable keys registered", realm);
       const { jti, windowSeconds } = await verifyClientAssertion(presented.assertion, keys, {
         clientId: client.client_id,
-        audience: [...new Set([context.issuer, `${context.issuer}/token`, context.endpointUrl])],
+        issuer: context.issuer,
+        tokenEndpoint: `${context.issuer}/token`,
         realm,
         nowSeconds: Math.floor(Date.now() / 1000),
       });
