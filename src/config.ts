@@ -48,6 +48,8 @@ export interface Config {
   emailApiUrl: string;
   emailApiKey: string;
   emailFrom: string;
+  /** The longest a `private_key_jwt` client assertion may live (exp − iat, and exp − now); its jti is remembered until exp (C10). */
+  clientAssertionMaxLifetime: number;
 }
 
 const DEFAULTS: Config = {
@@ -83,6 +85,7 @@ const DEFAULTS: Config = {
   emailApiUrl: "",
   emailApiKey: "",
   emailFrom: "no-reply@localhost",
+  clientAssertionMaxLifetime: 3600,
 };
 
 /** camelCase setting name → the env var that overrides it (`authCodeTtl` → `AUTH_CODE_TTL`). */

@@ -348,7 +348,7 @@ describe("client authentication (C13)", () => {
         .setIssuer(clientId)
         .setSubject(clientId)
         .setAudience((overrides.aud as string | string[]) ?? ISSUER)
-        .setIssuedAt(now)
+        .setIssuedAt((overrides.iat as number | undefined) ?? now)
         .setExpirationTime(now + lifetime)
         .sign(key);
     }
@@ -391,6 +391,42 @@ describe("client authentication (C13)", () => {
       }
     });
 
+    it("accepts an assertion that lives an hour, as Authlib signs them, and remembers its jti until it expires (C10)", async () => {
+      expect(config.clientAssertionMaxLifetime).toBe(3600);
+      const rp = await jwtClient();
+      const user = await makeUser();
+      const start = Date.now() + 86_400_000;
+      vi.useFakeTimers({ toFake: ["Date"] });
+      try {
+        vi.setSystemTime(start);
+        const hourLong = asAssertion(await assertion(rp.clientId, rp.privateKey, rp.kid, {}, 3600));
+        expect((await post("/token", { ...codeParams(await makeCode(rp.clientId, user.id)), ...hourLong })).status).toBe(200);
+        const longer = asAssertion(await assertion(rp.clientId, rp.privateKey, rp.kid, {}, 3601));
+        expect(await errorOf(await post("/token", { ...codeParams(await makeCode(rp.clientId, user.id)), ...longer }))).toEqual({ status: 401, error: "invalid_client" });
+        // 58 minutes later the assertion has not expired, and its jti is still known: a replay is refused as one.
+        vi.setSystemTime(start + 3480_000);
+        const replay = await post("/token", { ...codeParams(await makeCode(rp.clientId, user.id)), ...hourLong });
+        expect(replay.status).toBe(401);
+        expect((await replay.json<{ error_description: string }>()).error_description).toBe("client_assertion was already used");
+      } finally {
+        vi.useRealTimers();
+      }
+    });
+
+    it("with another CLIENT_ASSERTION_MAX_LIFETIME: longer assertions are refused", async () => {
+      const rp = await jwtClient();
+      const user = await makeUser();
+      const settings = { ...env, CLIENT_ASSERTION_MAX_LIFETIME: "120" } as Env;
+      const call = async (lifetime: number) => {
+        const params = { ...codeParams(await makeCode(rp.clientId, user.id)), ...asAssertion(await assertion(rp.clientId, rp.privateKey, rp.kid, {}, lifetime)) };
+        const headers = { "content-type": "application/x-www-form-urlencoded" };
+        return token(new Request(`${ISSUER}/token`, { method: "POST", headers, body: new URLSearchParams(params) }), settings, createExecutionContext());
+      };
+      expect((await call(120)).status).toBe(200);
+      // Called without the router: the refusal is the OAuthError the router would render as 401.
+      await expect(call(600)).rejects.toMatchObject({ code: "invalid_client", description: "client_assertion lives longer than 120 seconds" });
+    });
+
     it("refuses a wrong audience, a foreign key, a long-lived assertion, a mismatched client_id and a bad assertion type", async () => {
       const rp = await jwtClient();
       const stranger = await generateKeyPair("ES256");
@@ -399,7 +435,8 @@ describe("client authentication (C13)", () => {
       const bad = [
         asAssertion(await assertion(rp.clientId, rp.privateKey, rp.kid, { aud: "https://elsewhere.example" })),
         asAssertion(await assertion(rp.clientId, stranger.privateKey, rp.kid)),
-        asAssertion(await assertion(rp.clientId, rp.privateKey, rp.kid, {}, 3600)),
+        asAssertion(await assertion(rp.clientId, rp.privateKey, rp.kid, {}, config.clientAssertionMaxLifetime + 1)),
+        asAssertion(await assertion(rp.clientId, rp.privateKey, rp.kid, { iat: Math.floor(Date.now() / 1000) - 7200 }, 60)),
         asAssertion(await assertion(rp.clientId, rp.privateKey, rp.kid, {}, -120)),
         { ...asAssertion(await assertion(rp.clientId, rp.privateKey, rp.kid)), client_id: "someone-else" },
         { client_assertion_type: "urn:example:other", client_assertion: await assertion(rp.clientId, rp.privateKey, rp.kid) },

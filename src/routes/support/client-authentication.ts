@@ -1,4 +1,5 @@
 import { createLocalJWKSet, createRemoteJWKSet, type JSONWebKeySet, type JWTVerifyGetKey } from "jose";
+import { loadConfig } from "../../config";
 import { getClient, type StoredClient } from "../../db/clients";
 import type { Env } from "../../env";
 import { isLoopbackHostname } from "../../lib/loopback";
@@ -68,6 +69,7 @@ async function authenticate(env: Env, request: Request, params: CredentialParams
         tokenEndpoint: `${context.issuer}/token`,
         realm,
         nowSeconds: Math.floor(Date.now() / 1000),
+        maxLifetimeSeconds: loadConfig(env).clientAssertionMaxLifetime,
       });
       // C10: the assertion's jti is accepted once, remembered for as long as the assertion could be accepted.
       const scope = `client_assertion:${client.client_id}`;
