@@ -1,8 +1,9 @@
 import { SELF, env, runInDurableObject } from "cloudflare:test";
 import { exportJWK, generateKeyPair } from "jose";
 import * as oauth from "oauth4webapi";
-import { describe, expect, it } from "vitest";
-import { tokenFamilyFor } from "../src/objects/locate";
+import { describe, expect, it, vi } from "vitest";
+import { loadConfig } from "../src/config";
+import { rateLimiterFor, tokenFamilyFor } from "../src/objects/locate";
 import {
   ISSUER,
   REDIRECT_URI,
@@ -20,6 +21,8 @@ import {
 } from "./helpers/back-channel";
 
 /** userinfo (OIDC Core §5.3, RFC 6750), introspection (RFC 7662) and revocation (RFC 7009). */
+
+const config = loadConfig(env);
 
 const PROFILE = {
   name: "Ada Lovelace",
@@ -282,6 +285,42 @@ describe("/introspect (RFC 7662) and /revoke (RFC 7009) require client authentic
     expect(await introspectAs(api, cc.access_token)).toMatchObject({ active: true, sub: api.clientId, client_id: api.clientId, scope: "reports:read" });
     expect((await postAs(api, "/revoke", { token: cc.access_token })).status).toBe(200);
     expect(await introspectAs(api, cc.access_token)).toEqual({ active: false });
+  });
+
+  it("limit failed client authentications per address and client_id, as /token limits requests; successes do not count (C6)", async () => {
+    const { rp, tokens } = await signedIn();
+    const n = config.rateLimitToken;
+    const attacker = "203.0.113.9";
+    const from = (address: string, path: string, secret = rp.secret!) =>
+      post(path, { token: tokens.access_token }, { authorization: basic(rp.clientId, secret), "cf-connecting-ip": address });
+    vi.useFakeTimers({ toFake: ["Date"] });
+    try {
+      vi.setSystemTime((Math.floor(Date.now() / 60_000) + 1) * 60_000 + 1000);
+      const limiter = rateLimiterFor(env, `client_auth_failures:ip:${attacker}:client:${rp.clientId}`);
+      await limiter.hit(n, config.rateLimitWindow, n - 2);
+      // A resource server that authenticates is never slowed by its own successes.
+      for (let i = 0; i < 5; i++) expect((await from(attacker, "/introspect")).status).toBe(200);
+      expect((await limiter.peekUsage(config.rateLimitWindow)).count).toBe(n - 2);
+      // Two wrong secrets use up the budget, at either endpoint…
+      expect((await errorOf(await from(attacker, "/introspect", "guess"))).status).toBe(401);
+      expect((await errorOf(await from(attacker, "/revoke", "guess"))).status).toBe(401);
+      // …then that address waits, even with the right secret, at both; other addresses do not.
+      for (const path of ["/introspect", "/revoke"]) {
+        const limited = await from(attacker, path);
+        expect(await errorOf(limited)).toEqual({ status: 429, error: "rate_limited" });
+        expect(Number(limited.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+      }
+      expect((await from("198.51.100.3", "/introspect")).status).toBe(200);
+      // An invented client_id is limited the same way.
+      const invented = (address: string) => post("/introspect", { token: "x" }, { authorization: basic("made-up-client", "guess"), "cf-connecting-ip": address });
+      await rateLimiterFor(env, `client_auth_failures:ip:${attacker}:client:made-up-client`).hit(n, config.rateLimitWindow, n);
+      expect((await errorOf(await invented(attacker))).status).toBe(429);
+      expect((await errorOf(await invented("198.51.100.3"))).status).toBe(401);
+      vi.setSystemTime(Date.now() + 60_000);
+      expect((await from(attacker, "/introspect")).status).toBe(200);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("made-up refresh tokens at /token, /introspect and /revoke leave nothing stored (C15)", async () => {

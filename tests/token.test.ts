@@ -702,6 +702,44 @@ describe("bad input at /token", () => {
     }
   });
 
+  it("counts a request against the limit before the client is looked up: an invented client_id is limited too, and costs no D1 read once over (C6)", async () => {
+    const n = config.rateLimitToken;
+    const attacker = "203.0.113.8";
+    let d1Calls = 0;
+    const db = new Proxy(env.DB, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop);
+        if (typeof value !== "function") return value;
+        return (...args: unknown[]) => {
+          d1Calls++;
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    const settings = { ...env, DB: db } as Env;
+    const guess = (clientId: string) => {
+      const headers = { "content-type": "application/x-www-form-urlencoded", authorization: basic(clientId, "guess"), "cf-connecting-ip": attacker };
+      return token(new Request(`${ISSUER}/token`, { method: "POST", headers, body: "grant_type=client_credentials" }), settings, createExecutionContext());
+    };
+    vi.useFakeTimers({ toFake: ["Date"] });
+    try {
+      vi.setSystemTime((Math.floor(Date.now() / 60_000) + 1) * 60_000 + 1000);
+      const invented = `made-up-${crypto.randomUUID()}`;
+      const limiter = rateLimiterFor(env, `token:ip:${attacker}:client:${invented}`);
+      // An invented client_id is counted like a real one (then refused as unknown, after one D1 read)…
+      await expect(guess(invented)).rejects.toMatchObject({ code: "invalid_client" });
+      expect((await limiter.peekUsage(config.rateLimitWindow)).count).toBe(1);
+      expect(d1Calls).toBe(1);
+      // …and once over the limit it is refused with 429 before anything is read from D1.
+      await limiter.hit(n, config.rateLimitWindow, n - 1);
+      d1Calls = 0;
+      await expect(guess(invented)).rejects.toMatchObject({ code: "rate_limited", status: 429 });
+      expect(d1Calls).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it("rate-limits per client and caller address: with a limit of N, exactly N concurrent requests pass (C6), the next gets 429 + Retry-After", async () => {
     const rp = await makeClient({ grant_types: ["client_credentials"], scope: "api" });
     const other = await makeClient({ grant_types: ["client_credentials"], scope: "api" });

@@ -6,7 +6,7 @@ import { clientAuthParams } from "../oauth/client-auth";
 import * as z from "zod/mini";
 import { param, parseWith } from "../oauth/schema";
 import { activeAccessToken } from "./support/access-token";
-import { authenticateClient } from "./support/client-authentication";
+import { authenticateClient, failedClientAuthentication } from "./support/client-authentication";
 import { readParams } from "./support/params";
 import { jsonResponse } from "./support/respond";
 
@@ -29,7 +29,12 @@ const INACTIVE = { active: false } as const;
 export async function introspect(request: Request, env: Env): Promise<Response> {
   const params = parseWith(IntrospectionRequest, await readParams(request, "body"));
   const issuer = issuerOf(env, request);
-  const client = await authenticateClient(env, request, params, { issuer, endpointUrl: `${issuer}/introspect`, confidentialOnly: true });
+  const client = await authenticateClient(env, request, params, {
+    issuer,
+    endpointUrl: `${issuer}/introspect`,
+    rateLimit: failedClientAuthentication(env),
+    confidentialOnly: true,
+  });
 
   const familyId = familyIdOfRefreshToken(params.token);
   if (familyId !== null) {
