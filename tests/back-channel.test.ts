@@ -42,6 +42,10 @@ async function signedIn(scope = "openid profile email offline_access", claims: s
   return { rp, user, tokens };
 }
 
+function decodePayload(jwt: string): Record<string, unknown> {
+  return JSON.parse(atob(jwt.split(".")[1]!.replace(/-/g, "+").replace(/_/g, "/")));
+}
+
 async function userinfoBody(response: Response): Promise<Record<string, unknown>> {
   expect(response.status).toBe(200);
   expect(response.headers.get("cache-control")).toBe("no-store");
@@ -225,6 +229,20 @@ describe("/introspect (RFC 7662) and /revoke (RFC 7009) require client authentic
     const refresh = await introspectAs(rp, tokens.refresh_token!);
     expect(refresh).toMatchObject({ active: true, client_id: rp.clientId, sub: user.id, scope: "openid profile email offline_access" });
     expect(refresh.exp as number).toBeGreaterThan(Date.now() / 1000);
+    // RFC 7662 §2.2: iat on every active answer; token_type only for the RFC 6749 §7.1 access-token types.
+    expect(Math.abs((refresh.iat as number) - (access.iat as number))).toBeLessThanOrEqual(1);
+    expect(refresh).not.toHaveProperty("token_type");
+    // A refresh token's iat is its own issue time: the successor's, not the grant's.
+    vi.useFakeTimers({ toFake: ["Date"] });
+    try {
+      vi.setSystemTime(Date.now() + 100_000);
+      const rotated = await (await postAs(rp, "/token", { grant_type: "refresh_token", refresh_token: tokens.refresh_token! })).json<Tokens>();
+      const next = await introspectAs(rp, rotated.refresh_token!);
+      expect(next.iat as number).toBeGreaterThanOrEqual((refresh.iat as number) + 100);
+      expect(Math.abs((next.iat as number) - (decodePayload(rotated.access_token).iat as number))).toBeLessThanOrEqual(1);
+    } finally {
+      vi.useRealTimers();
+    }
 
     for (const garbage of ["garbage", "a.b.c", `${tokens.refresh_token!.split(".")[0]}.${"B".repeat(43)}`]) {
       expect(await introspectAs(rp, garbage)).toEqual({ active: false });

@@ -96,7 +96,8 @@ export interface RotateRequest {
 
 export type AccessTokenCheck = { active: false } | { active: true; grant: FamilyInfo };
 
-export type InspectResult = { active: false } | { active: true; family: FamilyInfo; expiresAt: number };
+/** `issuedAt`: when this refresh token was issued (ms), its `iat` (RFC 7662 §2.2). */
+export type InspectResult = { active: false } | { active: true; family: FamilyInfo; issuedAt: number; expiresAt: number };
 
 export type RevokeRefreshTokenResult = { status: "revoked" | "unknown" | "wrong_client" };
 
@@ -396,7 +397,7 @@ export class TokenFamily extends StatefulObject {
     const token = this.token(hash);
     if (!row || !token || !isCreated(row) || row.family_id !== familyId) return { active: false };
     if (token.status !== "active" || row.status !== "active" || row.expires_at <= this.now()) return { active: false };
-    return { active: true, family: toInfo(row), expiresAt: row.expires_at };
+    return { active: true, family: toInfo(row), issuedAt: token.issued_at, expiresAt: row.expires_at };
   }
 
   /**

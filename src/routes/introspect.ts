@@ -48,8 +48,9 @@ export async function introspect(request: Request, env: Env): Promise<Response> 
       client_id: grant.clientId,
       sub: grant.sub,
       exp: Math.floor(inspected.expiresAt / 1000),
+      iat: Math.floor(inspected.issuedAt / 1000),
       iss: issuer,
-      token_type: "refresh_token",
+      // No token_type: RFC 7662 §2.2 means the RFC 6749 §7.1 access-token types, and a refresh token has none.
       ...(grant.authTime !== null ? { auth_time: grant.authTime } : {}),
     });
   }
