@@ -3,6 +3,7 @@ import { exportJWK, generateKeyPair } from "jose";
 import * as oauth from "oauth4webapi";
 import { describe, expect, it, vi } from "vitest";
 import { loadConfig } from "../src/config";
+import { getClient } from "../src/db/clients";
 import { rateLimiterFor, tokenFamilyFor } from "../src/objects/locate";
 import {
   ISSUER,
@@ -23,6 +24,7 @@ import {
 /** userinfo (OIDC Core §5.3, RFC 6750), introspection (RFC 7662) and revocation (RFC 7009). */
 
 const config = loadConfig(env);
+const ADMIN = { authorization: "Bearer test-admin-token" };
 
 const PROFILE = {
   name: "Ada Lovelace",
@@ -339,6 +341,48 @@ describe("/introspect (RFC 7662) and /revoke (RFC 7009) require client authentic
     } finally {
       vi.useRealTimers();
     }
+  });
+
+  it("a disabled or deleted user's access and refresh tokens are inactive, at introspection as everywhere (RFC 7662 §2.2, C23)", async () => {
+    for (const change of ["UPDATE users SET disabled = 1 WHERE id = ?", "DELETE FROM users WHERE id = ?"]) {
+      const { rp, user, tokens } = await signedIn();
+      expect((await introspectAs(rp, tokens.access_token)).active).toBe(true);
+      expect((await introspectAs(rp, tokens.refresh_token!)).active).toBe(true);
+      await env.DB.prepare(change).bind(user.id).run();
+      expect(await introspectAs(rp, tokens.access_token)).toEqual({ active: false });
+      expect(await introspectAs(rp, tokens.refresh_token!)).toEqual({ active: false });
+      expect((await userinfoWith(tokens.access_token)).status).toBe(401);
+      const refreshed = await postAs(rp, "/token", { grant_type: "refresh_token", refresh_token: tokens.refresh_token! });
+      expect(await errorOf(refreshed)).toEqual({ status: 400, error: "invalid_grant" });
+    }
+  });
+
+  it("deleting a client ends its grants: registering the same client_id again revives neither access nor refresh tokens (RFC 9700 §4.14)", async () => {
+    const clientId = `reborn-${crypto.randomUUID()}`;
+    const register = async (): Promise<TestClient> => {
+      const metadata = { client_id: clientId, client_name: "Reborn", redirect_uris: [REDIRECT_URI], grant_types: ["authorization_code", "refresh_token"] };
+      const response = await SELF.fetch(`${ISSUER}/admin/clients`, { method: "POST", headers: { ...ADMIN, "content-type": "application/json" }, body: JSON.stringify(metadata) });
+      expect(response.status).toBe(201);
+      const { client_secret } = await response.json<{ client_secret: string }>();
+      return { client: (await getClient(env.DB, clientId))!, clientId, secret: client_secret };
+    };
+    const first = await register();
+    const user = await makeUser(PROFILE);
+    const old = await redeem(first, await makeCode(clientId, user.id));
+    expect((await SELF.fetch(`${ISSUER}/admin/clients/${clientId}`, { method: "DELETE", headers: ADMIN })).status).toBe(204);
+    const again = await register();
+    expect(again.client.registered_at).toBeGreaterThan(first.client.registered_at);
+
+    expect((await userinfoWith(old.access_token)).status).toBe(401);
+    expect(await introspectAs(again, old.access_token)).toEqual({ active: false });
+    expect(await introspectAs(again, old.refresh_token!)).toEqual({ active: false });
+    const refreshed = await postAs(again, "/token", { grant_type: "refresh_token", refresh_token: old.refresh_token! });
+    expect(await errorOf(refreshed)).toEqual({ status: 400, error: "invalid_grant" });
+    // The new registration's own grants work.
+    const fresh = await redeem(again, await makeCode(clientId, user.id));
+    expect((await userinfoWith(fresh.access_token)).status).toBe(200);
+    expect((await introspectAs(again, fresh.refresh_token!)).active).toBe(true);
+    expect((await postAs(again, "/token", { grant_type: "refresh_token", refresh_token: fresh.refresh_token! })).status).toBe(200);
   });
 
   it("made-up refresh tokens at /token, /introspect and /revoke leave nothing stored (C15)", async () => {

@@ -428,7 +428,7 @@ describe("admin API: clients", () => {
   it("a change and its audit event commit together: a lost compare-and-swap writes neither", async () => {
     const clientId = (await createClient(WEB_CLIENT)).client_id as string;
     const stored = (await getClient(env.DB, clientId))!;
-    const { secret_hash: _hash, client_id: _id, client_id_issued_at: _at, updated_at: _up, ...fields } = stored;
+    const { secret_hash: _hash, registered_at: _registered, client_id: _id, client_id_issued_at: _at, updated_at: _up, ...fields } = stored;
     const applied = await updateClient(env.DB, clientId, 1, { ...fields, client_name: "stale write" }, undefined, { actor: "test", data: {} });
     expect(applied).toBe(false);
     expect((await getClient(env.DB, clientId))!.client_name).toBe("Web app");

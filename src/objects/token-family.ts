@@ -48,6 +48,8 @@ interface GrantFacts {
 }
 
 export interface FamilyInit extends GrantFacts {
+  /** The `registered_at` of the client the grant is made for: the registration it belongs to (RFC 9700 §4.14). */
+  clientRegisteredAt: number;
   /** False for client_credentials or when offline access was not granted: the family then only anchors access tokens. */
   issueRefreshToken: boolean;
   /** Absolute lifetime of the family; defaults to `refreshTokenTtl`. Rotation never extends it. */
@@ -57,6 +59,8 @@ export interface FamilyInit extends GrantFacts {
 export interface FamilyInfo extends GrantFacts {
   /** Milliseconds since the epoch. */
   createdAt: number;
+  /** The client registration the grant was made under (ms); null for a grant stored before grants recorded it. */
+  clientRegisteredAt: number | null;
   /** Milliseconds since the epoch: the end of the family's absolute lifetime. */
   expiresAt: number;
   status: "active" | "revoked";
@@ -83,6 +87,8 @@ export type RotateResult =
 export interface RotateRequest {
   /** The authenticated client making the refresh request. */
   clientId: string;
+  /** That client's `registered_at`: a grant made under an earlier registration of its client_id is refused (RFC 9700 §4.14). */
+  clientRegisteredAt: number;
   /** The `scope` parameter of the refresh request, or null when absent (RFC 6749 §6). */
   scope: string | null;
   /** Thumbprint of the key of the request's DPoP proof, or null without one. */
@@ -114,6 +120,7 @@ interface FamilyRow {
   claims: string | null;
   dpop_jkt: string | null;
   created_at: number | null;
+  client_registered_at: number | null;
   expires_at: number;
   status: "active" | "revoked";
   revoked_at: number | null;
@@ -169,8 +176,19 @@ const TABLES: SchemaComponent = {
       )`,
       `CREATE INDEX revoked_access_tokens_expires_at ON revoked_access_tokens (expires_at)`,
     ],
+    // The client registration a grant belongs to; null in grants stored before (judged by created_at instead).
+    [`ALTER TABLE family ADD COLUMN client_registered_at INTEGER`],
   ],
 };
+
+/**
+ * RFC 9700 §4.14: a grant belongs to the registration of its client it was made under. Deleting a client and
+ * registering its client_id again (a new `registered_at`) leaves every older grant dead — no index of grants needed.
+ * A grant stored before grants recorded their registration is dead when it is older than the registration.
+ */
+export function madeUnderEarlierRegistration(grant: { createdAt: number; clientRegisteredAt: number | null }, registeredAt: number): boolean {
+  return grant.clientRegisteredAt !== null ? grant.clientRegisteredAt !== registeredAt : grant.createdAt < registeredAt;
+}
 
 function isCreated(row: FamilyRow): row is CreatedFamilyRow {
   return row.client_id !== null && row.family_id !== null && row.sub !== null && row.scope !== null && row.created_at !== null;
@@ -189,6 +207,7 @@ function toInfo(row: CreatedFamilyRow): FamilyInfo {
     claims: row.claims,
     dpopJkt: row.dpop_jkt,
     createdAt: row.created_at,
+    clientRegisteredAt: row.client_registered_at,
     expiresAt: row.expires_at,
     status: row.status,
   };
@@ -239,6 +258,7 @@ export class TokenFamily extends StatefulObject {
     const addressed = this.addressedFamilyId();
     if (addressed !== null && addressed !== init.familyId) throw new Error("createFamily: familyId does not name this object");
     if (!init.clientId || !init.sub) throw new Error("createFamily: clientId and sub are required");
+    if (!Number.isSafeInteger(init.clientRegisteredAt)) throw new Error("createFamily: clientRegisteredAt must be a time in ms");
     const lifetime = init.lifetimeSeconds ?? this.config.refreshTokenTtl;
     if (!Number.isFinite(lifetime) || lifetime <= 0) throw new Error("createFamily: lifetimeSeconds must be positive");
 
@@ -252,8 +272,8 @@ export class TokenFamily extends StatefulObject {
       // RFC 6749 §4.1.2 (C1): a replayed code may have revoked the grant before this call got here.
       if (existing) return existing.status === "revoked" ? { status: "revoked" } : { status: "exists" };
       this.sql.exec(
-        `INSERT INTO family (id, family_id, client_id, sub, scope, sid, auth_time, amr, acr, claims, dpop_jkt, created_at, expires_at, status)
-         VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active')`,
+        `INSERT INTO family (id, family_id, client_id, sub, scope, sid, auth_time, amr, acr, claims, dpop_jkt, created_at, client_registered_at, expires_at, status)
+         VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active')`,
         init.familyId,
         init.clientId,
         init.sub,
@@ -265,6 +285,7 @@ export class TokenFamily extends StatefulObject {
         init.claims,
         init.dpopJkt,
         now,
+        init.clientRegisteredAt,
         expiresAt,
       );
       if (tokenHash !== null) {
@@ -305,6 +326,10 @@ export class TokenFamily extends StatefulObject {
       if (row.status === "revoked") return { status: "revoked" };
       if (row.expires_at <= now) return { status: "expired" };
       if (row.client_id !== request.clientId) return { status: "rejected", reason: "refresh token was issued to another client" };
+      // RFC 9700 §4.14: checked here, in the transaction, so no rotation slips past a re-registration.
+      if (madeUnderEarlierRegistration({ createdAt: row.created_at, clientRegisteredAt: row.client_registered_at }, request.clientRegisteredAt)) {
+        return { status: "rejected", reason: "refresh token was issued to an earlier registration of this client" };
+      }
       // RFC 6749 §6: a narrower scope may be requested, never a wider one; the family keeps what was granted.
       let scope = row.scope;
       if (request.scope !== null) {

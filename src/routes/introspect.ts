@@ -1,11 +1,10 @@
 import { issuerOf } from "../config";
 import type { Env } from "../env";
-import { tokenFamilyFor } from "../objects/locate";
 import { familyIdOfRefreshToken } from "../objects/token-family";
 import { clientAuthParams } from "../oauth/client-auth";
 import * as z from "zod/mini";
 import { param, parseWith } from "../oauth/schema";
-import { activeAccessToken } from "./support/access-token";
+import { activeAccessToken, activeRefreshToken } from "./support/access-token";
 import { authenticateClient, failedClientAuthentication } from "./support/client-authentication";
 import { readParams } from "./support/params";
 import { jsonResponse } from "./support/respond";
@@ -13,7 +12,8 @@ import { jsonResponse } from "./support/respond";
 /**
  * Token introspection (RFC 7662). The caller must authenticate as a confidential client (C14; §2.1: the protected
  * resource must be authorized, which a public client's client_id alone does not do) and only ever learns about its own
- * tokens: another client's token, like an unknown, expired or revoked one, is `{"active": false}` (§2.2).
+ * tokens: another client's token, like an unknown, expired or revoked one, or one whose user was disabled or whose
+ * client was registered again since, is `{"active": false}` (§2.2) — by the one rule of C23.
  * Refresh tokens (`<grant>.<secret>`) and access tokens (JWTs) cannot be confused, so `token_type_hint` is
  * accepted and not needed (§2.1: the server may ignore it).
  */
@@ -36,11 +36,9 @@ export async function introspect(request: Request, env: Env): Promise<Response> 
     confidentialOnly: true,
   });
 
-  const familyId = familyIdOfRefreshToken(params.token);
-  if (familyId !== null) {
-    const family = tokenFamilyFor(env, familyId);
-    const inspected = family === null ? null : await family.inspectRefreshToken(params.token);
-    if (inspected === null || !inspected.active || inspected.family.clientId !== client.client_id) return jsonResponse(INACTIVE);
+  if (familyIdOfRefreshToken(params.token) !== null) {
+    const inspected = await activeRefreshToken(env, params.token, client);
+    if (inspected === null) return jsonResponse(INACTIVE);
     const grant = inspected.family;
     return jsonResponse({
       active: true,

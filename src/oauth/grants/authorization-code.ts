@@ -49,6 +49,7 @@ export const authorizationCodeGrant: Grant = async (context) => {
     storage.createGrant({
       familyId: grantId,
       clientId: client.client_id,
+      clientRegisteredAt: client.registered_at,
       sub: code.sub,
       scope,
       sid: code.sid,

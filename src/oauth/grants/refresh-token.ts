@@ -1,18 +1,22 @@
 import { parseScope } from "../../lib/scope";
 import { invalidGrant, invalidRequest, invalidScope } from "../errors";
 import { allowedScopes } from "../scope-policy";
+import { whyGrantIsNotGood } from "../token-validity";
 import type { Grant, TokenResponse } from "./context";
 import { issueAccessToken, issueIdToken } from "./issue";
 
 /**
- * RFC 6749 §6: one call to the grant's object rotates the token, detects reuse and narrows the scope to what the
- * client may be granted now (C3, C5), atomically; a refused refresh spends nothing.
+ * RFC 6749 §6: one call to the grant's object rotates the token, detects reuse, refuses a grant of an earlier
+ * registration of the client (RFC 9700 §4.14) and narrows the scope to what the client may be granted now (C3, C5),
+ * atomically; a refused refresh spends nothing. The user is then judged by the one rule (C23): a grant whose user is
+ * gone or disabled is revoked and yields nothing.
  */
 export const refreshTokenGrant: Grant = async (context) => {
   const { config, client, params, storage } = context;
   if (params.refresh_token === undefined) throw invalidRequest("refresh_token is required");
   const result = await storage.rotateRefreshToken(params.refresh_token, {
     clientId: client.client_id,
+    clientRegisteredAt: client.registered_at,
     scope: params.scope ?? null,
     dpopJkt: null,
     allowedScope: allowedScopes(client),
@@ -34,9 +38,11 @@ export const refreshTokenGrant: Grant = async (context) => {
       break;
   }
   const grant = result.family;
+  // Only the authorization-code grant issues refresh tokens, so the grant speaks for a user.
   const user = await storage.findUser(grant.sub);
-  if (user === null || user.disabled) {
-    await storage.revokeGrant(grant.familyId, "user no longer active", client.client_id);
+  const why = whyGrantIsNotGood({ grant, client, user });
+  if (why !== null || user === null) {
+    await storage.revokeGrant(grant.familyId, why ?? "the user no longer exists", client.client_id);
     throw invalidGrant("the user is no longer active");
   }
   const accessToken = await issueAccessToken(context, { sub: grant.sub, scope: result.scope, grantId: grant.familyId, authTime: grant.authTime });
