@@ -249,8 +249,8 @@ describe("authorization_code grant", () => {
     const created = await sessions.createSession({ sid, userId: user.id, authTime: Math.floor(Date.now() / 1000), amr: ["email"], acr: null });
     expect(created.created).toBe(true);
     await redeem(rp, await makeCode(rp.clientId, user.id, { sid }));
-    const [session] = await sessions.listSessions();
-    expect(session!.clients).toEqual([rp.clientId]);
+    // Recorded off the response's path (waitUntil), so it may land a moment after the 200.
+    await vi.waitFor(async () => expect((await sessions.listSessions())[0]!.clients).toEqual([rp.clientId]), { timeout: 3000, interval: 20 });
   });
 
   it("refuses a user who was disabled since the code was issued", async () => {
