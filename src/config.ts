@@ -54,6 +54,8 @@ export interface Config {
   emailApiUrl: string;
   emailApiKey: string;
   emailFrom: string;
+  /** The longest a `private_key_jwt` client assertion may live (exp − iat, and exp − now); its jti is remembered until exp (C10). */
+  clientAssertionMaxLifetime: number;
 }
 
 /** One setting that breaks its rule. */
@@ -195,6 +197,7 @@ const SPECS: ReadonlyArray<Omit<SettingSpec, "name" | "rule" | "parse" | "secret
   { key: "idTokenTtl", default: 3600, ...whole("seconds", 60, DAY) },
   { key: "refreshTokenTtl", default: 30 * DAY, ...whole("seconds", 3600, 365 * DAY) },
   { key: "refreshTokenReuseInterval", default: 0, ...whole("seconds", 0, 300) },
+  { key: "clientAssertionMaxLifetime", default: 3600, ...whole("seconds", 60, 86400) },
   { key: "sessionTtl", default: 14 * DAY, ...whole("seconds", 300, 365 * DAY) },
   { key: "sessionIdleTtl", default: 3 * DAY, ...whole("seconds", 300, 365 * DAY) },
   { key: "magicLinkTtl", default: 900, ...whole("seconds", 60, 3600) },

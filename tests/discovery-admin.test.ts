@@ -8,6 +8,8 @@ import { userSessionsFor } from "../src/objects/locate";
 import { newSessionId } from "../src/objects/sessions";
 import { hashClientSecret } from "../src/oauth/client-auth";
 import { redirectUriProblem } from "../src/oauth/client-metadata";
+import { userClaimValues } from "../src/oauth/claims";
+import type { User } from "../src/db/users";
 import { listClientsRoute } from "../src/routes/admin";
 import { admin } from "../src/routes/support/admin-auth";
 import { currentSigningKey } from "../src/objects/key-cache";
@@ -89,6 +91,11 @@ describe("discovery (OIDC Discovery 1.0, RFC 8414)", () => {
     });
     expect(doc.scopes_supported).toEqual(expect.arrayContaining(["openid", "profile", "email", "address", "phone", "offline_access"]));
     expect(doc.claims_supported).toEqual(expect.arrayContaining(["sub", "iss", "auth_time", "email", "email_verified", "name"]));
+    // Only claims the OP can return: the ID token's own, and the user claims it stores (no middle_name, gender, …).
+    const idTokenClaims = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid", "at_hash"];
+    const user = { id: "u", email: "a@example.com", updatedAt: 0 } as unknown as User;
+    expect(new Set(doc.claims_supported as string[])).toEqual(new Set([...idTokenClaims, ...Object.keys(userClaimValues(user))]));
+    for (const unheld of ["middle_name", "nickname", "profile", "website", "gender", "birthdate"]) expect(doc.claims_supported).not.toContain(unheld);
     expect(doc.token_endpoint_auth_signing_alg_values_supported).toEqual(expect.arrayContaining(["RS256", "ES256"]));
     expect(doc.token_endpoint_auth_signing_alg_values_supported).not.toContain("none");
     // RFC 7662 §2.1: introspection needs an authorized caller, so no public clients; RFC 7009 §2.1: revocation takes them.
@@ -426,7 +433,7 @@ describe("admin API: clients", () => {
   it("a change and its audit event commit together: a lost compare-and-swap writes neither", async () => {
     const clientId = (await createClient(WEB_CLIENT)).client_id as string;
     const stored = (await getClient(env.DB, clientId))!;
-    const { secret_hash: _hash, client_id: _id, client_id_issued_at: _at, updated_at: _up, ...fields } = stored;
+    const { secret_hash: _hash, registered_at: _registered, client_id: _id, client_id_issued_at: _at, updated_at: _up, ...fields } = stored;
     const applied = await updateClient(env.DB, clientId, 1, { ...fields, client_name: "stale write" }, undefined, { actor: "test", data: {} });
     expect(applied).toBe(false);
     expect((await getClient(env.DB, clientId))!.client_name).toBe("Web app");

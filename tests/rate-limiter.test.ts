@@ -46,8 +46,19 @@ describe("RateLimiter", () => {
     const failure = (call: (o: RateLimiter) => Promise<unknown>) =>
       runInDurableObject(rl, (o) => call(o as unknown as RateLimiter)).then(() => null, (error: unknown) => String(error));
     expect(await failure((o) => o.hit(5, 0))).toMatch(/RangeError: windowSeconds/);
-    expect(await failure((o) => o.hit(5, 60, 0))).toMatch(/RangeError: cost/);
+    expect(await failure((o) => o.hit(5, 60, -1))).toMatch(/RangeError: cost/);
     expect(await failure((o) => o.hit(-1, 60))).toMatch(/RangeError: limit/);
+  });
+
+  it("a cost of 0 asks whether one more hit would pass, and counts nothing", async () => {
+    const rl = limiter();
+    expect(await rl.hit(2, 60, 0)).toMatchObject({ allowed: true, remaining: 2 });
+    expect((await rl.peekUsage(60)).count).toBe(0);
+    await rl.hit(2, 60);
+    expect(await rl.hit(2, 60, 0)).toMatchObject({ allowed: true, remaining: 1 });
+    await rl.hit(2, 60);
+    expect(await rl.hit(2, 60, 0)).toMatchObject({ allowed: false, remaining: 0 });
+    expect((await rl.peekUsage(60)).count).toBe(2);
   });
 
   it("retryAfter counts whole seconds to the window's end, at least 1", async () => {

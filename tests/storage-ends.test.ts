@@ -34,6 +34,8 @@ function storageOf(stub: AnyStub) {
 }
 
 const EMPTY = { tables: [], alarm: null };
+/** When the grants' client was registered (RFC 9700 §4.14: a grant belongs to one registration). */
+const REGISTERED_AT = Date.UTC(2040, 0, 1);
 
 /** Runs the object's alarm until it has nothing left to do (audit delivery first, then the purge that empties it). */
 async function runAlarms(stub: AnyStub, times = 3): Promise<void> {
@@ -44,6 +46,7 @@ function grant(familyId: string, overrides: Partial<FamilyInit> = {}): FamilyIni
   return {
     familyId,
     clientId: "client-storage",
+    clientRegisteredAt: REGISTERED_AT,
     sub: `user-${crypto.randomUUID()}`,
     scope: "openid offline_access",
     sid: null,
@@ -83,7 +86,7 @@ describe("objects delete their storage when nothing is left (C15)", () => {
     const family = tokenFamilyFor(env, id)!;
     const created = await family.createFamily(grant(id, { lifetimeSeconds: 3600 }));
     if (created.status !== "created") throw new Error(created.status);
-    const rotated = await family.rotateRefreshToken(created.refreshToken!, { clientId: "client-storage", scope: null, dpopJkt: null });
+    const rotated = await family.rotateRefreshToken(created.refreshToken!, { clientId: "client-storage", clientRegisteredAt: REGISTERED_AT, scope: null, dpopJkt: null });
     expect(rotated.status).toBe("ok");
     await family.revokeAccessToken("jti-1", T0 + 600_000);
 
@@ -93,7 +96,7 @@ describe("objects delete their storage when nothing is left (C15)", () => {
     vi.setSystemTime(T0 + 3600_000 + MINUTE);
     await runAlarms(family);
     expect(await storageOf(family)).toEqual(EMPTY);
-    expect(await family.rotateRefreshToken(created.refreshToken!, { clientId: "client-storage", scope: null, dpopJkt: null })).toEqual({ status: "unknown" });
+    expect(await family.rotateRefreshToken(created.refreshToken!, { clientId: "client-storage", clientRegisteredAt: REGISTERED_AT, scope: null, dpopJkt: null })).toEqual({ status: "unknown" });
     expect(await family.inspectRefreshToken(created.refreshToken!)).toEqual({ active: false });
     expect(await family.checkAccessToken("jti-1")).toEqual({ active: false });
     expect(await family.getFamily()).toBeNull();
@@ -108,7 +111,7 @@ describe("objects delete their storage when nothing is left (C15)", () => {
     await family.revokeFamily("test", "admin");
     vi.setSystemTime(T0 + 30 * MINUTE);
     await runAlarms(family);
-    expect(await family.rotateRefreshToken(created.refreshToken!, { clientId: "client-storage", scope: null, dpopJkt: null })).toEqual({ status: "revoked" });
+    expect(await family.rotateRefreshToken(created.refreshToken!, { clientId: "client-storage", clientRegisteredAt: REGISTERED_AT, scope: null, dpopJkt: null })).toEqual({ status: "revoked" });
     vi.setSystemTime(T0 + 3600_000 + MINUTE);
     await runAlarms(family);
     expect(await storageOf(family)).toEqual(EMPTY);

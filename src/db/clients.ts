@@ -27,6 +27,11 @@ export interface Client {
 /** What the OP keeps besides the metadata: the secret's hash (C13), never the secret. */
 export interface StoredClient extends Client {
   secret_hash: string | null;
+  /**
+   * When this client_id was (re)registered, in ms. Grants remember the registration they were made under, so deleting a
+   * client and registering its client_id again revives none of the old grants (RFC 9700 §4.14).
+   */
+  registered_at: number;
 }
 
 export type ClientFields = Omit<Client, "client_id" | "client_id_issued_at" | "updated_at">;
@@ -74,6 +79,7 @@ function toClient(row: ClientRow): StoredClient {
     client_id_issued_at: Math.floor(row.created_at / 1000),
     updated_at: Math.floor(row.updated_at / 1000),
     secret_hash: row.secret_hash,
+    registered_at: row.created_at,
   };
 }
 

@@ -17,8 +17,11 @@ export const SCOPE_CLAIMS: Record<string, readonly string[]> = {
 };
 
 export const SUPPORTED_SCOPES = ["openid", "profile", "email", "address", "phone", "offline_access"] as const;
+/** The user claims this OP holds (OIDC Core §5.1): exactly the members of `userClaimValues`, so discovery lists no claim it cannot return. */
+export const USER_CLAIMS = ["name", "given_name", "family_name", "preferred_username", "picture", "locale", "zoneinfo", "updated_at",
+  "email", "email_verified", "phone_number", "phone_number_verified", "address"] as const;
 export const SUPPORTED_CLAIMS = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid", "at_hash",
-  ...new Set(Object.values(SCOPE_CLAIMS).flat())] as const;
+  ...USER_CLAIMS] as const;
 
 /** A validated `claims` request: for each target, the names of the claims asked for (values/essential are advisory here). */
 export interface ClaimsRequest {
@@ -94,7 +97,7 @@ export function storedClaimsRequest(raw: string | null): ClaimsRequest | null {
 const ADDRESS_MEMBERS = ["formatted", "street_address", "locality", "region", "postal_code", "country"] as const;
 
 /** A D1 user in OIDC Core §5.1 claim names. Absent values are null (and never released). */
-export function userClaimValues(user: User): Record<string, ClaimValue | null> {
+export function userClaimValues(user: User): Record<(typeof USER_CLAIMS)[number], ClaimValue | null> {
   let address: Record<string, string> | null = null;
   if (user.address && typeof user.address === "object") {
     address = {};

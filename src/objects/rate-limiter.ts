@@ -50,11 +50,14 @@ export class RateLimiter extends StatefulObject {
     return WINDOWS;
   }
 
-  /** Counts `cost` against `limit` in the current window. A denied hit does not consume capacity. */
+  /**
+   * Counts `cost` against `limit` in the current window. A denied hit does not consume capacity. A `cost` of 0 asks
+   * whether one more hit would pass, counting nothing (for limits that count only failures, checked before the attempt).
+   */
   async hit(limit: number, windowSeconds: number, cost = 1): Promise<RateLimitResult> {
     assertCount("limit", limit, 0);
     assertCount("windowSeconds", windowSeconds, 1);
-    assertCount("cost", cost, 1);
+    assertCount("cost", cost, 0);
     const now = this.now();
     const windowMs = windowSeconds * 1000;
     const windowStart = Math.floor(now / windowMs) * windowMs;
@@ -64,7 +67,8 @@ export class RateLimiter extends StatefulObject {
         .exec<{ count: number }>(`SELECT count FROM windows WHERE window_seconds = ? AND window_start = ?`, windowSeconds, windowStart)
         .toArray()[0];
       const before = row?.count ?? 0;
-      if (before + cost > limit) return { allowed: false, used: before, created: false };
+      if (before + Math.max(cost, 1) > limit) return { allowed: false, used: before, created: false };
+      if (cost === 0) return { allowed: true, used: before, created: false };
       this.sql.exec(
         `INSERT INTO windows (window_seconds, window_start, count, expires_at) VALUES (?, ?, ?, ?)
          ON CONFLICT (window_seconds, window_start) DO UPDATE SET count = count + excluded.count`,

@@ -31,7 +31,7 @@ function auditOf(request: Request, data: AuditData): ClientChangeAudit {
 
 /** RFC 7591 §3.2.1: the registered metadata; the secret only when it was just issued (and never its hash). */
 function clientView(client: StoredClient, secret: string | null = null) {
-  const { secret_hash: _hash, ...metadata } = client;
+  const { secret_hash: _hash, registered_at: _registered, ...metadata } = client;
   return secret === null ? metadata : { ...metadata, client_secret: secret, client_secret_expires_at: 0 };
 }
 

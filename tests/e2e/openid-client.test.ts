@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from "jose";
+import { createRemoteJWKSet, decodeProtectedHeader, exportJWK, generateKeyPair, jwtVerify } from "jose";
 import * as client from "openid-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DevServer, type RegisteredClient } from "./helpers/dev-server.ts";
@@ -248,6 +248,17 @@ describe("openid-client against wrangler dev", () => {
     await expect(client.refreshTokenGrant(config, refreshed.refresh_token!)).rejects.toMatchObject({ error: "invalid_grant" });
   });
 
+  it("the client_secret_post app may send its secret by HTTP Basic at /introspect and /revoke, as Authlib does (RFC 6749 §2.3.1)", async () => {
+    const { url, codeVerifier, state, nonce } = await authorizationRequest();
+    const outcome = await authorizeAsUser(ua, url, { email, redirectUri: CALLBACK });
+    const granted = await client.authorizationCodeGrant(config, outcome.callback, { pkceCodeVerifier: codeVerifier, expectedState: state, expectedNonce: nonce });
+    const viaBasic = await client.discovery(new URL(issuer), webApp.client_id, undefined, client.ClientSecretBasic(webApp.client_secret), insecureOnLoopback);
+    expect(await client.tokenIntrospection(viaBasic, granted.access_token)).toMatchObject({ active: true, client_id: webApp.client_id });
+    await client.tokenRevocation(viaBasic, granted.refresh_token!);
+    expect(await client.tokenIntrospection(viaBasic, granted.refresh_token!)).toEqual({ active: false });
+    expect(await client.tokenIntrospection(config, granted.access_token)).toEqual({ active: false });
+  });
+
   it("RP-initiated logout with the ID token ends the session: prompt=none then gets login_required", async () => {
     const sub = tokens.claims()!.sub;
     // While signed in, prompt=none answers with a code.
@@ -302,6 +313,31 @@ describe("client_credentials for a second app (client_secret_basic)", () => {
   it("a wrong secret is refused with 401 and a Basic challenge (RFC 6749 §5.2)", async () => {
     const wrong = await client.discovery(new URL(issuer), serviceApp.client_id, undefined, client.ClientSecretBasic("not-the-secret"), insecureOnLoopback);
     expect(await challengeOf(client.clientCredentialsGrant(wrong))).toMatchObject({ status: 401, scheme: "basic" });
+  });
+});
+
+describe("a private_key_jwt service that signs hour-long assertions, as Authlib does", () => {
+  it("is authenticated at /token and /introspect; a two-hour assertion is refused", async () => {
+    const { publicKey, privateKey } = await generateKeyPair("ES256");
+    const keyApp = await server.registerClient({
+      client_name: "Acme Key Service",
+      grant_types: ["client_credentials"],
+      token_endpoint_auth_method: "private_key_jwt",
+      scope: "reports:read",
+      jwks: { keys: [{ ...(await exportJWK(publicKey)), alg: "ES256", kid: "k1" }] },
+    });
+    // openid-client signs for 60 s; Authlib signs for an hour (exp = iat + 3600).
+    const signedFor = (seconds: number) =>
+      client.PrivateKeyJwt({ key: privateKey, kid: "k1" }, {
+        [client.modifyAssertion]: (_header, payload) => {
+          payload.exp = (payload.iat as number) + seconds;
+        },
+      });
+    const hourLong = await client.discovery(new URL(issuer), keyApp.client_id, undefined, signedFor(3600), insecureOnLoopback);
+    const granted = await client.clientCredentialsGrant(hourLong, { scope: "reports:read" });
+    expect(await client.tokenIntrospection(hourLong, granted.access_token)).toMatchObject({ active: true, client_id: keyApp.client_id });
+    const twoHours = await client.discovery(new URL(issuer), keyApp.client_id, undefined, signedFor(7200), insecureOnLoopback);
+    await expect(client.clientCredentialsGrant(twoHours, { scope: "reports:read" })).rejects.toMatchObject({ error: "invalid_client" });
   });
 });
 

@@ -58,6 +58,7 @@ const FAMILY_ID = "family-restart-1";
 const family = {
   familyId: FAMILY_ID,
   clientId: "client-a",
+  clientRegisteredAt: 1_690_000_000_000,
   sub: "user-restart",
   scope: "openid offline_access",
   sid: null,
@@ -68,7 +69,7 @@ const family = {
   dpopJkt: null,
   issueRefreshToken: true,
 };
-const rotation = { clientId: "client-a", scope: null, dpopJkt: null };
+const rotation = { clientId: "client-a", clientRegisteredAt: 1_690_000_000_000, scope: null, dpopJkt: null };
 
 const session = { sid: "sid-restart-0123456789", userId: "user-restart", authTime: 1_700_000_000, amr: ["pwd"], acr: null };
 
