@@ -48,6 +48,11 @@ export interface Config {
   emailApiUrl: string;
   emailApiKey: string;
   emailFrom: string;
+  /**
+   * Whether the `CF-Connecting-IP` request header names the caller (Cloudflare's edge sets it on every request). Off:
+   * the header is ignored and every caller shares one per-address rate-limit bucket.
+   */
+  trustCfConnectingIp: boolean;
 }
 
 const DEFAULTS: Config = {
@@ -83,6 +88,7 @@ const DEFAULTS: Config = {
   emailApiUrl: "",
   emailApiKey: "",
   emailFrom: "no-reply@localhost",
+  trustCfConnectingIp: true,
 };
 
 /** camelCase setting name → the env var that overrides it (`authCodeTtl` → `AUTH_CODE_TTL`). */
@@ -105,6 +111,9 @@ export function loadConfig(env: Env): Config {
       // Lifetimes, limits and counts are whole numbers of seconds or items.
       if (!Number.isSafeInteger(n) || n < 0) throw new Error(`setting ${varName(key)} must be a non-negative integer`);
       config[key] = n;
+    } else if (typeof fallback === "boolean") {
+      if (raw !== true && raw !== false && raw !== "true" && raw !== "false") throw new Error(`setting ${varName(key)} must be true or false`);
+      config[key] = raw === true || raw === "true";
     } else {
       config[key] = String(raw);
     }

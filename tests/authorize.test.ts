@@ -26,6 +26,7 @@ import {
   requestLink,
   responseParams,
   signIn,
+  uniqueAddress,
   uniqueEmail,
 } from "./helpers/front-channel";
 
@@ -305,6 +306,26 @@ describe("hostile input", () => {
     expect(limited[0]!.headers.get("location")).toBeNull();
     // Another address is not affected.
     expect((await new Browser().get(authorizeUrl(params))).status).toBe(303);
+  });
+
+  it("counts an IPv6 caller by its /64, and ignores CF-Connecting-IP where the deployment does not trust it", async () => {
+    const client = await makeClient();
+    const { params } = await authorizeParams(client.client_id, { prompt: "none" });
+    const prefix = uniqueAddress().replace(/::1$/, "");
+    const from = (ip: string, settings: Record<string, string> = {}) =>
+      authorize(new Request(new URL(authorizeUrl(params), ORIGIN), { headers: { "cf-connecting-ip": ip } }), { ...env, RATE_LIMIT_AUTHORIZE: "2", ...settings } as Env, createExecutionContext());
+    vi.useFakeTimers({ toFake: ["Date"] });
+    vi.setSystemTime((Math.floor(Date.now() / 60_000) + 1) * 60_000 + 1000);
+    // Three addresses of one /64 are one caller…
+    expect((await from(`${prefix}::1`)).status).toBe(303);
+    expect((await from(`${prefix}:0:0:0:abcd`)).status).toBe(303);
+    expect((await from(`${prefix}:ffff:1:2:3`)).status).toBe(429);
+    // …and the next /64 is another.
+    expect((await from(uniqueAddress())).status).toBe(303);
+    // Not trusted, the header names nobody: every caller is in the one shared bucket.
+    const untrusted = { TRUST_CF_CONNECTING_IP: "false" };
+    const answers = [await from(uniqueAddress(), untrusted), await from(uniqueAddress(), untrusted), await from(uniqueAddress(), untrusted)];
+    expect(answers.map((r) => r.status)).toEqual([303, 303, 429]);
   });
 });
 

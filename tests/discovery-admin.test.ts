@@ -10,6 +10,7 @@ import { hashClientSecret } from "../src/oauth/client-auth";
 import { redirectUriProblem } from "../src/oauth/client-metadata";
 import { admin, listClientsRoute } from "../src/routes/admin";
 import { currentSigningKey } from "../src/objects/key-cache";
+import { uniqueAddress } from "./helpers/front-channel";
 
 const BASE = "http://localhost";
 const ADMIN_AUTH = { authorization: "Bearer test-admin-token" };
@@ -202,7 +203,7 @@ describe("admin API authentication", () => {
     const limitedEnv = { ...env, RATE_LIMIT_ADMIN: "3" } as Env;
     const call = (ip: string) =>
       handler(routed(`${BASE}/admin/clients`, { ...ADMIN_AUTH, "cf-connecting-ip": ip }), limitedEnv);
-    const ip = `198.51.100.${Math.floor(Math.random() * 250)}-${crypto.randomUUID()}`;
+    const ip = uniqueAddress();
     // A frozen clock inside one window, so the count is exact.
     vi.useFakeTimers({ toFake: ["Date"] });
     try {

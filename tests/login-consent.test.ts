@@ -28,6 +28,7 @@ import {
   responseParams,
   signIn,
   tokenOfLink,
+  uniqueAddress,
   uniqueEmail,
 } from "./helpers/front-channel";
 
@@ -490,7 +491,7 @@ describe("email transports", () => {
     expect((await devMailbox(new Request(`${ORIGIN}${query}`), { ...env, ISSUER: "https://op.example" } as Env)).status).toBe(404);
 
     const errors = vi.spyOn(console, "error").mockImplementation(() => undefined);
-    const ip = `203.0.113.${Math.floor(Math.random() * 250)}-${crypto.randomUUID()}`;
+    const ip = uniqueAddress();
     const page = await SELF.fetch("https://op.example/login", { headers: { "cf-connecting-ip": ip } });
     expect(page.status).toBe(200);
     const csrfCookie = page.headers.getAll("set-cookie").find((c) => c.startsWith("__Host-oidc_csrf="))!.split(";")[0]!;

@@ -13,7 +13,7 @@ import { hashClientSecret } from "../oauth/client-auth";
 import { newClientFields, parseClientMetadata, updatedClientFields, usesClientSecret } from "../oauth/client-metadata";
 import { OAuthError } from "../oauth/errors";
 import { readJsonObject } from "./support/params";
-import { clientAddress, enforceRateLimit } from "./support/rate-limit";
+import { clientAddress, enforceRateLimit, trustedAddress } from "./support/rate-limit";
 import { jsonResponse } from "./support/respond";
 
 /**
@@ -34,7 +34,7 @@ async function requireAdmin(request: Request, env: Env): Promise<void> {
   if (config.adminToken === "") {
     throw new OAuthError("access_denied", "the admin API is disabled (no ADMIN_TOKEN is set)", { status: 403 });
   }
-  await enforceRateLimit(env, `admin:ip:${clientAddress(request)}`, config.rateLimitAdmin);
+  await enforceRateLimit(env, `admin:ip:${clientAddress(env, request)}`, config.rateLimitAdmin);
   const header = request.headers.get("authorization");
   // RFC 6750 §3.1: a request without credentials gets the challenge with no error code.
   if (header === null || header.trim() === "") throw new OAuthError("invalid_token", "an admin token is required", { status: 401, headers: bearerChallenge("admin") });
@@ -52,8 +52,8 @@ export function admin(handler: AdminHandler): AdminHandler {
   };
 }
 
-function auditOf(request: Request, data: AuditData): ClientChangeAudit {
-  return { actor: "admin-api", data: { ...data, remote_ip: clientAddress(request) } };
+function auditOf(env: Env, request: Request, data: AuditData): ClientChangeAudit {
+  return { actor: "admin-api", data: { ...data, remote_ip: trustedAddress(env, request) } };
 }
 
 /** RFC 7591 §3.2.1: the registered metadata; the secret only when it was just issued (and never its hash). */
@@ -95,7 +95,7 @@ export const createClient: AdminHandler = async (request, env) => {
       clientId,
       fields,
       secretHash,
-      auditOf(request, {
+      auditOf(env, request, {
         client_name: fields.client_name,
         grant_types: fields.grant_types,
         token_endpoint_auth_method: fields.token_endpoint_auth_method,
@@ -163,7 +163,7 @@ export const updateClientRoute: AdminHandler = async (request, env) => {
       version,
       fields,
       secretHash,
-      auditOf(request, { changed, secret_rotated: secret !== null, secret_removed: secretHash === null }),
+      auditOf(env, request, { changed, secret_rotated: secret !== null, secret_removed: secretHash === null }),
     );
     if (applied) return jsonResponse(clientView(await storedClient(env, clientId), secret));
   }
@@ -173,7 +173,7 @@ export const updateClientRoute: AdminHandler = async (request, env) => {
 /** DELETE /admin/clients/:id → 204. Its remembered consents go with it. */
 export const deleteClientRoute: AdminHandler = async (request, env) => {
   const clientId = String(request.params.id ?? "");
-  const deleted = await deleteClient(env.DB, clientId, auditOf(request, {}));
+  const deleted = await deleteClient(env.DB, clientId, auditOf(env, request, {}));
   if (!deleted) throw notFound("client");
   return new Response(null, { status: 204, headers: { "cache-control": "no-store" } });
 };

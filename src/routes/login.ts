@@ -70,7 +70,7 @@ export function sendLoginLink(request: Request, env: Env): Promise<Response> {
       return signInForm(request, env, { interaction, email: submitted.slice(0, 254), error: "Enter a valid email address." }, 400);
     }
     const email = normalizeEmail(submitted);
-    await enforceRateLimit(env, `login:ip:${clientAddress(request)}`, config.rateLimitLogin);
+    await enforceRateLimit(env, `login:ip:${clientAddress(env, request)}`, config.rateLimitLogin);
     await enforceRateLimit(env, `login:email:${await sha256Base64url(email)}`, config.rateLimitLogin);
 
     const id = newChallengeId(env);

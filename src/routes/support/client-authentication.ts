@@ -49,7 +49,7 @@ async function authenticate(env: Env, request: Request, params: CredentialParams
   if (client === null) throw invalidClient("client authentication failed", realm);
   if (context.rateLimit) {
     // The address first: the limiter key is cut at 200 characters, and a long client_id must not cut it off.
-    await enforceRateLimit(env, `${context.rateLimit.name}:ip:${clientAddress(request)}:client:${client.client_id}`, context.rateLimit.limit);
+    await enforceRateLimit(env, `${context.rateLimit.name}:ip:${clientAddress(env, request)}:client:${client.client_id}`, context.rateLimit.limit);
   }
   // OIDC Core §9 / RFC 7591 §2: a client authenticates with the one method it registered, and no other.
   if (presented.method !== client.token_endpoint_auth_method) throw invalidClient("client authentication failed", realm);
