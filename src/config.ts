@@ -53,6 +53,8 @@ export interface Config {
    * the header is ignored and every caller shares one per-address rate-limit bucket.
    */
   trustCfConnectingIp: boolean;
+  /** Sign-in emails sent to one address per day (UTC), on top of `rateLimitLogin` per window. */
+  loginEmailsPerDay: number;
 }
 
 const DEFAULTS: Config = {
@@ -89,6 +91,7 @@ const DEFAULTS: Config = {
   emailApiKey: "",
   emailFrom: "no-reply@localhost",
   trustCfConnectingIp: true,
+  loginEmailsPerDay: 20,
 };
 
 /** camelCase setting name → the env var that overrides it (`authCodeTtl` → `AUTH_CODE_TTL`). */

@@ -232,13 +232,13 @@ describe("the sign-in page and the email link", () => {
     expect((await challengeOf(linkFields.token!).peek(linkFields.token!)).status).toBe("active");
   });
 
-  it("rate-limits POST /login per address and per client address: 429 with Retry-After", async () => {
+  it("over the per-address limit: the same 'check your email' page, no new email, no cookie, and the last link still signs in", async () => {
     const limit = loadConfig(env).rateLimitLogin;
     // A frozen clock inside one window, so the counts are exact.
     vi.useFakeTimers({ toFake: ["Date"] });
     vi.setSystemTime((Math.floor(Date.now() / 60_000) + 1) * 60_000 + 1000);
     const email = uniqueEmail();
-    // Per address, from many client addresses: exactly `limit` pass under concurrency.
+    // For one address, from many client addresses (an attacker's, say): exactly `limit` emails go out under concurrency.
     const browsers = await Promise.all(
       Array.from({ length: limit + 3 }, async () => {
         const browser = new Browser();
@@ -247,19 +247,72 @@ describe("the sign-in page and the email link", () => {
       }),
     );
     const byEmail = await Promise.all(browsers.map(({ browser, fields }) => browser.post("/login", { ...fields, email })));
-    expect(byEmail.filter((r) => r.status === 200)).toHaveLength(limit);
-    const limited = byEmail.filter((r) => r.status === 429);
-    expect(limited).toHaveLength(3);
-    expect(Number(limited[0]!.headers.get("retry-after"))).toBeGreaterThan(0);
+    const pages = await Promise.all(byEmail.map((r) => r.clone().text()));
+    expect(byEmail.map((r) => r.status)).toEqual(byEmail.map(() => 200));
+    expect(new Set(pages).size).toBe(1);
+    expect(pages[0]).toContain("Check your email");
+    expect(byEmail.filter((r) => r.headers.has("set-cookie"))).toHaveLength(limit);
     expect(await mailbox(email)).toHaveLength(limit);
 
-    // Per client address, with different addresses.
+    // The owner, asking once more in the same window, gets the same page and no email: the last link mailed works.
+    const owner = new Browser();
+    const ownerFields = formFields(await (await owner.get("/login")).text());
+    const again = await owner.post("/login", { ...ownerFields, email });
+    expect(again.status).toBe(200);
+    expect(again.headers.has("set-cookie")).toBe(false);
+    expect(await again.text()).toBe(pages[0]);
+    const messages = await mailbox(email);
+    expect(messages).toHaveLength(limit);
+    const link = new URL(messages[0]!.link!);
+    expect(sessionCookieOf(await followLink(owner, `${link.pathname}${link.search}`))).not.toBeNull();
+
+    // The next window mails again.
+    vi.setSystemTime(Date.now() + 60_000);
+    expect((await owner.post("/login", { ...ownerFields, email })).status).toBe(200);
+    expect(await mailbox(email)).toHaveLength(limit + 1);
+  });
+
+  it("per client address, POST /login is still 429 with Retry-After", async () => {
+    const limit = loadConfig(env).rateLimitLogin;
+    vi.useFakeTimers({ toFake: ["Date"] });
+    vi.setSystemTime((Math.floor(Date.now() / 60_000) + 1) * 60_000 + 1000);
     const browser = new Browser();
     const fields = formFields(await (await browser.get("/login")).text());
-    const statuses: number[] = [];
-    for (let i = 0; i <= limit; i++) statuses.push((await browser.post("/login", { ...fields, email: uniqueEmail() })).status);
-    expect(statuses.slice(0, limit).every((s) => s === 200)).toBe(true);
-    expect(statuses[limit]).toBe(429);
+    const responses: Response[] = [];
+    for (let i = 0; i <= limit; i++) responses.push(await browser.post("/login", { ...fields, email: uniqueEmail() }));
+    expect(responses.slice(0, limit).every((r) => r.status === 200)).toBe(true);
+    expect(responses[limit]!.status).toBe(429);
+    expect(Number(responses[limit]!.headers.get("retry-after"))).toBeGreaterThan(0);
+  });
+
+  it("LOGIN_EMAILS_PER_DAY bounds the emails to one address per day, whatever the windows; the next day mails again", async () => {
+    const capped = { ...env, LOGIN_EMAILS_PER_DAY: "3" } as Env;
+    const day = Math.floor(Date.now() / 86_400_000) + 1;
+    vi.useFakeTimers({ toFake: ["Date"] });
+    const email = uniqueEmail();
+    const ask = async () => {
+      const browser = new Browser();
+      const fields = formFields(await (await browser.get("/login")).text());
+      const response = await sendLoginLink(
+        new Request(`${ORIGIN}/login`, {
+          method: "POST",
+          headers: { "content-type": "application/x-www-form-urlencoded", cookie: `oidc_csrf=${fields.csrf_token}`, "cf-connecting-ip": browser.ip },
+          body: new URLSearchParams({ ...fields, email }).toString(),
+        }),
+        capped,
+      );
+      expect(response.status).toBe(200);
+      expect(await response.text()).toContain("Check your email");
+    };
+    // One request per window, all day long: three emails, then none.
+    for (let minute = 0; minute < 10; minute++) {
+      vi.setSystemTime(day * 86_400_000 + minute * 60_000 + 1000);
+      await ask();
+    }
+    expect(await mailbox(email)).toHaveLength(3);
+    vi.setSystemTime((day + 1) * 86_400_000 + 1000);
+    await ask();
+    expect(await mailbox(email)).toHaveLength(4);
   });
 });
 

@@ -24,6 +24,11 @@ export function clientAddress(env: Env, request: Request): string {
   return (ip === null ? null : addressBucket(ip)) ?? "unknown";
 }
 
+/** Counts one request against `limit` per window (RATE_LIMIT_WINDOW unless given) for `key`: whether it was within it (C6). */
+export async function withinRateLimit(env: Env, key: string, limit: number, windowSeconds = loadConfig(env).rateLimitWindow): Promise<boolean> {
+  return (await rateLimiterFor(env, key).hit(limit, windowSeconds)).allowed;
+}
+
 /** Counts one request against `limit` per window for `key`; over it, a 429 with Retry-After (C6). */
 export async function enforceRateLimit(env: Env, key: string, limit: number): Promise<void> {
   const result = await rateLimiterFor(env, key).hit(limit, loadConfig(env).rateLimitWindow);
