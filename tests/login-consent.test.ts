@@ -496,6 +496,35 @@ describe("consent", () => {
     expect(responseParams(done).params.get("code")).toBeTruthy();
   });
 
+  it("a public client at a custom-scheme or loopback redirect URI is asked every time (RFC 8252 §8.6); prompt=none is consent_required", async () => {
+    const native = ["com.example.app:/oauth2redirect", "http://127.0.0.1:8400/callback"];
+    const client = await makeClient({ token_endpoint_auth_method: "none", skip_consent: true, redirect_uris: [...native, REDIRECT_URI] });
+    const browser = new Browser();
+    const email = uniqueEmail();
+    for (const [i, redirectUri] of native.entries()) {
+      const first = await startAuthorization(browser, client.client_id, { redirect_uri: redirectUri });
+      const consent = await followLocal(browser, i === 0 ? await signIn(browser, first.location, email) : await browser.get(first.location));
+      expect(consent.status, redirectUri).toBe(200);
+      expect(await consent.clone().text()).toContain('name="decision" value="allow"');
+      const allowed = await decide(browser, consent, "allow");
+      expect(allowed.headers.get("location")!.startsWith(`${redirectUri}?code=`), redirectUri).toBe(true);
+      // Allowed a moment ago, and skip_consent registered: still asked, because another app could be answering here.
+      const again = await startAuthorization(browser, client.client_id, { redirect_uri: redirectUri });
+      expect(again.location, redirectUri).toMatch(/^\/consent\?interaction=/);
+      const silent = await startAuthorization(browser, client.client_id, { redirect_uri: redirectUri, prompt: "none" });
+      expect(new URL(silent.location).searchParams.get("error"), redirectUri).toBe("consent_required");
+    }
+    // The same public client at its https redirect URI keeps skip_consent.
+    const https = await startAuthorization(browser, client.client_id);
+    expect(https.location.startsWith(`${REDIRECT_URI}?code=`)).toBe(true);
+    // A confidential client at a loopback redirect URI keeps its remembered consent.
+    const confidential = await makeClient({ redirect_uris: [native[1]!] });
+    const asked = await startAuthorization(browser, confidential.client_id, { redirect_uri: native[1]! });
+    await decide(browser, await browser.get(asked.location), "allow");
+    const remembered = await startAuthorization(browser, confidential.client_id, { redirect_uri: native[1]!, prompt: "none" });
+    expect(remembered.location.startsWith(`${native[1]}?code=`)).toBe(true);
+  });
+
   it("GET /consent without a session goes to sign-in; unknown interactions are pages", async () => {
     const client = await makeClient();
     const browser = new Browser();

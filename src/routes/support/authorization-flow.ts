@@ -76,6 +76,7 @@ export async function continueAuthorization(
   if (!options.consentGiven) {
     const consent = await consentRequired(pending, client, scope, () => grantedScopes(env.DB, user.userId, client.client_id));
     if (consent !== null) {
+      log("info", "authorize.consent_required", { reason: consent, client_id: client.client_id, prompt_none: promptNone });
       if (promptNone) throw new OAuthError("consent_required", "the user must consent");
       const id = interactionId ?? (await startInteraction(env, pending));
       return redirectResponse(`/consent?interaction=${encodeURIComponent(id)}`);
