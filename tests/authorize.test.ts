@@ -1,13 +1,14 @@
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { authCodeStoreFor, challengeStoreFor, userSessionsFor } from "../src/objects/locate";
-import { parseSessionCookie } from "../src/objects/sessions";
+import { formatSessionCookie, newSessionId, parseSessionCookie } from "../src/objects/sessions";
 import type { Env } from "../src/env";
 import { authorize } from "../src/routes/authorize";
 import { submitConsent } from "../src/routes/consent";
 import { finishEmailLogin } from "../src/routes/login";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { patchClient } from "./helpers/clients";
-import { findUserByEmail } from "../src/db/users";
+import { ensureUserForVerifiedEmail, findUserByEmail } from "../src/db/users";
+import { randomToken } from "../src/lib/crypto";
 import { loadConfig } from "../src/config";
 import { mintIdToken } from "../src/oauth/tokens";
 import { FORM_POST_SCRIPT_HASH } from "../src/ui/form-post";
@@ -511,6 +512,91 @@ describe("sessions: prompt, max_age, id_token_hint (C16)", () => {
 
     const { params: foreign } = await authorizeParams(client.client_id, { prompt: "none", id_token_hint: await hintFor(userId, "another-client") });
     expect(responseParams(await browser.get(authorizeUrl(foreign))).params.get("error")).toBe("invalid_request");
+  });
+
+  it("claims.id_token.sub.value naming another user never yields a code for the signed-in one (OIDC Core §5.5.1)", async () => {
+    const client = await makeClient();
+    const { browser, userId, email } = await signedInBrowser(client.client_id);
+    const asking = (sub: string, extra: Record<string, string> = {}) =>
+      authorizeParams(client.client_id, { claims: JSON.stringify({ id_token: { sub: { value: sub }, email: null } }), ...extra });
+
+    const { params: none } = await asking("someone-else-entirely", { prompt: "none" });
+    const refused = responseParams(await browser.get(authorizeUrl(none))).params;
+    expect(refused.get("error")).toBe("login_required");
+    expect(refused.get("code")).toBeNull();
+
+    // Interactive: sign in again; signing in as the same (wrong) user is then a failed sign-in, never a code.
+    const { params: interactive } = await asking("someone-else-entirely");
+    const start = await browser.get(authorizeUrl(interactive));
+    expect(start.headers.get("location")).toMatch(/^\/login\?interaction=/);
+    const wrong = responseParams(await followLocal(browser, await signIn(browser, start.headers.get("location")!, email))).params;
+    expect(wrong.get("error")).toBe("login_required");
+    expect(wrong.get("code")).toBeNull();
+
+    // Signing in as the user it names answers it, for that user.
+    const other = await signedInBrowser(client.client_id);
+    const { verifier, params: forOther } = await asking(other.userId);
+    const again = await browser.get(authorizeUrl(forOther));
+    const done = await followLocal(browser, await signIn(browser, again.headers.get("location")!, other.email));
+    expect((await redeem(responseParams(done).params.get("code")!, client.client_id, verifier)).sub).toBe(other.userId);
+
+    // Naming the signed-in user is no obstacle.
+    const { params: same } = await asking(other.userId, { prompt: "none" });
+    expect(responseParams(await browser.get(authorizeUrl(same))).params.get("code")).toBeTruthy();
+    expect(userId).not.toBe(other.userId);
+  });
+
+  it("acr: an essential class no sign-in meets is access_denied at once; a met one is asserted; acr_values are voluntary (§5.5.1.1)", async () => {
+    const client = await makeClient();
+    const { browser } = await signedInBrowser(client.client_id);
+    const essential = (values: string[]) => JSON.stringify({ id_token: { acr: { essential: true, values } } });
+    const acrOf = async (extra: Record<string, string>) => {
+      const { verifier, params } = await authorizeParams(client.client_id, { prompt: "none", ...extra });
+      const answer = responseParams(await browser.get(authorizeUrl(params))).params;
+      if (answer.get("code") === null) return { error: answer.get("error") };
+      return { acr: (await redeem(answer.get("code")!, client.client_id, verifier)).acr };
+    };
+    // Phishing-resistant sign-in (passkeys) does not exist yet: failed authentication, with or without a session.
+    expect(await acrOf({ claims: essential(["phr"]) })).toEqual({ error: "access_denied" });
+    expect(await acrOf({ claims: essential(["phrh", "urn:example:gold"]) })).toEqual({ error: "access_denied" });
+    const { params: anonymous } = await authorizeParams(client.client_id, { claims: essential(["phr"]) });
+    expect(responseParams(await new Browser().get(authorizeUrl(anonymous))).params.get("error")).toBe("access_denied");
+    // The email link meets the baseline "0": essential or voluntary, it is asserted, the first requested class met.
+    expect(await acrOf({ claims: essential(["phr", "0"]) })).toEqual({ acr: "0" });
+    expect(await acrOf({ claims: JSON.stringify({ id_token: { acr: { value: "0" } } }) })).toEqual({ acr: "0" });
+    expect(await acrOf({ claims: JSON.stringify({ id_token: { acr: null } }) })).toEqual({ acr: "0" });
+    expect(await acrOf({ acr_values: "phr 0" })).toEqual({ acr: "0" });
+    // Voluntary and not met, or not asked for: no acr, and no refusal.
+    expect(await acrOf({ acr_values: "phr urn:example:gold" })).toEqual({ acr: null });
+    expect(await acrOf({})).toEqual({ acr: null });
+    // Malformed acr or sub requests are invalid_request.
+    for (const claims of [{ id_token: { acr: { values: "0" } } }, { id_token: { acr: { values: [0] } } }, { id_token: { sub: { value: 5 } } }, { id_token: { acr: { essential: "yes" } } }]) {
+      expect(await acrOf({ claims: JSON.stringify(claims) }), JSON.stringify(claims)).toEqual({ error: "invalid_request" });
+    }
+  });
+
+  it("an essential acr the session's sign-in did not meet asks for a new sign-in; prompt=none is login_required", async () => {
+    const client = await makeClient({ skip_consent: true });
+    // A session from a sign-in method that meets no class (as a future method might not).
+    const email = uniqueEmail();
+    const user = await ensureUserForVerifiedEmail(env.DB, email, randomToken(12));
+    const sid = newSessionId();
+    const created = await userSessionsFor(env, user.id)!.createSession({ sid, userId: user.id, authTime: Math.floor(Date.now() / 1000), amr: ["pwd"], acr: null });
+    if (!created.created) throw new Error("no session");
+    const browser = new Browser();
+    browser.cookies.set("oidc_session", formatSessionCookie(user.id, sid, created.secret));
+    const claims = JSON.stringify({ id_token: { acr: { essential: true, values: ["0"] } } });
+
+    const { params: none } = await authorizeParams(client.client_id, { claims, prompt: "none" });
+    expect(responseParams(await browser.get(authorizeUrl(none))).params.get("error")).toBe("login_required");
+    const { params: voluntary } = await authorizeParams(client.client_id, { acr_values: "0", prompt: "none" });
+    expect(responseParams(await browser.get(authorizeUrl(voluntary))).params.get("code")).toBeTruthy();
+
+    const { verifier, params } = await authorizeParams(client.client_id, { claims });
+    const start = await browser.get(authorizeUrl(params));
+    expect(start.headers.get("location")).toMatch(/^\/login\?interaction=/);
+    const done = await followLocal(browser, await signIn(browser, start.headers.get("location")!, email));
+    expect(await redeem(responseParams(done).params.get("code")!, client.client_id, verifier)).toMatchObject({ sub: user.id, amr: ["email"], acr: "0" });
   });
 
   it("prompt=select_account leads to the sign-in page even with a session", async () => {

@@ -89,6 +89,8 @@ describe("discovery (OIDC Discovery 1.0, RFC 8414)", () => {
     });
     expect(doc.scopes_supported).toEqual(expect.arrayContaining(["openid", "profile", "email", "address", "phone", "offline_access"]));
     expect(doc.claims_supported).toEqual(expect.arrayContaining(["sub", "iss", "auth_time", "email", "email_verified", "name"]));
+    // Exactly what the OP sets: the email link meets the baseline "0" (OIDC Core §2) and nothing above it (oauth/acr.ts).
+    expect(doc.acr_values_supported).toEqual(["0"]);
     expect(doc.token_endpoint_auth_signing_alg_values_supported).toEqual(expect.arrayContaining(["RS256", "ES256"]));
     expect(doc.token_endpoint_auth_signing_alg_values_supported).not.toContain("none");
     // RFC 7662 §2.1: introspection needs an authorized caller, so no public clients; RFC 7009 §2.1: revocation takes them.
