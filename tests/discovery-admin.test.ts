@@ -243,6 +243,7 @@ describe("admin API: clients", () => {
       token_endpoint_auth_method: "client_secret_basic",
       scope: "openid profile email address phone offline_access",
       skip_consent: false,
+      id_token_claims: "scope",
       client_secret_expires_at: 0,
     });
     expect(created).not.toHaveProperty("secret_hash");
@@ -289,8 +290,8 @@ describe("admin API: clients", () => {
     const native = await createClient({ client_name: "Native", redirect_uris: ["com.example.app:/oauth2redirect", "http://[::1]/cb", "http://localhost:8080/cb"], token_endpoint_auth_method: "none" });
     expect(native.redirect_uris).toEqual(["com.example.app:/oauth2redirect", "http://[::1]/cb", "http://localhost:8080/cb"]);
 
-    const withOptions = await createClient({ ...WEB_CLIENT, skip_consent: true, id_token_signed_response_alg: "ES256", scope: "openid  email", unknown_member: "ignored" });
-    expect(withOptions).toMatchObject({ skip_consent: true, id_token_signed_response_alg: "ES256", scope: "openid email" });
+    const withOptions = await createClient({ ...WEB_CLIENT, skip_consent: true, id_token_signed_response_alg: "ES256", id_token_claims: "minimal", scope: "openid  email", unknown_member: "ignored" });
+    expect(withOptions).toMatchObject({ skip_consent: true, id_token_signed_response_alg: "ES256", id_token_claims: "minimal", scope: "openid email" });
     expect(withOptions).not.toHaveProperty("unknown_member");
   });
 
@@ -339,6 +340,8 @@ describe("admin API: clients", () => {
       [{ redirect_uris: ["https://app.example/cb"], scope: "openid \"quoted\"" }, "invalid_client_metadata"],
       [{ redirect_uris: ["https://app.example/cb"], client_name: "" }, "invalid_client_metadata"],
       [{ redirect_uris: ["https://app.example/cb"], skip_consent: "yes" }, "invalid_client_metadata"],
+      [{ redirect_uris: ["https://app.example/cb"], id_token_claims: "all" }, "invalid_client_metadata"],
+      [{ redirect_uris: ["https://app.example/cb"], id_token_claims: false }, "invalid_client_metadata"],
       [{ redirect_uris: Array.from({ length: 50 }, (_, i) => `https://app.example/${i}`) }, "invalid_redirect_uri"],
     ];
     for (const [metadata, error] of cases) {

@@ -21,6 +21,8 @@ export interface Client {
   backchannel_logout_session_required: boolean;
   skip_consent: boolean;
   dpop_bound_access_tokens: boolean;
+  /** "scope": the ID token carries the user claims of the granted scopes; "minimal": only those the claims request names. */
+  id_token_claims: "scope" | "minimal";
   client_id_issued_at: number;
   updated_at: number;
 }
@@ -51,6 +53,7 @@ function toClient(row: Row): StoredClient {
     backchannel_logout_session_required: row.backchannelLogoutSessionRequired,
     skip_consent: row.skipConsent,
     dpop_bound_access_tokens: row.dpopBoundAccessTokens,
+    id_token_claims: row.idTokenClaims === "minimal" ? "minimal" : "scope",
     client_id_issued_at: Math.floor(row.createdAt / 1000),
     updated_at: Math.floor(row.updatedAt / 1000),
     secret_hash: row.secretHash,
@@ -100,6 +103,7 @@ function toRow(fields: ClientFields) {
     backchannelLogoutSessionRequired: fields.backchannel_logout_session_required,
     skipConsent: fields.skip_consent,
     dpopBoundAccessTokens: fields.dpop_bound_access_tokens,
+    idTokenClaims: fields.id_token_claims,
   };
 }
 

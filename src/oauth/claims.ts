@@ -86,15 +86,29 @@ function scopeClaimNames(scope: string): Set<string> {
 }
 
 /**
+ * Which user claims a client's ID tokens carry (the client's `id_token_claims` registration member):
+ * - "scope" (the default): the claims of the granted scopes, as userinfo returns them. OIDC Core §5.4 allows it, and
+ *   RPs that build their user from the ID token (Auth.js, express-openid-connect, passport) need it;
+ * - "minimal": only the claims the `claims` request's id_token member names (§5.4: with an access token issued, the
+ *   scope claims are otherwise for userinfo).
+ */
+export const ID_TOKEN_CLAIMS = ["scope", "minimal"] as const;
+export type IdTokenClaims = (typeof ID_TOKEN_CLAIMS)[number];
+
+/**
  * Claims released for `target`. The granted scope is what the user consented to, so it bounds both targets: the
  * `claims` request (OIDC Core §5.5) selects among the claims of the granted scopes and never adds others (C17).
  * - userinfo: the claims of the granted scopes (a userinfo member can only name claims these already cover);
- * - id_token: the claims named in the id_token member that a granted scope covers (§5.4: with an access token
- *   issued, scope claims otherwise go to userinfo only).
+ * - id_token: the same, or with `minimal` only those the id_token member names (ID_TOKEN_CLAIMS).
  */
-export function releasedClaimNames(grantedScope: string, claimsRequest: ClaimsRequest | null, target: "userinfo" | "id_token"): Set<string> {
+export function releasedClaimNames(
+  grantedScope: string,
+  claimsRequest: ClaimsRequest | null,
+  target: "userinfo" | "id_token",
+  idTokenClaims: IdTokenClaims = "scope",
+): Set<string> {
   const granted = scopeClaimNames(grantedScope);
-  if (target === "userinfo") return granted;
+  if (target === "userinfo" || idTokenClaims === "scope") return granted;
   return new Set((claimsRequest?.id_token ?? []).filter((claim) => granted.has(claim)));
 }
 

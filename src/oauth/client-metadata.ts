@@ -2,6 +2,7 @@ import type { Client, ClientFields } from "../db/clients";
 import { isLoopbackHostname } from "../lib/loopback";
 import { OAuthError } from "./errors";
 import * as z from "zod/mini";
+import { ID_TOKEN_CLAIMS } from "./claims";
 import { firstProblem } from "./schema";
 import { parseScope } from "../lib/scope";
 
@@ -45,7 +46,7 @@ const jwks = z.object({
 });
 
 /**
- * What an operator may send (RFC 7591 names, plus `skip_consent`). Every member optional: on create the defaults
+ * What an operator may send (RFC 7591 names, plus `skip_consent` and `id_token_claims`). Every member optional: on create the defaults
  * apply, on update the stored value stays. `null` clears a nullable member. Unknown members are stripped.
  */
 export const clientMetadataSchema = z.object({
@@ -60,6 +61,7 @@ export const clientMetadataSchema = z.object({
   jwks_uri: z.optional(z.nullable(text(MAX_URI_LENGTH))),
   id_token_signed_response_alg: z.optional(z.nullable(z.enum(ID_TOKEN_SIGNING_ALGS))),
   skip_consent: z.optional(z.boolean()),
+  id_token_claims: z.optional(z.enum(ID_TOKEN_CLAIMS)),
 });
 
 export type ClientMetadataInput = z.infer<typeof clientMetadataSchema>;
@@ -139,6 +141,7 @@ export function newClientFields(input: ClientMetadataInput): ClientFields {
     backchannel_logout_session_required: false,
     skip_consent: input.skip_consent ?? false,
     dpop_bound_access_tokens: false,
+    id_token_claims: input.id_token_claims ?? "scope",
   });
 }
 
@@ -165,6 +168,7 @@ export function updatedClientFields(current: Client, input: ClientMetadataInput)
     backchannel_logout_session_required: current.backchannel_logout_session_required,
     skip_consent: input.skip_consent ?? current.skip_consent,
     dpop_bound_access_tokens: current.dpop_bound_access_tokens,
+    id_token_claims: input.id_token_claims ?? current.id_token_claims,
   });
 }
 

@@ -21,6 +21,7 @@ export const CLIENT_DEFAULTS: ClientFields = {
   backchannel_logout_session_required: false,
   skip_consent: false,
   dpop_bound_access_tokens: false,
+  id_token_claims: "scope",
 };
 
 export async function registerClient(fields: Partial<ClientFields>, secretHash: string | null, idPrefix = "client"): Promise<StoredClient> {

@@ -121,9 +121,13 @@ export class DevServer {
     return DevServer.launch(port, stateDir, adminToken, envFile);
   }
 
-  /** Stops this server and starts another on the same port, state and settings (tokens issued before stay valid). */
-  async restart(): Promise<DevServer> {
+  /**
+   * Stops this server and starts another on the same port, state and settings (tokens issued before stay valid).
+   * `whileStopped` runs in between, e.g. to change D1 rows with `queryStoppedD1`.
+   */
+  async restart(whileStopped?: () => Promise<unknown>): Promise<DevServer> {
     await this.stop();
+    await whileStopped?.();
     return DevServer.launch(this.port, this.stateDir, this.adminToken, this.envFile);
   }
 
