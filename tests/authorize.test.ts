@@ -514,65 +514,88 @@ describe("sessions: prompt, max_age, id_token_hint (C16)", () => {
     expect(responseParams(await browser.get(authorizeUrl(foreign))).params.get("error")).toBe("invalid_request");
   });
 
-  it("claims.id_token.sub.value naming another user never yields a code for the signed-in one (OIDC Core §5.5.1)", async () => {
-    const client = await makeClient();
-    const { browser, userId, email } = await signedInBrowser(client.client_id);
-    const asking = (sub: string, extra: Record<string, string> = {}) =>
-      authorizeParams(client.client_id, { claims: JSON.stringify({ id_token: { sub: { value: sub }, email: null } }), ...extra });
+  /** An authorization request whose claims parameter names the user the ID token must be about. */
+  const askingFor = (clientId: string, sub: string, extra: Record<string, string> = {}) =>
+    authorizeParams(clientId, { claims: JSON.stringify({ id_token: { sub: { value: sub }, email: null } }), ...extra });
 
-    const { params: none } = await asking("someone-else-entirely", { prompt: "none" });
+  it("claims.id_token.sub.value naming another user: prompt=none is login_required, and signing in again as the same user is a failed sign-in, never a code (OIDC Core §5.5.1)", async () => {
+    const client = await makeClient();
+    const { browser, email } = await signedInBrowser(client.client_id);
+    const { params: none } = await askingFor(client.client_id, "someone-else-entirely", { prompt: "none" });
     const refused = responseParams(await browser.get(authorizeUrl(none))).params;
     expect(refused.get("error")).toBe("login_required");
     expect(refused.get("code")).toBeNull();
 
-    // Interactive: sign in again; signing in as the same (wrong) user is then a failed sign-in, never a code.
-    const { params: interactive } = await asking("someone-else-entirely");
+    const { params: interactive } = await askingFor(client.client_id, "someone-else-entirely");
     const start = await browser.get(authorizeUrl(interactive));
     expect(start.headers.get("location")).toMatch(/^\/login\?interaction=/);
     const wrong = responseParams(await followLocal(browser, await signIn(browser, start.headers.get("location")!, email))).params;
     expect(wrong.get("error")).toBe("login_required");
     expect(wrong.get("code")).toBeNull();
-
-    // Signing in as the user it names answers it, for that user.
-    const other = await signedInBrowser(client.client_id);
-    const { verifier, params: forOther } = await asking(other.userId);
-    const again = await browser.get(authorizeUrl(forOther));
-    const done = await followLocal(browser, await signIn(browser, again.headers.get("location")!, other.email));
-    expect((await redeem(responseParams(done).params.get("code")!, client.client_id, verifier)).sub).toBe(other.userId);
-
-    // Naming the signed-in user is no obstacle.
-    const { params: same } = await asking(other.userId, { prompt: "none" });
-    expect(responseParams(await browser.get(authorizeUrl(same))).params.get("code")).toBeTruthy();
-    expect(userId).not.toBe(other.userId);
   });
 
-  it("acr: an essential class no sign-in meets is access_denied at once; a met one is asserted; acr_values are voluntary (§5.5.1.1)", async () => {
-    const client = await makeClient();
-    const { browser } = await signedInBrowser(client.client_id);
+  it("claims.id_token.sub.value: signing in as the user it names answers it, for that user; naming the signed-in user is no obstacle", async () => {
+    const client = await makeClient({ skip_consent: true });
+    const browser = new Browser();
+    const { params: first } = await authorizeParams(client.client_id);
+    await followLocal(browser, await signIn(browser, (await browser.get(authorizeUrl(first))).headers.get("location")!, uniqueEmail()));
+    const otherEmail = uniqueEmail();
+    const other = await ensureUserForVerifiedEmail(env.DB, otherEmail, randomToken(12));
+
+    const { verifier, params } = await askingFor(client.client_id, other.id);
+    const start = await browser.get(authorizeUrl(params));
+    expect(start.headers.get("location")).toMatch(/^\/login\?interaction=/);
+    const done = await followLocal(browser, await signIn(browser, start.headers.get("location")!, otherEmail));
+    expect((await redeem(responseParams(done).params.get("code")!, client.client_id, verifier)).sub).toBe(other.id);
+
+    const { params: same } = await askingFor(client.client_id, other.id, { prompt: "none" });
+    expect(responseParams(await browser.get(authorizeUrl(same))).params.get("code")).toBeTruthy();
+  });
+
+  describe("acr (OIDC Core §3.1.2.1, §5.5.1.1)", () => {
     const essential = (values: string[]) => JSON.stringify({ id_token: { acr: { essential: true, values } } });
-    const acrOf = async (extra: Record<string, string>) => {
-      const { verifier, params } = await authorizeParams(client.client_id, { prompt: "none", ...extra });
-      const answer = responseParams(await browser.get(authorizeUrl(params))).params;
-      if (answer.get("code") === null) return { error: answer.get("error") };
-      return { acr: (await redeem(answer.get("code")!, client.client_id, verifier)).acr };
-    };
-    // Phishing-resistant sign-in (passkeys) does not exist yet: failed authentication, with or without a session.
-    expect(await acrOf({ claims: essential(["phr"]) })).toEqual({ error: "access_denied" });
-    expect(await acrOf({ claims: essential(["phrh", "urn:example:gold"]) })).toEqual({ error: "access_denied" });
-    const { params: anonymous } = await authorizeParams(client.client_id, { claims: essential(["phr"]) });
-    expect(responseParams(await new Browser().get(authorizeUrl(anonymous))).params.get("error")).toBe("access_denied");
-    // The email link meets the baseline "0": essential or voluntary, it is asserted, the first requested class met.
-    expect(await acrOf({ claims: essential(["phr", "0"]) })).toEqual({ acr: "0" });
-    expect(await acrOf({ claims: JSON.stringify({ id_token: { acr: { value: "0" } } }) })).toEqual({ acr: "0" });
-    expect(await acrOf({ claims: JSON.stringify({ id_token: { acr: null } }) })).toEqual({ acr: "0" });
-    expect(await acrOf({ acr_values: "phr 0" })).toEqual({ acr: "0" });
-    // Voluntary and not met, or not asked for: no acr, and no refusal.
-    expect(await acrOf({ acr_values: "phr urn:example:gold" })).toEqual({ acr: null });
-    expect(await acrOf({})).toEqual({ acr: null });
-    // Malformed acr or sub requests are invalid_request.
-    for (const claims of [{ id_token: { acr: { values: "0" } } }, { id_token: { acr: { values: [0] } } }, { id_token: { sub: { value: 5 } } }, { id_token: { acr: { essential: "yes" } } }]) {
-      expect(await acrOf({ claims: JSON.stringify(claims) }), JSON.stringify(claims)).toEqual({ error: "invalid_request" });
+    /** The code's acr for a silent request from a signed-in browser, or the error it got. */
+    async function acrFor(extra: Record<string, string>) {
+      const client = await makeClient();
+      const { browser } = await signedInBrowser(client.client_id);
+      return async (more: Record<string, string> = {}) => {
+        const { verifier, params } = await authorizeParams(client.client_id, { prompt: "none", ...extra, ...more });
+        const answer = responseParams(await browser.get(authorizeUrl(params))).params;
+        if (answer.get("code") === null) return { error: answer.get("error") };
+        return { acr: (await redeem(answer.get("code")!, client.client_id, verifier)).acr };
+      };
     }
+
+    it("an essential class no sign-in method here meets (phishing-resistant: passkeys are not built) is access_denied at once, with or without a session", async () => {
+      const ask = await acrFor({});
+      expect(await ask({ claims: essential(["phr"]) })).toEqual({ error: "access_denied" });
+      expect(await ask({ claims: essential(["phrh", "urn:example:gold"]) })).toEqual({ error: "access_denied" });
+      const client = await makeClient();
+      const { params } = await authorizeParams(client.client_id, { claims: essential(["phr"]) });
+      expect(responseParams(await new Browser().get(authorizeUrl(params))).params.get("error")).toBe("access_denied");
+    });
+
+    it("the email link meets the baseline '0': asserted when asked for, essential or voluntary, as the first requested class met", async () => {
+      const ask = await acrFor({});
+      expect(await ask({ claims: essential(["phr", "0"]) })).toEqual({ acr: "0" });
+      expect(await ask({ claims: JSON.stringify({ id_token: { acr: { value: "0" } } }) })).toEqual({ acr: "0" });
+      expect(await ask({ claims: JSON.stringify({ id_token: { acr: null } }) })).toEqual({ acr: "0" });
+      expect(await ask({ acr_values: "phr 0" })).toEqual({ acr: "0" });
+    });
+
+    it("voluntary values not met, or none asked for: no acr, and no refusal", async () => {
+      const ask = await acrFor({});
+      expect(await ask({ acr_values: "phr urn:example:gold" })).toEqual({ acr: null });
+      expect(await ask()).toEqual({ acr: null });
+    });
+
+    it("malformed acr or sub requests are invalid_request", async () => {
+      const client = await makeClient();
+      for (const claims of [{ id_token: { acr: { values: "0" } } }, { id_token: { acr: { values: [0] } } }, { id_token: { sub: { value: 5 } } }, { id_token: { acr: { essential: "yes" } } }]) {
+        const { params } = await authorizeParams(client.client_id, { claims: JSON.stringify(claims) });
+        expect(responseParams(await new Browser().get(authorizeUrl(params))).params.get("error"), JSON.stringify(claims)).toBe("invalid_request");
+      }
+    });
   });
 
   it("an essential acr the session's sign-in did not meet asks for a new sign-in; prompt=none is login_required", async () => {

@@ -133,9 +133,11 @@ export class DevServer {
 
   private static async launch(port: number, stateDir: string, adminToken: string, envFile: string): Promise<DevServer> {
     mkdirSync(stateDir, { recursive: true });
+    // A devtools port of its own: the default 9229 is taken by whichever other wrangler dev runs on the machine.
+    const inspectorPort = await freePort();
     const args = [
       wranglerBin, "dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", stateDir,
-      "--env-file", envFile, "--show-interactive-dev-session=false",
+      "--env-file", envFile, "--show-interactive-dev-session=false", "--inspector-port", String(inspectorPort),
     ];
     // Its own process group: one signal stops wrangler, esbuild and workerd together.
     const child = spawn(process.execPath, args, { cwd: root, env: wranglerEnv, detached: true, stdio: ["ignore", "pipe", "pipe"] });
