@@ -32,7 +32,7 @@ const WINDOWS: SchemaComponent = {
       `CREATE INDEX windows_expires_at ON windows (expires_at)`,
     ],
     // One object holds many keys (rateLimiterFor shards keys over a fixed number of objects, C15). Rows from before
-    // keep counting under the empty key until their window is over.
+    // stay, under the empty key that nothing asks for, until the alarm purges them with their window.
     [
       `CREATE TABLE windows_by_key (
         key TEXT NOT NULL,
