@@ -34,16 +34,9 @@ const WINDOWS: SchemaComponent = {
     // One object holds many keys (rateLimiterFor shards keys over a fixed number of objects, C15). Rows from before
     // stay, under the empty key that nothing asks for, until the alarm purges them with their window.
     [
-      `CREATE TABLE windows_by_key (
-        key TEXT NOT NULL,
-        window_seconds INTEGER NOT NULL,
-        window_start INTEGER NOT NULL,
-        count INTEGER NOT NULL,
-        expires_at INTEGER NOT NULL,
-        PRIMARY KEY (key, window_seconds, window_start)
-      )`,
-      `INSERT INTO windows_by_key (key, window_seconds, window_start, count, expires_at)
-       SELECT '', window_seconds, window_start, count, expires_at FROM windows`,
+      "CREATE TABLE windows_by_key (key TEXT NOT NULL, window_seconds INTEGER NOT NULL, window_start INTEGER NOT NULL, " +
+        "count INTEGER NOT NULL, expires_at INTEGER NOT NULL, PRIMARY KEY (key, window_seconds, window_start))",
+      "INSERT INTO windows_by_key SELECT '', window_seconds, window_start, count, expires_at FROM windows",
       `DROP TABLE windows`,
       `ALTER TABLE windows_by_key RENAME TO windows`,
       `CREATE INDEX windows_expires_at ON windows (expires_at)`,
