@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { loadConfig } from "../src/config";
 import { authCodeStoreFor, rateLimiterFor, tokenFamilyFor, userSessionsFor } from "../src/objects/locate";
 import { newSessionId } from "../src/objects/sessions";
-import { newShardedId } from "../src/objects/sharding";
+import { newShardedId, shardOfKey } from "../src/objects/sharding";
 import { newFamilyId, type FamilyInit } from "../src/objects/token-family";
 
 /**
@@ -40,6 +40,18 @@ const REGISTERED_AT = Date.UTC(2040, 0, 1);
 /** Runs the object's alarm until it has nothing left to do (audit delivery first, then the purge that empties it). */
 async function runAlarms(stub: AnyStub, times = 3): Promise<void> {
   for (let i = 0; i < times; i++) await runDurableObjectAlarm(stub);
+}
+
+/**
+ * A rate-limit key whose limiter object (keys share SHARD_COUNT objects, C15) is shard `shard`: each test that looks
+ * at a limiter's storage has a shard of its own, whatever the other tests of this file leave in theirs.
+ */
+function keyInShard(shard: number): string {
+  const count = loadConfig(env).shardCount;
+  for (;;) {
+    const key = `storage:${crypto.randomUUID()}`;
+    if (shardOfKey(key, count) === String(shard % count)) return key;
+  }
 }
 
 function grant(familyId: string, overrides: Partial<FamilyInit> = {}): FamilyInit {
@@ -118,14 +130,14 @@ describe("objects delete their storage when nothing is left (C15)", () => {
   });
 
   it("a rate limiter: once its windows have passed", async () => {
-    const limiter = rateLimiterFor(env, `storage:${crypto.randomUUID()}`);
+    const limiter = rateLimiterFor(env, keyInShard(15));
     expect((await limiter.hit(5, 60)).allowed).toBe(true);
     expect((await limiter.hit(5, 60)).allowed).toBe(true);
     vi.setSystemTime(T0 + 2 * MINUTE + 1);
-    await runAlarms(limiter);
-    expect(await storageOf(limiter)).toEqual(EMPTY);
+    await runAlarms(limiter.object);
+    expect(await storageOf(limiter.object)).toEqual(EMPTY);
     expect(await limiter.peekUsage(60)).toMatchObject({ count: 0, windowsHeld: 0 });
-    expect(await storageOf(limiter)).toEqual(EMPTY);
+    expect(await storageOf(limiter.object)).toEqual(EMPTY);
     // A new hit starts a fresh count.
     expect(await limiter.hit(1, 60)).toMatchObject({ allowed: true, remaining: 0 });
   });
@@ -157,11 +169,11 @@ describe("objects delete their storage when nothing is left (C15)", () => {
     const sessions = userSessionsFor(env, `user-${crypto.randomUUID()}`)!;
     const shard = newShardedId(loadConfig(env).shardCount);
     const store = authCodeStoreFor(env, `${shard}`)!;
-    const limiter = rateLimiterFor(env, `storage:${crypto.randomUUID()}`);
+    const limiter = rateLimiterFor(env, keyInShard(14));
     await sessions.getSession(newSessionId(), "s".repeat(43));
     await store.peek(shard);
     await limiter.peekUsage(60);
-    for (const stub of [sessions, store, limiter]) expect(await storageOf(stub)).toEqual(EMPTY);
+    for (const stub of [sessions, store, limiter.object]) expect(await storageOf(stub)).toEqual(EMPTY);
   });
 });
 
@@ -203,10 +215,10 @@ describe("what keeps an object alive", () => {
 
   it("a request racing the deletion sees the old state or a fresh object, never half of one", async () => {
     for (let round = 0; round < 10; round++) {
-      const limiter = rateLimiterFor(env, `storage:race:${crypto.randomUUID()}`);
+      const limiter = rateLimiterFor(env, keyInShard(round));
       await limiter.hit(3, 60);
       vi.setSystemTime(T0 + (round + 1) * 10 * MINUTE);
-      const [, hit] = await Promise.all([runDurableObjectAlarm(limiter), limiter.hit(3, 60)]);
+      const [, hit] = await Promise.all([runDurableObjectAlarm(limiter.object), limiter.hit(3, 60)]);
       // Whichever ran first, the new hit counts in a window of its own and is kept.
       expect(hit).toMatchObject({ allowed: true, remaining: 2 });
       expect(await limiter.peekUsage(60)).toMatchObject({ count: 1 });

@@ -86,13 +86,38 @@ describe("authorization_code grant", () => {
       at_hash: await halfHash(tokens.access_token),
     });
     expect(payload.exp! - payload.iat!).toBe(config.idTokenTtl);
-    // OIDC Core §5.4: with an access token issued, scope claims are for userinfo, not the ID token.
-    expect(payload.name).toBeUndefined();
-    expect(payload.email).toBeUndefined();
+    // OIDC Core §5.4: the claims of the granted scopes (openid profile email), as userinfo has them.
+    expect(payload).toMatchObject({ name: "Ada Lovelace", email: user.email, email_verified: true, updated_at: expect.any(Number) });
+    expect(payload.phone_number).toBeUndefined();
   });
 
-  it("puts claims asked for in the claims request's id_token member into the ID token, and signs with the registered alg", async () => {
-    const rp = await makeClient({ id_token_signed_response_alg: "ES256", token_endpoint_auth_method: "client_secret_post" });
+  it("the ID token carries the claims of the granted scopes by default; id_token_claims: minimal keeps it to sub and the protocol claims; a refresh follows the registration of now (C5)", async () => {
+    const rp = await makeClient({ scope: "openid profile email address phone offline_access" });
+    const user = await makeUser({ name: "Katherine Johnson", givenName: "Katherine", phoneNumber: "+1 555 0100", address: { locality: "Hampton", country: "US" } });
+    const granted = await redeem(rp, await makeCode(rp.clientId, user.id, { scope: "openid profile email phone offline_access" }));
+    const full = (await verifyIdToken(granted.id_token!, rp.clientId)).payload;
+    expect(full).toMatchObject({ name: "Katherine Johnson", given_name: "Katherine", email: user.email, email_verified: true, phone_number: "+1 555 0100" });
+    // address was not granted, so it is not there, although the user has one.
+    expect(full.address).toBeUndefined();
+    // The same claims as userinfo gives for the grant's access token.
+    const info = await (await SELF.fetch(`${ISSUER}/userinfo`, { headers: { authorization: `Bearer ${granted.access_token}` } })).json<Record<string, unknown>>();
+    const userClaims = (claims: Record<string, unknown>) => Object.fromEntries(Object.entries(claims).filter(([name]) => name in info));
+    expect(userClaims(full)).toEqual(info);
+
+    const minimal = await makeClient({ scope: "openid profile email offline_access", id_token_claims: "minimal" });
+    const bare = await redeem(minimal, await makeCode(minimal.clientId, user.id));
+    const bareToken = (await verifyIdToken(bare.id_token!, minimal.clientId)).payload;
+    expect(Object.keys(bareToken).sort()).toEqual(["at_hash", "aud", "auth_time", "amr", "azp", "exp", "iat", "iss", "nonce", "sub"].sort());
+
+    // Switched to minimal after the grant was made: the refresh's ID token follows the registration of now.
+    await patchClient(rp.clientId, { id_token_claims: "minimal" });
+    const refreshed = await (await refresh(rp, granted.refresh_token!)).json<Tokens>();
+    const afterSwitch = (await verifyIdToken(refreshed.id_token!, rp.clientId)).payload;
+    expect([afterSwitch.name, afterSwitch.email, afterSwitch.phone_number]).toEqual([undefined, undefined, undefined]);
+  });
+
+  it("with id_token_claims: minimal, puts the claims asked for in the claims request's id_token member into the ID token, and signs with the registered alg", async () => {
+    const rp = await makeClient({ id_token_signed_response_alg: "ES256", token_endpoint_auth_method: "client_secret_post", id_token_claims: "minimal" });
     const user = await makeUser({ name: "Grace Hopper" });
     const code = await makeCode(rp.clientId, user.id, {
       claims: JSON.stringify({ id_token: { email: { essential: true }, name: null } }),

@@ -20,6 +20,8 @@ export interface Client {
   dpop_bound_access_tokens: boolean;
   /** Seconds within which a rotated refresh token is answered again with the same successor (null: the server's setting). */
   refresh_token_reuse_interval: number | null;
+  /** "scope": the ID token carries the user claims of the granted scopes; "minimal": only those the claims request names. */
+  id_token_claims: "scope" | "minimal";
   client_id_issued_at: number;
   updated_at: number;
 }
@@ -54,6 +56,7 @@ interface ClientRow {
   skip_consent: number;
   dpop_bound_access_tokens: number;
   refresh_token_reuse_interval: number | null;
+  id_token_claims: string;
   created_at: number;
   updated_at: number;
 }
@@ -76,6 +79,7 @@ function toClient(row: ClientRow): StoredClient {
     skip_consent: row.skip_consent === 1,
     dpop_bound_access_tokens: row.dpop_bound_access_tokens === 1,
     refresh_token_reuse_interval: row.refresh_token_reuse_interval,
+    id_token_claims: row.id_token_claims === "minimal" ? "minimal" : "scope",
     client_id_issued_at: Math.floor(row.created_at / 1000),
     updated_at: Math.floor(row.updated_at / 1000),
     secret_hash: row.secret_hash,
@@ -122,6 +126,7 @@ function metadataColumns(fields: ClientFields): Array<[string, string | number |
     ["skip_consent", fields.skip_consent ? 1 : 0],
     ["dpop_bound_access_tokens", fields.dpop_bound_access_tokens ? 1 : 0],
     ["refresh_token_reuse_interval", fields.refresh_token_reuse_interval],
+    ["id_token_claims", fields.id_token_claims],
   ];
 }
 

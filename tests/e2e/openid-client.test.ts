@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { createRemoteJWKSet, decodeProtectedHeader, exportJWK, generateKeyPair, jwtVerify } from "jose";
 import * as client from "openid-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DevServer, type RegisteredClient } from "./helpers/dev-server.ts";
+import { DevServer, queryStoppedD1, type RegisteredClient } from "./helpers/dev-server.ts";
 import { UserAgent, authorizeAsUser, formWithAction, newMailboxLink, seenLinks, uniqueEmail } from "./helpers/user-agent.ts";
 
 /**
@@ -198,6 +198,25 @@ describe("openid-client against wrangler dev", () => {
     expect(claims.exp).toBeGreaterThan(claims.iat);
     // The access token is an RFC 9068 JWT.
     expect(decodeProtectedHeader(tokens.access_token).typ).toBe("at+jwt");
+  });
+
+  it("the ID token itself carries the claims of the granted scopes (email, and the name once the user has one) and the acr that was asked for", async () => {
+    // What an RP that builds its user from the ID token (Auth.js, express-openid-connect, passport) reads.
+    const first = tokens.claims()!;
+    expect(first).toMatchObject({ email, email_verified: true, updated_at: expect.any(Number) });
+    expect(first.name).toBeUndefined(); // signed up a moment ago by email: no name yet
+    expect(first.acr).toBeUndefined(); // none asked for
+
+    // The user gets a name (a D1 row changed while the server is stopped); the next sign-in to the app carries it.
+    server = await server.restart(() => queryStoppedD1(server.stateDir, [`UPDATE users SET name = 'Ada Lovelace' WHERE email = '${email}'`]));
+    const { url, codeVerifier, state, nonce } = await authorizationRequest({ acr_values: "phr 0" });
+    const outcome = await authorizeAsUser(ua, url, { email, redirectUri: CALLBACK });
+    expect(outcome).toMatchObject({ signedIn: false, consented: false });
+    const again = await client.authorizationCodeGrant(config, outcome.callback, { pkceCodeVerifier: codeVerifier, expectedState: state, expectedNonce: nonce });
+    expect(again.claims()).toMatchObject({ sub: first.sub, email, email_verified: true, name: "Ada Lovelace", acr: "0" });
+    // The scope bounds it: no address or phone was asked for.
+    expect(again.claims()!.address).toBeUndefined();
+    expect(config.serverMetadata().acr_values_supported).toEqual(["0"]);
   });
 
   it("userinfo answers with the claims of the granted scopes", async () => {

@@ -127,10 +127,10 @@ const states: PersistedState[] = [
   {
     what: "a rate-limit window's count",
     write: async (w) => {
-      for (let i = 0; i < 3; i++) await w.call("RATE_LIMITER", "rl:restart", "hit", 5, RATE_WINDOW);
-      return w.call("RATE_LIMITER", "rl:restart", "peekUsage", RATE_WINDOW);
+      for (let i = 0; i < 3; i++) await w.call("RATE_LIMITER", "rl:0", "hit", "restart", 5, RATE_WINDOW);
+      return w.call("RATE_LIMITER", "rl:0", "peekUsage", "restart", RATE_WINDOW);
     },
-    check: async (w, before) => expect(await w.call("RATE_LIMITER", "rl:restart", "peekUsage", RATE_WINDOW)).toEqual(before),
+    check: async (w, before) => expect(await w.call("RATE_LIMITER", "rl:0", "peekUsage", "restart", RATE_WINDOW)).toEqual(before),
   },
   {
     what: "a refresh-token family and its rotation history (a rotated token is still known as reused)",

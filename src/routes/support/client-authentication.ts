@@ -50,7 +50,7 @@ async function authenticate(env: Env, request: Request, params: CredentialParams
   const presented = extractClientCredentials(request.headers.get("authorization"), params, context.issuer);
   const { name, limit, counts } = context.rateLimit;
   // The address first: the limiter key is cut at 200 characters, and a long client_id must not cut it off.
-  const key = `${name}:ip:${clientAddress(request)}:client:${presented.clientId}`;
+  const key = `${name}:ip:${clientAddress(env, request)}:client:${presented.clientId}`;
   await enforceRateLimit(env, key, limit, counts === "requests" ? 1 : 0);
   try {
     return await verifyCredentials(env, presented, context);
