@@ -6,7 +6,7 @@
  * entry script, bench/phases/entry.ts, which wraps the product's src/index.ts.
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, statSync } from "node:fs";
+import { mkdtempSync, readdirSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -70,6 +70,9 @@ export async function buildBundle(options = {}) {
   ]);
   const keep = ["compatibilityDate", "compatibilityFlags", "bindings", "d1Databases", "durableObjects", "kvNamespaces", "r2Buckets"];
   const worker = Object.fromEntries(keep.filter((k) => workerOptions[k] !== undefined).map((k) => [k, workerOptions[k]]));
-  const scriptPath = path.join(dir, "index.js");
+  // The main module is named after the entry: index.js for src/index.ts, entry.js for bench/phases/entry.ts.
+  const main = options.entry ? `${path.basename(options.entry).replace(/\.[cm]?[jt]s$/, "")}.js` : "index.js";
+  if (!readdirSync(dir).includes(main)) throw new Error(`wrangler wrote no ${main} in ${dir}: ${readdirSync(dir).join(", ")}`);
+  const scriptPath = path.join(dir, main);
   return { dir, scriptPath, bytes: statSync(scriptPath).size, worker };
 }

@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import path from "node:path";
 import { root, quietEnv } from "./bundle.mjs";
-import { Browser, basicAuth, expectStatus, parseForms, pkcePair } from "./http.mjs";
+import { Browser, basicAuth, expectStatus, mapLimit, parseForms, pkcePair } from "./http.mjs";
 import { spawnGroup } from "./procs.mjs";
 
 export const REDIRECT_URI = "http://127.0.0.1:9/cb";
@@ -54,7 +54,9 @@ export async function startOurs(options) {
       headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
       body: JSON.stringify(body),
     });
-    await expectStatus(response, [200, 201], `${method} ${pathname}`);
+    await expectStatus(response, [200, 201], `${method} ${pathname}`).catch((error) => {
+      throw new Error(`${error.message}\nWorker output:\n${proc.output().slice(-3000)}`);
+    });
     return /** @type {Record<string, any>} */ (await response.json());
   };
   const web = await adminApi("POST", "/admin/clients", {
@@ -173,14 +175,17 @@ export async function startOurs(options) {
     /**
      * Signs in `count` users (one browser each), each consenting once to the web client.
      * @param {number} count
+     * @param {number} [concurrency]
      */
-    async signInUsers(count) {
-      for (let i = users.length; i < count; i++) {
+    async signInUsers(count, concurrency = 8) {
+      const indexes = Array.from({ length: Math.max(0, count - users.length) }, (_, k) => users.length + k);
+      const signedIn = await mapLimit(indexes, concurrency, async (i) => {
         const browser = new Browser(issuer);
         const code = await authorizeAsUser(browser, `bench-user-${i}@example.com`, "openid profile email offline_access");
         await redeem(code);
-        users.push(browser);
-      }
+        return browser;
+      });
+      users.push(...signedIn);
     },
 
     /**

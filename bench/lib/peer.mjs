@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import path from "node:path";
 import { root } from "./bundle.mjs";
-import { Browser, basicAuth, expectStatus, pkcePair } from "./http.mjs";
+import { Browser, basicAuth, expectStatus, mapLimit, pkcePair } from "./http.mjs";
 import { spawnGroup } from "./procs.mjs";
 
 export const REDIRECT_URI = "http://127.0.0.1:9/cb";
@@ -131,9 +131,13 @@ export async function startPeer(options) {
     clientCredentialsBody: `grant_type=client_credentials&scope=api%3Aread&resource=${encodeURIComponent(RESOURCE)}`,
     introspectionOk: (/** @type {string} */ body) => body.includes('"active":true'),
 
-    /** @param {number} count */
-    async signInUsers(count) {
-      for (let i = users.length; i < count; i++) {
+    /**
+     * @param {number} count
+     * @param {number} [concurrency]
+     */
+    async signInUsers(count, concurrency = 8) {
+      const indexes = Array.from({ length: Math.max(0, count - users.length) }, (_, k) => users.length + k);
+      const signedIn = await mapLimit(indexes, concurrency, async (i) => {
         const browser = new Browser(issuer);
         const code = await authorizeAsUser(
           browser,
@@ -141,8 +145,9 @@ export async function startPeer(options) {
           authorizePath({ scope: "openid profile email offline_access api:read", resource: true, prompt: "consent" }),
         );
         await redeem(code);
-        users.push(browser);
-      }
+        return browser;
+      });
+      users.push(...signedIn);
     },
 
     /**
@@ -165,7 +170,12 @@ export async function startPeer(options) {
     async mintGrant(i) {
       const browser = users[i % users.length];
       if (!browser) throw new Error("no users signed in");
-      const code = await authorizeAsUser(browser, "", authorizePath({ scope: "openid profile email offline_access api:read", resource: true, prompt: "consent" }));
+      // The email is needed when the in-memory adapter has forgotten the session (its LRU holds 1,000 entries).
+      const code = await authorizeAsUser(
+        browser,
+        `bench-user-${i % users.length}@example.com`,
+        authorizePath({ scope: "openid profile email offline_access api:read", resource: true, prompt: "consent" }),
+      );
       const tokens = await redeem(code);
       if (!tokens.refresh_token) throw new Error("no refresh token");
       return { refreshToken: tokens.refresh_token, accessToken: tokens.access_token };
@@ -179,7 +189,7 @@ export async function startPeer(options) {
     async mintUserinfoToken(i) {
       const browser = users[i % users.length];
       if (!browser) throw new Error("no users signed in");
-      const code = await authorizeAsUser(browser, "", authorizePath({ scope: "openid profile email", resource: false }));
+      const code = await authorizeAsUser(browser, `bench-user-${i % users.length}@example.com`, authorizePath({ scope: "openid profile email", resource: false }));
       return (await redeem(code)).access_token;
     },
 

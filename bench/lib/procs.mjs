@@ -26,29 +26,49 @@ const PAGE_SIZE = (() => {
 /** @typedef {{ pid: number, comm: string, cpuMs: number, rssBytes: number }} ProcInfo */
 
 /**
+ * /proc/<pid>/stat of one process, if it is alive and in group `pgid`.
+ * @param {number} pid
+ * @param {number} pgid
+ * @returns {ProcInfo | null}
+ */
+function readStat(pid, pgid) {
+  let stat;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  } catch {
+    return null; // gone
+  }
+  const close = stat.lastIndexOf(")");
+  const comm = stat.slice(stat.indexOf("(") + 1, close);
+  // Fields after "(comm) ": state(3) ppid(4) pgrp(5) … utime(14) stime(15) … rss(24), numbered from 1.
+  const fields = stat.slice(close + 2).split(" ");
+  if (Number(fields[2]) !== pgid || fields[0] === "Z" || fields[0] === "X") return null;
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return { pid, comm, cpuMs: (ticks * 1000) / CLK_TCK, rssBytes: Number(fields[21]) * PAGE_SIZE };
+}
+
+/** pgid → its pids and when they were listed: a scan of all of /proc costs milliseconds, so it is done once a second at most. */
+const members = new Map();
+
+/**
  * Live processes of process group `pgid`, with their CPU time so far and their RSS.
  * @param {number} pgid
  * @returns {ProcInfo[]}
  */
 export function groupProcesses(pgid) {
+  const known = members.get(pgid);
+  if (known && Date.now() - known.at < 1000) {
+    const out = known.pids.map((/** @type {number} */ pid) => readStat(pid, pgid)).filter((/** @type {ProcInfo | null} */ p) => p !== null);
+    if (out.length === known.pids.length) return out;
+  }
   /** @type {ProcInfo[]} */
   const out = [];
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
-    let stat;
-    try {
-      stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-    } catch {
-      continue; // gone while we looked
-    }
-    const close = stat.lastIndexOf(")");
-    const comm = stat.slice(stat.indexOf("(") + 1, close);
-    // Fields after "(comm) ": state(3) ppid(4) pgrp(5) … utime(14) stime(15) … rss(24), numbered from 1.
-    const fields = stat.slice(close + 2).split(" ");
-    if (Number(fields[2]) !== pgid || fields[0] === "Z" || fields[0] === "X") continue;
-    const ticks = Number(fields[11]) + Number(fields[12]);
-    out.push({ pid: Number(entry), comm, cpuMs: (ticks * 1000) / CLK_TCK, rssBytes: Number(fields[21]) * PAGE_SIZE });
+    const info = readStat(Number(entry), pgid);
+    if (info !== null) out.push(info);
   }
+  members.set(pgid, { pids: out.map((p) => p.pid), at: Date.now() });
   return out;
 }
 
