@@ -25,7 +25,7 @@ if (!raw || !process.send) {
   console.error("bench/peer/server.mjs is started by bench/run.mjs, with an IPC channel");
   process.exit(2);
 }
-/** @type {{ adapter: "memory" | "sqlite", stateDir: string, clients: Record<string, unknown>[], synchronous?: "FULL" | "NORMAL" }} */
+/** @type {{ adapter: "memory" | "sqlite", stateDir: string, clients: import("oidc-provider").ClientMetadata[], synchronous?: "FULL" | "NORMAL" }} */
 const options = JSON.parse(raw);
 /** @param {unknown} message */
 const send = (message) => process.send?.(message);
