@@ -27,8 +27,9 @@ const USAGE = `npm run bench [-- options]
   --quick               one short round per cell (about a minute and a half)
   --phases              the per-request cost report of our OP instead (round trips, signatures, time in each)
   --rounds N            measured rounds per server and cell, best one reported (default 3; quick 1)
-  --duration S          seconds per measured round (default 1.5; quick 1)
-  --warmup S            seconds of warm-up per server and cell, not reported (default 0.5; quick 0.3)
+  --duration S          seconds per measured window (default 1)
+  --warmup S            seconds of warm-up per scenario and server, not reported (default 0.5; quick 0.3)
+  --ramp S              least seconds of load before each measured window opens (default 0.2)
   --connections 10,50   concurrent connections (default 10,50)
   --scenarios a,b       some of: ${SCENARIOS.map((s) => s.id).join(", ")}
   --servers a,b         some of: ours, peer-memory, peer-sqlite (default all)
@@ -46,6 +47,7 @@ const { values: args } = parseArgs({
     rounds: { type: "string" },
     duration: { type: "string" },
     warmup: { type: "string" },
+    ramp: { type: "string" },
     connections: { type: "string", default: "10,50" },
     scenarios: { type: "string" },
     servers: { type: "string", default: "ours,peer-memory,peer-sqlite" },
@@ -75,8 +77,9 @@ function positive(value, fallback, name) {
 }
 
 const rounds = Math.round(positive(args.rounds, args.quick ? 1 : 3, "rounds"));
-const durationSec = positive(args.duration, args.quick ? 1 : 1.5, "duration");
+const durationSec = positive(args.duration, 1, "duration");
 const warmupSec = positive(args.warmup, args.quick ? 0.3 : 0.5, "warmup");
+const rampSec = positive(args.ramp, 0.2, "ramp");
 const connectionLevels = String(args.connections).split(",").map((c) => Math.round(positive(c, 10, "connections")));
 const maxConnections = Math.max(...connectionLevels);
 const users = Math.round(positive(args.users, maxConnections, "users"));
@@ -118,10 +121,19 @@ const toRemove = [];
 function cleanup() {
   if (args["keep-state"]) {
     if (toRemove.length > 0) progress(`kept: ${toRemove.join(" ")}`);
-    return;
+  } else {
+    for (const dir of toRemove) {
+      try {
+        rmSync(dir, { recursive: true, force: true });
+      } catch {
+        // a server killed a moment ago may still be letting go of a file; the temp dir is the system's to clean
+      }
+    }
   }
-  for (const dir of toRemove) rmSync(dir, { recursive: true, force: true });
+  toRemove.length = 0;
 }
+// Also on Ctrl-C: bench/lib/procs.mjs kills the servers first (its exit handler was installed before this one).
+process.on("exit", cleanup);
 
 const machine = {
   cpus: cpus().length,
@@ -163,55 +175,49 @@ async function throughput() {
       /** @type {Map<string, any>} */
       const states = new Map();
       for (const target of targets) states.set(target.name, scenario.prepare ? await scenario.prepare(target, maxConnections) : null);
-      /** @type {Map<string, number>} requests per second of each server, for sizing the measured rounds */
-      const rate = new Map();
       for (const connections of connectionLevels) {
         /** @type {import("./lib/report.mjs").Cell} */
         const cell = { scenario: scenario.id, title: scenario.title, unit: scenario.unit, connections, servers: {} };
-        // Warm-up once per scenario and server (the first connection level), which also sizes the first round;
-        // later levels start from the rate of the level before.
+        // Warm-up once per scenario and server, at the first connection level, not reported.
         if (connections === connectionLevels[0]) {
           for (const target of targets) {
             const state = states.get(target.name);
             if (scenario.beforeRound) await scenario.beforeRound(target, state, connections);
-            const warm = await runRound({
+            await runRound({
               url: target.issuer,
               pgid: target.proc.pgid,
               connections,
+              rampSec: 0,
               durationSec: warmupSec,
               requestsPerOp: scenario.requestsPerOp,
+              ...(scenario.drained ? { drained: () => /** @type {(s: any) => boolean} */ (scenario.drained)(state) } : {}),
               requestsFor: (i, stats) => scenario.requestsFor(target, state, i, stats),
             });
-            rate.set(target.name, Math.max(1, warm.requests / warm.seconds));
           }
         }
         for (let round = 1; round <= rounds; round++) {
           for (const target of targets) {
             const state = states.get(target.name);
             if (scenario.beforeRound) await scenario.beforeRound(target, state, connections);
-            const perOp = connections * scenario.requestsPerOp;
-            // Whole operations per connection, at least one each.
-            const amount = Math.max(perOp, Math.round(((rate.get(target.name) ?? 1) * durationSec) / perOp) * perOp);
             const result = await runRound({
               url: target.issuer,
               pgid: target.proc.pgid,
               connections,
-              amount,
-              timeoutMs: durationSec * 4000 + 3000,
+              rampSec,
+              durationSec,
               requestsPerOp: scenario.requestsPerOp,
               latencyFromResponses: scenario.requestsPerOp === 1,
+              ...(scenario.drained ? { drained: () => /** @type {(s: any) => boolean} */ (scenario.drained)(state) } : {}),
               requestsFor: (i, stats) => scenario.requestsFor(target, state, i, stats),
             });
-            rate.set(target.name, Math.max(1, result.requests / result.seconds));
             const entry = (cell.servers[target.name] ??= { best: result, rounds: [] });
             entry.rounds.push(result);
             if (result.opsPerSec > entry.best.opsPerSec) entry.best = result;
             const loadgen = result.loadgenCpuMs / (result.seconds * 1000);
             progress(
               `${scenario.id} c=${connections} ${target.name} round ${round}: ${result.opsPerSec.toFixed(0)} ops/s, ` +
-                `${result.cpuMsPerOp.toFixed(2)} CPU ms/op, p50 ${result.latency.p50.toFixed(1)} ms, ${result.ops} ops in ${result.seconds.toFixed(1)} s + ${result.settleMs.toFixed(0)} ms settle` +
-                (result.failed > 0 ? `, ${result.failed} failed ${JSON.stringify(result.statuses)}` : "") +
-                (result.truncated ? ", TRUNCATED" : "") +
+                `${result.cpuMsPerOp.toFixed(2)} CPU ms/op, p50 ${result.latency.p50.toFixed(1)} ms, ${result.ops} ops in ${result.seconds.toFixed(2)} s` +
+                (result.failed > 0 ? `, ${result.failed} failed ${JSON.stringify(result.statuses)}: ${result.failureSamples.join(" | ")}` : "") +
                 (loadgen > 0.9 ? `, load generator at ${(loadgen * 100).toFixed(0)}% of a core` : ""),
             );
           }
@@ -228,7 +234,7 @@ async function throughput() {
   const seconds = (performance.now() - t0) / 1000;
   const rows = throughputRows(cells, targets.map((t) => t.name));
   const mem = memoryRows(memory);
-  const settings = { rounds, durationSec, warmupSec, connections: connectionLevels, users, peerSqliteSynchronous: synchronous };
+  const settings = { rounds, durationSec, rampSec, warmupSec, connections: connectionLevels, users, peerSqliteSynchronous: synchronous };
   const out = args.out ? path.resolve(String(args.out)) : path.join(resultsDir, "latest.json");
   mkdirSync(path.dirname(out), { recursive: true });
   writeFileSync(

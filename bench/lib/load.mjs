@@ -2,9 +2,7 @@
 /**
  * One load generator for every server: autocannon in this process, over loopback, one connection = one request in
  * flight (no pipelining). Each connection gets its own request list (so a refresh chain or a user belongs to one
- * connection). A measured round sends a fixed number of operations (`amount`), so it ends with nothing in flight:
- * no request is cut off half-way (a cut-off refresh would leave its chain unknown), and the server's CPU time read
- * after the round belongs to exactly the requests counted.
+ * connection). Rounds are measured in a window of steady state (see runRound).
  */
 import { performance } from "node:perf_hooks";
 import autocannon from "autocannon";
@@ -17,11 +15,24 @@ import { sleep } from "./http.mjs";
  * @property {number} failed       operations that got any other answer (or none)
  * @property {Record<string, number>} statuses  HTTP status → count, over every response
  * @property {number[]} latencies  ms per operation (an authorize → token round trip counts as one)
+ * @property {boolean} closed      the measured window has closed: the round is draining (see `drained`)
+ * @property {string[]} samples    the first few failed answers (status and body), to say what went wrong
  */
 
 /** @returns {RoundStats} */
 export function newStats() {
-  return { ok: 0, failed: 0, statuses: {}, latencies: [] };
+  return { ok: 0, failed: 0, statuses: {}, latencies: [], closed: false, samples: [] };
+}
+
+/**
+ * Counts a failed operation and keeps a sample of the first few answers.
+ * @param {RoundStats} stats
+ * @param {number} status
+ * @param {string} body
+ */
+export function fail(stats, status, body) {
+  stats.failed++;
+  if (stats.samples.length < 3) stats.samples.push(`${status} ${body.slice(0, 200)}`);
 }
 
 /**
@@ -36,21 +47,20 @@ export function newStats() {
 
 /**
  * @typedef {object} RoundResult
- * @property {number} ops          operations completed (ok + failed)
+ * @property {number} ops          operations completed in the window (ok + failed)
  * @property {number} ok
  * @property {number} failed
  * @property {number} requests     HTTP responses
- * @property {number} seconds      wall time of the round
+ * @property {number} seconds      length of the window
  * @property {number} opsPerSec    ok operations per second
- * @property {number} cpuMs        CPU time of the server's process tree during the round (and its short tail)
+ * @property {number} cpuMs        CPU time of the server's process tree in the window
  * @property {number} cpuMsPerOp
  * @property {Record<string, number>} cpuMsByProcess  by process name (e.g. workerd, node)
- * @property {number} loadgenCpuMs CPU time of this process (the load generator) during the round
+ * @property {number} loadgenCpuMs CPU time of this process (the load generator) in the window
  * @property {{ p50: number, p95: number, p99: number, max: number }} latency ms per operation
  * @property {Record<string, number>} statuses
- * @property {boolean} truncated   stopped by the time guard before all operations were done
- * @property {number} errors       connection errors and timeouts (autocannon)
- * @property {number} settleMs     how long the server took to fall quiet after the round (its CPU meanwhile is counted)
+ * @property {number} errors       connection errors and timeouts (autocannon, whole round)
+ * @property {string[]} failureSamples  the first failed answers of the round
  */
 
 /**
@@ -93,25 +103,55 @@ export async function settle(pgid, maxMs = 1000) {
 }
 
 /**
- * One round of load against one server.
+ * A snapshot of what a round has done so far.
+ * @param {number} pgid
+ * @param {RoundStats} stats
+ */
+function snapshot(pgid, stats) {
+  return {
+    at: performance.now(),
+    cpu: groupCpuMs(pgid),
+    procs: cpuByName(groupProcesses(pgid)),
+    self: selfCpuMs(),
+    ok: stats.ok,
+    failed: stats.failed,
+    latencies: stats.latencies.length,
+    statuses: { ...stats.statuses },
+  };
+}
+
+/**
+ * One round of load against one server, measured in a window of steady state. The connections start; the window
+ * opens once every connection has had an answer (at least `rampSec` after the start, at most 5 s): a saturated
+ * server that works on all its requests at once answers none of them for a while, and that start is not its rate.
+ * The window closes after `durationSec`, or later if fewer operations than connections completed in it (at most
+ * 5 s later). Work in flight when the window opens and when it closes is about the same amount, so the CPU time in
+ * the window belongs to the operations completed in it. Then the load stops; a scenario whose state must not be cut
+ * off (refresh chains) sends harmless requests once `stats.closed` is set and says when it is `drained`.
  * @param {object} options
  * @param {string} options.url            the server's origin
  * @param {number} options.pgid           its process group (CPU is read from /proc for the whole group)
  * @param {number} options.connections
- * @param {number} [options.amount]       HTTP requests to send in all (measured rounds)
- * @param {number} [options.durationSec]  or: run for this long (warm-up; ends with requests in flight)
+ * @param {number} options.durationSec    length of the measured window
+ * @param {number} [options.rampSec]      least load before the window opens (default 0.2 s)
  * @param {number} options.requestsPerOp  1, or 2 for authorize → token
  * @param {(connection: number, stats: RoundStats) => LoadRequest[]} options.requestsFor
  * @param {boolean} [options.latencyFromResponses]  per-request latency from autocannon (single-request operations)
- * @param {number} [options.timeoutMs]    time guard for an `amount` round
+ * @param {() => boolean} [options.drained]  after the window: whether the load can stop now
  * @returns {Promise<RoundResult>}
  */
 export async function runRound(options) {
   const stats = newStats();
+  const rampMs = (options.rampSec ?? 0.2) * 1000;
+  const windowMs = options.durationSec * 1000;
+  const EXTRA_MS = 5000;
   let connection = 0;
-  const before = { cpu: groupCpuMs(options.pgid), procs: cpuByName(groupProcesses(options.pgid)), self: selfCpuMs() };
+  /** @type {ReturnType<typeof snapshot> | null} */
+  let opened = null;
+  /** @type {ReturnType<typeof snapshot> | null} */
+  let closed = null;
   const started = performance.now();
-  let truncated = false;
+  const opsDone = () => stats.ok + stats.failed;
   /** @type {any} */
   const result = await new Promise((resolve, reject) => {
     const instance = autocannon(
@@ -120,7 +160,8 @@ export async function runRound(options) {
         connections: options.connections,
         pipelining: 1,
         timeout: 30,
-        ...(options.amount !== undefined ? { amount: options.amount } : { duration: options.durationSec ?? 1 }),
+        // The window below stops the round; this is only a backstop.
+        duration: (rampMs + windowMs + 3 * EXTRA_MS) / 1000,
         // A harmless first list, replaced for each connection in setupClient before it sends anything.
         requests: [{ method: "GET", path: "/" }],
         setupClient(/** @type {any} */ client) {
@@ -131,46 +172,66 @@ export async function runRound(options) {
     );
     instance.on("response", (/** @type {any} */ _client, /** @type {number} */ status, /** @type {number} */ _bytes, /** @type {number} */ ms) => {
       stats.statuses[status] = (stats.statuses[status] ?? 0) + 1;
-      if (options.latencyFromResponses) stats.latencies.push(ms);
+      if (options.latencyFromResponses && !stats.closed) stats.latencies.push(ms);
     });
-    if (options.amount !== undefined && options.timeoutMs !== undefined) {
-      const guard = setTimeout(() => {
-        truncated = true;
+    /** @type {number} */
+    let closedAt = 0;
+    const tick = setInterval(() => {
+      const now = performance.now();
+      if (opened === null) {
+        if ((now - started >= rampMs && opsDone() >= options.connections) || now - started >= rampMs + EXTRA_MS) opened = snapshot(options.pgid, stats);
+      } else if (closed === null) {
+        const inWindow = now - opened.at;
+        if ((inWindow >= windowMs && opsDone() - opened.ok - opened.failed >= options.connections) || inWindow >= windowMs + EXTRA_MS) {
+          closed = snapshot(options.pgid, stats);
+          stats.closed = true;
+          closedAt = now;
+        }
+      }
+      if (closed !== null && (!options.drained || options.drained() || now - closedAt >= EXTRA_MS)) {
+        clearInterval(tick);
         instance.stop();
-      }, options.timeoutMs);
-      instance.on("done", () => clearTimeout(guard));
-    }
+      }
+    }, 20);
   });
-  const seconds = (performance.now() - started) / 1000;
-  const settleMs = await settle(options.pgid);
-  const afterProcs = cpuByName(groupProcesses(options.pgid));
-  const cpuMs = groupCpuMs(options.pgid) - before.cpu;
-  const loadgenCpuMs = selfCpuMs() - before.self;
-  const requests = Object.values(stats.statuses).reduce((a, b) => a + b, 0);
-  const ops = Math.max(stats.ok + stats.failed, Math.floor(requests / options.requestsPerOp));
+  if (opened === null || closed === null) throw new Error("the round ended before its window closed");
+  const a = /** @type {ReturnType<typeof snapshot>} */ (opened);
+  const b = /** @type {ReturnType<typeof snapshot>} */ (closed);
+  const seconds = (b.at - a.at) / 1000;
+  const ok = b.ok - a.ok;
+  const failedOps = b.failed - a.failed;
+  /** @type {Record<string, number>} */
+  const statuses = {};
+  for (const [status, count] of Object.entries(b.statuses)) {
+    const n = count - (a.statuses[status] ?? 0);
+    if (n > 0) statuses[status] = n;
+  }
+  const requests = Object.values(statuses).reduce((x, y) => x + y, 0);
+  const ops = ok + failedOps;
+  const latencies = stats.latencies.slice(a.latencies, b.latencies);
+  const cpuMs = b.cpu - a.cpu;
   /** @type {Record<string, number>} */
   const cpuMsByProcess = {};
-  for (const [name, ms] of Object.entries(afterProcs)) cpuMsByProcess[name] = ms - (before.procs[name] ?? 0);
+  for (const [name, ms] of Object.entries(b.procs)) cpuMsByProcess[name] = ms - (a.procs[name] ?? 0);
   return {
     ops,
-    ok: stats.ok,
-    failed: ops - stats.ok,
+    ok,
+    failed: ops - ok,
     requests,
     seconds,
-    opsPerSec: stats.ok / seconds,
+    opsPerSec: ok / seconds,
     cpuMs,
     cpuMsPerOp: ops > 0 ? cpuMs / ops : NaN,
     cpuMsByProcess,
-    loadgenCpuMs,
+    loadgenCpuMs: b.self - a.self,
     latency: {
-      p50: percentile(stats.latencies, 50),
-      p95: percentile(stats.latencies, 95),
-      p99: percentile(stats.latencies, 99),
-      max: percentile(stats.latencies, 100),
+      p50: percentile(latencies, 50),
+      p95: percentile(latencies, 95),
+      p99: percentile(latencies, 99),
+      max: percentile(latencies, 100),
     },
-    statuses: stats.statuses,
-    truncated,
+    statuses,
     errors: (result?.errors ?? 0) + (result?.timeouts ?? 0),
-    settleMs,
+    failureSamples: stats.samples,
   };
 }

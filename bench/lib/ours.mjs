@@ -165,6 +165,7 @@ export async function startOurs(options) {
     issuer,
     proc,
     clientId: web.client_id,
+    redirectUri: REDIRECT_URI,
     paths: { discovery: "/.well-known/openid-configuration", jwks: "/jwks.json", token: "/token", userinfo: "/userinfo", introspect: "/introspect" },
     webAuth,
     serviceAuth,

@@ -125,6 +125,7 @@ export async function startPeer(options) {
     issuer,
     proc,
     clientId: web.client_id,
+    redirectUri: REDIRECT_URI,
     paths: { discovery: "/.well-known/openid-configuration", jwks: "/jwks", token: "/token", userinfo: "/me", introspect: "/token/introspection" },
     webAuth,
     serviceAuth,

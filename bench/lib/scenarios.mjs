@@ -8,10 +8,12 @@
  */
 import { performance } from "node:perf_hooks";
 import { mapLimit } from "./http.mjs";
+import { fail } from "./load.mjs";
 
 /** @typedef {import("./ours.mjs").Ours | Awaited<ReturnType<typeof import("./peer.mjs").startPeer>>} Target */
 /** @typedef {import("./load.mjs").LoadRequest} LoadRequest */
 /** @typedef {import("./load.mjs").RoundStats} RoundStats */
+/** @typedef {{ token: string, inflight: boolean, broken: boolean, draining: boolean }} Chain  one connection's refresh chain */
 
 const FORM = "application/x-www-form-urlencoded";
 
@@ -24,6 +26,7 @@ const FORM = "application/x-www-form-urlencoded";
  * @property {(target: Target, maxConnections: number) => Promise<any>} [prepare]  once per server, before the first round
  * @property {(target: Target, state: any, connections: number) => Promise<void>} [beforeRound]
  * @property {(target: Target, state: any, connection: number, stats: RoundStats) => LoadRequest[]} requestsFor
+ * @property {(state: any) => boolean} [drained]  after a round's window: whether it may stop without cutting state off
  */
 
 /**
@@ -39,10 +42,19 @@ function single(stats, request, ok) {
       ...request,
       onResponse(status, body) {
         if (ok(status, body)) stats.ok++;
-        else stats.failed++;
+        else fail(stats, status, body);
       },
     },
   ];
+}
+
+/** @param {string} text */
+function safeJson(text) {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return {};
+  }
 }
 
 /**
@@ -128,9 +140,10 @@ export const SCENARIOS = [
     unit: "request",
     requestsPerOp: 1,
     // One chain per connection: each request presents the refresh token the previous answer gave, so every token
-    // is used exactly once. A chain whose last request was cut off, or that failed, is replaced by a new grant.
-    async prepare(target) {
-      return { chains: /** @type {{ token: string, inflight: boolean, broken: boolean }[]} */ ([]), spares: /** @type {string[]} */ ([]) };
+    // is used exactly once. After the window the chains send discovery requests instead, so none is cut off half-way;
+    // a chain that failed is replaced by a spare grant at once, and by a new grant before the next round.
+    async prepare() {
+      return { chains: /** @type {Chain[]} */ ([]), spares: /** @type {string[]} */ ([]) };
     },
     async beforeRound(target, state, connections) {
       const stale = [];
@@ -139,10 +152,12 @@ export const SCENARIOS = [
         if (!chain || chain.inflight || chain.broken) stale.push(i);
       }
       const fresh = await mapLimit(stale, 4, async (i) => ({ i, token: (await target.mintGrant(i)).refreshToken }));
-      for (const { i, token } of fresh) state.chains[i] = { token, inflight: false, broken: false };
+      for (const { i, token } of fresh) state.chains[i] = { token, inflight: false, broken: false, draining: false };
       while (state.spares.length < 10) state.spares.push((await target.mintGrant(state.spares.length)).refreshToken);
     },
+    drained: (state) => state.chains.every((/** @type {Chain} */ c) => !c.inflight),
     requestsFor: (target, state, i, stats) => {
+      /** @type {Chain} */
       const chain = state.chains[i];
       return [
         {
@@ -151,20 +166,23 @@ export const SCENARIOS = [
           headers: { authorization: target.webAuth, "content-type": FORM },
           body: target.refreshBody(chain.token),
           setupRequest(req) {
+            chain.draining = stats.closed || chain.broken;
+            if (chain.draining) return { ...req, method: "GET", path: target.paths.discovery, body: undefined };
             chain.inflight = true;
-            return { ...req, body: target.refreshBody(chain.token) };
+            return { ...req, method: "POST", path: target.paths.token, body: target.refreshBody(chain.token) };
           },
           onResponse(status, body) {
+            if (chain.draining) return;
             chain.inflight = false;
             if (status === 200) {
-              const next = /** @type {{ refresh_token?: string }} */ (JSON.parse(body)).refresh_token;
+              const next = /** @type {{ refresh_token?: string }} */ (safeJson(body)).refresh_token;
               if (next) {
                 chain.token = next;
                 stats.ok++;
                 return;
               }
             }
-            stats.failed++;
+            fail(stats, status, body);
             const spare = state.spares.pop();
             if (spare) chain.token = spare;
             else chain.broken = true;
@@ -193,8 +211,10 @@ export const SCENARIOS = [
             return req;
           },
           onResponse(status, _body, context, headers) {
+            // Anything but a redirect to the client with a code (a sign-in page, say: a forgotten session) leaves no code.
             const location = status >= 300 && status < 400 ? header(headers, "location") : null;
-            context.code = location ? new URL(location).searchParams.get("code") : null;
+            context.code = location?.startsWith(target.redirectUri) ? new URL(location).searchParams.get("code") : null;
+            if (!context.code) context.authorizeAnswer = `${status} ${location ?? ""}`;
           },
         },
         {
@@ -209,7 +229,7 @@ export const SCENARIOS = [
               stats.ok++;
               stats.latencies.push(performance.now() - context.t0);
             } else {
-              stats.failed++;
+              fail(stats, status, `${body} (authorize gave ${context.code ? "a code" : `no code: ${context.authorizeAnswer}`})`);
             }
           },
         },
