@@ -33,10 +33,12 @@ const USAGE = `npm run bench [-- options]
   --connections 10,50   concurrent connections (default 10,50)
   --scenarios a,b       some of: ${SCENARIOS.map((s) => s.id).join(", ")}
   --servers a,b         some of: ours, peer-memory, peer-sqlite (default all)
-  --users N             signed-in users per server (default: the largest connection count)
+  --users N             signed-in users per server, connection i acting for user i mod N (default 20)
   --state-dir DIR       where the servers keep their state (default the system temp dir; try /dev/shm)
   --sync FULL|NORMAL    synchronous pragma of the peer's SQLite adapter (default FULL: fsync on every commit)
   --keep-state          do not delete the state and bundle directories at the end
+  --budget S            seconds the whole run should take at most (default 290): once the rounds so far say the rest
+                        would not fit, the remaining cells get one round each (the table says so)
   --out FILE            JSON results (default bench/results/latest.json, or phases.json with --phases)
 `;
 
@@ -56,6 +58,7 @@ const { values: args } = parseArgs({
     sync: { type: "string", default: "FULL" },
     "keep-state": { type: "boolean", default: false },
     out: { type: "string" },
+    budget: { type: "string" },
     help: { type: "boolean", default: false },
   },
 });
@@ -82,7 +85,8 @@ const warmupSec = positive(args.warmup, args.quick ? 0.3 : 0.5, "warmup");
 const rampSec = positive(args.ramp, 0.2, "ramp");
 const connectionLevels = String(args.connections).split(",").map((c) => Math.round(positive(c, 10, "connections")));
 const maxConnections = Math.max(...connectionLevels);
-const users = Math.round(positive(args.users, maxConnections, "users"));
+const users = Math.round(positive(args.users, Math.min(20, maxConnections), "users"));
+const budgetSec = positive(args.budget, 290, "budget");
 const scenarioIds = args.scenarios ? String(args.scenarios).split(",") : SCENARIOS.map((s) => s.id);
 const scenarios = scenarioIds.map((id) => {
   const found = SCENARIOS.find((s) => s.id === id);
@@ -170,6 +174,9 @@ async function throughput() {
 
   /** @type {import("./lib/report.mjs").Cell[]} */
   const cells = [];
+  const totalCells = scenarios.length * connectionLevels.length;
+  const measureStart = performance.now();
+  let reducedCells = 0;
   try {
     for (const scenario of scenarios) {
       /** @type {Map<string, any>} */
@@ -195,7 +202,17 @@ async function throughput() {
             });
           }
         }
-        for (let round = 1; round <= rounds; round++) {
+        // The time budget: from the cells so far, would the rest fit? If not, one round per cell from here on.
+        let cellRounds = rounds;
+        if (cells.length > 0) {
+          const perCell = (performance.now() - measureStart) / cells.length;
+          const projected = (performance.now() - t0 + perCell * (totalCells - cells.length)) / 1000;
+          if (projected > budgetSec && rounds > 1) {
+            cellRounds = 1;
+            reducedCells++;
+          }
+        }
+        for (let round = 1; round <= cellRounds; round++) {
           for (const target of targets) {
             const state = states.get(target.name);
             if (scenario.beforeRound) await scenario.beforeRound(target, state, connections);
@@ -218,6 +235,7 @@ async function throughput() {
               `${scenario.id} c=${connections} ${target.name} round ${round}: ${result.opsPerSec.toFixed(0)} ops/s, ` +
                 `${result.cpuMsPerOp.toFixed(2)} CPU ms/op, p50 ${result.latency.p50.toFixed(1)} ms, ${result.ops} ops in ${result.seconds.toFixed(2)} s` +
                 (result.failed > 0 ? `, ${result.failed} failed ${JSON.stringify(result.statuses)}: ${result.failureSamples.join(" | ")}` : "") +
+                (result.fromStart ? ", too slow for a window: whole round" : "") +
                 (loadgen > 0.9 ? `, load generator at ${(loadgen * 100).toFixed(0)}% of a core` : ""),
             );
           }
@@ -234,7 +252,7 @@ async function throughput() {
   const seconds = (performance.now() - t0) / 1000;
   const rows = throughputRows(cells, targets.map((t) => t.name));
   const mem = memoryRows(memory);
-  const settings = { rounds, durationSec, rampSec, warmupSec, connections: connectionLevels, users, peerSqliteSynchronous: synchronous };
+  const settings = { rounds, durationSec, rampSec, warmupSec, connections: connectionLevels, users, budgetSec, reducedCells, peerSqliteSynchronous: synchronous };
   const out = args.out ? path.resolve(String(args.out)) : path.join(resultsDir, "latest.json");
   mkdirSync(path.dirname(out), { recursive: true });
   writeFileSync(
@@ -245,7 +263,9 @@ async function throughput() {
 
   process.stdout.write(
     `\nOIDC bench — ${new Date().toISOString().slice(0, 16)}Z, ${machine.cpus} × ${machine.cpuModel}, Node ${machine.node}, ` +
-      `state on ${machine.disk.device} (${machine.disk.type}); best of ${rounds} × ${durationSec} s per cell, interleaved; ` +
+      `state on ${machine.disk.device} (${machine.disk.type}); best of ${rounds} × ${durationSec} s per cell, interleaved` +
+      (reducedCells > 0 ? ` (${reducedCells} of ${totalCells} cells with 1 round, to fit the ${budgetSec} s budget)` : "") +
+      `; ` +
       `ops/s = successful operations per second (authorize → token: round trips, 2 requests each)\n\n` +
       `${textTable(rows, rows[0]?.map((_, c) => (c === 0 ? "l" : "r")) ?? [])}\n\n` +
       `memory (RSS of each server's process tree)\n${textTable(mem, ["l", "r", "r"])}\n\n` +

@@ -61,6 +61,7 @@ export function fail(stats, status, body) {
  * @property {Record<string, number>} statuses
  * @property {number} errors       connection errors and timeouts (autocannon, whole round)
  * @property {string[]} failureSamples  the first failed answers of the round
+ * @property {boolean} fromStart   too slow for a window: measured over the whole round from its start
  */
 
 /**
@@ -122,10 +123,11 @@ function snapshot(pgid, stats) {
 
 /**
  * One round of load against one server, measured in a window of steady state. The connections start; the window
- * opens once every connection has had an answer (at least `rampSec` after the start, at most 5 s): a saturated
+ * opens once every connection has had an answer (at least `rampSec` after the start, at most 2.5 s later): a saturated
  * server that works on all its requests at once answers none of them for a while, and that start is not its rate.
  * The window closes after `durationSec`, or later if fewer operations than connections completed in it (at most
- * 5 s later). Work in flight when the window opens and when it closes is about the same amount, so the CPU time in
+ * 2.5 s later; a server slower than that — a latency of seconds — is measured over the whole round from its start
+ * instead, until as many operations as connections are done, at most 20 s). Work in flight when the window opens and when it closes is about the same amount, so the CPU time in
  * the window belongs to the operations completed in it. Then the load stops; a scenario whose state must not be cut
  * off (refresh chains) sends harmless requests once `stats.closed` is set and says when it is `drained`.
  * @param {object} options
@@ -144,13 +146,16 @@ export async function runRound(options) {
   const stats = newStats();
   const rampMs = (options.rampSec ?? 0.2) * 1000;
   const windowMs = options.durationSec * 1000;
-  const EXTRA_MS = 5000;
+  const EXTRA_MS = 2500;
+  const LONG_MS = 20_000;
+  let fromStart = false;
   let connection = 0;
   /** @type {ReturnType<typeof snapshot> | null} */
   let opened = null;
   /** @type {ReturnType<typeof snapshot> | null} */
   let closed = null;
-  const started = performance.now();
+  const begin = snapshot(options.pgid, stats);
+  const started = begin.at;
   const opsDone = () => stats.ok + stats.failed;
   /** @type {any} */
   const result = await new Promise((resolve, reject) => {
@@ -176,16 +181,25 @@ export async function runRound(options) {
     });
     /** @type {number} */
     let closedAt = 0;
+    const close = () => {
+      closed = snapshot(options.pgid, stats);
+      stats.closed = true;
+      closedAt = performance.now();
+    };
     const tick = setInterval(() => {
       const now = performance.now();
       if (opened === null) {
         if ((now - started >= rampMs && opsDone() >= options.connections) || now - started >= rampMs + EXTRA_MS) opened = snapshot(options.pgid, stats);
       } else if (closed === null) {
         const inWindow = now - opened.at;
-        if ((inWindow >= windowMs && opsDone() - opened.ok - opened.failed >= options.connections) || inWindow >= windowMs + EXTRA_MS) {
-          closed = snapshot(options.pgid, stats);
-          stats.closed = true;
-          closedAt = now;
+        const windowOps = opsDone() - opened.ok - opened.failed;
+        if (inWindow >= windowMs && windowOps >= options.connections) {
+          close();
+        } else if (inWindow >= windowMs + EXTRA_MS) {
+          // Too slow for a window (latency of seconds): measure the whole round from its start instead, once
+          // as many operations as connections are done (at most LONG_MS after the start).
+          if (!fromStart) fromStart = true;
+          if (opsDone() >= options.connections || now - started >= LONG_MS) close();
         }
       }
       if (closed !== null && (!options.drained || options.drained() || now - closedAt >= EXTRA_MS)) {
@@ -195,7 +209,7 @@ export async function runRound(options) {
     }, 20);
   });
   if (opened === null || closed === null) throw new Error("the round ended before its window closed");
-  const a = /** @type {ReturnType<typeof snapshot>} */ (opened);
+  const a = fromStart ? begin : /** @type {ReturnType<typeof snapshot>} */ (opened);
   const b = /** @type {ReturnType<typeof snapshot>} */ (closed);
   const seconds = (b.at - a.at) / 1000;
   const ok = b.ok - a.ok;
@@ -233,5 +247,6 @@ export async function runRound(options) {
     statuses,
     errors: (result?.errors ?? 0) + (result?.timeouts ?? 0),
     failureSamples: stats.samples,
+    fromStart,
   };
 }

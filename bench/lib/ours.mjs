@@ -224,6 +224,23 @@ export async function startOurs(options) {
       return (await this.mintGrant(i)).accessToken;
     },
 
+    /**
+     * Signs in again every user whose session the server no longer knows (its /authorize answer is not a code).
+     * @returns {Promise<number>} how many
+     */
+    async ensureSignedIn() {
+      const lost = await mapLimit(users.map((_, i) => i), 8, async (i) => {
+        const { path: p, cookie } = this.authorizeRequest(i);
+        const response = await fetch(`${issuer}${p}`, { headers: { cookie }, redirect: "manual" });
+        await response.body?.cancel();
+        if ((response.headers.get("location") ?? "").startsWith(REDIRECT_URI)) return 0;
+        const browser = /** @type {Browser} */ (users[i]);
+        await redeem(await authorizeAsUser(browser, `bench-user-${i}@example.com`, "openid profile email"));
+        return 1;
+      });
+      return lost.filter((n) => n === 1).length;
+    },
+
     refreshBody: (/** @type {string} */ token) => `grant_type=refresh_token&refresh_token=${encodeURIComponent(token)}`,
 
     stop: () => proc.stop(),

@@ -198,6 +198,12 @@ export const SCENARIOS = [
     requestsPerOp: 2,
     // A signed-in user (session cookie) whose consent is remembered: /authorize answers with a redirect carrying a
     // code, which the client redeems at /token (PKCE, client_secret_basic) for an access token and an ID token.
+    // Sessions a server has forgotten since the sign-in (the in-memory peer's LRU) are signed in again first.
+    async prepare(target) {
+      const again = await target.ensureSignedIn();
+      if (again > 0) process.stderr.write(`      ${target.name}: ${again} users had lost their session and signed in again\n`);
+      return null;
+    },
     requestsFor: (target, _state, i, stats) => {
       const { path, cookie } = target.authorizeRequest(i);
       /** @type {LoadRequest[]} */
