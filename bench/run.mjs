@@ -37,7 +37,7 @@ const USAGE = `npm run bench [-- options]
   --state-dir DIR       where the servers keep their state (default the system temp dir; try /dev/shm)
   --sync FULL|NORMAL    synchronous pragma of the peer's SQLite adapter (default FULL: fsync on every commit)
   --keep-state          do not delete the state and bundle directories at the end
-  --budget S            seconds the whole run should take at most (default 290): once the rounds so far say the rest
+  --budget S            seconds the measuring should take at most (default 260): once the rounds so far say the rest
                         would not fit, the remaining cells get one round each (the table says so)
   --out FILE            JSON results (default bench/results/latest.json, or phases.json with --phases)
 `;
@@ -86,7 +86,7 @@ const rampSec = positive(args.ramp, 0.2, "ramp");
 const connectionLevels = String(args.connections).split(",").map((c) => Math.round(positive(c, 10, "connections")));
 const maxConnections = Math.max(...connectionLevels);
 const users = Math.round(positive(args.users, Math.min(20, maxConnections), "users"));
-const budgetSec = positive(args.budget, 290, "budget");
+const budgetSec = positive(args.budget, 260, "budget");
 const scenarioIds = args.scenarios ? String(args.scenarios).split(",") : SCENARIOS.map((s) => s.id);
 const scenarios = scenarioIds.map((id) => {
   const found = SCENARIOS.find((s) => s.id === id);
