@@ -24,7 +24,7 @@ import { runPhases } from "./lib/phases.mjs";
 
 const USAGE = `npm run bench [-- options]
 
-  --quick               one short round per cell (about a minute and a half)
+  --quick               one short round per cell (1.5–3 minutes, depending on how busy the machine is)
   --phases              the per-request cost report of our OP instead (round trips, signatures, time in each)
   --rounds N            measured rounds per server and cell, best one reported (default 3; quick 1)
   --duration S          seconds per measured window (default 1)
