@@ -3,6 +3,7 @@ import type { Env } from "./env";
 import { authorize, resumeAuthorization } from "./routes/authorize";
 import { consentScreen, submitConsent } from "./routes/consent";
 import { devMailbox } from "./routes/dev-mailbox";
+import { favicon } from "./routes/favicon";
 import { confirmLink, finishEmailLogin, loginPage, sendLoginLink } from "./routes/login";
 import { health } from "./routes/health";
 import {
@@ -34,6 +35,7 @@ export const router = Router<IRequest, [Env, ExecutionContext]>({
 });
 
 router.get("/health", (_request, env) => health(env));
+router.get("/favicon.ico", () => favicon());
 
 // ── Discovery and keys ──────────────────────────────────────────────────────────
 router.get("/.well-known/openid-configuration", (request, env) => discovery(request, env));
@@ -50,6 +52,8 @@ router.get("/login/email", confirmLink);
 router.post("/login/email", finishEmailLogin);
 router.get("/consent", consentScreen);
 router.post("/consent", submitConsent);
+
+// ── Local development only (loopback issuers; elsewhere it is a 404) ────────────
 router.get("/dev/mailbox", devMailbox);
 
 // ── Token, userinfo, introspection, revocation ──────────────────────────────────
