@@ -2,6 +2,7 @@ import { Router, json, type IRequest } from "itty-router";
 import type { Env } from "./env";
 import { authorize, resumeAuthorization } from "./routes/authorize";
 import { consentScreen, submitConsent } from "./routes/consent";
+import { demo, demoScript } from "./routes/demo";
 import { devMailbox } from "./routes/dev-mailbox";
 import { favicon } from "./routes/favicon";
 import { confirmLink, finishEmailLogin, loginPage, sendLoginLink } from "./routes/login";
@@ -53,8 +54,11 @@ router.post("/login/email", finishEmailLogin);
 router.get("/consent", consentScreen);
 router.post("/consent", submitConsent);
 
-// ── Local development only (loopback issuers; elsewhere it is a 404) ────────────
+// ── Local development only (loopback issuers; elsewhere these are 404) ──────────
 router.get("/dev/mailbox", devMailbox);
+router.get("/demo", demo);
+router.get("/demo/callback", demo);
+router.get("/demo/app.js", demoScript);
 
 // ── Token, userinfo, introspection, revocation ──────────────────────────────────
 router.post("/token", withCors(token));

@@ -1,6 +1,11 @@
 import { SELF, env } from "cloudflare:test";
-import { describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
+import { getClient, insertClient } from "../src/db/clients";
 import { storeDevMessage } from "../src/db/dev-mailbox";
+import type { Env } from "../src/env";
+import { DEMO_CLIENT_ID, demo, demoScript } from "../src/routes/demo";
+import { DEMO_SCRIPT_VERSION } from "../src/ui/demo";
+import { CLIENT_DEFAULTS } from "./helpers/clients";
 import { ORIGIN, uniqueEmail } from "./helpers/front-channel";
 
 /**
@@ -11,6 +16,86 @@ import { ORIGIN, uniqueEmail } from "./helpers/front-channel";
 
 const HTML = { accept: "text/html,application/xhtml+xml" };
 const NAVIGATION = { ...HTML, "sec-fetch-mode": "navigate" };
+
+describe("the demo app", () => {
+  beforeAll(async () => {
+    if ((await getClient(env.DB, DEMO_CLIENT_ID)) !== null) return;
+    await insertClient(
+      env.DB,
+      DEMO_CLIENT_ID,
+      {
+        ...CLIENT_DEFAULTS,
+        client_name: "Demo app",
+        redirect_uris: [`${ORIGIN}/demo/callback`],
+        post_logout_redirect_uris: [`${ORIGIN}/demo`],
+        token_endpoint_auth_method: "none",
+        scope: "openid profile email offline_access",
+      },
+      null,
+      { actor: "test", data: {} },
+    );
+  });
+
+  it("on a loopback issuer is a page carrying the public client's id, the issuer and the scope, under a CSP that lets its own script call this origin only", async () => {
+    const response = await SELF.fetch(`${ORIGIN}/demo`, { headers: NAVIGATION });
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toContain("text/html");
+    const csp = response.headers.get("content-security-policy")!;
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).toContain("connect-src 'self'");
+    expect(csp).not.toContain("unsafe-eval");
+    expect(csp).not.toMatch(/script-src[^;]*unsafe-inline/);
+    const page = await response.text();
+    expect(page).toContain(`data-client-id="demo" data-issuer="${ORIGIN}" data-scope="openid profile email offline_access"`);
+    expect(page).toContain(`<script src="/demo/app.js?v=${DEMO_SCRIPT_VERSION}"></script>`);
+    // No inline script: the only <script> is the external one.
+    expect(page.match(/<script\b/g)).toHaveLength(1);
+    expect(page).toContain('id="sign-in"');
+    // The callback is the same page (the script redeems the code).
+    const callback = await SELF.fetch(`${ORIGIN}/demo/callback?code=x&state=y`, { headers: NAVIGATION });
+    expect(callback.status).toBe(200);
+    expect(await callback.text()).toContain('data-client-id="demo"');
+  });
+
+  it("serves its script as JavaScript, cacheable for a year, at a URL that changes with it", async () => {
+    const response = await SELF.fetch(`${ORIGIN}/demo/app.js?v=${DEMO_SCRIPT_VERSION}`);
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toBe("text/javascript; charset=utf-8");
+    expect(response.headers.get("cache-control")).toBe("public, max-age=31536000");
+    expect(response.headers.get("x-content-type-options")).toBe("nosniff");
+    const script = await response.text();
+    expect(script).toContain('fetch("/token"');
+    expect(script).toContain('code_challenge_method: "S256"');
+    // Text only: nothing from the OP or the tokens is ever parsed as markup.
+    expect(script).not.toMatch(/innerHTML|outerHTML|insertAdjacentHTML|document\.write|eval\(/);
+  });
+
+  it("says what is missing when the demo client is not registered for the address it is opened on", async () => {
+    const response = await SELF.fetch("http://127.0.0.1:8799/demo", { headers: NAVIGATION });
+    expect(response.status).toBe(200);
+    const page = await response.text();
+    expect(page).toContain("The demo client is not registered for http://127.0.0.1:8799.");
+    expect(page).toContain("npm start");
+    expect(page).not.toContain("<script");
+  });
+
+  it("off a loopback issuer does not exist: /demo, /demo/callback and /demo/app.js are the 404 of any unknown path", async () => {
+    for (const path of ["/demo", "/demo/callback?code=x&state=y", "/demo/app.js"]) {
+      for (const origin of ["https://op.example", "http://localhost.example", "http://127.0.0.2"]) {
+        const page = await SELF.fetch(`${origin}${path}`, { headers: NAVIGATION });
+        expect(page.status, `${origin}${path}`).toBe(404);
+        expect(await page.text()).toContain("Page not found");
+        const api = await SELF.fetch(`${origin}${path}`);
+        expect(api.status).toBe(404);
+        expect(await api.json()).toEqual({ error: "not_found", error_description: "There is nothing at this address." });
+      }
+    }
+    // ISSUER configured to a real origin: 404 whatever the Host header says.
+    const deployed = { ...env, ISSUER: "https://op.example" } as Env;
+    expect((await demo(new Request(`${ORIGIN}/demo`), deployed)).status).toBe(404);
+    expect(demoScript(new Request(`${ORIGIN}/demo/app.js`), deployed).status).toBe(404);
+  });
+});
 
 describe("the dev mailbox", () => {
   it("for a browser without an address is a form asking for one; for a script it stays a JSON invalid_request", async () => {
