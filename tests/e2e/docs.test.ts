@@ -136,6 +136,8 @@ describe("every curl in README.md and docs/ works as written", () => {
 
   afterAll(async () => {
     await Promise.all([dev?.dispose(), production?.dispose()]);
+    // Whatever a failure half-way through a start left running.
+    await DevServer.disposeAll();
     for (const dir of [devHome, productionHome]) if (dir) rmSync(dir, { recursive: true, force: true });
   });
 

@@ -119,6 +119,8 @@ describe("npm start seeds a demo app and prints how to sign in with it", () => {
   let first: Printout;
 
   it("first start: the demo app is registered and its URL printed first; the printed authorize URL and verifier get tokens with openid-client", async () => {
+    // A test that failed before its stop must not leave its npm start running (a new one would overwrite the handle).
+    await running?.stop().catch(() => {});
     running = new NpmStart(root, port);
     first = await running.ready();
     expect(first.registeredNow).toBe(true);
@@ -176,6 +178,8 @@ describe("npm start seeds a demo app and prints how to sign in with it", () => {
   });
 
   it("second start on the same state: the same app is printed, nothing new is registered, and the old confidential demo client is gone", async () => {
+    // A test that failed before its stop must not leave its npm start running (a new one would overwrite the handle).
+    await running?.stop().catch(() => {});
     running = new NpmStart(root, port);
     const second = await running.ready();
     expect(second.registeredNow).toBe(false);
