@@ -730,6 +730,25 @@ describe("a grant without a refresh token (C15)", () => {
   });
 });
 
+describe("the access token's signing algorithm (ACCESS_TOKEN_SIGNING_ALG)", () => {
+  it("is RS256 by default and ES256 when set; either verifies at /userinfo and /introspect", async () => {
+    const rp = await makeClient();
+    const user = await makeUser();
+    for (const alg of ["RS256", "ES256"] as const) {
+      const settings = { ...env, ACCESS_TOKEN_SIGNING_ALG: alg } as Env;
+      const code = await makeCode(rp.clientId, user.id);
+      const headers = { "content-type": "application/x-www-form-urlencoded", authorization: basic(rp.clientId, rp.secret!) };
+      const body = new URLSearchParams({ grant_type: "authorization_code", code: code.code, redirect_uri: REDIRECT_URI, code_verifier: code.verifier });
+      const response = await token(new Request(`${ISSUER}/token`, { method: "POST", headers, body }), settings, createExecutionContext());
+      expect(response.status).toBe(200);
+      const tokens = await response.json<Tokens>();
+      expect(JSON.parse(atob(tokens.access_token.split(".")[0]!.replace(/-/g, "+").replace(/_/g, "/")))).toMatchObject({ alg, typ: "at+jwt" });
+      expect((await userinfoWith(tokens.access_token)).status).toBe(200);
+      expect(((await (await postAs(rp, "/introspect", { token: tokens.access_token })).json()) as { active: boolean }).active).toBe(true);
+    }
+  });
+});
+
 describe("bad input at /token", () => {
   it("answers with the spec's errors, never a 5xx", async () => {
     const rp = await makeClient();
