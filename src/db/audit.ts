@@ -38,3 +38,31 @@ export async function insertAuditEvents(db: D1Database, events: AuditEvent[]): P
   const [first, ...rest] = statements;
   await orm.batch([first!, ...rest]);
 }
+
+/**
+ * An audit row as a plain D1 statement, to go in the same `db.batch` as the change it records (a batch is one
+ * transaction: the change and its event commit together or not at all). With `onlyIf` the row is inserted only when
+ * that SQL condition holds when the statement runs — e.g. `changes() > 0` right after the change (`changes()` is per
+ * connection, and a batch runs its statements in order on one), so a change that did not happen writes no event.
+ * `ON CONFLICT DO NOTHING`: a deterministic event id records one event however many requests reach the same verdict.
+ * (The WHERE is always there: SQLite needs one between an INSERT's SELECT and its ON CONFLICT.)
+ */
+export function auditStatement(db: D1Database, event: AuditEvent, onlyIf?: { sql: string; params: unknown[] }): D1PreparedStatement {
+  return db
+    .prepare(
+      `INSERT INTO audit_log (event_id, occurred_at, type, source, actor, subject, client_id, data, recorded_at)
+       SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE ${onlyIf?.sql ?? "true"} ON CONFLICT (event_id) DO NOTHING`,
+    )
+    .bind(
+      event.eventId,
+      event.occurredAt,
+      event.type,
+      event.source,
+      event.actor ?? null,
+      event.subject ?? null,
+      event.clientId ?? null,
+      event.data === undefined || event.data === null ? null : JSON.stringify(event.data),
+      event.occurredAt,
+      ...(onlyIf?.params ?? []),
+    );
+}

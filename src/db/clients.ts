@@ -1,7 +1,7 @@
 import { and, desc, eq } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { isClientId } from "../lib/ids";
-import type { AuditData } from "./audit";
+import { auditStatement, type AuditData } from "./audit";
 import { clients } from "./schema";
 
 /** A registered client, in RFC 7591 metadata names. Read from D1 on every request: no cache, so an admin update is in force at once (C5). */
@@ -103,18 +103,13 @@ function toRow(fields: ClientFields) {
   };
 }
 
-/**
- * The audit row. With `onlyIfChanged` it is inserted only when the statement just before it in the batch changed a
- * row (`changes()` is per connection, and a batch runs its statements in order, in one transaction, on one): a lost
- * race writes no event.
- */
-function auditStatement(db: D1Database, type: string, clientId: string, audit: ClientChangeAudit, at: number, onlyIfChanged: boolean): D1PreparedStatement {
-  return db
-    .prepare(
-      `INSERT INTO audit_log (event_id, occurred_at, type, source, actor, subject, client_id, data, recorded_at)
-       SELECT ?, ?, ?, 'admin', ?, ?, ?, ?, ? ${onlyIfChanged ? "WHERE changes() > 0" : ""}`,
-    )
-    .bind(crypto.randomUUID(), at, type, audit.actor, clientId, clientId, JSON.stringify(audit.data), at);
+/** The audit row of a client change; with `onlyIfChanged`, written only when the statement just before it changed a row. */
+function clientAudit(db: D1Database, type: string, clientId: string, audit: ClientChangeAudit, at: number, onlyIfChanged: boolean): D1PreparedStatement {
+  return auditStatement(
+    db,
+    { eventId: crypto.randomUUID(), occurredAt: at, type, source: "admin", actor: audit.actor, subject: clientId, clientId, data: audit.data },
+    onlyIfChanged ? { sql: "changes() > 0", params: [] } : undefined,
+  );
 }
 
 /** Inserts a client and its `admin.client.created` event. */
@@ -129,7 +124,7 @@ export async function insertClient(
   const now = Date.now();
   await db.batch([
     statement(db, orm.insert(clients).values({ id: clientId, secretHash, ...toRow(fields), createdAt: now, updatedAt: now })),
-    auditStatement(db, "admin.client.created", clientId, audit, now, false),
+    clientAudit(db, "admin.client.created", clientId, audit, now, false),
   ]);
 }
 
@@ -157,7 +152,7 @@ export async function updateClient(
         .set({ ...toRow(fields), ...(secretHash !== undefined ? { secretHash } : {}), updatedAt: now })
         .where(and(eq(clients.id, clientId), eq(clients.updatedAt, expectedUpdatedAt))),
     ),
-    auditStatement(db, "admin.client.updated", clientId, audit, now, true),
+    clientAudit(db, "admin.client.updated", clientId, audit, now, true),
   ]);
   return update!.meta.changes > 0;
 }
@@ -168,7 +163,7 @@ export async function deleteClient(db: D1Database, clientId: string, audit: Clie
   const now = Date.now();
   const [removal] = await db.batch([
     statement(db, orm.delete(clients).where(eq(clients.id, clientId))),
-    auditStatement(db, "admin.client.deleted", clientId, audit, now, true),
+    clientAudit(db, "admin.client.deleted", clientId, audit, now, true),
   ]);
   return removal!.meta.changes > 0;
 }
