@@ -48,6 +48,16 @@ export interface Config {
   emailApiUrl: string;
   emailApiKey: string;
   emailFrom: string;
+  /** Passkeys (WebAuthn): the name authenticators show for this OP; empty means the issuer's host. */
+  passkeyRpName: string;
+  /** WebAuthn user verification asked of authenticators; "required" refuses a passkey sign-in without it. */
+  passkeyUserVerification: "preferred" | "required" | "discouraged";
+  /** WebAuthn attestation conveyance at registration: "none" (the default) or "direct" (verified, recorded in the audit). */
+  passkeyAttestation: "none" | "direct";
+  /** Email-link sign-in: "always", or "without_passkey" — only for users who have no passkey yet. */
+  emailLinkSignIn: "always" | "without_passkey";
+  /** Passkey ceremonies started (challenges created) per client address per window. */
+  rateLimitPasskey: number;
 }
 
 const DEFAULTS: Config = {
@@ -83,6 +93,11 @@ const DEFAULTS: Config = {
   emailApiUrl: "",
   emailApiKey: "",
   emailFrom: "no-reply@localhost",
+  passkeyRpName: "",
+  passkeyUserVerification: "preferred",
+  passkeyAttestation: "none",
+  emailLinkSignIn: "always",
+  rateLimitPasskey: 60,
 };
 
 /** camelCase setting name → the env var that overrides it (`authCodeTtl` → `AUTH_CODE_TTL`). */
@@ -116,6 +131,16 @@ export function loadConfig(env: Env): Config {
   if (result.defaultSigningAlg !== "RS256" && result.defaultSigningAlg !== "ES256") {
     throw new Error("setting DEFAULT_SIGNING_ALG must be RS256 or ES256");
   }
+  if (!["preferred", "required", "discouraged"].includes(result.passkeyUserVerification)) {
+    throw new Error("setting PASSKEY_USER_VERIFICATION must be preferred, required or discouraged");
+  }
+  if (result.passkeyAttestation !== "none" && result.passkeyAttestation !== "direct") {
+    throw new Error("setting PASSKEY_ATTESTATION must be none or direct");
+  }
+  if (result.emailLinkSignIn !== "always" && result.emailLinkSignIn !== "without_passkey") {
+    throw new Error("setting EMAIL_LINK_SIGN_IN must be always or without_passkey");
+  }
+  if (result.passkeyRpName.length > 64) throw new Error("setting PASSKEY_RP_NAME must be at most 64 characters");
   cache.set(env, result);
   return result;
 }
