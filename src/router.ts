@@ -4,14 +4,26 @@ import { authorize, resumeAuthorization } from "./routes/authorize";
 import { consentScreen, submitConsent } from "./routes/consent";
 import { devMailbox } from "./routes/dev-mailbox";
 import { confirmLink, finishEmailLogin, loginPage, sendLoginLink } from "./routes/login";
+import {
+  declinePasskeyOffer,
+  finishPasskeyRegistration,
+  finishPasskeySignIn,
+  passkeyOffer,
+  passkeyRegistrationOptions,
+  passkeyScript,
+  passkeySignInOptions,
+} from "./routes/passkeys";
+import { account, deleteAccountPasskey, renameAccountPasskey, signOutEverywhere } from "./routes/account";
 import { health } from "./routes/health";
 import {
   admin,
   createClient,
   deleteClientRoute,
+  deleteUserPasskey,
   getClientRoute,
   listClientsRoute,
   listSigningKeys,
+  listUserPasskeys,
   listUserSessions,
   revokeAllUserSessions,
   rotateSigningKeys,
@@ -52,6 +64,19 @@ router.get("/consent", consentScreen);
 router.post("/consent", submitConsent);
 router.get("/dev/mailbox", devMailbox);
 
+// ── Passkeys and the account page ───────────────────────────────────────────────
+router.post("/login/passkey/options", passkeySignInOptions);
+router.post("/login/passkey", finishPasskeySignIn);
+router.get("/passkeys/offer", passkeyOffer);
+router.post("/passkeys/offer", declinePasskeyOffer);
+router.post("/passkeys/register/options", passkeyRegistrationOptions);
+router.post("/passkeys/register", finishPasskeyRegistration);
+router.get("/passkeys.js", () => passkeyScript());
+router.get("/account", account);
+router.post("/account/passkeys/rename", renameAccountPasskey);
+router.post("/account/passkeys/delete", deleteAccountPasskey);
+router.post("/account/sign-out-everywhere", signOutEverywhere);
+
 // ── Token, userinfo, introspection, revocation ──────────────────────────────────
 router.post("/token", withCors(token));
 router.get("/userinfo", withCors(userinfo));
@@ -80,6 +105,8 @@ router.patch("/admin/clients/:id", admin(updateClientRoute));
 router.delete("/admin/clients/:id", admin(deleteClientRoute));
 router.get("/admin/users/:id/sessions", admin(listUserSessions));
 router.post("/admin/users/:id/sessions/revoke-all", admin(revokeAllUserSessions));
+router.get("/admin/users/:id/passkeys", admin(listUserPasskeys));
+router.delete("/admin/users/:id/passkeys/:credentialId", admin(deleteUserPasskey));
 router.get("/admin/keys", admin(listSigningKeys));
 router.post("/admin/keys/rotate", admin(rotateSigningKeys));
 

@@ -1,6 +1,8 @@
 import type { IRequest } from "itty-router";
 import { loadConfig } from "../config";
 import type { AuditData } from "../db/audit";
+import { auditPasskeyListing, deletePasskey, isCredentialId, listPasskeys, type Passkey } from "../db/passkeys";
+import { getUser } from "../db/users";
 import { clientVersion, deleteClient, getClient, insertClient, listClients, updateClient, type ClientChangeAudit, type ClientFields, type StoredClient } from "../db/clients";
 import type { Env } from "../env";
 import { randomToken, timingSafeEqualStrings } from "../lib/crypto";
@@ -18,7 +20,7 @@ import { jsonResponse } from "./support/respond";
 
 /**
  * The admin API: clients CRUD in RFC 7591 metadata names (plus `skip_consent`), a user's sessions and "sign out
- * everywhere". Bearer admin token (config.adminToken) compared in constant time; no token configured → the API is off.
+ * everywhere", a user's passkeys (list, delete). Bearer admin token (config.adminToken) compared in constant time; no token configured → the API is off.
  * Every change is written to D1 with its audit event in one batch; nothing is cached, so an update is in force for
  * every request that starts after it returns (C5).
  */
@@ -229,4 +231,47 @@ export const rotateSigningKeys: AdminHandler = async (request, env) => {
   }
   const rotated = await keyManager(env).rotateKeys(alg as SigningAlg | undefined, "admin");
   return jsonResponse({ rotated });
+};
+
+function passkeyView(passkey: Passkey) {
+  const seconds = (ms: number | null) => (ms === null ? null : Math.floor(ms / 1000));
+  return {
+    id: passkey.id,
+    name: passkey.name,
+    counter: passkey.counter,
+    transports: passkey.transports,
+    device_type: passkey.deviceType,
+    backed_up: passkey.backedUp,
+    created_at: seconds(passkey.createdAt),
+    last_used_at: seconds(passkey.lastUsedAt),
+  };
+}
+
+async function existingUser(request: IRequest, env: Env) {
+  const user = await getUser(env.DB, String(request.params.id ?? ""));
+  if (user === null) throw notFound("user");
+  return user;
+}
+
+/** GET /admin/users/:id/passkeys — the user's passkeys (no key material), oldest first; the reading is audited. */
+export const listUserPasskeys: AdminHandler = async (request, env) => {
+  const user = await existingUser(request, env);
+  const passkeys = await listPasskeys(env.DB, user.id);
+  await auditPasskeyListing(env.DB, user.id, { actor: "admin-api", data: { remote_ip: clientAddress(request) } }, passkeys.length);
+  return jsonResponse({ passkeys: passkeys.map(passkeyView) });
+};
+
+/**
+ * DELETE /admin/users/:id/passkeys/:credentialId → 204, audited (`passkey.deleted`, actor admin-api). Unlike the user,
+ * an admin may remove a user's last passkey (a lost device); with EMAIL_LINK_SIGN_IN=without_passkey that reopens
+ * email-link sign-in for them.
+ */
+export const deleteUserPasskey: AdminHandler = async (request, env) => {
+  const user = await existingUser(request, env);
+  // Credential ids are base64url: nothing in one needs percent-encoding, so the path segment is taken as it is.
+  const credentialId = String(request.params.credentialId ?? "");
+  if (!isCredentialId(credentialId)) throw notFound("passkey");
+  const result = await deletePasskey(env.DB, user.id, credentialId, { keepOne: false }, { actor: "admin-api", data: { remote_ip: clientAddress(request) } });
+  if (result !== "deleted") throw notFound("passkey");
+  return new Response(null, { status: 204, headers: { "cache-control": "no-store" } });
 };

@@ -1,5 +1,6 @@
 import { html, type SafeHtml } from "./html";
 import { hidden, layout, titledPage } from "./layout";
+import { passkeyScriptTag, passkeySignInForm } from "./passkeys";
 
 /**
  * The pages of the sign-in flow: sign-in form, "check your email", the link confirmation, "signed in", consent.
@@ -14,19 +15,25 @@ export interface SignInPageInput {
   error?: string;
 }
 
-/** The sign-in form: one input named `email`; submitting it sends a sign-in link. */
+/**
+ * The sign-in form: one input named `email`; submitting it sends a sign-in link. Above it, "Sign in with a passkey"
+ * (shown by /passkeys.js where WebAuthn exists), and the email field offers passkeys in the browser's autofill
+ * (`autocomplete="username webauthn"`, WebAuthn conditional mediation).
+ */
 export function signInPage(input: SignInPageInput): SafeHtml {
   return titledPage(
     "Sign in",
     html`${input.clientName ? html`<p>to continue to <strong>${input.clientName}</strong></p>` : null}
 ${input.error ? html`<p class="error" role="alert">${input.error}</p>` : null}
+${passkeySignInForm({ csrfToken: input.csrfToken, interaction: input.interaction, only: false })}
 <form method="post" action="/login">
 ${hidden("csrf_token", input.csrfToken)}
 ${hidden("interaction", input.interaction)}
 <label for="email">Email address</label>
-<input type="email" id="email" name="email" value="${input.email}" required autocomplete="email" autofocus maxlength="254">
+<input type="email" id="email" name="email" value="${input.email}" required autocomplete="username webauthn" autofocus maxlength="254">
 <button type="submit">Email me a sign-in link</button>
-</form>`,
+</form>
+${passkeyScriptTag()}`,
   );
 }
 
@@ -55,8 +62,10 @@ ${input.sameBrowser ? null : html`<p class="error">This link was requested from 
 <form method="post" action="/login/email">
 ${hidden("csrf_token", input.csrfToken)}
 ${hidden("token", input.token)}
+<input type="hidden" name="passkey_capable">
 <button type="submit">Sign in</button>
-</form>`,
+</form>
+${passkeyScriptTag()}`,
   );
 }
 
@@ -64,7 +73,8 @@ export function signedInPage(email: string | null): SafeHtml {
   return layout(
     "Signed in",
     html`<h1>You are signed in</h1>
-<p>${email ? html`Signed in as <strong>${email}</strong>. ` : null}You can close this page and return to the application.</p>`,
+<p>${email ? html`Signed in as <strong>${email}</strong>. ` : null}You can close this page and return to the application.</p>
+<p><a href="/account">Your account and passkeys</a></p>`,
   );
 }
 
