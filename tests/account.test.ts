@@ -198,6 +198,23 @@ describe("admin API: a user's passkeys", () => {
   });
 });
 
+describe("passkeys need a domain", () => {
+  it("on an IP-address issuer the sign-in page has no passkey controls and an email sign-in offers none", async () => {
+    const page = await (await SELF.fetch("http://127.0.0.1/login")).text();
+    expect(page).not.toContain("/login/passkey");
+    expect(page).toContain('autocomplete="email"');
+
+    const browser = new Browser();
+    const link = await requestLink(browser, "/login", uniqueEmail("ipissuer"));
+    const fields = formFields(await (await browser.get(link)).text());
+    const request = requestOf(browser, "/login/email", { ...fields, passkey_capable: "1" });
+    const signedIn = await finishEmailLogin(new Request(request.url.replace("http://localhost", "http://127.0.0.1"), request), env);
+    expect(signedIn.status).toBe(200);
+    expect(signedIn.headers.get("location")).toBeNull();
+    expect(await signedIn.text()).toContain("You are signed in");
+  });
+});
+
 describe("the passkey script", () => {
   it("is served from the OP as JavaScript, and the pages allow it and its fetch to this origin only", async () => {
     const script = await SELF.fetch(`${ORIGIN}/passkeys.js`);

@@ -8,7 +8,7 @@ import { parseSessionCookie } from "../src/objects/sessions";
 import { finishPasskeyRegistration, finishPasskeySignIn } from "../src/routes/passkeys";
 import { SoftAuthenticator } from "./helpers/authenticator";
 import { REDIRECT_URI, makeClient as makeConfidentialClient, redeem as redeemAtToken, verifyIdToken } from "./helpers/back-channel";
-import { Browser, ORIGIN, authorizeUrl, decide, followLocal, formFields, pkcePair, responseParams, uniqueEmail } from "./helpers/front-channel";
+import { Browser, ORIGIN, authorizeUrl, followLocal, formFields, pkcePair, responseParams, uniqueEmail } from "./helpers/front-channel";
 import {
   addPasskey,
   auditEvents,

@@ -39,6 +39,16 @@ export function relyingParty(issuer: string, configuredName: string): RelyingPar
   return { id: url.hostname, origin: url.origin, name: configuredName !== "" ? configuredName : url.hostname };
 }
 
+/**
+ * Whether passkeys can work on this issuer at all: an RP ID is a domain, never an IP address (WebAuthn §5.1.3 via
+ * the "valid domain" rule — Chromium refuses `127.0.0.1` with "This is an invalid domain"). On an IP-address issuer
+ * (`npm start` opened at 127.0.0.1) the OP shows no passkey controls and offers none; `localhost` works.
+ */
+export function passkeysPossibleOn(issuer: string): boolean {
+  const host = new URL(issuer).hostname;
+  return !host.startsWith("[") && !/^\d{1,3}(\.\d{1,3}){3}$/.test(host);
+}
+
 /** WebAuthn `user.id`: the user id's UTF-8 bytes (no personal data; WebAuthn §14.6.1), base64url as the browser returns it. */
 export function userHandleOf(userId: string): string {
   return base64url(new TextEncoder().encode(userId));

@@ -9,6 +9,7 @@ import type { Challenge, ChallengeOutcome } from "../objects/challenges";
 import { challengeStoreFor, newChallengeId, userSessionsFor } from "../objects/locate";
 import { formatSessionCookie, newSessionId } from "../objects/sessions";
 import { OAuthError } from "../oauth/errors";
+import { passkeysPossibleOn } from "../oauth/webauthn";
 import { errorPage } from "../ui/error-page";
 import { checkEmailPage, confirmLinkPage, signInPage, signedInPage } from "../ui/pages";
 import { endReplacedSession, sessionCookie } from "./support/browser-session";
@@ -42,7 +43,14 @@ async function signInForm(
     clientName = (await clientOfPending(env, pending)).client_name;
   }
   const csrf = csrfTokenFor(request, issuerOf(env, request));
-  const html = signInPage({ csrfToken: csrf.token, interaction: input.interaction, email: input.email, clientName, error: input.error });
+  const html = signInPage({
+    csrfToken: csrf.token,
+    interaction: input.interaction,
+    email: input.email,
+    clientName,
+    error: input.error,
+    passkeys: passkeysPossibleOn(issuerOf(env, request)),
+  });
   return htmlResponse(html, { status, headers: csrf.setCookie ? { "set-cookie": csrf.setCookie } : {} });
 }
 

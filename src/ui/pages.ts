@@ -13,6 +13,8 @@ export interface SignInPageInput {
   email: string;
   clientName: string | null;
   error?: string;
+  /** Whether passkeys can work on this issuer (a domain, not an IP address): else no passkey button. */
+  passkeys: boolean;
 }
 
 /**
@@ -25,12 +27,12 @@ export function signInPage(input: SignInPageInput): SafeHtml {
     "Sign in",
     html`${input.clientName ? html`<p>to continue to <strong>${input.clientName}</strong></p>` : null}
 ${input.error ? html`<p class="error" role="alert">${input.error}</p>` : null}
-${passkeySignInForm({ csrfToken: input.csrfToken, interaction: input.interaction, only: false })}
+${input.passkeys ? passkeySignInForm({ csrfToken: input.csrfToken, interaction: input.interaction, only: false }) : null}
 <form method="post" action="/login">
 ${hidden("csrf_token", input.csrfToken)}
 ${hidden("interaction", input.interaction)}
 <label for="email">Email address</label>
-<input type="email" id="email" name="email" value="${input.email}" required autocomplete="username webauthn" autofocus maxlength="254">
+<input type="email" id="email" name="email" value="${input.email}" required autocomplete="${input.passkeys ? "username webauthn" : "email"}" autofocus maxlength="254">
 <button type="submit">Email me a sign-in link</button>
 </form>
 ${passkeyScriptTag()}`,

@@ -65,7 +65,7 @@ function u32(n: number): Uint8Array {
 }
 
 async function sha256(bytes: Uint8Array): Promise<Uint8Array> {
-  return new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", new Uint8Array(bytes)));
 }
 
 /** WebCrypto's raw r‖s ECDSA signature as the DER SEQUENCE WebAuthn carries (RFC 3279 §2.2.3). */
@@ -73,7 +73,7 @@ function derSignature(raw: Uint8Array): Uint8Array {
   const integer = (bytes: Uint8Array) => {
     let i = 0;
     while (i < bytes.length - 1 && bytes[i] === 0) i++;
-    let body = bytes.slice(i);
+    let body: Uint8Array = bytes.slice(i);
     if (body[0]! & 0x80) body = concat(new Uint8Array([0]), body);
     return concat(new Uint8Array([0x02, body.length]), body);
   };

@@ -1,7 +1,7 @@
 import { issuerOf, loadConfig } from "../../config";
 import { listPasskeys } from "../../db/passkeys";
 import type { Env } from "../../env";
-import { emailLinkAllowed } from "../../oauth/webauthn";
+import { emailLinkAllowed, passkeysPossibleOn } from "../../oauth/webauthn";
 import { readCookie, setCookie } from "./cookies";
 
 /**
@@ -29,7 +29,7 @@ export function offerPath(interaction: string | null | undefined): string {
 
 /** The offer page to show after an email sign-in, or null to go on as before. */
 export function passkeyOfferLocation(env: Env, request: Request, userId: string, interaction: string | null, passkeyCapable: boolean): string | null {
-  if (!passkeyCapable) return null;
+  if (!passkeyCapable || !passkeysPossibleOn(issuerOf(env, request))) return null;
   const mark = readCookie(request, OFFER_COOKIE, issuerOf(env, request));
   if (mark === `added.${userId}` || mark === `declined.${userId}`) return null;
   return offerPath(interaction);
