@@ -78,6 +78,11 @@ export function freePort(): Promise<number> {
 export interface DevServerOptions {
   /** Settings and secrets for the Worker (written to the env file), e.g. `{ RATE_LIMIT_LOGIN: "1000" }`. */
   vars?: Record<string, string>;
+  /**
+   * The host name clients use: the Worker still listens on 127.0.0.1, but with `localhost` the issuer (the origin a
+   * request arrives on) is http://localhost:PORT — what WebAuthn needs in Chromium (an IP address is not a valid RP ID).
+   */
+  host?: "127.0.0.1" | "localhost";
 }
 
 const running = new Set<DevServer>();
@@ -92,6 +97,7 @@ export class DevServer {
     readonly stateDir: string,
     readonly adminToken: string,
     private readonly envFile: string,
+    private readonly host: string,
   ) {
     this.exited = new Promise((resolve) => child.once("exit", () => resolve()));
     const keep = (chunk: Buffer) => (this.output = (this.output + chunk.toString()).slice(-30_000));
@@ -102,7 +108,7 @@ export class DevServer {
 
   /** The issuer identifier: the origin the Worker is reached on (ISSUER is empty in wrangler.jsonc). */
   get issuer(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `http://${this.host}:${this.port}`;
   }
 
   /** What wrangler and the Worker printed (the tail), for failure messages. */
@@ -118,16 +124,16 @@ export class DevServer {
     const vars: Record<string, string> = { EMAIL_TRANSPORT: "dev", ...options.vars, ADMIN_TOKEN: adminToken };
     writeFileSync(envFile, Object.entries(vars).map(([k, v]) => `${k}=${v}\n`).join(""), { mode: 0o600 });
     chmodSync(envFile, 0o600);
-    return DevServer.launch(port, stateDir, adminToken, envFile);
+    return DevServer.launch(port, stateDir, adminToken, envFile, options.host ?? "127.0.0.1");
   }
 
   /** Stops this server and starts another on the same port, state and settings (tokens issued before stay valid). */
   async restart(): Promise<DevServer> {
     await this.stop();
-    return DevServer.launch(this.port, this.stateDir, this.adminToken, this.envFile);
+    return DevServer.launch(this.port, this.stateDir, this.adminToken, this.envFile, this.host);
   }
 
-  private static async launch(port: number, stateDir: string, adminToken: string, envFile: string): Promise<DevServer> {
+  private static async launch(port: number, stateDir: string, adminToken: string, envFile: string, host: string): Promise<DevServer> {
     mkdirSync(stateDir, { recursive: true });
     const args = [
       wranglerBin, "dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", stateDir,
@@ -135,7 +141,7 @@ export class DevServer {
     ];
     // Its own process group: one signal stops wrangler, esbuild and workerd together.
     const child = spawn(process.execPath, args, { cwd: root, env: wranglerEnv, detached: true, stdio: ["ignore", "pipe", "pipe"] });
-    const server = new DevServer(child, port, stateDir, adminToken, envFile);
+    const server = new DevServer(child, port, stateDir, adminToken, envFile, host);
     running.add(server);
     try {
       await server.waitForHealth(90_000);
