@@ -2,29 +2,34 @@
 /**
  * `npm start`: the OP on this machine, offline, with state that survives restarts.
  *
- * 1. applies the D1 migrations to the local database in `.wrangler/state`;
- * 2. runs `wrangler dev` on 127.0.0.1:$PORT (default 8787) with that same state;
- * 3. waits for GET /health, seeds the demo data (see `seedDemo`) and prints what to do next.
+ * 0. checks every setting the Worker will get (wrangler.jsonc `vars`, `.dev.vars`, settings in the environment) with
+ *    the Worker's own rules (src/config.ts, see worker-config.mjs): a bad one stops it at once, with one line, exit 2;
+ * 1. takes the state folder's lock (one npm start per `.wrangler/state`), keeps the folder private (0700, files 0600);
+ * 2. applies the D1 migrations to the local database in `.wrangler/state`;
+ * 3. runs `wrangler dev` on 127.0.0.1:$PORT (default 8787) with that same state;
+ * 4. waits for GET /health, seeds the demo data (see `seedDemo`) and prints what to do next.
  *
- * The admin token is $ADMIN_TOKEN when set, otherwise one generated on first start and kept in
- * `.wrangler/state/admin-token`, so it stays the same across restarts. It reaches the Worker through an env file
- * under `.wrangler/state` (gitignored), never through the command line, where `ps` would show it.
+ * The admin token is $ADMIN_TOKEN when set (or ADMIN_TOKEN in .dev.vars), otherwise one generated on first start and
+ * kept in `.wrangler/state/admin-token`, so it stays the same across restarts. Settings and secrets reach the Worker
+ * through one env file under `.wrangler/state` (private), never through the command line, where `ps` would show them.
  * Delete `.wrangler/state` to start from nothing.
  */
 import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
 import { createServer } from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { envFileLine, loadConfigModule, readDevVars, readWranglerConfig } from "./worker-config.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const stateDir = path.join(root, ".wrangler", "state");
 const tokenFile = path.join(stateDir, "admin-token");
 const workerEnvFile = path.join(stateDir, "worker.env");
+const lockFile = path.join(stateDir, "npm-start.lock");
 const wrangler = path.join(root, "node_modules", "wrangler", "bin", "wrangler.js");
 const host = "127.0.0.1";
-const port = parsePort(process.env.PORT ?? "8787");
+const port = parsePort(process.env.PORT);
 const issuer = `http://${host}:${port}`;
 
 /**
@@ -130,8 +135,7 @@ async function seedAndPrintDemo(issuerUrl, token) {
     );
     secret = demo.client_secret ?? null;
     created = true;
-    writeFileSync(demoFile, `${JSON.stringify({ client_id: demo.client_id, client_secret: secret }, null, 2)}\n`, { mode: 0o600 });
-    chmodSync(demoFile, 0o600);
+    writePrivate(demoFile, `${JSON.stringify({ client_id: demo.client_id, client_secret: secret }, null, 2)}\n`);
   } else {
     const kept = keptDemoClient();
     if (kept !== null && kept.client_id === demo.client_id) secret = kept.client_secret;
@@ -185,47 +189,175 @@ Try a sign-in:
   }
 }
 
-/** @param {string} text */
+/**
+ * $PORT: unset or empty means 8787. Same one-line shape as a bad setting, and the same exit code.
+ * @param {string | undefined} text
+ */
 function parsePort(text) {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1 || n > 65535) {
-    console.error(`PORT must be a TCP port number, got ${JSON.stringify(text)}`);
+  if (text === undefined || text === "") return 8787;
+  const n = /^[0-9]{1,5}$/.test(text) ? Number(text) : NaN;
+  if (!(n >= 1 && n <= 65535)) {
+    console.error(`PORT=${text}: must be a TCP port number between 1 and 65535`);
     process.exit(2);
   }
   return n;
 }
 
-/** $ADMIN_TOKEN if set; else the token kept in the state directory, created on first start. */
-function adminToken() {
-  const fromEnv = process.env.ADMIN_TOKEN?.trim();
-  if (fromEnv) return { token: fromEnv, source: "from $ADMIN_TOKEN" };
-  if (existsSync(tokenFile)) {
-    const kept = readFileSync(tokenFile, "utf8").trim();
-    if (kept) return { token: kept, source: `kept in ${path.relative(root, tokenFile)}` };
+/**
+ * Every setting the local Worker gets, checked with the Worker's own rules before anything starts: wrangler.jsonc
+ * `vars`, then the developer's `.dev.vars` (or `.env`), then settings set in this process's environment (they win,
+ * like $ADMIN_TOKEN always has), then the admin token. A broken rule stops here: one line per bad setting
+ * (`AUTH_CODE_TTL=abc: must be a whole number of seconds between 10 and 600`; never a secret), exit code 2.
+ * @returns {Promise<{ passed: Record<string, string>, token: string | null, source: string }>}
+ */
+async function checkedSettings() {
+  const { readSettings, SETTINGS } = await loadConfigModule(root);
+  const names = new Set(SETTINGS.map((s) => s.name));
+  const { vars: jsoncVars } = readWranglerConfig(root);
+  const own = readDevVars(root);
+  /** @type {Record<string, string>} */
+  const passed = {};
+  for (const [key, value] of Object.entries(own.vars)) {
+    if (names.has(key)) passed[key] = value;
+    else console.warn(`${own.files.join(", ")}: ${key} is not a setting of this OP (ignored; see docs/deployment.md#settings)`);
   }
-  const token = randomBytes(32).toString("base64url");
-  writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
-  return { token, source: `generated, kept in ${path.relative(root, tokenFile)}` };
+  for (const name of names) {
+    const value = process.env[name];
+    if (value !== undefined && name !== "ADMIN_TOKEN") passed[name] = value;
+  }
+
+  // The admin token: $ADMIN_TOKEN, else the settings file's, else the one kept from an earlier start, else new (below).
+  let token = null;
+  let source = "";
+  const fromEnv = process.env.ADMIN_TOKEN;
+  if (fromEnv !== undefined && fromEnv !== "") [token, source] = [fromEnv, "from $ADMIN_TOKEN"];
+  else if (passed.ADMIN_TOKEN) [token, source] = [passed.ADMIN_TOKEN, `from ${own.files.join(", ")}`];
+  else if (existsSync(tokenFile)) {
+    const kept = readFileSync(tokenFile, "utf8").trim();
+    if (kept) [token, source] = [kept, `kept in ${path.relative(root, tokenFile)}`];
+  }
+  if (token !== null) passed.ADMIN_TOKEN = token;
+
+  const { problems } = readSettings({ ...jsoncVars, ...passed });
+  for (const [key, value] of Object.entries(passed)) {
+    if (envFileLine(key, value) === null) {
+      const spec = SETTINGS.find((s) => s.name === key);
+      problems.push({ setting: key, rule: "", message: `${key}=${spec?.secret ? "(hidden)" : JSON.stringify(value)}: cannot be passed to the local Worker (a line break, or ' " and \` together)` });
+    }
+  }
+  if (problems.length > 0) {
+    for (const problem of problems) console.error(problem.message);
+    process.exit(2);
+  }
+  return { passed, token, source };
 }
 
 /**
- * The Worker's secrets for local development. `--env-file` replaces wrangler's default lookup of `.dev.vars`/`.env`,
- * so a developer's own file is passed first and this one last (later files win).
- * @param {string} token
+ * The state folder holds private signing keys, sessions and sign-in links: only its owner may read it. Everything
+ * this process and its children (wrangler, workerd) create there is private too (umask 077).
  */
-function workerEnvFiles(token) {
-  if (!/^[A-Za-z0-9._~+/=-]+$/.test(token)) {
-    console.error("ADMIN_TOKEN may only contain URL-safe characters.");
-    process.exit(2);
+function makeStatePrivate() {
+  process.umask(0o077);
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  chmodSync(stateDir, 0o700);
+  for (const file of [tokenFile, workerEnvFile, demoFile]) if (existsSync(file)) chmodSync(file, 0o600);
+}
+
+/**
+ * @param {string} file
+ * @param {string} text
+ */
+function writePrivate(file, text) {
+  writeFileSync(file, text, { mode: 0o600 });
+  chmodSync(file, 0o600);
+}
+
+/**
+ * Whether `pid` is a live process running `script` (Linux: its command line; elsewhere: alive at all).
+ * @param {unknown} pid
+ * @param {string} script
+ */
+function isRunning(pid, script) {
+  if (typeof pid !== "number" || !Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    if (/** @type {NodeJS.ErrnoException} */ (error).code !== "EPERM") return false;
   }
-  writeFileSync(workerEnvFile, `# Written by scripts/start.mjs on every start; secrets for the local Worker.\nADMIN_TOKEN=${token}\n`, {
-    mode: 0o600,
-  });
-  chmodSync(workerEnvFile, 0o600);
-  const own = existsSync(path.join(root, ".dev.vars"))
-    ? [".dev.vars"]
-    : [".env", ".env.local"].filter((f) => existsSync(path.join(root, f)));
-  return [...own.map((f) => path.join(root, f)), workerEnvFile];
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(script);
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * One OP per state folder: two `wrangler dev` on one `.wrangler/state` would share its SQLite files (one answers
+ * SQLITE_BUSY) and the demo client would gain the other's redirect URIs. The lock file names the holder (PID, port,
+ * and the wrangler it started); a lock whose processes are gone is stale and taken over. Released on exit.
+ */
+function takeLock() {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    let fd;
+    try {
+      fd = openSync(lockFile, "wx", 0o600);
+    } catch (error) {
+      if (/** @type {NodeJS.ErrnoException} */ (error).code !== "EEXIST") throw error;
+      /** @type {{ pid?: unknown, port?: unknown, issuer?: unknown, wranglerPid?: unknown }} */
+      let holder = {};
+      try {
+        holder = JSON.parse(readFileSync(lockFile, "utf8"));
+      } catch {
+        // unreadable: stale
+      }
+      const live = isRunning(holder.pid, "start.mjs") ? holder.pid : isRunning(holder.wranglerPid, "wrangler") ? holder.wranglerPid : null;
+      if (live !== null) {
+        const what = live === holder.pid ? "npm start" : `wrangler dev (left running by npm start PID ${holder.pid})`;
+        console.error(
+          `Another ${what} is using ${path.relative(root, stateDir)}: PID ${live}, ${holder.issuer ?? `port ${holder.port}`}.\n` +
+            `Stop it first (Ctrl-C in its terminal, or kill ${live}): two OPs on one state folder would share its SQLite files.`,
+        );
+        process.exit(1);
+      }
+      console.log(`${path.relative(root, lockFile)}: stale (PID ${holder.pid ?? "?"} is gone), taking it over.`);
+      try {
+        unlinkSync(lockFile);
+      } catch {
+        // gone already
+      }
+      continue;
+    }
+    writeSync(fd, lockText({}));
+    closeSync(fd);
+    process.on("exit", releaseLock);
+    return;
+  }
+  console.error(`Could not take ${path.relative(root, lockFile)}; another npm start may be starting. Try again.`);
+  process.exit(1);
+}
+
+/** @param {{ wranglerPid?: number }} extra */
+function lockText(extra) {
+  return `${JSON.stringify({ pid: process.pid, port, issuer, startedAt: new Date().toISOString(), ...extra })}\n`;
+}
+
+function releaseLock() {
+  try {
+    if (JSON.parse(readFileSync(lockFile, "utf8")).pid === process.pid) unlinkSync(lockFile);
+  } catch {
+    // not ours, or gone
+  }
+}
+
+/**
+ * The Worker's settings and secrets for local development, in one env file (0600) that wrangler reads with
+ * `--env-file` — exactly the values checked above, written so that wrangler reads them back unchanged.
+ * @param {Record<string, string>} settings
+ */
+function writeWorkerEnv(settings) {
+  const lines = Object.entries(settings).map(([key, value]) => envFileLine(key, value) ?? "");
+  writePrivate(workerEnvFile, `# Written by scripts/start.mjs on every start: the local Worker's settings and secrets.\n${lines.join("")}`);
+  return workerEnvFile;
 }
 
 /** @param {number} p */
@@ -281,12 +413,23 @@ async function waitForHealth(child, timeoutMs) {
   throw new Error(`GET ${issuer}/health did not answer 200 within ${timeoutMs / 1000} s (last: ${last})`);
 }
 
+/**
+ * A free port for wrangler's DevTools inspector, from 9229 up, so that the printout can name it.
+ * @returns {Promise<number | null>}
+ */
+async function inspectorPort() {
+  for (let p = 9229; p < 9239; p++) if (p !== port && (await portIsFree(p))) return p;
+  return null;
+}
+
 async function main() {
   if (!existsSync(wrangler)) {
     console.error("wrangler is not installed: run `npm install` first.");
     process.exit(1);
   }
-  mkdirSync(stateDir, { recursive: true });
+  const settings = await checkedSettings();
+  makeStatePrivate();
+  takeLock();
   if (!(await portIsFree(port))) {
     console.error(`Port ${port} on ${host} is in use. Stop what runs there or choose another: PORT=8788 npm start`);
     process.exit(1);
@@ -295,14 +438,21 @@ async function main() {
   const applied = await applyMigrations();
   console.log(applied > 0 ? `D1: applied ${applied} migration(s) to the local database.` : "D1: local database is up to date.");
 
-  const { token, source } = adminToken();
-  const envFiles = workerEnvFiles(token);
-  const args = [wrangler, "dev", "--ip", host, "--port", String(port), "--persist-to", stateDir, "--show-interactive-dev-session=false"];
-  for (const f of envFiles) args.push("--env-file", f);
+  let { token, source } = settings;
+  if (token === null) {
+    token = randomBytes(32).toString("base64url");
+    source = `generated, kept in ${path.relative(root, tokenFile)}`;
+    writePrivate(tokenFile, `${token}\n`);
+  }
+  const envFile = writeWorkerEnv({ ...settings.passed, ADMIN_TOKEN: token });
+  const inspector = await inspectorPort();
+  const args = [wrangler, "dev", "--ip", host, "--port", String(port), "--persist-to", stateDir, "--show-interactive-dev-session=false", "--env-file", envFile];
+  if (inspector !== null) args.push("--inspector-port", String(inspector));
   const child = spawn(process.execPath, args, { cwd: root, env: childEnv, stdio: ["ignore", "inherit", "inherit"] });
+  if (child.pid !== undefined) writeFileSync(lockFile, lockText({ wranglerPid: child.pid }));
 
-  // Ctrl-C and `kill` reach wrangler, which stops workerd; we exit with it.
-  for (const signal of /** @type {const} */ (["SIGINT", "SIGTERM"])) {
+  // Ctrl-C and `kill` reach wrangler, which stops workerd; we exit with it (and the lock goes).
+  for (const signal of /** @type {const} */ (["SIGINT", "SIGTERM", "SIGHUP"])) {
     process.on(signal, () => {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
     });
@@ -319,6 +469,8 @@ async function main() {
     return;
   }
 
+  const { crons } = readWranglerConfig(root);
+  const cron = crons[0];
   console.log(`
 The OpenID Provider is running.
 
@@ -326,7 +478,17 @@ The OpenID Provider is running.
   discovery:    ${issuer}/.well-known/openid-configuration
   health:       ${issuer}/health
   admin token:  ${token}   (${source})
-  state:        ${path.relative(root, stateDir)}/   (delete it to start from nothing)`);
+  state:        ${path.relative(root, stateDir)}/   (private to you; delete it to start from nothing)
+  lock:         ${path.relative(root, lockFile)}   (one npm start per state folder; removed when this one stops)`);
+  if (cron !== undefined) {
+    console.log(`  cron:         ${cron} (wrangler.jsonc; purges expired rows, rotates due keys) is not run by wrangler dev; run it with
+                curl "${issuer}/cdn-cgi/handler/scheduled?cron=${encodeURIComponent(cron)}"`);
+  }
+  console.log(
+    inspector !== null
+      ? `  inspector:    127.0.0.1:${inspector}   (wrangler's DevTools port, loopback only: chrome://inspect → Configure → add it)`
+      : "  inspector:    on a free port wrangler chose (9229–9238 were taken); wrangler's DevTools, loopback only",
+  );
   await seedDemo(issuer, token);
   console.log(`
 What to do next:

@@ -1,12 +1,13 @@
 import type { Env } from "./env";
-import { isLoopbackUrl } from "./lib/loopback";
+import { isLoopbackHostname, isLoopbackUrl } from "./lib/loopback";
 
 /**
- * Every setting of the OP, with its default. The one module that reads settings from the environment:
- * each can be overridden by a wrangler var (or secret) of the same name.
+ * Every setting of the OP (defaults and rules: SETTINGS below). The one module that reads settings from the
+ * environment: each can be overridden by a wrangler var (or secret) of the same name, and each value is checked —
+ * here for the Worker (config-guard.ts) and, by this same code, by `npm start` before it starts anything.
  */
 export interface Config {
-  /** Issuer identifier; empty means "the origin the request arrived on" (local development). */
+  /** Issuer identifier; empty means "the origin the request arrived on", for a loopback request only (issuerOf). */
   issuer: string;
   /** "dev" works only on a loopback issuer (see isLocalIssuer); a deployed OP sets "http". */
   emailTransport: "dev" | "http";
@@ -16,6 +17,11 @@ export interface Config {
   accessTokenTtl: number;
   idTokenTtl: number;
   refreshTokenTtl: number;
+  /**
+   * Seconds after a rotation within which the rotated refresh token, presented again by the same client (and key), is
+   * answered with the same successor: a retry after a lost answer (RFC 9700 §4.14.2 allows the strict 0, the default).
+   */
+  refreshTokenReuseInterval: number;
   sessionTtl: number;
   sessionIdleTtl: number;
   magicLinkTtl: number;
@@ -60,95 +66,277 @@ export interface Config {
   rateLimitPasskey: number;
 }
 
-const DEFAULTS: Config = {
-  issuer: "",
-  emailTransport: "dev",
-  adminToken: "",
-  authCodeTtl: 60,
-  accessTokenTtl: 600,
-  idTokenTtl: 3600,
-  refreshTokenTtl: 30 * 86400,
-  sessionTtl: 14 * 86400,
-  sessionIdleTtl: 3 * 86400,
-  magicLinkTtl: 900,
-  interactionTtl: 30 * 60,
-  passkeyChallengeTtl: 300,
-  sessionTokenTtl: 60,
-  parTtl: 60,
-  dpopProofWindow: 300,
-  keyRotationInterval: 30 * 86400,
-  keyOverlap: 7 * 86400,
-  keyCacheTtl: 60,
-  defaultSigningAlg: "RS256",
-  shardCount: 16,
-  auditRetryBase: 5,
-  auditRetryMax: 3600,
-  auditMaxAttempts: 12,
-  auditRetentionDays: 400,
-  rateLimitWindow: 60,
-  rateLimitToken: 300,
-  rateLimitAuthorize: 120,
-  rateLimitLogin: 10,
-  rateLimitAdmin: 300,
-  emailApiUrl: "",
-  emailApiKey: "",
-  emailFrom: "no-reply@localhost",
-  passkeyRpName: "",
-  passkeyUserVerification: "preferred",
-  passkeyAttestation: "none",
-  emailLinkSignIn: "always",
-  rateLimitPasskey: 60,
+/** One setting that breaks its rule. */
+export interface SettingProblem {
+  /** The var's name, e.g. `AUTH_CODE_TTL`. */
+  setting: string;
+  /** What is allowed, e.g. `must be a whole number of seconds between 10 and 600`. Never holds the value. */
+  rule: string;
+  /** The one line for a person: `AUTH_CODE_TTL=abc: must be a whole number of seconds between 10 and 600`. A secret's value is never in it. */
+  message: string;
+}
+
+/** Thrown by `loadConfig` when a setting breaks its rule: every problem, each with its one-line message. */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+
+  constructor(readonly problems: readonly SettingProblem[]) {
+    super(problems.map((p) => p.message).join("; "));
+  }
+}
+
+type Parsed<T> = { ok: true; value: T } | { ok: false; rule?: string };
+
+/** A setting: its var name, default, rule (as the docs and messages state it) and parser. */
+export interface SettingSpec {
+  /** camelCase key in Config. */
+  key: keyof Config;
+  /** The var (or secret) that sets it: `AUTH_CODE_TTL`. */
+  name: string;
+  default: string | number;
+  /** Secrets are never shown, in messages, logs or pages. */
+  secret: boolean;
+  /** What is allowed, starting with "must": `must be a whole number of seconds between 10 and 600`. */
+  rule: string;
+  parse(text: string): Parsed<string | number>;
+}
+
+/** The rule that a value breaks can be more precise than the setting's whole rule (e.g. "must use https"). */
+type Rule = { rule: string; parse(text: string): Parsed<string | number> };
+
+const ok = <T>(value: T): Parsed<T> => ({ ok: true, value });
+const refused = (rule?: string): Parsed<never> => (rule === undefined ? { ok: false } : { ok: false, rule });
+
+/** A whole number in a range; `offAtZero` also allows 0 (meaning "off"). */
+function whole(unit: string, min: number, max: number, options: { offAtZero?: string } = {}): Rule {
+  const of = unit === "" ? "" : ` of ${unit}`;
+  const range = `a whole number${of} between ${min} and ${max}`;
+  const rule = options.offAtZero ? `must be 0 (${options.offAtZero}) or ${range}` : `must be ${range}`;
+  return {
+    rule,
+    parse(text) {
+      if (!/^[0-9]{1,15}$/.test(text)) return refused();
+      const n = Number(text);
+      if (options.offAtZero && n === 0) return ok(0);
+      return n >= min && n <= max ? ok(n) : refused();
+    },
+  };
+}
+
+function oneOf(...choices: string[]): Rule {
+  return { rule: `must be ${choices.slice(0, -1).join(", ")} or ${choices.at(-1)}`, parse: (text) => (choices.includes(text) ? ok(text) : refused()) };
+}
+
+/** An absolute https URL (http only on a loopback host), without user info. */
+function httpsUrl(): Rule {
+  return {
+    rule: "must be an absolute https URL (http only on localhost, 127.0.0.1 or [::1]) without user info",
+    parse(text) {
+      let url: URL;
+      try {
+        url = new URL(text);
+      } catch {
+        return refused();
+      }
+      if (url.protocol !== "https:" && !(url.protocol === "http:" && isLoopbackHostname(url.hostname))) {
+        return refused("must use https (http only on localhost, 127.0.0.1 or [::1])");
+      }
+      if (url.username !== "" || url.password !== "") return refused("must not hold user info (user:password@)");
+      return ok(text);
+    },
+  };
+}
+
+/**
+ * The issuer identifier (OIDC Core §2, RFC 8414 §2): the routes are served at the root, so it is an origin, written
+ * exactly as the browser and every RP will compare it — `https://id.example.com`, no trailing slash.
+ */
+function issuerRule(): Rule {
+  const url = httpsUrl();
+  return {
+    rule: "must be an https origin such as https://id.example.com (http only on localhost, 127.0.0.1 or [::1]): no path, no trailing /, no query, fragment or user info",
+    parse(text) {
+      const checked = url.parse(text);
+      if (!checked.ok) return checked.rule === undefined ? refused() : checked;
+      const origin = new URL(text).origin;
+      if (text === origin) return ok(text);
+      const { pathname, search, hash } = new URL(text);
+      if (pathname !== "/" || search !== "" || hash !== "" || /[?#]/.test(text)) {
+        return refused(`must be an origin only, with no path, query or fragment: ${origin}`);
+      }
+      return refused(`must be written as its bare origin, ${origin} (no trailing /, default port or capitals)`);
+    },
+  };
+}
+
+/** RFC 6750 b64token characters, which is also what a dotenv file and a header carry unchanged. */
+const adminTokenRule: Rule = {
+  rule: "must be empty (admin API off) or 16 to 512 characters of A-Z a-z 0-9 - . _ ~ + / =",
+  parse: (text) => (/^[A-Za-z0-9._~+/=-]{16,512}$/.test(text) ? ok(text) : refused()),
 };
+
+const apiKeyRule: Rule = {
+  rule: "must be at most 1024 visible ASCII characters (no spaces)",
+  parse: (text) => (/^[\x21-\x7e]{1,1024}$/.test(text) ? ok(text) : refused()),
+};
+
+/** `name@example.com` or `Display Name <name@example.com>`: one line, nothing that could add a header. */
+const ADDRESS = /[^\s@<>()",;:\\[\]]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*/.source;
+const PLAIN_ADDRESS = new RegExp(`^${ADDRESS}$`);
+const NAMED_ADDRESS = new RegExp(`^[^<>"\\x00-\\x1f\\x7f]{1,100} <${ADDRESS}>$`);
+const emailFromRule: Rule = {
+  rule: "must be an email address (name@example.com) or Name <name@example.com>",
+  parse: (text) => (text.length <= 320 && (PLAIN_ADDRESS.test(text) || NAMED_ADDRESS.test(text)) ? ok(text) : refused()),
+};
+
+/** What authenticators show as the OP's name: one line of visible text. */
+const rpNameRule: Rule = {
+  rule: "must be at most 64 characters of one line of text",
+  parse: (text) => (text.length <= 64 && !/[\x00-\x1f\x7f]/.test(text) ? ok(text) : refused()),
+};
+
+const DAY = 86400;
+
+/**
+ * Every setting of the OP: var name, default, rule. Bounds are what makes sense for an OP, not what the code could
+ * survive: a lifetime of 0 or of years is a typo, and is refused before anything runs (`npm start`) and on every
+ * request of a deployed Worker (see config-guard.ts).
+ */
+const SPECS: ReadonlyArray<Omit<SettingSpec, "name" | "rule" | "parse" | "secret"> & Rule & { secret?: boolean }> = [
+  { key: "issuer", default: "", ...issuerRule() },
+  { key: "emailTransport", default: "dev", ...oneOf("dev", "http") },
+  { key: "adminToken", default: "", secret: true, ...adminTokenRule },
+  { key: "authCodeTtl", default: 60, ...whole("seconds", 10, 600) },
+  { key: "accessTokenTtl", default: 600, ...whole("seconds", 60, DAY) },
+  { key: "idTokenTtl", default: 3600, ...whole("seconds", 60, DAY) },
+  { key: "refreshTokenTtl", default: 30 * DAY, ...whole("seconds", 3600, 365 * DAY) },
+  { key: "refreshTokenReuseInterval", default: 0, ...whole("seconds", 0, 300) },
+  { key: "sessionTtl", default: 14 * DAY, ...whole("seconds", 300, 365 * DAY) },
+  { key: "sessionIdleTtl", default: 3 * DAY, ...whole("seconds", 300, 365 * DAY) },
+  { key: "magicLinkTtl", default: 900, ...whole("seconds", 60, 3600) },
+  { key: "interactionTtl", default: 30 * 60, ...whole("seconds", 300, DAY) },
+  { key: "passkeyChallengeTtl", default: 300, ...whole("seconds", 30, 600) },
+  { key: "sessionTokenTtl", default: 60, ...whole("seconds", 10, 600) },
+  { key: "parTtl", default: 60, ...whole("seconds", 10, 600) },
+  { key: "dpopProofWindow", default: 300, ...whole("seconds", 10, 600) },
+  { key: "keyRotationInterval", default: 30 * DAY, ...whole("seconds", 3600, 365 * DAY, { offAtZero: "no automatic rotation" }) },
+  { key: "keyOverlap", default: 7 * DAY, ...whole("seconds", 0, 365 * DAY) },
+  { key: "keyCacheTtl", default: 60, ...whole("seconds", 0, 3600) },
+  { key: "defaultSigningAlg", default: "RS256", ...oneOf("RS256", "ES256") },
+  { key: "shardCount", default: 16, ...whole("", 1, 1024) },
+  { key: "auditRetryBase", default: 5, ...whole("seconds", 1, 3600) },
+  { key: "auditRetryMax", default: 3600, ...whole("seconds", 1, DAY) },
+  { key: "auditMaxAttempts", default: 12, ...whole("attempts", 1, 100) },
+  { key: "auditRetentionDays", default: 400, ...whole("days", 1, 3650) },
+  { key: "rateLimitWindow", default: 60, ...whole("seconds", 1, 3600) },
+  { key: "rateLimitToken", default: 300, ...whole("requests", 0, 1_000_000) },
+  { key: "rateLimitAuthorize", default: 120, ...whole("requests", 0, 1_000_000) },
+  { key: "rateLimitLogin", default: 10, ...whole("requests", 0, 1_000_000) },
+  { key: "rateLimitAdmin", default: 300, ...whole("requests", 0, 1_000_000) },
+  { key: "emailApiUrl", default: "", ...httpsUrl(), rule: `${httpsUrl().rule}; required when EMAIL_TRANSPORT=http` },
+  { key: "emailApiKey", default: "", secret: true, ...apiKeyRule, rule: `${apiKeyRule.rule}; required when EMAIL_TRANSPORT=http` },
+  { key: "emailFrom", default: "no-reply@localhost", ...emailFromRule },
+  { key: "passkeyRpName", default: "", ...rpNameRule },
+  { key: "passkeyUserVerification", default: "preferred", ...oneOf("preferred", "required", "discouraged") },
+  { key: "passkeyAttestation", default: "none", ...oneOf("none", "direct") },
+  { key: "emailLinkSignIn", default: "always", ...oneOf("always", "without_passkey") },
+  { key: "rateLimitPasskey", default: 60, ...whole("requests", 0, 1_000_000) },
+];
 
 /** camelCase setting name → the env var that overrides it (`authCodeTtl` → `AUTH_CODE_TTL`). */
 function varName(key: string): string {
   return key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase();
 }
 
+/** Every setting, in the order of the docs' table (docs/deployment.md): name, default, secret or not, rule. */
+export const SETTINGS: readonly SettingSpec[] = SPECS.map((spec) => ({ secret: false, ...spec, name: varName(spec.key) }));
+
+/** A var as a string: wrangler passes JSON vars (numbers, booleans) through as JSON values. */
+function textOf(raw: unknown): string {
+  return typeof raw === "string" ? raw : typeof raw === "number" ? String(raw) : JSON.stringify(raw);
+}
+
+/** The value as a message shows it: a secret never; anything odd (spaces at the ends, control characters) quoted. */
+function shown(spec: SettingSpec, text: string): string {
+  if (text === "") return "";
+  if (spec.secret) return `(hidden, ${text.length} characters)`;
+  if (spec.key === "emailApiUrl" || spec.key === "issuer") text = withoutCredentials(text);
+  const cut = text.length > 100 ? `${text.slice(0, 100)}…` : text;
+  return /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/.test(text) ? cut : JSON.stringify(cut);
+}
+
+/** A URL as it may be shown: a password in its user info or a key in its query is not. */
+function withoutCredentials(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return text.replace(/\/\/[^/]*@/, "//***@").replace(/\?.*/, "?***");
+  }
+  if (url.username === "" && url.password === "" && url.search === "") return text;
+  const userinfo = url.username !== "" || url.password !== "" ? "***@" : "";
+  return `${url.protocol}//${userinfo}${url.host}${url.pathname}${url.search === "" ? "" : "?***"}${url.hash}`;
+}
+
+function problem(spec: SettingSpec, text: string, rule: string): SettingProblem {
+  return { setting: spec.name, rule, message: `${spec.name}=${shown(spec, text)}: ${rule}` };
+}
+
+/**
+ * Reads every setting from `vars` (the Worker's env, or what `npm start` will hand it): each one's value (the
+ * default where unset or empty) and the problems of those that break their rule. `scripts/start.mjs` runs this
+ * very function before it starts anything.
+ */
+export function readSettings(vars: Record<string, unknown>): { config: Config; problems: SettingProblem[] } {
+  const config: Record<string, unknown> = {};
+  const problems: SettingProblem[] = [];
+  const texts = new Map<string, string>();
+  for (const spec of SETTINGS) {
+    const raw = vars[spec.name];
+    config[spec.key] = spec.default;
+    if (raw === undefined || raw === null || raw === "") continue;
+    const text = textOf(raw);
+    texts.set(spec.name, text);
+    const parsed = spec.parse(text);
+    if (parsed.ok) config[spec.key] = parsed.value;
+    else problems.push(problem(spec, text, parsed.rule ?? spec.rule));
+  }
+  const result = config as unknown as Config;
+  if (result.emailTransport === "http") {
+    for (const spec of SETTINGS.filter((s) => s.key === "emailApiUrl" || s.key === "emailApiKey")) {
+      if (!texts.has(spec.name)) problems.push(problem(spec, "", "must be set when EMAIL_TRANSPORT=http"));
+    }
+  }
+  return { config: result, problems };
+}
+
 const cache = new WeakMap<object, Config>();
 
+/** The settings of this Worker; throws a ConfigError (every broken rule, no secret in it) when one is invalid. */
 export function loadConfig(env: Env): Config {
   const cached = cache.get(env);
   if (cached) return cached;
-  const vars = env as unknown as Record<string, unknown>;
-  const config = { ...DEFAULTS } as Record<string, unknown>;
-  for (const [key, fallback] of Object.entries(DEFAULTS)) {
-    const raw = vars[varName(key)];
-    if (raw === undefined || raw === null || raw === "") continue;
-    if (typeof fallback === "number") {
-      const n = Number(raw);
-      // Lifetimes, limits and counts are whole numbers of seconds or items.
-      if (!Number.isSafeInteger(n) || n < 0) throw new Error(`setting ${varName(key)} must be a non-negative integer`);
-      config[key] = n;
-    } else {
-      config[key] = String(raw);
-    }
-  }
-  const result = config as unknown as Config;
-  if (result.emailTransport !== "dev" && result.emailTransport !== "http") {
-    throw new Error("setting EMAIL_TRANSPORT must be dev or http");
-  }
-  if (result.defaultSigningAlg !== "RS256" && result.defaultSigningAlg !== "ES256") {
-    throw new Error("setting DEFAULT_SIGNING_ALG must be RS256 or ES256");
-  }
-  if (!["preferred", "required", "discouraged"].includes(result.passkeyUserVerification)) {
-    throw new Error("setting PASSKEY_USER_VERIFICATION must be preferred, required or discouraged");
-  }
-  if (result.passkeyAttestation !== "none" && result.passkeyAttestation !== "direct") {
-    throw new Error("setting PASSKEY_ATTESTATION must be none or direct");
-  }
-  if (result.emailLinkSignIn !== "always" && result.emailLinkSignIn !== "without_passkey") {
-    throw new Error("setting EMAIL_LINK_SIGN_IN must be always or without_passkey");
-  }
-  if (result.passkeyRpName.length > 64) throw new Error("setting PASSKEY_RP_NAME must be at most 64 characters");
-  cache.set(env, result);
-  return result;
+  const { config, problems } = readSettings(env as unknown as Record<string, unknown>);
+  if (problems.length > 0) throw new ConfigError(problems);
+  cache.set(env, config);
+  return config;
 }
 
-/** The issuer identifier for a request: the configured one, or (local development) the origin the request came to. */
+const ISSUER_REQUIRED_RULE = "must be set (the https origin this OP is served on) to serve a host other than localhost, 127.0.0.1 or [::1]";
+
+/** ISSUER unset, and a request arrived on a host that is not loopback: the OP refuses to serve it. */
+export const ISSUER_REQUIRED: SettingProblem = { setting: "ISSUER", rule: ISSUER_REQUIRED_RULE, message: `ISSUER=: ${ISSUER_REQUIRED_RULE}` };
+
+/**
+ * The issuer identifier for a request: the configured one, or — only for a request that arrived on a loopback
+ * origin (local development) — that origin. The issuer never comes from the Host header anywhere else: a forged
+ * Host would otherwise put an attacker's origin into sign-in links and tokens.
+ */
 export function issuerOf(env: Env, request: Request): string {
   const configured = loadConfig(env).issuer;
-  return configured !== "" ? configured.replace(/\/$/, "") : new URL(request.url).origin;
+  if (configured !== "") return configured;
+  if (!isLoopbackUrl(request.url)) throw new ConfigError([ISSUER_REQUIRED]);
+  return new URL(request.url).origin;
 }
 
 /**

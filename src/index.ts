@@ -1,3 +1,4 @@
+import { configRefusal, configUsable } from "./config-guard";
 import { router } from "./router";
 import { runScheduledMaintenance } from "./scheduled";
 import type { Env } from "./env";
@@ -13,9 +14,11 @@ export { RateLimiter } from "./objects/rate-limiter";
 
 export default {
   fetch(request, env, ctx) {
-    return router.fetch(request, env, ctx);
+    // Invalid settings, or no ISSUER on a host that is not loopback: a 500 naming the setting, and nothing else runs.
+    return configRefusal(request, env) ?? router.fetch(request, env, ctx);
   },
   scheduled(controller, env, ctx) {
+    if (!configUsable(env)) return;
     ctx.waitUntil(runScheduledMaintenance(env, controller.scheduledTime));
   },
 } satisfies ExportedHandler<Env>;

@@ -340,7 +340,7 @@ describe("lifetimes that /authorize applies", () => {
     const { interactionTtl, magicLinkTtl } = loadConfig(env);
     const cases: Array<[Record<string, string>, number]> = [
       [{}, interactionTtl],
-      [{ INTERACTION_TTL: "60" }, magicLinkTtl + 600],
+      [{ INTERACTION_TTL: "300" }, magicLinkTtl + 600],
       [{ MAGIC_LINK_TTL: String(interactionTtl) }, interactionTtl + 600],
     ];
     for (const [settings, seconds] of cases) {

@@ -110,7 +110,7 @@ describe("discovery (OIDC Discovery 1.0, RFC 8414)", () => {
 
   it("uses the configured issuer when one is set", async () => {
     const { discovery } = await import("../src/routes/discovery");
-    const response = discovery(new Request(`${BASE}/.well-known/openid-configuration`), { ...env, ISSUER: "https://id.example/" } as Env);
+    const response = discovery(new Request(`${BASE}/.well-known/openid-configuration`), { ...env, ISSUER: "https://id.example" } as Env);
     const doc = (await response.json()) as Json;
     expect(doc.issuer).toBe("https://id.example");
     expect(doc.token_endpoint).toBe("https://id.example/token");
@@ -336,6 +336,10 @@ describe("admin API: clients", () => {
       [{ redirect_uris: ["https://app.example/cb"], scope: "openid \"quoted\"" }, "invalid_client_metadata"],
       [{ redirect_uris: ["https://app.example/cb"], client_name: "" }, "invalid_client_metadata"],
       [{ redirect_uris: ["https://app.example/cb"], skip_consent: "yes" }, "invalid_client_metadata"],
+      [{ redirect_uris: ["https://app.example/cb"], refresh_token_reuse_interval: -1 }, "invalid_client_metadata"],
+      [{ redirect_uris: ["https://app.example/cb"], refresh_token_reuse_interval: 301 }, "invalid_client_metadata"],
+      [{ redirect_uris: ["https://app.example/cb"], refresh_token_reuse_interval: 1.5 }, "invalid_client_metadata"],
+      [{ redirect_uris: ["https://app.example/cb"], refresh_token_reuse_interval: "30" }, "invalid_client_metadata"],
       [{ redirect_uris: Array.from({ length: 50 }, (_, i) => `https://app.example/${i}`) }, "invalid_redirect_uri"],
     ];
     for (const [metadata, error] of cases) {

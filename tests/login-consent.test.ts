@@ -1,10 +1,11 @@
-import { SELF, env } from "cloudflare:test";
+import { SELF, createExecutionContext, env } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { loadConfig } from "../src/config";
 import { grantedScopes } from "../src/db/consents";
 import { devMessagesTo } from "../src/db/dev-mailbox";
 import { findUserByEmail } from "../src/db/users";
 import type { Env } from "../src/env";
+import worker from "../src/index";
 import { challengeStoreFor, userSessionsFor } from "../src/objects/locate";
 import { parseSessionCookie } from "../src/objects/sessions";
 import { devMailbox } from "../src/routes/dev-mailbox";
@@ -293,13 +294,20 @@ describe("one link, one session (C11, C12)", () => {
 
     // A real failure of the step after the consume: D1 refuses to create the user.
     await env.DB.prepare("CREATE TRIGGER users_offline BEFORE INSERT ON users BEGIN SELECT RAISE(ABORT, 'users offline'); END").run();
+    const logged: string[] = [];
+    const errors = vi.spyOn(console, "error").mockImplementation((line: unknown) => void logged.push(String(line)));
     let failed: Response;
     try {
       failed = await browser.post("/login/email", fields);
     } finally {
       await env.DB.prepare("DROP TRIGGER users_offline").run();
+      errors.mockRestore();
     }
     expect(failed.status).toBe(503);
+    // The operator is told, in one line, without the query's values (the email) after its first line.
+    expect(logged).toHaveLength(1);
+    expect(JSON.parse(logged[0]!)).toMatchObject({ level: "error", event: "sign_in_incomplete" });
+    expect(logged[0]).not.toContain(email);
     expect(sessionCookieOf(failed)).toBeNull();
     const tombstone = await challengeOf(token).peek(token);
     expect(tombstone.status).toBe("consumed");
@@ -471,7 +479,7 @@ describe("email transports", () => {
 
     const request = new Request(`${ORIGIN}/dev/mailbox?to=${encodeURIComponent(email)}`);
     expect((await devMailbox(request, env)).status).toBe(200);
-    const httpEnv = { ...env, EMAIL_TRANSPORT: "http" } as Env;
+    const httpEnv = { ...env, EMAIL_TRANSPORT: "http", EMAIL_API_URL: "https://email-api.example/emails", EMAIL_API_KEY: "k" } as Env;
     expect((await devMailbox(request, httpEnv)).status).toBe(404);
   });
 
@@ -482,19 +490,22 @@ describe("email transports", () => {
     for (const origin of ["http://localhost", "http://127.0.0.1:8787", "http://[::1]:8787", "https://localhost"]) {
       expect((await SELF.fetch(`${origin}${query}`)).status, origin).toBe(200);
     }
-    // A deploy with the default transport, reached on its own host name (ISSUER empty: the issuer is that origin) …
-    for (const origin of ["https://op.example", "http://op.example", "http://localhost.example", "http://127.0.0.2"]) {
-      expect((await SELF.fetch(`${origin}${query}`)).status, origin).toBe(404);
-    }
-    // … or with ISSUER configured, whatever the Host header says.
-    expect((await devMailbox(new Request(`${ORIGIN}${query}`), { ...env, ISSUER: "https://op.example" } as Env)).status).toBe(404);
-
     const errors = vi.spyOn(console, "error").mockImplementation(() => undefined);
+    // A deploy reached on its own host name with ISSUER empty serves nothing at all (tests/config-guard.test.ts) …
+    for (const origin of ["https://op.example", "http://op.example", "http://localhost.example", "http://127.0.0.2"]) {
+      expect((await SELF.fetch(`${origin}${query}`)).status, origin).toBe(500);
+    }
+    // … and with ISSUER configured there is no mailbox, whatever the Host header says.
+    const opEnv = { ...env, ISSUER: "https://op.example" } as Env;
+    expect((await devMailbox(new Request(`${ORIGIN}${query}`), opEnv)).status).toBe(404);
+
+    const op = async (url: string, init?: RequestInit): Promise<Response> =>
+      worker.fetch(new Request(url, init) as Parameters<typeof worker.fetch>[0], opEnv, createExecutionContext());
     const ip = `203.0.113.${Math.floor(Math.random() * 250)}-${crypto.randomUUID()}`;
-    const page = await SELF.fetch("https://op.example/login", { headers: { "cf-connecting-ip": ip } });
+    const page = await op("https://op.example/login", { headers: { "cf-connecting-ip": ip } });
     expect(page.status).toBe(200);
     const csrfCookie = page.headers.getAll("set-cookie").find((c) => c.startsWith("__Host-oidc_csrf="))!.split(";")[0]!;
-    const sent = await SELF.fetch("https://op.example/login", {
+    const sent = await op("https://op.example/login", {
       method: "POST",
       headers: { "content-type": "application/x-www-form-urlencoded", cookie: csrfCookie, "cf-connecting-ip": ip },
       body: new URLSearchParams({ ...formFields(await page.text()), email }).toString(),
@@ -512,9 +523,12 @@ describe("email transports", () => {
     const httpEnv = {
       ...env,
       EMAIL_TRANSPORT: "http",
-      EMAIL_API_URL: "http://email-api.invalid/emails",
+      EMAIL_API_URL: "https://email-api.example/emails",
       EMAIL_API_KEY: "secret-key-that-must-not-leak",
     } as Env;
+    // The API refuses, echoing what it got (no network: the email API is this stand-in).
+    const fetched = vi.spyOn(globalThis, "fetch").mockImplementation(async () => new Response("bad key secret-key-that-must-not-leak", { status: 401 }));
+    const errors = vi.spyOn(console, "error").mockImplementation(() => undefined);
     const browser = new Browser();
     const fields = formFields(await (await browser.get("/login")).text());
     const request = new Request(`${ORIGIN}/login`, {
@@ -523,11 +537,18 @@ describe("email transports", () => {
       body: new URLSearchParams({ ...fields, email: uniqueEmail() }).toString(),
     });
     const response = await sendLoginLink(request, httpEnv);
+    expect(fetched).toHaveBeenCalledOnce();
+    fetched.mockRestore();
     expect(response.status).toBe(503);
     const html = await response.text();
     expect(html).toContain("could not send");
     expect(html).not.toContain("secret-key");
-    expect(html).not.toContain("email-api.invalid");
+    expect(html).not.toContain("email-api.example");
+    const logged = errors.mock.calls.map((args) => String(args[0]));
+    errors.mockRestore();
+    expect(logged).toHaveLength(1);
+    expect(JSON.parse(logged[0]!)).toMatchObject({ event: "email_delivery_failed", transport: "http", error: "EmailDeliveryError: email delivery through http failed: status 401" });
+    expect(logged[0]).not.toContain("secret-key");
   });
 
   it("the session cookie is __Host- prefixed and Secure on an https issuer, with Max-Age the session lifetime setting", () => {

@@ -2,12 +2,19 @@ import { abortAllDurableObjects, env, runInDurableObject } from "cloudflare:test
 import { describe, expect, it } from "vitest";
 import { migrateComponent, type SchemaComponent } from "../src/objects/base";
 
-// C20: every object's storage carries a schema version per component and upgrades itself on first use.
+// C20: every object's storage carries a schema version per component and upgrades itself on first use (its first
+// write: a read never creates storage, C15).
+
+/** A challenge store shard with storage: one value put in it. */
+async function usedStore(name = crypto.randomUUID()) {
+  const stub = env.CHALLENGES.get(env.CHALLENGES.idFromName(name));
+  await stub.put(crypto.randomUUID(), { kind: "magic_link" }, 600);
+  return stub;
+}
 
 describe("object schema versions", () => {
   it("a fresh object records the version of each component", async () => {
-    const stub = env.CHALLENGES.get(env.CHALLENGES.idFromName(crypto.randomUUID()));
-    await stub.size();
+    const stub = await usedStore();
     const versions = await runInDurableObject(stub, (_o, state) =>
       state.storage.sql.exec<{ component: string; version: number }>("SELECT component, version FROM _schema_versions ORDER BY component").toArray(),
     );
@@ -19,8 +26,7 @@ describe("object schema versions", () => {
 
   it("applies only the missing migrations, keeps the data, and is a no-op once current", async () => {
     const name = crypto.randomUUID();
-    const stub = env.CHALLENGES.get(env.CHALLENGES.idFromName(name));
-    await stub.size();
+    const stub = await usedStore(name);
     const v1: SchemaComponent = { name: "widgets", migrations: [["CREATE TABLE widgets (id TEXT PRIMARY KEY)"]] };
     const v2: SchemaComponent = {
       name: "widgets",
@@ -42,8 +48,7 @@ describe("object schema versions", () => {
   });
 
   it("a failing migration rolls back whole and leaves the version unchanged", async () => {
-    const stub = env.CHALLENGES.get(env.CHALLENGES.idFromName(crypto.randomUUID()));
-    await stub.size();
+    const stub = await usedStore();
     const broken: SchemaComponent = { name: "gadgets", migrations: [["CREATE TABLE gadgets (id TEXT)", "THIS IS NOT SQL"]] };
     await runInDurableObject(stub, (_o, state) => {
       expect(() => migrateComponent(state.storage, broken)).toThrow();
@@ -53,8 +58,7 @@ describe("object schema versions", () => {
   });
 
   it("storage from a newer deploy is refused rather than corrupted", async () => {
-    const stub = env.CHALLENGES.get(env.CHALLENGES.idFromName(crypto.randomUUID()));
-    await stub.size();
+    const stub = await usedStore();
     await runInDurableObject(stub, (_o, state) => {
       state.storage.sql.exec("INSERT INTO _schema_versions (component, version) VALUES ('future', 9)");
       expect(() => migrateComponent(state.storage, { name: "future", migrations: [["SELECT 1"]] })).toThrow(/newer than this code/);

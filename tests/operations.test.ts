@@ -3,6 +3,22 @@ import { describe, expect, it, vi } from "vitest";
 import { renderError } from "../src/routes/support/errors";
 import worker from "../src/index";
 
+/** Runs the cron handler; returns its `maintenance.done` report (the line is kept, not printed). */
+async function runCron(scheduledTime: number): Promise<{ purge_d1: Record<string, number> }> {
+  const lines: string[] = [];
+  const spy = vi.spyOn(console, "log").mockImplementation((line: unknown) => void lines.push(String(line)));
+  try {
+    const ctx = createExecutionContext();
+    worker.scheduled(createScheduledController({ scheduledTime, cron: "*/15 * * * *" }), env, ctx);
+    await waitOnExecutionContext(ctx);
+  } finally {
+    spy.mockRestore();
+  }
+  const done = lines.map((l) => JSON.parse(l) as { event: string; report: { purge_d1: Record<string, number> } }).filter((l) => l.event === "maintenance.done");
+  expect(done).toHaveLength(1);
+  return done[0]!.report;
+}
+
 describe("cron maintenance (C15)", () => {
   it("deletes audit events past retention and expired consents, keeps the rest", async () => {
     const now = Date.now();
@@ -17,9 +33,9 @@ describe("cron maintenance (C15)", () => {
       ).bind(`c-${tag}`),
       env.DB.prepare("INSERT INTO consents (user_id, client_id, scopes, expires_at) VALUES (?, ?, 'openid', ?)").bind(`u-${tag}`, `c-${tag}`, now - 1),
     ]);
-    const ctx = createExecutionContext();
-    worker.scheduled(createScheduledController({ scheduledTime: now, cron: "*/15 * * * *" }), env, ctx);
-    await waitOnExecutionContext(ctx);
+    const report = await runCron(now);
+    expect(report.purge_d1.audit).toBeGreaterThanOrEqual(1);
+    expect(report.purge_d1.consents).toBeGreaterThanOrEqual(1);
     const { results } = await env.DB.prepare("SELECT event_id FROM audit_log WHERE subject = ?").bind(tag).all<{ event_id: string }>();
     expect(results.map((r) => r.event_id)).toEqual([`new-${tag}`]);
     expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM consents WHERE user_id = ?").bind(`u-${tag}`).first("n")).toBe(0);
@@ -31,9 +47,7 @@ describe("cron maintenance (C15)", () => {
     const message = (id: string, sentAt: number) =>
       env.DB.prepare("INSERT INTO dev_mailbox (id, \"to\", subject, text, link, sent_at) VALUES (?, ?, 's', 't', NULL, ?)").bind(id, to, sentAt);
     await env.DB.batch([message(`old-${to}`, now - 86_400_000 - 1), message(`new-${to}`, now - 86_400_000 + 60_000)]);
-    const ctx = createExecutionContext();
-    worker.scheduled(createScheduledController({ scheduledTime: now, cron: "*/15 * * * *" }), env, ctx);
-    await waitOnExecutionContext(ctx);
+    expect((await runCron(now)).purge_d1.devMailbox).toBeGreaterThanOrEqual(1);
     const { results } = await env.DB.prepare("SELECT id FROM dev_mailbox WHERE \"to\" = ?").bind(to).all<{ id: string }>();
     expect(results.map((r) => r.id)).toEqual([`new-${to}`]);
   });

@@ -70,7 +70,8 @@ describe("form posts", () => {
     });
     expect(refused.status).toBe(403);
 
-    for (const headers of [{ "sec-fetch-site": "same-origin", origin: "null" }, { origin: ORIGIN }, { origin: "null" }]) {
+    const ownPages: Record<string, string>[] = [{ "sec-fetch-site": "same-origin", origin: "null" }, { origin: ORIGIN }, { origin: "null" }];
+    for (const headers of ownPages) {
       const browser = new Browser();
       const fields = await signInForm(browser);
       const response = await browser.fetch("/login", {

@@ -1,7 +1,7 @@
 import { abortAllDurableObjects, env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { tokenFamilyFor } from "../src/objects/locate";
-import { familyIdOfRefreshToken, newFamilyId, type FamilyInit, type RotateRequest } from "../src/objects/token-family";
+import { familyIdOfRefreshToken, newFamilyId, type FamilyInit, type RotateRequest, type TokenFamily } from "../src/objects/token-family";
 import { isScopeSubset, normalizeScope, parseScope } from "../src/lib/scope";
 
 const CLIENT = "client-a";
@@ -48,7 +48,9 @@ async function rotated(stub: Stub, token: string, request: RotateRequest = asCli
 
 function rows(stub: Stub) {
   return runInDurableObject(stub, (_o, state) => {
-    const count = (table: string) => state.storage.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM ${table}`).one().n;
+    // A table that is not there holds nothing: an object with no storage yet, or one that deleted its storage (C15).
+    const exists = (table: string) => state.storage.sql.exec(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`, table).toArray().length > 0;
+    const count = (table: string) => (exists(table) ? state.storage.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM ${table}`).one().n : 0);
     return { family: count("family"), tokens: count("refresh_tokens"), jtis: count("revoked_access_tokens") };
   });
 }
@@ -149,9 +151,10 @@ describe("TokenFamily (C3)", () => {
 
   it("refuses to create a family in an object addressed by another family id", async () => {
     const a = family();
+    // On the instance: a rejected stub call is also reported as an "uncaught exception" by the test pool (workers-sdk#14736).
     const failure = async (value: FamilyInit) => {
       try {
-        await a.stub.createFamily(value);
+        await runInDurableObject(a.stub, (o) => (o as unknown as TokenFamily).createFamily(value));
         return "created";
       } catch (error) {
         return error instanceof Error ? error.message : String(error);
@@ -415,5 +418,80 @@ describe("TokenFamily (C3)", () => {
     const reuse = logged.find((r) => r.type === "refresh_token.reuse_detected");
     expect(JSON.parse(reuse?.data ?? "{}")).toMatchObject({ familyId: id, generation: 1 });
     expect((await stub.outboxStatus()).pending).toBe(0);
+  });
+});
+
+describe("reuse interval: a retry after a lost answer (RFC 9700 §4.14.2)", () => {
+  const withInterval: RotateRequest = { ...asClient, reuseIntervalSeconds: 30 };
+
+  function clock() {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    const start = Date.now() + 86_400_000;
+    vi.setSystemTime(start);
+    return start;
+  }
+
+  it("interval 0 is today's strict rule: the rotated token again revokes the family", async () => {
+    const { id, stub } = family();
+    const t1 = await created(stub, init(id));
+    await rotated(stub, t1, { ...asClient, reuseIntervalSeconds: 0 });
+    expect(await stub.rotateRefreshToken(t1, { ...asClient, reuseIntervalSeconds: 0 })).toEqual({ status: "reused" });
+    expect(await stub.getFamily()).toMatchObject({ status: "revoked" });
+  });
+
+  it("inside the interval, the rotated token gets the identical successor, audited, and the chain goes on from it", async () => {
+    const start = clock();
+    const { id, stub } = family();
+    const t1 = await created(stub, init(id));
+    const t2 = await rotated(stub, t1, withInterval);
+    vi.setSystemTime(start + 29_000);
+    const retry = await stub.rotateRefreshToken(t1, withInterval);
+    expect(retry).toMatchObject({ status: "ok", refreshToken: t2 });
+    expect(await auditTypes(stub, id)).toContain("refresh_token.retry_answered");
+    const t3 = await rotated(stub, t2, withInterval);
+    expect(await stub.inspectRefreshToken(t3)).toMatchObject({ active: true });
+    expect(await rows(stub)).toMatchObject({ tokens: 3 });
+  });
+
+  it("20 concurrent presentations of one token: one rotation, every answer the same successor, one new generation", async () => {
+    const { id, stub } = family();
+    const t1 = await created(stub, init(id));
+    const results = await Promise.all(Array.from({ length: 20 }, () => stub.rotateRefreshToken(t1, withInterval)));
+    const tokens = new Set(results.map((r) => (r.status === "ok" ? r.refreshToken : r.status)));
+    expect([...tokens]).toHaveLength(1);
+    expect([...tokens][0]).toMatch(new RegExp(`^${id}\\.`));
+    expect(await rows(stub)).toMatchObject({ tokens: 2 });
+    const types = await auditTypes(stub, id);
+    expect(types.filter((t) => t === "refresh_token.rotated")).toHaveLength(1);
+    expect(types.filter((t) => t === "refresh_token.retry_answered")).toHaveLength(19);
+  });
+
+  it("once the successor was used, the rotated token is reuse: the family is revoked (C3)", async () => {
+    const { id, stub } = family();
+    const t1 = await created(stub, init(id));
+    const t2 = await rotated(stub, t1, withInterval);
+    await rotated(stub, t2, withInterval);
+    expect(await stub.rotateRefreshToken(t1, withInterval)).toEqual({ status: "reused" });
+    expect(await stub.getFamily()).toMatchObject({ status: "revoked" });
+  });
+
+  it("after the interval, the rotated token is reuse: the family is revoked (C3)", async () => {
+    const start = clock();
+    const { id, stub } = family();
+    const t1 = await created(stub, init(id));
+    await rotated(stub, t1, withInterval);
+    vi.setSystemTime(start + 30_001);
+    expect(await stub.rotateRefreshToken(t1, withInterval)).toEqual({ status: "reused" });
+    expect(await stub.getFamily()).toMatchObject({ status: "revoked" });
+  });
+
+  it("another client, or a DPoP-bound grant with another key, is refused and changes nothing", async () => {
+    const { id, stub } = family();
+    const t1 = await created(stub, init(id, { dpopJkt: "jkt-1" }));
+    const t2 = await rotated(stub, t1, { ...withInterval, dpopJkt: "jkt-1" });
+    expect(await stub.rotateRefreshToken(t1, { ...withInterval, clientId: "client-b", dpopJkt: "jkt-1" })).toMatchObject({ status: "rejected" });
+    expect(await stub.rotateRefreshToken(t1, { ...withInterval, dpopJkt: "jkt-2" })).toMatchObject({ status: "rejected" });
+    expect(await stub.getFamily()).toMatchObject({ status: "active" });
+    expect(await stub.rotateRefreshToken(t1, { ...withInterval, dpopJkt: "jkt-1" })).toMatchObject({ status: "ok", refreshToken: t2 });
   });
 });

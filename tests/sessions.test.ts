@@ -40,7 +40,9 @@ async function created(stub: Stub, value: SessionInit): Promise<string> {
 
 function rows(stub: Stub) {
   return runInDurableObject(stub, (_o, state) => {
-    const count = (table: string) => state.storage.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM ${table}`).one().n;
+    // A table that is not there holds nothing: an object with no storage yet, or one that deleted its storage (C15).
+    const exists = (table: string) => state.storage.sql.exec(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`, table).toArray().length > 0;
+    const count = (table: string) => (exists(table) ? state.storage.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM ${table}`).one().n : 0);
     return { sessions: count("sessions"), clients: count("session_clients") };
   });
 }

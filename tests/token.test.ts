@@ -396,6 +396,23 @@ describe("refresh_token grant", () => {
     expect((await userinfoWith(second.access_token)).status).toBe(200);
   });
 
+  it("with the client's reuse interval, a retry of a rotated token gets the same refresh token and a fresh access token; without, it revokes the grant", async () => {
+    const retrying = await makeClient({ refresh_token_reuse_interval: 30 });
+    const user = await makeUser();
+    const first = await redeem(retrying, await makeCode(retrying.clientId, user.id));
+    const answers = await Promise.all([refresh(retrying, first.refresh_token!), refresh(retrying, first.refresh_token!)]);
+    const [a, b] = await Promise.all(answers.map((r) => r.json<Tokens>()));
+    expect(answers.map((r) => r.status)).toEqual([200, 200]);
+    expect(a!.refresh_token).toBe(b!.refresh_token);
+    expect(a!.access_token).not.toBe(b!.access_token);
+    expect((await refresh(retrying, a!.refresh_token!)).status).toBe(200);
+
+    const strict = await makeClient();
+    const second = await redeem(strict, await makeCode(strict.clientId, user.id));
+    expect((await refresh(strict, second.refresh_token!)).status).toBe(200);
+    expect(await errorOf(await refresh(strict, second.refresh_token!))).toEqual({ status: 400, error: "invalid_grant" });
+  });
+
   it("may narrow the scope, never widen it", async () => {
     const rp = await makeClient();
     const user = await makeUser();

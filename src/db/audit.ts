@@ -1,6 +1,3 @@
-import { drizzle } from "drizzle-orm/d1";
-import { auditLog } from "./schema";
-
 /** Event details: flat on purpose (a shallow type crosses Durable Object RPC cleanly and reads well in SQL). */
 export type AuditData = Record<string, string | number | boolean | null | string[]>;
 
@@ -19,24 +16,16 @@ export interface AuditEvent {
 /** Idempotent by event id: a redelivered event is ignored (C4). One batch, so D1 applies it atomically. */
 export async function insertAuditEvents(db: D1Database, events: AuditEvent[]): Promise<void> {
   if (events.length === 0) return;
-  const orm = drizzle(db);
-  const rows = events.map((e) => ({
-    eventId: e.eventId,
-    occurredAt: e.occurredAt,
-    type: e.type,
-    source: e.source,
-    actor: e.actor ?? null,
-    subject: e.subject ?? null,
-    clientId: e.clientId ?? null,
-    data: e.data ?? null,
-  }));
-  // D1 limits bound parameters per statement (100); 9 columns a row → at most 10 rows per statement.
-  const statements = [];
-  for (let i = 0; i < rows.length; i += 10) {
-    statements.push(orm.insert(auditLog).values(rows.slice(i, i + 10)).onConflictDoNothing());
-  }
-  const [first, ...rest] = statements;
-  await orm.batch([first!, ...rest]);
+  const now = Date.now();
+  const insert = db.prepare(
+    `INSERT INTO audit_log (event_id, occurred_at, type, source, actor, subject, client_id, data, recorded_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING`,
+  );
+  await db.batch(
+    events.map((e) =>
+      insert.bind(e.eventId, e.occurredAt, e.type, e.source, e.actor ?? null, e.subject ?? null, e.clientId ?? null, e.data ? JSON.stringify(e.data) : null, now),
+    ),
+  );
 }
 
 /**

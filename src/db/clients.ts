@@ -1,8 +1,5 @@
-import { and, desc, eq } from "drizzle-orm";
-import { drizzle } from "drizzle-orm/d1";
 import { isClientId } from "../lib/ids";
 import { auditStatement, type AuditData } from "./audit";
-import { clients } from "./schema";
 
 /** A registered client, in RFC 7591 metadata names. Read from D1 on every request: no cache, so an admin update is in force at once (C5). */
 export interface Client {
@@ -21,6 +18,8 @@ export interface Client {
   backchannel_logout_session_required: boolean;
   skip_consent: boolean;
   dpop_bound_access_tokens: boolean;
+  /** Seconds within which a rotated refresh token is answered again with the same successor (null: the server's setting). */
+  refresh_token_reuse_interval: number | null;
   client_id_issued_at: number;
   updated_at: number;
 }
@@ -32,41 +31,62 @@ export interface StoredClient extends Client {
 
 export type ClientFields = Omit<Client, "client_id" | "client_id_issued_at" | "updated_at">;
 
-type Row = typeof clients.$inferSelect;
+interface ClientRow {
+  id: string;
+  secret_hash: string | null;
+  client_name: string;
+  redirect_uris: string;
+  post_logout_redirect_uris: string;
+  grant_types: string;
+  response_types: string;
+  token_endpoint_auth_method: string;
+  scope: string;
+  jwks: string | null;
+  jwks_uri: string | null;
+  id_token_signed_response_alg: string | null;
+  backchannel_logout_uri: string | null;
+  backchannel_logout_session_required: number;
+  skip_consent: number;
+  dpop_bound_access_tokens: number;
+  refresh_token_reuse_interval: number | null;
+  created_at: number;
+  updated_at: number;
+}
 
-function toClient(row: Row): StoredClient {
+function toClient(row: ClientRow): StoredClient {
   return {
     client_id: row.id,
-    client_name: row.clientName,
-    redirect_uris: row.redirectUris,
-    post_logout_redirect_uris: row.postLogoutRedirectUris,
-    grant_types: row.grantTypes,
-    response_types: row.responseTypes,
-    token_endpoint_auth_method: row.tokenEndpointAuthMethod as Client["token_endpoint_auth_method"],
+    client_name: row.client_name,
+    redirect_uris: JSON.parse(row.redirect_uris) as string[],
+    post_logout_redirect_uris: JSON.parse(row.post_logout_redirect_uris) as string[],
+    grant_types: JSON.parse(row.grant_types) as string[],
+    response_types: JSON.parse(row.response_types) as string[],
+    token_endpoint_auth_method: row.token_endpoint_auth_method as Client["token_endpoint_auth_method"],
     scope: row.scope,
-    jwks: (row.jwks as Client["jwks"]) ?? null,
-    jwks_uri: row.jwksUri,
-    id_token_signed_response_alg: (row.idTokenSignedResponseAlg as Client["id_token_signed_response_alg"]) ?? null,
-    backchannel_logout_uri: row.backchannelLogoutUri,
-    backchannel_logout_session_required: row.backchannelLogoutSessionRequired,
-    skip_consent: row.skipConsent,
-    dpop_bound_access_tokens: row.dpopBoundAccessTokens,
-    client_id_issued_at: Math.floor(row.createdAt / 1000),
-    updated_at: Math.floor(row.updatedAt / 1000),
-    secret_hash: row.secretHash,
+    jwks: row.jwks === null ? null : (JSON.parse(row.jwks) as Client["jwks"]),
+    jwks_uri: row.jwks_uri,
+    id_token_signed_response_alg: (row.id_token_signed_response_alg as Client["id_token_signed_response_alg"]) ?? null,
+    backchannel_logout_uri: row.backchannel_logout_uri,
+    backchannel_logout_session_required: row.backchannel_logout_session_required === 1,
+    skip_consent: row.skip_consent === 1,
+    dpop_bound_access_tokens: row.dpop_bound_access_tokens === 1,
+    refresh_token_reuse_interval: row.refresh_token_reuse_interval,
+    client_id_issued_at: Math.floor(row.created_at / 1000),
+    updated_at: Math.floor(row.updated_at / 1000),
+    secret_hash: row.secret_hash,
   };
 }
 
 export async function getClient(db: D1Database, clientId: string): Promise<StoredClient | null> {
   // Anything not shaped like a client id is not looked up at all.
   if (!isClientId(clientId)) return null;
-  const row = await drizzle(db).select().from(clients).where(eq(clients.id, clientId)).get();
-  return row ? toClient(row) : null;
+  const row = await db.prepare(`SELECT * FROM clients WHERE id = ?`).bind(clientId).first<ClientRow>();
+  return row === null ? null : toClient(row);
 }
 
 export async function listClients(db: D1Database): Promise<StoredClient[]> {
-  const rows = await drizzle(db).select().from(clients).orderBy(desc(clients.createdAt)).all();
-  return rows.map(toClient);
+  const { results } = await db.prepare(`SELECT * FROM clients ORDER BY created_at DESC`).all<ClientRow>();
+  return results.map(toClient);
 }
 
 // Changes to clients: each applied together with its audit event in one D1 batch (one transaction), so the change
@@ -78,29 +98,25 @@ export interface ClientChangeAudit {
   data: AuditData;
 }
 
-/** A drizzle query as a D1 statement, so it can share a `db.batch` with plain SQL. */
-function statement(db: D1Database, query: { toSQL(): { sql: string; params: unknown[] } }): D1PreparedStatement {
-  const { sql, params } = query.toSQL();
-  return db.prepare(sql).bind(...params);
-}
-
-function toRow(fields: ClientFields) {
-  return {
-    clientName: fields.client_name,
-    redirectUris: fields.redirect_uris,
-    postLogoutRedirectUris: fields.post_logout_redirect_uris,
-    grantTypes: fields.grant_types,
-    responseTypes: fields.response_types,
-    tokenEndpointAuthMethod: fields.token_endpoint_auth_method,
-    scope: fields.scope,
-    jwks: fields.jwks,
-    jwksUri: fields.jwks_uri,
-    idTokenSignedResponseAlg: fields.id_token_signed_response_alg,
-    backchannelLogoutUri: fields.backchannel_logout_uri,
-    backchannelLogoutSessionRequired: fields.backchannel_logout_session_required,
-    skipConsent: fields.skip_consent,
-    dpopBoundAccessTokens: fields.dpop_bound_access_tokens,
-  };
+/** The metadata columns, in one order, with their values as stored (lists and key sets as JSON, flags as 0/1). */
+function metadataColumns(fields: ClientFields): Array<[string, string | number | null]> {
+  return [
+    ["client_name", fields.client_name],
+    ["redirect_uris", JSON.stringify(fields.redirect_uris)],
+    ["post_logout_redirect_uris", JSON.stringify(fields.post_logout_redirect_uris)],
+    ["grant_types", JSON.stringify(fields.grant_types)],
+    ["response_types", JSON.stringify(fields.response_types)],
+    ["token_endpoint_auth_method", fields.token_endpoint_auth_method],
+    ["scope", fields.scope],
+    ["jwks", fields.jwks === null ? null : JSON.stringify(fields.jwks)],
+    ["jwks_uri", fields.jwks_uri],
+    ["id_token_signed_response_alg", fields.id_token_signed_response_alg],
+    ["backchannel_logout_uri", fields.backchannel_logout_uri],
+    ["backchannel_logout_session_required", fields.backchannel_logout_session_required ? 1 : 0],
+    ["skip_consent", fields.skip_consent ? 1 : 0],
+    ["dpop_bound_access_tokens", fields.dpop_bound_access_tokens ? 1 : 0],
+    ["refresh_token_reuse_interval", fields.refresh_token_reuse_interval],
+  ];
 }
 
 /** The audit row of a client change; with `onlyIfChanged`, written only when the statement just before it changed a row. */
@@ -120,10 +136,13 @@ export async function insertClient(
   secretHash: string | null,
   audit: ClientChangeAudit,
 ): Promise<void> {
-  const orm = drizzle(db);
   const now = Date.now();
+  const columns = metadataColumns(fields);
+  const names = ["id", "secret_hash", ...columns.map(([name]) => name), "created_at", "updated_at"];
   await db.batch([
-    statement(db, orm.insert(clients).values({ id: clientId, secretHash, ...toRow(fields), createdAt: now, updatedAt: now })),
+    db
+      .prepare(`INSERT INTO clients (${names.join(", ")}) VALUES (${names.map(() => "?").join(", ")})`)
+      .bind(clientId, secretHash, ...columns.map(([, value]) => value), now, now),
     clientAudit(db, "admin.client.created", clientId, audit, now, false),
   ]);
 }
@@ -141,17 +160,13 @@ export async function updateClient(
   secretHash: string | null | undefined,
   audit: ClientChangeAudit,
 ): Promise<boolean> {
-  const orm = drizzle(db);
   // Time in a Worker only moves across I/O: make sure the version moves even within one millisecond.
   const now = Math.max(Date.now(), expectedUpdatedAt + 1);
+  const columns: Array<[string, string | number | null]> = [...metadataColumns(fields), ...(secretHash !== undefined ? [["secret_hash", secretHash] as [string, string | null]] : []), ["updated_at", now]];
   const [update] = await db.batch([
-    statement(
-      db,
-      orm
-        .update(clients)
-        .set({ ...toRow(fields), ...(secretHash !== undefined ? { secretHash } : {}), updatedAt: now })
-        .where(and(eq(clients.id, clientId), eq(clients.updatedAt, expectedUpdatedAt))),
-    ),
+    db
+      .prepare(`UPDATE clients SET ${columns.map(([name]) => `${name} = ?`).join(", ")} WHERE id = ? AND updated_at = ?`)
+      .bind(...columns.map(([, value]) => value), clientId, expectedUpdatedAt),
     clientAudit(db, "admin.client.updated", clientId, audit, now, true),
   ]);
   return update!.meta.changes > 0;
@@ -159,10 +174,9 @@ export async function updateClient(
 
 /** Deletes a client (its consents go with it, by foreign key) and records `admin.client.deleted`. False: no such client. */
 export async function deleteClient(db: D1Database, clientId: string, audit: ClientChangeAudit): Promise<boolean> {
-  const orm = drizzle(db);
   const now = Date.now();
   const [removal] = await db.batch([
-    statement(db, orm.delete(clients).where(eq(clients.id, clientId))),
+    db.prepare(`DELETE FROM clients WHERE id = ?`).bind(clientId),
     clientAudit(db, "admin.client.deleted", clientId, audit, now, true),
   ]);
   return removal!.meta.changes > 0;
@@ -170,6 +184,6 @@ export async function deleteClient(db: D1Database, clientId: string, audit: Clie
 
 /** The stored version of a client (ms), for compare-and-swap updates; null when there is no such client. */
 export async function clientVersion(db: D1Database, clientId: string): Promise<number | null> {
-  const row = await drizzle(db).select({ updatedAt: clients.updatedAt }).from(clients).where(eq(clients.id, clientId)).get();
-  return row ? row.updatedAt : null;
+  const row = await db.prepare(`SELECT updated_at FROM clients WHERE id = ?`).bind(clientId).first<{ updated_at: number }>();
+  return row === null ? null : row.updated_at;
 }

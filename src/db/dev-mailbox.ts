@@ -1,6 +1,4 @@
-import { desc, eq } from "drizzle-orm";
-import { drizzle } from "drizzle-orm/d1";
-import { devMailbox } from "./schema";
+/** The `dev` email transport's mailbox (D1 `dev_mailbox`), served at GET /dev/mailbox on a loopback issuer only. */
 
 export interface DevMessage {
   to: string;
@@ -11,11 +9,17 @@ export interface DevMessage {
 }
 
 export async function storeDevMessage(db: D1Database, message: DevMessage): Promise<void> {
-  await drizzle(db).insert(devMailbox).values({ id: crypto.randomUUID(), ...message }).run();
+  await db
+    .prepare(`INSERT INTO dev_mailbox (id, "to", subject, text, link, sent_at) VALUES (?, ?, ?, ?, ?, ?)`)
+    .bind(crypto.randomUUID(), message.to, message.subject, message.text, message.link, message.sentAt)
+    .run();
 }
 
 /** Newest first. */
 export async function devMessagesTo(db: D1Database, to: string, limit = 50): Promise<DevMessage[]> {
-  const rows = await drizzle(db).select().from(devMailbox).where(eq(devMailbox.to, to)).orderBy(desc(devMailbox.sentAt)).limit(limit).all();
-  return rows.map(({ to, subject, text, link, sentAt }) => ({ to, subject, text, link, sentAt }));
+  const { results } = await db
+    .prepare(`SELECT "to", subject, text, link, sent_at FROM dev_mailbox WHERE "to" = ? ORDER BY sent_at DESC LIMIT ?`)
+    .bind(to, limit)
+    .all<{ to: string; subject: string; text: string; link: string | null; sent_at: number }>();
+  return results.map((r) => ({ to: r.to, subject: r.subject, text: r.text, link: r.link, sentAt: r.sent_at }));
 }

@@ -1,15 +1,44 @@
-import { asc, eq } from "drizzle-orm";
-import { drizzle } from "drizzle-orm/d1";
 import { sha256Base64url } from "../lib/crypto";
 import { auditStatement, type AuditData } from "./audit";
-import { passkeys } from "./schema";
+import type { passkeys } from "./schema";
 
 /**
  * The passkeys table: a user's WebAuthn credentials. Every change is one D1 batch with its audit event (one
  * transaction: both or neither), and the signature counter moves only by compare-and-swap (C7).
  */
 
+/** A passkey, in the column names of src/db/schema.ts (camelCase). */
 export type Passkey = typeof passkeys.$inferSelect;
+
+interface PasskeyRow {
+  id: string;
+  user_id: string;
+  public_key: string;
+  counter: number;
+  transports: string;
+  device_type: string | null;
+  backed_up: number;
+  name: string | null;
+  created_at: number;
+  last_used_at: number | null;
+  last_challenge: string | null;
+}
+
+function toPasskey(row: PasskeyRow): Passkey {
+  return {
+    id: row.id,
+    userId: row.user_id,
+    publicKey: row.public_key,
+    counter: row.counter,
+    transports: JSON.parse(row.transports) as string[],
+    deviceType: row.device_type,
+    backedUp: row.backed_up === 1,
+    name: row.name,
+    createdAt: row.created_at,
+    lastUsedAt: row.last_used_at,
+    lastChallenge: row.last_challenge,
+  };
+}
 
 /** Credential ids as we store them: base64url, up to 1023 bytes (1364 characters). Anything else is never looked up. */
 const CREDENTIAL_ID = /^[A-Za-z0-9_-]{16,1364}$/;
@@ -32,12 +61,14 @@ const CHANGED = { sql: "changes() > 0", params: [] };
 
 /** A user's passkeys, oldest first. */
 export async function listPasskeys(db: D1Database, userId: string): Promise<Passkey[]> {
-  return drizzle(db).select().from(passkeys).where(eq(passkeys.userId, userId)).orderBy(asc(passkeys.createdAt), asc(passkeys.id)).all();
+  const { results } = await db.prepare(`SELECT * FROM passkeys WHERE user_id = ? ORDER BY created_at, id`).bind(userId).all<PasskeyRow>();
+  return results.map(toPasskey);
 }
 
 export async function getPasskey(db: D1Database, credentialId: string): Promise<Passkey | null> {
   if (!isCredentialId(credentialId)) return null;
-  return (await drizzle(db).select().from(passkeys).where(eq(passkeys.id, credentialId)).get()) ?? null;
+  const row = await db.prepare(`SELECT * FROM passkeys WHERE id = ?`).bind(credentialId).first<PasskeyRow>();
+  return row === null ? null : toPasskey(row);
 }
 
 export interface NewPasskey {

@@ -1,7 +1,3 @@
-import { and, isNotNull, lt } from "drizzle-orm";
-import { drizzle } from "drizzle-orm/d1";
-import { auditLog, consents, devMailbox } from "./schema";
-
 /** How long the dev mailbox keeps a message: far longer than any sign-in link lives. */
 export const DEV_MAILBOX_RETENTION_MS = 86_400_000;
 
@@ -11,11 +7,10 @@ export async function purgeExpiredRows(
   now: number,
   auditRetentionDays: number,
 ): Promise<{ audit: number; consents: number; devMailbox: number }> {
-  const orm = drizzle(db);
-  const [audit, expiredConsents, oldMessages] = await orm.batch([
-    orm.delete(auditLog).where(lt(auditLog.occurredAt, now - auditRetentionDays * 86_400_000)),
-    orm.delete(consents).where(and(isNotNull(consents.expiresAt), lt(consents.expiresAt, now))),
-    orm.delete(devMailbox).where(lt(devMailbox.sentAt, now - DEV_MAILBOX_RETENTION_MS)),
+  const [audit, expiredConsents, oldMessages] = await db.batch([
+    db.prepare(`DELETE FROM audit_log WHERE occurred_at < ?`).bind(now - auditRetentionDays * 86_400_000),
+    db.prepare(`DELETE FROM consents WHERE expires_at IS NOT NULL AND expires_at < ?`).bind(now),
+    db.prepare(`DELETE FROM dev_mailbox WHERE sent_at < ?`).bind(now - DEV_MAILBOX_RETENTION_MS),
   ]);
-  return { audit: audit.meta.changes, consents: expiredConsents.meta.changes, devMailbox: oldMessages.meta.changes };
+  return { audit: audit!.meta.changes, consents: expiredConsents!.meta.changes, devMailbox: oldMessages!.meta.changes };
 }

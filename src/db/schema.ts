@@ -50,6 +50,8 @@ export const clients = sqliteTable("clients", {
   backchannelLogoutSessionRequired: integer("backchannel_logout_session_required", { mode: "boolean" }).notNull().default(false),
   skipConsent: integer("skip_consent", { mode: "boolean" }).notNull().default(false),
   dpopBoundAccessTokens: integer("dpop_bound_access_tokens", { mode: "boolean" }).notNull().default(false),
+  /** Seconds a rotated refresh token may be presented again for the same answer; null: the server's setting. */
+  refreshTokenReuseInterval: integer("refresh_token_reuse_interval"),
   createdAt: integer("created_at").notNull().default(now),
   updatedAt: integer("updated_at").notNull().default(now),
 });

@@ -1,9 +1,8 @@
-import { eq } from "drizzle-orm";
-import { drizzle } from "drizzle-orm/d1";
 import { randomToken } from "../lib/crypto";
 import { isOpaqueId } from "../lib/ids";
-import { users } from "./schema";
+import type { users } from "./schema";
 
+/** A user, in the column names of src/db/schema.ts (camelCase). */
 export type User = typeof users.$inferSelect;
 
 /** A new user id, usable as sub: 128 random bits, an opaque id (lib/ids.ts). */
@@ -16,29 +15,73 @@ export function normalizeEmail(email: string): string {
   return email.trim().toLowerCase();
 }
 
+interface UserRow {
+  id: string;
+  email: string;
+  email_verified: number;
+  name: string | null;
+  given_name: string | null;
+  family_name: string | null;
+  preferred_username: string | null;
+  picture: string | null;
+  locale: string | null;
+  zoneinfo: string | null;
+  phone_number: string | null;
+  phone_number_verified: number;
+  address: string | null;
+  disabled: number;
+  created_at: number;
+  updated_at: number;
+}
+
+function toUser(row: UserRow): User {
+  return {
+    id: row.id,
+    email: row.email,
+    emailVerified: row.email_verified === 1,
+    name: row.name,
+    givenName: row.given_name,
+    familyName: row.family_name,
+    preferredUsername: row.preferred_username,
+    picture: row.picture,
+    locale: row.locale,
+    zoneinfo: row.zoneinfo,
+    phoneNumber: row.phone_number,
+    phoneNumberVerified: row.phone_number_verified === 1,
+    address: row.address === null ? null : (JSON.parse(row.address) as Record<string, string>),
+    disabled: row.disabled === 1,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
 export async function getUser(db: D1Database, userId: string): Promise<User | null> {
   if (!isOpaqueId(userId)) return null;
-  return (await drizzle(db).select().from(users).where(eq(users.id, userId)).get()) ?? null;
+  const row = await db.prepare(`SELECT * FROM users WHERE id = ?`).bind(userId).first<UserRow>();
+  return row === null ? null : toUser(row);
 }
 
 export async function findUserByEmail(db: D1Database, email: string): Promise<User | null> {
-  return (await drizzle(db).select().from(users).where(eq(users.email, normalizeEmail(email))).get()) ?? null;
+  const row = await db.prepare(`SELECT * FROM users WHERE email = ?`).bind(normalizeEmail(email)).first<UserRow>();
+  return row === null ? null : toUser(row);
 }
 
 /**
  * The user signing in with a verified email link: created on first sign-in. Idempotent under races and retries
- * (the unique email index decides), so a retried or concurrent sign-in never makes two accounts (C12).
+ * (the unique email index decides), so a retried or concurrent sign-in never makes two accounts (C12). One batch:
+ * insert if absent, mark the address verified, read back.
  */
 export async function ensureUserForVerifiedEmail(db: D1Database, email: string, newUserId: string): Promise<User> {
   const normalized = normalizeEmail(email);
-  const orm = drizzle(db);
   const now = Date.now();
-  await orm.insert(users).values({ id: newUserId, email: normalized, emailVerified: true, createdAt: now, updatedAt: now }).onConflictDoNothing().run();
-  const user = await orm.select().from(users).where(eq(users.email, normalized)).get();
-  if (!user) throw new Error("user row missing after insert");
-  if (!user.emailVerified) {
-    await orm.update(users).set({ emailVerified: true, updatedAt: now }).where(eq(users.id, user.id)).run();
-    return { ...user, emailVerified: true };
-  }
-  return user;
+  const [, , read] = await db.batch([
+    db
+      .prepare(`INSERT INTO users (id, email, email_verified, created_at, updated_at) VALUES (?, ?, 1, ?, ?) ON CONFLICT DO NOTHING`)
+      .bind(newUserId, normalized, now, now),
+    db.prepare(`UPDATE users SET email_verified = 1, updated_at = ? WHERE email = ? AND email_verified = 0`).bind(now, normalized),
+    db.prepare(`SELECT * FROM users WHERE email = ?`).bind(normalized),
+  ]);
+  const row = (read!.results as UserRow[])[0];
+  if (!row) throw new Error("user row missing after insert");
+  return toUser(row);
 }

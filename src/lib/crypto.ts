@@ -29,6 +29,12 @@ export async function sha256Base64url(text: string): Promise<string> {
   return base64url(await sha256(text));
 }
 
+/** HMAC-SHA-256 of `message` under `key` (both text), base64url: 43 characters. */
+export async function hmacSha256Base64url(key: string, message: string): Promise<string> {
+  const secret = await crypto.subtle.importKey("raw", encoder.encode(key), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  return base64url(new Uint8Array(await crypto.subtle.sign("HMAC", secret, encoder.encode(message))));
+}
+
 /**
  * Constant-time string comparison (C13). Both sides are hashed first so the comparison
  * does not leak the length of the secret either.

@@ -21,6 +21,8 @@ export const DEFAULT_SCOPE = "openid profile email address phone offline_access"
 const MAX_URIS = 20;
 const MAX_URI_LENGTH = 2000;
 const MAX_JWKS_KEYS = 10;
+/** The longest a rotated refresh token may be answered again: a retry after a lost answer, not a second life. */
+export const MAX_REUSE_INTERVAL = 300;
 
 /** JWK members that only a private or symmetric key has (RFC 7518 §6.2.2, §6.3.2, §6.4.1): never accepted in a client's JWKS. */
 const PRIVATE_JWK_MEMBERS = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
@@ -60,6 +62,7 @@ export const clientMetadataSchema = z.object({
   jwks_uri: z.optional(z.nullable(text(MAX_URI_LENGTH))),
   id_token_signed_response_alg: z.optional(z.nullable(z.enum(ID_TOKEN_SIGNING_ALGS))),
   skip_consent: z.optional(z.boolean()),
+  refresh_token_reuse_interval: z.optional(z.nullable(z.int().check(z.minimum(0, "must be 0 or more"), z.maximum(MAX_REUSE_INTERVAL, `must be at most ${MAX_REUSE_INTERVAL} seconds`)))),
 });
 
 export type ClientMetadataInput = z.infer<typeof clientMetadataSchema>;
@@ -139,6 +142,7 @@ export function newClientFields(input: ClientMetadataInput): ClientFields {
     backchannel_logout_session_required: false,
     skip_consent: input.skip_consent ?? false,
     dpop_bound_access_tokens: false,
+    refresh_token_reuse_interval: input.refresh_token_reuse_interval ?? null,
   });
 }
 
@@ -165,6 +169,7 @@ export function updatedClientFields(current: Client, input: ClientMetadataInput)
     backchannel_logout_session_required: current.backchannel_logout_session_required,
     skip_consent: input.skip_consent ?? current.skip_consent,
     dpop_bound_access_tokens: current.dpop_bound_access_tokens,
+    refresh_token_reuse_interval: input.refresh_token_reuse_interval === undefined ? current.refresh_token_reuse_interval : input.refresh_token_reuse_interval,
   });
 }
 

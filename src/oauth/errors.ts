@@ -1,5 +1,5 @@
 /**
- * The one OAuth error type. Thrown anywhere in protocol code; rendered in one place (routes/respond.ts):
+ * The one OAuth error type. Thrown anywhere in protocol code; rendered in one place (routes/support/errors.ts):
  * as RFC 6749 §5.2 JSON for back-channel endpoints, or as an authorization error response / error page for /authorize.
  */
 export type OAuthErrorCode =

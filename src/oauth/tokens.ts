@@ -3,7 +3,7 @@ import { base64url, randomToken, sha256 } from "../lib/crypto";
 
 /**
  * Minting and checking of the JWTs the OP issues. Pure: the signing key is passed in, and verification takes
- * the function that knows the published keys (signing-keys.ts), so these rules have no I/O of their own.
+ * the function that knows the published keys (objects/key-cache.ts), so these rules have no I/O of their own.
  */
 
 export interface SigningKey {

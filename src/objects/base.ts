@@ -68,11 +68,14 @@ export function migrateComponent(storage: DurableObjectStorage, component: Schem
 }
 
 /**
- * The base of every Durable Object of the OP. It owns the three things each object must do the same way:
+ * The base of every Durable Object of the OP. It owns the four things each object must do the same way:
  * - its tables carry a schema version and are migrated on first use after a deploy (C20);
  * - state changes and their audit events commit in one transaction, into an outbox (C4);
- * - one alarm delivers the outbox to D1 with exponential backoff and purges expired rows (C15).
- * Nothing lives only in memory: every field of a subclass is a cache of storage or derived from env.
+ * - one alarm delivers the outbox to D1 with exponential backoff and purges expired rows (C15);
+ * - an object whose content has ended deletes its storage (C15): found by identifiers that come from outside, objects
+ *   would otherwise pile up, one per grant, user or rate-limit key ever seen, each billed for its bytes.
+ * Storage is made by the first write (`transact`), never by a read: read methods answer "nothing here" while
+ * `hasStorage()` is false. Nothing lives only in memory: every field of a subclass is a cache of storage or derived from env.
  */
 export abstract class StatefulObject extends DurableObject<Env> {
   private outboxDirty = false;
@@ -89,8 +92,8 @@ export abstract class StatefulObject extends DurableObject<Env> {
     this.config = loadConfig(env);
     // Runs before any request is delivered to this instance.
     void ctx.blockConcurrencyWhile(async () => {
-      // An object addressed by an identifier from the outside that may be made up (a refresh token) stays without
-      // storage until its first write, so hostile input never creates a stored object (C15).
+      // Addressed by identifiers from the outside that may be made up (a refresh token) or long gone, an object stays
+      // without storage until its first write, so a read never creates a stored object (C15).
       if (this.createsStorageOnWrite() && !hasSchemaTable(ctx.storage)) return;
       this.ensureSchema();
       // Safety net: events committed just before a crash still get an alarm to carry them to D1.
@@ -108,18 +111,24 @@ export abstract class StatefulObject extends DurableObject<Env> {
     this.schemaReady = true;
   }
 
-  /** Whether this object has any storage yet. Always true unless `createsStorageOnWrite`, until the first `transact`. */
+  /** Whether this object has any storage: false until the first `transact`, and again once it has deleted itself. */
   protected hasStorage(): boolean {
     return this.schemaReady;
   }
 
   /**
-   * Opt-in for objects found by identifiers that callers can invent: no tables until the first write. Such an object's
-   * read methods must answer "nothing here" while `hasStorage()` is false, without calling `transact`.
+   * No tables until the first write. Every object but the key manager (which always holds keys) works so; its read
+   * methods answer "nothing here" while `hasStorage()` is false, without calling `transact`.
    */
   protected createsStorageOnWrite(): boolean {
-    return false;
+    return true;
   }
+
+  /**
+   * Whether the subclass's tables still hold anything that must be kept, after `purgeExpired` ran. When they do not,
+   * and the outbox is empty (no event pending or dead-lettered), the alarm deletes the object's storage.
+   */
+  protected abstract holdsState(now: number): boolean;
 
   /** Milliseconds since the epoch. The one clock of the object, so expiry is tested with controlled time. */
   protected now(): number {
@@ -178,7 +187,23 @@ export abstract class StatefulObject extends DurableObject<Env> {
     await this.deliverAuditOutbox();
     const now = this.now();
     this.transact(() => this.purgeExpired(now));
+    if (await this.deleteIfEnded(now)) return;
     await this.scheduleNextAlarm();
+  }
+
+  /**
+   * Deletes the object's storage when nothing is left in it (C15). The check and the deletion run with no await
+   * between them, and the input gate holds other requests while storage is deleted: a request arriving at the same
+   * moment sees the old state or a fresh object with no storage — never a half-deleted one.
+   */
+  private async deleteIfEnded(now: number): Promise<boolean> {
+    const { pending, deadLettered } = this.outboxStatus();
+    // A dead letter keeps the object alive until it is redriven and delivered: it is an event not yet in D1 (C4).
+    if (pending > 0 || deadLettered > 0 || this.holdsState(now)) return false;
+    const deletions = [this.ctx.storage.deleteAlarm(), this.ctx.storage.deleteAll()];
+    this.schemaReady = false;
+    await Promise.all(deletions);
+    return true;
   }
 
   private async scheduleNextAlarm(): Promise<void> {

@@ -142,6 +142,16 @@ async function generateSigningKey(alg: SigningAlg): Promise<GeneratedKey> {
 export class KeyManager extends StatefulObject {
   protected readonly source = "keys";
 
+  /** The keys are made on first use and read directly: this object keeps its tables from the start. */
+  protected override createsStorageOnWrite(): boolean {
+    return false;
+  }
+
+  /** Published and signing keys always exist: the key manager never deletes itself. */
+  protected override holdsState(): boolean {
+    return true;
+  }
+
   protected override schema(): SchemaComponent {
     return KEYS;
   }

@@ -91,11 +91,17 @@ export class RateLimiter extends StatefulObject {
     assertCount("windowSeconds", windowSeconds, 1);
     const windowMs = windowSeconds * 1000;
     const windowStart = Math.floor(this.now() / windowMs) * windowMs;
+    if (!this.hasStorage()) return { windowStart, resetAt: windowStart + windowMs, count: 0, windowsHeld: 0 };
     const row = this.sql
       .exec<{ count: number }>(`SELECT count FROM windows WHERE window_seconds = ? AND window_start = ?`, windowSeconds, windowStart)
       .toArray()[0];
     const held = this.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM windows`).one().n;
     return { windowStart, resetAt: windowStart + windowMs, count: row?.count ?? 0, windowsHeld: held };
+  }
+
+  /** Every window has passed: nothing to count against any more, the key's object can go (C15). */
+  protected override holdsState(): boolean {
+    return this.sql.exec(`SELECT 1 FROM windows LIMIT 1`).toArray().length > 0;
   }
 
   /** Windows that are over go (C15). */

@@ -256,6 +256,7 @@ export class UserSessions extends StatefulObject {
 
   /** The session, when `sid` is known, the secret matches, and it is neither revoked nor expired (absolute or idle). */
   async getSession(sid: string, secret: string): Promise<SessionInfo | null> {
+    if (!this.hasStorage()) return null;
     if (typeof sid !== "string" || typeof secret !== "string" || !SESSION_ID.test(sid) || !SECRET.test(secret)) return null;
     const digest = await sha256(secret);
     const row = this.verified(sid, digest, this.now());
@@ -267,6 +268,7 @@ export class UserSessions extends StatefulObject {
    * absolute expiry. Written at most once a minute per session, so busy pages do not turn into a write each.
    */
   async touchSession(sid: string, secret: string): Promise<SessionInfo | null> {
+    if (!this.hasStorage()) return null;
     if (typeof sid !== "string" || typeof secret !== "string" || !SESSION_ID.test(sid) || !SECRET.test(secret)) return null;
     const digest = await sha256(secret);
     const now = this.now();
@@ -289,7 +291,7 @@ export class UserSessions extends StatefulObject {
    */
   async recordClient(sid: string, clientId: string): Promise<void> {
     if (typeof clientId !== "string" || clientId.length === 0 || clientId.length > MAX_CLIENT_ID) throw new Error("recordClient: malformed clientId");
-    if (typeof sid !== "string" || !SESSION_ID.test(sid)) return;
+    if (typeof sid !== "string" || !SESSION_ID.test(sid) || !this.hasStorage()) return;
     const now = this.now();
     this.transact(() => {
       const row = this.row(sid);
@@ -323,7 +325,7 @@ export class UserSessions extends StatefulObject {
    * created again while a cookie naming it may exist.
    */
   async revokeSession(sid: string, reason: string): Promise<RevokeSessionResult> {
-    if (typeof sid !== "string" || !SESSION_ID.test(sid)) return { revoked: false, clients: [] };
+    if (typeof sid !== "string" || !SESSION_ID.test(sid) || !this.hasStorage()) return { revoked: false, clients: [] };
     const now = this.now();
     const result = this.transact((): RevokeSessionResult => {
       const row = this.row(sid);
@@ -356,6 +358,7 @@ export class UserSessions extends StatefulObject {
 
   /** The usable sessions, newest first (account page, admin API). */
   listSessions(): SessionInfo[] {
+    if (!this.hasStorage()) return [];
     const now = this.now();
     return this.sql
       .exec<SessionRow>(`SELECT * FROM sessions WHERE ${ACTIVE} ORDER BY created_at DESC, sid`, now, now)
@@ -373,6 +376,11 @@ export class UserSessions extends StatefulObject {
     return clients + this.sql.exec(`DELETE FROM sessions WHERE ${gone}`, now, now).rowsWritten;
   }
 
+  /** No session left, usable or revoked: the user's object can go until their next sign-in (C15). */
+  protected override holdsState(): boolean {
+    return this.sql.exec(`SELECT 1 FROM sessions LIMIT 1`).toArray().length > 0;
+  }
+
   protected override nextExpiry(): number | null {
     return this.sql
       .exec<{ at: number | null }>(
@@ -383,6 +391,7 @@ export class UserSessions extends StatefulObject {
 
   /** Rows held, usable or not (for tests and operations). */
   size(): { sessions: number; clients: number } {
+    if (!this.hasStorage()) return { sessions: 0, clients: 0 };
     const count = (table: string) => this.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM ${table}`).one().n;
     return { sessions: count("sessions"), clients: count("session_clients") };
   }

@@ -88,6 +88,7 @@ export abstract class SingleUseResourceStore<T, E = void, P = E, O = unknown> ex
   }
 
   async consume(id: string, expectation: E, outcome?: O): Promise<ConsumeResult<T, O>> {
+    if (!this.hasStorage()) return { status: "unknown" };
     const prepared = await this.prepare(expectation);
     const now = this.now();
     const result = this.transact((): ConsumeResult<T, O> => {
@@ -120,6 +121,7 @@ export abstract class SingleUseResourceStore<T, E = void, P = E, O = unknown> ex
   }
 
   peek(id: string): PeekResult<T, O> {
+    if (!this.hasStorage()) return { status: "unknown" };
     const row = this.sql.exec<EntryRow>(`SELECT value, expires_at, consumed_at, outcome FROM entries WHERE id = ?`, id).toArray()[0];
     if (!row) return { status: "unknown" };
     const value = JSON.parse(row.value) as T;
@@ -144,8 +146,14 @@ export abstract class SingleUseResourceStore<T, E = void, P = E, O = unknown> ex
     return this.sql.exec<{ at: number | null }>(`SELECT MIN(expires_at) AS at FROM entries`).one().at;
   }
 
+  /** Nothing live and no tombstone left: the shard's storage can go (C15). */
+  protected override holdsState(): boolean {
+    return this.sql.exec(`SELECT 1 FROM entries LIMIT 1`).toArray().length > 0;
+  }
+
   /** Rows currently held, live and tombstoned (for tests and operations). */
   size(): number {
+    if (!this.hasStorage()) return 0;
     return this.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM entries`).one().n;
   }
 }

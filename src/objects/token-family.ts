@@ -1,4 +1,4 @@
-import { randomToken, sha256Base64url } from "../lib/crypto";
+import { hmacSha256Base64url, randomToken, sha256Base64url } from "../lib/crypto";
 import { isScopeSubset, narrowRefreshScope, normalizeScope } from "../lib/scope";
 import { OPAQUE_ID_PATTERN, isOpaqueId } from "../lib/ids";
 import { purgeTime } from "../lib/time";
@@ -92,6 +92,11 @@ export interface RotateRequest {
    * narrowed to these (`narrowRefreshScope`). Absent: no narrowing.
    */
   allowedScope?: string[];
+  /**
+   * Seconds after its rotation within which a rotated token, presented again, is answered with the same successor
+   * while that successor has not been used (a retry after a lost answer). 0 or absent: strict reuse detection (C3).
+   */
+  reuseIntervalSeconds?: number;
 }
 
 export type AccessTokenCheck = { active: false } | { active: true; grant: FamilyInfo };
@@ -117,6 +122,8 @@ interface FamilyRow {
   status: "active" | "revoked";
   revoked_at: number | null;
   revoked_reason: string | null;
+  /** The key successors are derived with (`successorOf`); null for families made before it existed. */
+  successor_key: string | null;
   [key: string]: SqlStorageValue;
 }
 
@@ -168,8 +175,20 @@ const TABLES: SchemaComponent = {
       )`,
       `CREATE INDEX revoked_access_tokens_expires_at ON revoked_access_tokens (expires_at)`,
     ],
+    // A rotated token's successor is derived from it, so a retry can be answered with the same successor without
+    // the successor being stored anywhere but as its hash.
+    [`ALTER TABLE family ADD COLUMN successor_key TEXT`],
   ],
 };
+
+/**
+ * The token that replaces `presented`: HMAC-SHA-256 of it under the family's key. The same presented token always
+ * has the same successor, which is what lets a retried rotation get the answer it lost (RFC 9700 §4.14.2); the key
+ * never leaves the object, and the tokens themselves are stored only as hashes.
+ */
+async function successorOf(familyId: string, successorKey: string | null, presented: string): Promise<string> {
+  return `${familyId}.${successorKey === null ? randomToken(32) : await hmacSha256Base64url(successorKey, presented)}`;
+}
 
 function isCreated(row: FamilyRow): row is CreatedFamilyRow {
   return row.client_id !== null && row.family_id !== null && row.sub !== null && row.scope !== null && row.created_at !== null;
@@ -194,11 +213,6 @@ function toInfo(row: CreatedFamilyRow): FamilyInfo {
 }
 
 export class TokenFamily extends StatefulObject {
-  /** Refresh-token strings come from outside: a made-up family id must not create a stored object (C15). */
-  protected override createsStorageOnWrite(): boolean {
-    return true;
-  }
-
   protected readonly source = "token_family";
 
   protected override schema(): SchemaComponent {
@@ -242,6 +256,7 @@ export class TokenFamily extends StatefulObject {
     if (!Number.isFinite(lifetime) || lifetime <= 0) throw new Error("createFamily: lifetimeSeconds must be positive");
 
     const refreshToken = init.issueRefreshToken ? `${init.familyId}.${randomToken(32)}` : null;
+    const successorKey = init.issueRefreshToken ? randomToken(32) : null;
     const tokenHash = refreshToken === null ? null : await sha256Base64url(refreshToken);
     const now = this.now();
     const expiresAt = now + Math.round(lifetime * 1000);
@@ -251,8 +266,8 @@ export class TokenFamily extends StatefulObject {
       // RFC 6749 §4.1.2 (C1): a replayed code may have revoked the grant before this call got here.
       if (existing) return existing.status === "revoked" ? { status: "revoked" } : { status: "exists" };
       this.sql.exec(
-        `INSERT INTO family (id, family_id, client_id, sub, scope, sid, auth_time, amr, acr, claims, dpop_jkt, created_at, expires_at, status)
-         VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active')`,
+        `INSERT INTO family (id, family_id, client_id, sub, scope, sid, auth_time, amr, acr, claims, dpop_jkt, created_at, expires_at, status, successor_key)
+         VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?)`,
         init.familyId,
         init.clientId,
         init.sub,
@@ -265,6 +280,7 @@ export class TokenFamily extends StatefulObject {
         init.dpopJkt,
         now,
         expiresAt,
+        successorKey,
       );
       if (tokenHash !== null) {
         this.sql.exec(`INSERT INTO refresh_tokens (token_hash, generation, status, issued_at) VALUES (?, 1, 'active', ?)`, tokenHash, now);
@@ -293,9 +309,11 @@ export class TokenFamily extends StatefulObject {
     const familyId = familyIdOfRefreshToken(presented);
     if (familyId === null) return { status: "unknown" };
     const hash = await sha256Base64url(presented);
-    const nextToken = `${familyId}.${randomToken(32)}`;
+    // The key never changes once the family exists, so reading it before the transaction is safe.
+    const nextToken = await successorOf(familyId, this.family()?.successor_key ?? null, presented);
     const nextHash = await sha256Base64url(nextToken);
     const now = this.now();
+    const reuseInterval = Math.max(0, request.reuseIntervalSeconds ?? 0) * 1000;
 
     const result = this.transact((): RotateResult => {
       const row = this.family();
@@ -315,7 +333,22 @@ export class TokenFamily extends StatefulObject {
       if (row.dpop_jkt !== null && request.dpopJkt !== row.dpop_jkt) {
         return { status: "rejected", reason: "DPoP proof key does not match the key the refresh token is bound to" };
       }
+      // C5: the new tokens carry what the client may be granted now.
+      const narrowed = request.allowedScope === undefined ? { scope } : narrowRefreshScope(row.scope, request.scope, request.allowedScope);
       if (token.status === "rotated") {
+        // Within the reuse interval, while its successor is unused: the answer to this token was lost (a dropped
+        // connection, a timeout), so it gets the same answer again — one rotation, never a second successor.
+        const successor = reuseInterval > 0 && token.rotated_at !== null && now - token.rotated_at <= reuseInterval ? this.token(nextHash) : undefined;
+        if (successor !== undefined && successor.status === "active" && successor.generation === token.generation + 1) {
+          if ("error" in narrowed) return { status: "invalid_scope", reason: narrowed.error };
+          this.recordAudit({
+            type: "refresh_token.retry_answered",
+            subject: row.sub,
+            clientId: row.client_id,
+            data: { familyId: row.family_id, generation: successor.generation, rotatedAt: token.rotated_at },
+          });
+          return { status: "ok", refreshToken: nextToken, scope: narrowed.scope, family: toInfo(row) };
+        }
         // C3: a rotated token came back, so two parties hold this grant. Revoke it all, newest token included.
         this.recordAudit({
           type: "refresh_token.reuse_detected",
@@ -326,11 +359,8 @@ export class TokenFamily extends StatefulObject {
         this.markRevoked(row, now, "refresh_token_reuse", null);
         return { status: "reused" };
       }
-      if (request.allowedScope !== undefined) {
-        const narrowed = narrowRefreshScope(row.scope, request.scope, request.allowedScope);
-        if ("error" in narrowed) return { status: "invalid_scope", reason: narrowed.error };
-        scope = narrowed.scope;
-      }
+      if ("error" in narrowed) return { status: "invalid_scope", reason: narrowed.error };
+      scope = narrowed.scope;
       this.sql.exec(`UPDATE refresh_tokens SET status = 'rotated', rotated_at = ? WHERE token_hash = ?`, now, hash);
       this.sql.exec(
         `INSERT INTO refresh_tokens (token_hash, generation, status, issued_at) VALUES (?, ?, 'active', ?)`,
@@ -481,6 +511,12 @@ export class TokenFamily extends StatefulObject {
       );
     }
     return this.sql.exec(`DELETE FROM revoked_access_tokens WHERE expires_at <= ?`, now).rowsWritten;
+  }
+
+  /** The family row goes at the end of its lifetime (revoked or not) with everything else; then the object can go. */
+  protected override holdsState(): boolean {
+    const held = (table: string) => this.sql.exec(`SELECT 1 FROM ${table} LIMIT 1`).toArray().length > 0;
+    return held("family") || held("refresh_tokens") || held("revoked_access_tokens");
   }
 
   protected override nextExpiry(): number | null {

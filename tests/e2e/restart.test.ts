@@ -1,3 +1,5 @@
+import { readdirSync, statSync } from "node:fs";
+import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   buildWorkerBundle,
@@ -213,3 +215,105 @@ describe("C2: state survives a process crash", () => {
     await expect.poll(auditedEvents, { timeout: 10_000, interval: 100 }).toBe(1);
   });
 });
+
+describe("a rotation whose answer was lost to a crash, retried within the reuse interval", () => {
+  let bundle: WorkerBundle | undefined;
+  let stateDir: string | undefined;
+
+  beforeAll(async () => {
+    bundle = await buildWorkerBundle();
+    stateDir = newTempDir("oidc-refresh-retry-");
+  });
+
+  afterAll(async () => {
+    await WorkerProcess.killAll();
+    removeDir(stateDir);
+    removeDir(bundle?.dir);
+  });
+
+  it("gets the same successor after the restart, and the chain continues from it", async () => {
+    const id = "family-retry-1";
+    const retrying = { ...rotation, reuseIntervalSeconds: 60 };
+    const first = await WorkerProcess.start(bundle!, stateDir!);
+    const created = await first.call<{ refreshToken: string }>("TOKEN_FAMILIES", `family:${id}`, "createFamily", { ...family, familyId: id });
+    // The rotation commits; its answer never reaches the client: the process dies right after.
+    const lost = await first.call<{ status: string; refreshToken: string }>("TOKEN_FAMILIES", `family:${id}`, "rotateRefreshToken", created.refreshToken, retrying);
+    expect(lost.status).toBe("ok");
+    await first.crash();
+
+    const second = await WorkerProcess.start(bundle!, stateDir!);
+    const retry = await second.call<{ status: string; refreshToken: string }>("TOKEN_FAMILIES", `family:${id}`, "rotateRefreshToken", created.refreshToken, retrying);
+    expect(retry).toMatchObject({ status: "ok", refreshToken: lost.refreshToken });
+    const next = await second.call<{ status: string; refreshToken: string }>("TOKEN_FAMILIES", `family:${id}`, "rotateRefreshToken", retry.refreshToken, retrying);
+    expect(next.status).toBe("ok");
+    expect(await second.call("TOKEN_FAMILIES", `family:${id}`, "inspectRefreshToken", next.refreshToken)).toMatchObject({ active: true });
+    // The first token, once its successor has been used, is plain reuse again (C3).
+    expect(await second.call("TOKEN_FAMILIES", `family:${id}`, "rotateRefreshToken", created.refreshToken, retrying)).toEqual({ status: "reused" });
+  });
+});
+
+/** Every file of the Durable Objects' local storage below `dir`, with its size (the runtime's per-class metadata aside). */
+function objectFiles(dir: string): Map<string, number> {
+  const out = new Map<string, number>();
+  const walk = (folder: string) => {
+    for (const entry of readdirSync(folder)) {
+      const file = path.join(folder, entry);
+      if (statSync(file).isDirectory()) walk(file);
+      else if (!entry.startsWith("metadata.sqlite")) out.set(path.relative(dir, file), statSync(file).size);
+    }
+  };
+  walk(path.join(dir, "do"));
+  return out;
+}
+
+describe("C15: objects whose content has ended give their storage back", () => {
+  let bundle: WorkerBundle | undefined;
+  let stateDir: string | undefined;
+
+  beforeAll(async () => {
+    bundle = await buildWorkerBundle();
+    stateDir = newTempDir("oidc-storage-ends-");
+  });
+
+  afterAll(async () => {
+    await WorkerProcess.killAll();
+    removeDir(stateDir);
+    removeDir(bundle?.dir);
+  });
+
+  it("after a bounded load of short-lived grants and rate-limit windows, and one purge cycle, each of their objects is an empty database", { timeout: 120_000 }, async () => {
+    const w = await WorkerProcess.start(bundle!, stateDir!);
+    const before = objectFiles(stateDir!);
+    const load = 20;
+    for (let i = 0; i < load; i++) {
+      await w.call("RATE_LIMITER", `rl:load:${i}`, "hit", 5, 1);
+      await w.call("TOKEN_FAMILIES", `family:load-family-${i}`, "createFamily", {
+        ...family,
+        familyId: `load-family-${i}`,
+        issueRefreshToken: false,
+        lifetimeSeconds: 1,
+      });
+    }
+    const loaded = objectFiles(stateDir!);
+    const made = [...loaded.keys()].filter((file) => !before.has(file) && file.endsWith(".sqlite"));
+    expect(made.length).toBe(2 * load);
+    const bytes = (files: Map<string, number>) => [...files.values()].reduce((a, b) => a + b, 0);
+
+    // Purges run on minute boundaries (lib/time.ts): wait for the next one, then for the alarms to finish.
+    await new Promise((resolve) => setTimeout(resolve, 60_000 - (Date.now() % 60_000) + 2_000));
+    await expect
+      .poll(() => made.filter((file) => (objectFiles(stateDir!).get(file) ?? 0) > EMPTY_SQLITE_BYTES).length, { timeout: 15_000, interval: 500 })
+      .toBe(0);
+    const after = objectFiles(stateDir!);
+    // The local runtime keeps an empty database file per deleted object (Cloudflare keeps nothing): no data, no WAL.
+    expect([...after.keys()].filter((file) => !before.has(file) && !file.endsWith(".sqlite"))).toEqual([]);
+    expect(bytes(after) - bytes(before)).toBeLessThanOrEqual(made.length * EMPTY_SQLITE_BYTES);
+    expect(bytes(loaded) - bytes(before)).toBeGreaterThan(made.length * EMPTY_SQLITE_BYTES * 5);
+    // An ended grant answers as a made-up one, and asking does not make storage again.
+    expect(await w.call("TOKEN_FAMILIES", "family:load-family-0", "getFamily")).toBeNull();
+    expect(objectFiles(stateDir!).get(made.find((f) => f.includes("TokenFamily"))!)).toBe(EMPTY_SQLITE_BYTES);
+  });
+});
+
+/** One SQLite page: what the local runtime leaves of an object that deleted all its storage. */
+const EMPTY_SQLITE_BYTES = 4096;

@@ -21,6 +21,7 @@ export const CLIENT_DEFAULTS: ClientFields = {
   backchannel_logout_session_required: false,
   skip_consent: false,
   dpop_bound_access_tokens: false,
+  refresh_token_reuse_interval: null,
 };
 
 export async function registerClient(fields: Partial<ClientFields>, secretHash: string | null, idPrefix = "client"): Promise<StoredClient> {

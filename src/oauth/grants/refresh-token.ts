@@ -6,7 +6,9 @@ import { issueAccessToken, issueIdToken } from "./issue";
 
 /**
  * RFC 6749 §6: one call to the grant's object rotates the token, detects reuse and narrows the scope to what the
- * client may be granted now (C3, C5), atomically; a refused refresh spends nothing.
+ * client may be granted now (C3, C5), atomically; a refused refresh spends nothing. With a reuse interval (the
+ * client's, else the server's; 0 by default), a rotated token presented again within it, before its successor is
+ * used, gets the same successor again: a retry after a lost answer (RFC 9700 §4.14.2).
  */
 export const refreshTokenGrant: Grant = async (context) => {
   const { config, client, params, storage } = context;
@@ -16,6 +18,7 @@ export const refreshTokenGrant: Grant = async (context) => {
     scope: params.scope ?? null,
     dpopJkt: null,
     allowedScope: allowedScopes(client),
+    reuseIntervalSeconds: client.refresh_token_reuse_interval ?? config.refreshTokenReuseInterval,
   });
   switch (result.status) {
     case "invalid_scope":

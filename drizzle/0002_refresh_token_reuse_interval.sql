@@ -1,0 +1,1 @@
+ALTER TABLE `clients` ADD `refresh_token_reuse_interval` integer;
