@@ -6,7 +6,7 @@
  *    the Worker's own rules (src/config.ts, see worker-config.mjs): a bad one stops it at once, with one line, exit 2;
  * 1. takes the state folder's lock (one npm start per `.wrangler/state`), keeps the folder private (0700, files 0600);
  * 2. applies the D1 migrations to the local database in `.wrangler/state`;
- * 3. runs `wrangler dev` on 127.0.0.1:$PORT (default 8787) with that same state;
+ * 3. runs `wrangler dev` on 127.0.0.1:$PORT (default 8787) with that same state, printing URLs on localhost (passkeys);
  * 4. waits for GET /health, seeds the demo data (see `seedDemo`) and prints what to do next.
  *
  * The admin token is $ADMIN_TOKEN when set (or ADMIN_TOKEN in .dev.vars), otherwise one generated on first start and
@@ -30,7 +30,12 @@ const lockFile = path.join(stateDir, "npm-start.lock");
 const wrangler = path.join(root, "node_modules", "wrangler", "bin", "wrangler.js");
 const host = "127.0.0.1";
 const port = parsePort(process.env.PORT);
-const issuer = `http://${host}:${port}`;
+/**
+ * The URLs printed and seeded use `localhost`: passkeys (WebAuthn) need a domain as their RP ID, and browsers refuse an
+ * IP address. The Worker still listens on 127.0.0.1 only; localhost resolves there, and the issuer is the origin a
+ * request arrives on (ISSUER is empty locally), so http://localhost:PORT is the issuer the browser and the RP see.
+ */
+const issuer = `http://localhost:${port}`;
 
 /**
  * Offline and quiet: no telemetry, no update check, no cf.json download.
@@ -181,7 +186,10 @@ Try a sign-in:
   4. redeem it (PKCE code_verifier of this start: ${verifier}):
      curl -s ${issuerUrl}/token -d grant_type=authorization_code -d client_id=${demo.client_id} \\
        -d client_secret=${shownSecret} -d redirect_uri=${redirectUri} \\
-       -d code_verifier=${verifier} -d code=PASTE-THE-CODE`);
+       -d code_verifier=${verifier} -d code=PASTE-THE-CODE
+  5. passkeys: after the link, "Sign in faster next time" offers one ("Add a passkey"; or later on
+     ${issuerUrl}/account). Sign out at ${issuerUrl}/logout, open the URL of step 1 again and press
+     "Sign in with a passkey": no email this time. (Passkeys need localhost; on 127.0.0.1 the OP offers none.)`);
   if (secret === null) {
     console.log(`  The secret was shown only when the client was created. New one:
      curl -s -X PATCH -H "authorization: Bearer ${token}" -H "content-type: application/json" \\

@@ -161,7 +161,7 @@ describe("npm start seeds a demo app and prints how to sign in with it", () => {
     running = new NpmStart(root, port);
     first = await running.ready();
     expect(first.registeredNow).toBe(true);
-    expect(first.issuer).toBe(`http://127.0.0.1:${port}`);
+    expect(first.issuer).toBe(`http://localhost:${port}`);
     const redirectUri = first.authorizeUrl.searchParams.get("redirect_uri")!;
     expect(first.authorizeUrl.searchParams.get("code_challenge_method")).toBe("S256");
 
@@ -325,7 +325,7 @@ describe("one npm start per state folder, and the state folder is private", () =
   });
 
   it("the printout explains the cron (its curl runs the maintenance) and names the inspector port, which is listening on loopback", async () => {
-    const curl = /curl "(http:\/\/127\.0\.0\.1:\d+\/cdn-cgi\/handler\/scheduled\?cron=[^"]+)"/.exec(first!.output);
+    const curl = /curl "(http:\/\/localhost:\d+\/cdn-cgi\/handler\/scheduled\?cron=[^"]+)"/.exec(first!.output);
     expect(curl, first!.output).not.toBeNull();
     expect(first!.output).toMatch(/cron:\s+\*\/15 \* \* \* \* \(wrangler\.jsonc; .*\) is not run by wrangler dev/);
     expect((await fetch(curl![1]!)).status).toBe(200);
