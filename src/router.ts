@@ -15,15 +15,14 @@ import {
 } from "./routes/passkeys";
 import { account, deleteAccountPasskey, renameAccountPasskey, signOutEverywhere } from "./routes/account";
 import { health } from "./routes/health";
+import { admin } from "./routes/support/admin-auth";
+import { deleteUserPasskey, listUserPasskeys } from "./routes/admin-passkeys";
 import {
-  admin,
   createClient,
   deleteClientRoute,
-  deleteUserPasskey,
   getClientRoute,
   listClientsRoute,
   listSigningKeys,
-  listUserPasskeys,
   listUserSessions,
   revokeAllUserSessions,
   rotateSigningKeys,

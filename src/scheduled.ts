@@ -11,7 +11,7 @@ import { errorText, log } from "./lib/log";
 export async function runScheduledMaintenance(env: Env, scheduledTime: number): Promise<Record<string, unknown>> {
   const config = loadConfig(env);
   const tasks: Record<string, () => Promise<unknown>> = {
-    purge_d1: () => purgeExpiredRows(env.DB, scheduledTime, config.auditRetentionDays),
+    purge_d1: () => purgeExpiredRows(env.DB, scheduledTime, { auditRetentionDays: config.auditRetentionDays, grantLifetimeSeconds: config.refreshTokenTtl }),
     // The key manager's alarm rotates too; cron is the second, independent trigger (C19).
     rotate_keys: () => keyManager(env).rotateIfDue(),
   };

@@ -7,6 +7,7 @@ import { userSessionsFor } from "../src/objects/locate";
 import { account, deleteAccountPasskey } from "../src/routes/account";
 import { finishEmailLogin } from "../src/routes/login";
 import { SoftAuthenticator } from "./helpers/authenticator";
+import { makeClient, makeCode, postAs, redeem } from "./helpers/back-channel";
 import { Browser, ORIGIN, formFields, requestLink, uniqueEmail } from "./helpers/front-channel";
 import { addPasskey, auditEvents, passkeySignIn, sessionCookieOf, userWithPasskey } from "./helpers/passkeys";
 
@@ -95,15 +96,21 @@ describe("the account page", () => {
     expect((await browser.post("/account/passkeys/rename", { csrf_token: csrf, id: "%%%", name: "n" })).status).toBe(404);
   });
 
-  it("'Sign out everywhere' ends every session of the user in one call (C18) and clears the cookie", async () => {
+  it("'Sign out everywhere' ends every grant (C22) and every session of the user in one call (C18), and clears the cookie", async () => {
     const { browser, user, authenticator, csrf } = await userWithPasskey(uniqueEmail("everywhere"));
     expect((await passkeySignIn(new Browser(), authenticator)).status).toBe(303);
+    const app = await makeClient();
+    const tokens = await redeem(app, await makeCode(app.clientId, user.id));
     expect((await userSessionsFor(env, user.id)!.listSessions()).length).toBe(2);
     const out = await browser.post("/account/sign-out-everywhere", { csrf_token: csrf });
     expect(out.status).toBe(200);
     expect(await out.text()).toContain("Signed out");
     expect(out.headers.getAll("set-cookie").some((c) => c.startsWith("oidc_session=;") && /Max-Age=0/.test(c))).toBe(true);
     expect(await userSessionsFor(env, user.id)!.listSessions()).toHaveLength(0);
+    const refreshed = await postAs(app, "/token", { grant_type: "refresh_token", refresh_token: tokens.refresh_token! });
+    expect(refreshed.status).toBe(400);
+    expect(await refreshed.json()).toMatchObject({ error: "invalid_grant" });
+    expect(await auditEvents("user.grants_ended", user.id)).toHaveLength(1);
     expect((await browser.get("/account")).status).toBe(200);
     expect(await (await browser.get("/account")).text()).toContain("Sign in to see your account");
   });

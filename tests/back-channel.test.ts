@@ -400,3 +400,43 @@ describe("an unmodified oauth4webapi client", () => {
     expect(wrong.status).toBe(401);
   });
 });
+
+describe("ending a user's grants at once (C22)", () => {
+  const admin = (path: string) => SELF.fetch(`${ISSUER}${path}`, { method: "POST", headers: { authorization: "Bearer test-admin-token" } });
+  const introspect = (c: TestClient, token: string) => postAs(c, "/introspect", { token });
+
+  it("the admin's revoke-all: refresh fails, access tokens are inactive at /introspect and 401 at /userinfo, an earlier code is refused; new grants work", async () => {
+    const rp = await makeClient();
+    const other = await makeClient();
+    const user = await makeUser();
+    const first = await redeem(rp, await makeCode(rp.clientId, user.id));
+    const second = await redeem(other, await makeCode(other.clientId, user.id));
+    const pendingCode = await makeCode(rp.clientId, user.id, { issuedAt: Date.now() });
+    expect(((await (await introspect(rp, first.access_token)).json()) as { active: boolean }).active).toBe(true);
+
+    const revoked = await admin(`/admin/users/${user.id}/sessions/revoke-all`);
+    expect(revoked.status).toBe(200);
+
+    for (const [c, tokens] of [[rp, first], [other, second]] as const) {
+      expect(await (await introspect(c, tokens.access_token)).json()).toEqual({ active: false });
+      expect(await (await introspect(c, tokens.refresh_token!)).json()).toEqual({ active: false });
+      expect((await userinfoWith(tokens.access_token)).status).toBe(401);
+      expect(await errorOf(await postAs(c, "/token", { grant_type: "refresh_token", refresh_token: tokens.refresh_token! }))).toEqual({ status: 400, error: "invalid_grant" });
+    }
+    expect(await errorOf(await postAs(rp, "/token", { grant_type: "authorization_code", code: pendingCode.code, redirect_uri: REDIRECT_URI, code_verifier: pendingCode.verifier }))).toEqual({ status: 400, error: "invalid_grant" });
+
+    // A grant made after the revocation is not touched by it.
+    const after = await redeem(rp, await makeCode(rp.clientId, user.id, { issuedAt: Date.now() + 1 }));
+    expect((await userinfoWith(after.access_token)).status).toBe(200);
+    expect((await postAs(rp, "/token", { grant_type: "refresh_token", refresh_token: after.refresh_token! })).status).toBe(200);
+
+    const { results } = await env.DB.prepare("SELECT type FROM audit_log WHERE subject = ? AND type = 'admin.user.grants_ended'").bind(user.id).all();
+    expect(results).toHaveLength(1);
+  });
+
+  it("for a user id that is not in D1 nothing is written, and the answer is the same", async () => {
+    const response = await admin(`/admin/users/not-a-real-user-0123/sessions/revoke-all`);
+    expect(response.status).toBe(200);
+    expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM grant_revocations WHERE user_id = 'not-a-real-user-0123'").first("n")).toBe(0);
+  });
+});

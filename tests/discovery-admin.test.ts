@@ -1,4 +1,4 @@
-import { SELF, env } from "cloudflare:test";
+import { SELF, createExecutionContext, env } from "cloudflare:test";
 import type { IRequest } from "itty-router";
 import { describe, expect, it, vi } from "vitest";
 import { updateClient } from "../src/db/clients";
@@ -8,7 +8,8 @@ import { userSessionsFor } from "../src/objects/locate";
 import { newSessionId } from "../src/objects/sessions";
 import { hashClientSecret } from "../src/oauth/client-auth";
 import { redirectUriProblem } from "../src/oauth/client-metadata";
-import { admin, listClientsRoute } from "../src/routes/admin";
+import { listClientsRoute } from "../src/routes/admin";
+import { admin } from "../src/routes/support/admin-auth";
 import { currentSigningKey } from "../src/objects/key-cache";
 
 const BASE = "http://localhost";
@@ -193,15 +194,15 @@ describe("admin API authentication", () => {
   it("is off when no admin token is configured", async () => {
     const handler = admin(listClientsRoute);
     const disabledEnv = { ...env, ADMIN_TOKEN: "" } as Env;
-    await expect(handler(routed(`${BASE}/admin/clients`, { authorization: "Bearer " }), disabledEnv)).rejects.toMatchObject({ status: 403 });
-    await expect(handler(routed(`${BASE}/admin/clients`, ADMIN_AUTH), disabledEnv)).rejects.toMatchObject({ status: 403 });
+    await expect(handler(routed(`${BASE}/admin/clients`, { authorization: "Bearer " }), disabledEnv, createExecutionContext())).rejects.toMatchObject({ status: 403 });
+    await expect(handler(routed(`${BASE}/admin/clients`, ADMIN_AUTH), disabledEnv, createExecutionContext())).rejects.toMatchObject({ status: 403 });
   });
 
   it("is rate limited per caller address (exact count, then 429 with Retry-After)", async () => {
     const handler = admin(listClientsRoute);
     const limitedEnv = { ...env, RATE_LIMIT_ADMIN: "3" } as Env;
     const call = (ip: string) =>
-      handler(routed(`${BASE}/admin/clients`, { ...ADMIN_AUTH, "cf-connecting-ip": ip }), limitedEnv);
+      handler(routed(`${BASE}/admin/clients`, { ...ADMIN_AUTH, "cf-connecting-ip": ip }), limitedEnv, createExecutionContext());
     const ip = `198.51.100.${Math.floor(Math.random() * 250)}-${crypto.randomUUID()}`;
     // A frozen clock inside one window, so the count is exact.
     vi.useFakeTimers({ toFake: ["Date"] });

@@ -124,7 +124,8 @@ describe("the sign-in page and the email link", () => {
     const answer = responseParams(done).params;
     const grant = await redeem(answer.get("code")!, client.client_id, verifier);
     expect(grant.sub).toBe(user!.id);
-    expect((await userSessionsFor(env, user!.id)!.listSessions())[0]!.clients).toEqual([client.client_id]);
+    // Recorded off the response's path (waitUntil).
+    await expect.poll(async () => (await userSessionsFor(env, user!.id)!.listSessions())[0]!.clients, { timeout: 5000, interval: 20 }).toEqual([client.client_id]);
 
     // A used link is spent: its page says so, and a second POST sets no cookie.
     const reopened = await browser.get(linkPath);

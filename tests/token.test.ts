@@ -218,8 +218,8 @@ describe("authorization_code grant", () => {
     const created = await sessions.createSession({ sid, userId: user.id, authTime: Math.floor(Date.now() / 1000), amr: ["email"], acr: null });
     expect(created.created).toBe(true);
     await redeem(rp, await makeCode(rp.clientId, user.id, { sid }));
-    const [session] = await sessions.listSessions();
-    expect(session!.clients).toEqual([rp.clientId]);
+    // Recorded off the response's path (waitUntil): it lands a moment after the answer.
+    await expect.poll(async () => (await sessions.listSessions())[0]?.clients, { timeout: 5000, interval: 20 }).toEqual([rp.clientId]);
   });
 
   it("refuses a user who was disabled since the code was issued", async () => {

@@ -55,3 +55,21 @@ export function auditStatement(db: D1Database, event: AuditEvent, onlyIf?: { sql
       ...(onlyIf?.params ?? []),
     );
 }
+
+/** An event written by the Worker itself (the admin API, a user's own action) rather than by an object's outbox. */
+export interface DirectAuditEvent {
+  type: string;
+  actor: string | null;
+  subject: string | null;
+  clientId: string | null;
+  data: AuditData;
+}
+
+/**
+ * The audit row of a D1 change, for the same batch as the change (one transaction: they commit together). With
+ * `onlyIfChanged` it is inserted only when the statement just before it changed a row (`changes()` is per connection,
+ * and a batch runs its statements in order on one): a lost race writes no event.
+ */
+export function adminAuditStatement(db: D1Database, event: DirectAuditEvent, at: number, onlyIfChanged: boolean): D1PreparedStatement {
+  return auditStatement(db, { eventId: crypto.randomUUID(), occurredAt: at, source: "admin", ...event }, onlyIfChanged ? { sql: "changes() > 0", params: [] } : undefined);
+}

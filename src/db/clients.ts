@@ -1,5 +1,5 @@
 import { isClientId } from "../lib/ids";
-import { auditStatement, type AuditData } from "./audit";
+import { adminAuditStatement, type AuditData } from "./audit";
 
 /** A registered client, in RFC 7591 metadata names. Read from D1 on every request: no cache, so an admin update is in force at once (C5). */
 export interface Client {
@@ -119,15 +119,6 @@ function metadataColumns(fields: ClientFields): Array<[string, string | number |
   ];
 }
 
-/** The audit row of a client change; with `onlyIfChanged`, written only when the statement just before it changed a row. */
-function clientAudit(db: D1Database, type: string, clientId: string, audit: ClientChangeAudit, at: number, onlyIfChanged: boolean): D1PreparedStatement {
-  return auditStatement(
-    db,
-    { eventId: crypto.randomUUID(), occurredAt: at, type, source: "admin", actor: audit.actor, subject: clientId, clientId, data: audit.data },
-    onlyIfChanged ? { sql: "changes() > 0", params: [] } : undefined,
-  );
-}
-
 /** Inserts a client and its `admin.client.created` event. */
 export async function insertClient(
   db: D1Database,
@@ -143,7 +134,7 @@ export async function insertClient(
     db
       .prepare(`INSERT INTO clients (${names.join(", ")}) VALUES (${names.map(() => "?").join(", ")})`)
       .bind(clientId, secretHash, ...columns.map(([, value]) => value), now, now),
-    clientAudit(db, "admin.client.created", clientId, audit, now, false),
+    adminAuditStatement(db, { type: "admin.client.created", actor: audit.actor, subject: clientId, clientId, data: audit.data }, now, false),
   ]);
 }
 
@@ -167,7 +158,7 @@ export async function updateClient(
     db
       .prepare(`UPDATE clients SET ${columns.map(([name]) => `${name} = ?`).join(", ")} WHERE id = ? AND updated_at = ?`)
       .bind(...columns.map(([, value]) => value), clientId, expectedUpdatedAt),
-    clientAudit(db, "admin.client.updated", clientId, audit, now, true),
+    adminAuditStatement(db, { type: "admin.client.updated", actor: audit.actor, subject: clientId, clientId, data: audit.data }, now, true),
   ]);
   return update!.meta.changes > 0;
 }
@@ -177,7 +168,7 @@ export async function deleteClient(db: D1Database, clientId: string, audit: Clie
   const now = Date.now();
   const [removal] = await db.batch([
     db.prepare(`DELETE FROM clients WHERE id = ?`).bind(clientId),
-    clientAudit(db, "admin.client.deleted", clientId, audit, now, true),
+    adminAuditStatement(db, { type: "admin.client.deleted", actor: audit.actor, subject: clientId, clientId, data: audit.data }, now, true),
   ]);
   return removal!.meta.changes > 0;
 }

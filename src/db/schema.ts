@@ -129,3 +129,20 @@ export const devMailbox = sqliteTable(
   },
   (t) => [index("dev_mailbox_to").on(t.to, t.sentAt)],
 );
+
+/**
+ * Grants ended without visiting them (C22): every grant of `user_id` for `client_id` ("*": for every client) created
+ * at or before `revoked_before` (ms) is dead — refresh fails, its access tokens are inactive. Read with the user on
+ * every token check (one query), written by revoke-all, consent revocation and the like.
+ */
+export const grantRevocations = sqliteTable(
+  "grant_revocations",
+  {
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    clientId: text("client_id").notNull(),
+    revokedBefore: integer("revoked_before").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.userId, t.clientId] })],
+);

@@ -85,3 +85,23 @@ export async function ensureUserForVerifiedEmail(db: D1Database, email: string, 
   if (!row) throw new Error("user row missing after insert");
   return toUser(row);
 }
+
+/** A user as a token check sees them (C22, C23): the row, and until when their grants for a client were ended (ms). */
+export interface GrantUser {
+  user: User;
+  /** Grants for this client created at or before this time are dead; null when none were ended. */
+  grantsRevokedBefore: number | null;
+}
+
+/** The user and their grant revocations for `clientId` (and for every client), in one query. */
+export async function userForGrant(db: D1Database, userId: string, clientId: string): Promise<GrantUser | null> {
+  if (!isOpaqueId(userId)) return null;
+  const row = await db
+    .prepare(
+      `SELECT users.*, (SELECT MAX(revoked_before) FROM grant_revocations WHERE user_id = users.id AND client_id IN (?, '*')) AS grants_revoked_before
+       FROM users WHERE id = ?`,
+    )
+    .bind(clientId, userId)
+    .first<UserRow & { grants_revoked_before: number | null }>();
+  return row === null ? null : { user: toUser(row), grantsRevokedBefore: row.grants_revoked_before };
+}

@@ -18,6 +18,8 @@ export interface AuthorizationCodeGrant {
   claims: string | null;
   /** RFC 9449 §10: the DPoP key the code is bound to, if any. */
   dpopJkt: string | null;
+  /** When the code was issued (ms): a code issued before the user's grants were ended is refused (C22). */
+  issuedAt?: number;
 }
 
 export interface CodeRedemption {

@@ -1,4 +1,5 @@
 import { issuerOf, loadConfig } from "../config";
+import { ALL_CLIENTS, endGrantsIssuedBefore } from "../db/grant-revocations";
 import { deletePasskey, listPasskeys, renamePasskey } from "../db/passkeys";
 import { getUser } from "../db/users";
 import type { Env } from "../env";
@@ -22,7 +23,7 @@ import { htmlResponse, redirectResponse } from "./support/respond";
  *   GET  /account                        email, name, passkeys, sessions
  *   POST /account/passkeys/rename        `id`, `name`
  *   POST /account/passkeys/delete        `id` (never the last way in while email-link sign-in is closed to the user)
- *   POST /account/sign-out-everywhere    every session of the user, one call to one object (C18)
+ *   POST /account/sign-out-everywhere    every grant (C22) and every session of the user, one call to one object (C18)
  */
 
 /** Fixed texts after a change, chosen by `?done=` (the query only selects; it is never shown). */
@@ -108,12 +109,22 @@ export function deleteAccountPasskey(request: Request, env: Env): Promise<Respon
   });
 }
 
-/** POST /account/sign-out-everywhere: every session of the user ends, this one too (C18). */
+/**
+ * POST /account/sign-out-everywhere: every grant of the user ends (C22: refresh fails, access tokens are inactive), then
+ * every session, this one too, in one call to one object (C18) — the same two steps as the admin's revoke-all.
+ */
 export function signOutEverywhere(request: Request, env: Env): Promise<Response> {
   return frontChannel(async () => {
     const form = parseWith(SignOutForm, await readParams(request, "body"));
     await verifyFormPost(request, issuerOf(env, request), form.csrf_token);
     const session = await signedIn(env, request);
+    await endGrantsIssuedBefore(env.DB, session.userId, ALL_CLIENTS, Date.now(), {
+      type: "user.grants_ended",
+      actor: "user",
+      subject: session.userId,
+      clientId: null,
+      data: { remote_ip: clientAddress(request), reason: "sign_out_everywhere" },
+    });
     await userSessionsFor(env, session.userId)!.revokeAllSessions("signed out everywhere from the account page", "user");
     return htmlResponse(signedOutPage(), { headers: { "set-cookie": sessionCookie(env, request, null) } });
   });

@@ -1,71 +1,38 @@
 import type { IRequest } from "itty-router";
-import { loadConfig } from "../config";
 import type { AuditData } from "../db/audit";
-import { auditPasskeyListing, deletePasskey, isCredentialId, listPasskeys, type Passkey } from "../db/passkeys";
-import { getUser } from "../db/users";
+import { ALL_CLIENTS, endGrantsIssuedBefore } from "../db/grant-revocations";
 import { clientVersion, deleteClient, getClient, insertClient, listClients, updateClient, type ClientChangeAudit, type ClientFields, type StoredClient } from "../db/clients";
 import type { Env } from "../env";
-import { randomToken, timingSafeEqualStrings } from "../lib/crypto";
+import { randomToken } from "../lib/crypto";
 import { isClientId } from "../lib/ids";
 import { SIGNING_ALGS, type SigningAlg } from "../objects/key-manager";
 import { keyManager, userSessionsFor } from "../objects/locate";
 import type { SessionInfo } from "../objects/sessions";
-import { bearerChallenge } from "../oauth/bearer";
 import { hashClientSecret } from "../oauth/client-auth";
 import { newClientFields, parseClientMetadata, updatedClientFields, usesClientSecret } from "../oauth/client-metadata";
 import { OAuthError } from "../oauth/errors";
 import { readJsonObject } from "./support/params";
-import { clientAddress, enforceRateLimit } from "./support/rate-limit";
+import { adminActor, notFound, type AdminHandler } from "./support/admin-auth";
 import { jsonResponse } from "./support/respond";
 
 /**
  * The admin API: clients CRUD in RFC 7591 metadata names (plus `skip_consent`), a user's sessions and "sign out
- * everywhere", a user's passkeys (list, delete). Bearer admin token (config.adminToken) compared in constant time; no token configured → the API is off.
- * Every change is written to D1 with its audit event in one batch; nothing is cached, so an update is in force for
+ * everywhere", keys. The admin checks are routes/support/admin-auth.ts. Every change is written to D1 with its audit event in one batch; nothing is cached, so an update is in force for
  * every request that starts after it returns (C5).
  */
-
-type AdminHandler = (request: IRequest, env: Env) => Promise<Response>;
 
 /** A PATCH that loses a compare-and-swap race is re-applied on the new version this many times, then reported. */
 const UPDATE_ATTEMPTS = 3;
 
-/** Rate limit per caller address first (so the token cannot be guessed at speed), then the token itself. */
-async function requireAdmin(request: Request, env: Env): Promise<void> {
-  const config = loadConfig(env);
-  if (config.adminToken === "") {
-    throw new OAuthError("access_denied", "the admin API is disabled (no ADMIN_TOKEN is set)", { status: 403 });
-  }
-  await enforceRateLimit(env, `admin:ip:${clientAddress(request)}`, config.rateLimitAdmin);
-  const header = request.headers.get("authorization");
-  // RFC 6750 §3.1: a request without credentials gets the challenge with no error code.
-  if (header === null || header.trim() === "") throw new OAuthError("invalid_token", "an admin token is required", { status: 401, headers: bearerChallenge("admin") });
-  const match = /^Bearer +([\x21-\x7e]{1,1024})$/i.exec(header);
-  if (!match || !(await timingSafeEqualStrings(match[1]!, config.adminToken))) {
-    throw new OAuthError("invalid_token", "the admin token is not valid", { status: 401, headers: bearerChallenge("admin", "invalid_token") });
-  }
-}
-
-/** Wraps a handler with the admin checks. */
-export function admin(handler: AdminHandler): AdminHandler {
-  return async (request, env) => {
-    await requireAdmin(request, env);
-    return handler(request, env);
-  };
-}
-
 function auditOf(request: Request, data: AuditData): ClientChangeAudit {
-  return { actor: "admin-api", data: { ...data, remote_ip: clientAddress(request) } };
+  const { actor, remote_ip } = adminActor(request);
+  return { actor, data: { ...data, remote_ip } };
 }
 
 /** RFC 7591 §3.2.1: the registered metadata; the secret only when it was just issued (and never its hash). */
 function clientView(client: StoredClient, secret: string | null = null) {
   const { secret_hash: _hash, ...metadata } = client;
   return secret === null ? metadata : { ...metadata, client_secret: secret, client_secret_expires_at: 0 };
-}
-
-function notFound(what: string): OAuthError {
-  return new OAuthError("not_found", `no such ${what}`, { status: 404 });
 }
 
 async function storedClient(env: Env, clientId: string): Promise<StoredClient> {
@@ -207,9 +174,22 @@ export const listUserSessions: AdminHandler = async (request, env) => {
   return jsonResponse({ sessions: sessions.map(sessionView) });
 };
 
-/** POST /admin/users/:id/sessions/revoke-all — one call to one object, one transaction, one audit event (C18). */
+/**
+ * POST /admin/users/:id/sessions/revoke-all — "sign out everywhere": the user's grants end (C22: refresh fails, access
+ * tokens are inactive at once), then every session in one call to one object, one transaction (C18). The grants
+ * first: a failure after them leaves sessions to end on a retry, never grants that outlive a reported success.
+ */
 export const revokeAllUserSessions: AdminHandler = async (request, env) => {
-  const result = await sessionsOf(request, env).revokeAllSessions("admin", "admin-api");
+  const userId = String(request.params.id ?? "");
+  const sessions = sessionsOf(request, env);
+  await endGrantsIssuedBefore(env.DB, userId, ALL_CLIENTS, Date.now(), {
+    type: "admin.user.grants_ended",
+    actor: "admin-api",
+    subject: userId,
+    clientId: null,
+    data: { remote_ip: adminActor(request).remote_ip, reason: "revoke_all" },
+  });
+  const result = await sessions.revokeAllSessions("admin", "admin-api");
   return jsonResponse({ revoked: result.count, sessions: result.sessions.map((s) => s.sid) });
 };
 
@@ -231,47 +211,4 @@ export const rotateSigningKeys: AdminHandler = async (request, env) => {
   }
   const rotated = await keyManager(env).rotateKeys(alg as SigningAlg | undefined, "admin");
   return jsonResponse({ rotated });
-};
-
-function passkeyView(passkey: Passkey) {
-  const seconds = (ms: number | null) => (ms === null ? null : Math.floor(ms / 1000));
-  return {
-    id: passkey.id,
-    name: passkey.name,
-    counter: passkey.counter,
-    transports: passkey.transports,
-    device_type: passkey.deviceType,
-    backed_up: passkey.backedUp,
-    created_at: seconds(passkey.createdAt),
-    last_used_at: seconds(passkey.lastUsedAt),
-  };
-}
-
-async function existingUser(request: IRequest, env: Env) {
-  const user = await getUser(env.DB, String(request.params.id ?? ""));
-  if (user === null) throw notFound("user");
-  return user;
-}
-
-/** GET /admin/users/:id/passkeys — the user's passkeys (no key material), oldest first; the reading is audited. */
-export const listUserPasskeys: AdminHandler = async (request, env) => {
-  const user = await existingUser(request, env);
-  const passkeys = await listPasskeys(env.DB, user.id);
-  await auditPasskeyListing(env.DB, user.id, { actor: "admin-api", data: { remote_ip: clientAddress(request) } }, passkeys.length);
-  return jsonResponse({ passkeys: passkeys.map(passkeyView) });
-};
-
-/**
- * DELETE /admin/users/:id/passkeys/:credentialId → 204, audited (`passkey.deleted`, actor admin-api). Unlike the user,
- * an admin may remove a user's last passkey (a lost device); with EMAIL_LINK_SIGN_IN=without_passkey that reopens
- * email-link sign-in for them.
- */
-export const deleteUserPasskey: AdminHandler = async (request, env) => {
-  const user = await existingUser(request, env);
-  // Credential ids are base64url: nothing in one needs percent-encoding, so the path segment is taken as it is.
-  const credentialId = String(request.params.credentialId ?? "");
-  if (!isCredentialId(credentialId)) throw notFound("passkey");
-  const result = await deletePasskey(env.DB, user.id, credentialId, { keepOne: false }, { actor: "admin-api", data: { remote_ip: clientAddress(request) } });
-  if (result !== "deleted") throw notFound("passkey");
-  return new Response(null, { status: 204, headers: { "cache-control": "no-store" } });
 };

@@ -1,10 +1,12 @@
 import { issuerOf } from "../config";
+import { userForGrant } from "../db/users";
 import type { Env } from "../env";
 import { tokenFamilyFor } from "../objects/locate";
 import { familyIdOfRefreshToken } from "../objects/token-family";
 import { clientAuthParams } from "../oauth/client-auth";
 import * as z from "zod/mini";
 import { param, parseWith } from "../oauth/schema";
+import { grantHasUser, whyUserCannotHoldGrant } from "../oauth/token-validity";
 import { activeAccessToken } from "./support/access-token";
 import { authenticateClient } from "./support/client-authentication";
 import { readParams } from "./support/params";
@@ -37,6 +39,11 @@ export async function introspect(request: Request, env: Env): Promise<Response> 
     const inspected = family === null ? null : await family.inspectRefreshToken(params.token);
     if (inspected === null || !inspected.active || inspected.family.clientId !== client.client_id) return jsonResponse(INACTIVE);
     const grant = inspected.family;
+    // C23: the same rule as for access tokens — the user exists, is not disabled, and still holds this grant (C22).
+    if (grantHasUser(grant)) {
+      const holder = await userForGrant(env.DB, grant.sub, grant.clientId);
+      if (whyUserCannotHoldGrant(holder, grant.createdAt) !== null) return jsonResponse(INACTIVE);
+    }
     return jsonResponse({
       active: true,
       scope: grant.scope,

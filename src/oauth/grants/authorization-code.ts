@@ -1,6 +1,7 @@
 import { parseScope } from "../../lib/scope";
 import { invalidGrant, invalidRequest } from "../errors";
 import { issuesRefreshToken, scopeStillGrantable } from "../scope-policy";
+import { whyUserCannotHoldGrant } from "../token-validity";
 import type { Grant, TokenResponse } from "./context";
 import { issueAccessToken, issueIdToken } from "./issue";
 
@@ -44,8 +45,8 @@ export const authorizationCodeGrant: Grant = async (context) => {
   const scope = scopeStillGrantable(code.scope, client);
   const scopes = parseScope(scope) ?? [];
   const issueRefresh = issuesRefreshToken(client.grant_types, scopes);
-  const [user, created] = await Promise.all([
-    storage.findUser(code.sub),
+  const [holder, created] = await Promise.all([
+    storage.findGrantUser(code.sub, client.client_id),
     storage.createGrant({
       familyId: grantId,
       clientId: client.client_id,
@@ -63,11 +64,14 @@ export const authorizationCodeGrant: Grant = async (context) => {
     }),
   ]);
   if (created.status === "exists") throw new Error("a fresh grant id was already taken");
-  if (user === null || user.disabled) {
+  // A code issued before the user's grants were ended (C22) is one of them; it is judged by when it was issued.
+  const refused = whyUserCannotHoldGrant(holder, code.issuedAt ?? code.authTime * 1000);
+  if (refused !== null) {
     // The grant was made beside the lookup; it must not outlive this refusal.
-    await storage.revokeGrant(grantId, "user no longer active", client.client_id);
-    throw invalidGrant("the user is no longer active");
+    await storage.revokeGrant(grantId, refused, client.client_id);
+    throw invalidGrant(refused);
   }
+  const user = holder!.user;
   // `revoked`: a concurrent replay of this code got to the grant first (C1). The redemption that consumed the code
   // still answers 200, exactly as if the replay had come a moment later: the tokens below belong to a revoked grant
   // and are refused everywhere (no refresh token exists for it).

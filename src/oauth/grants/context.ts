@@ -1,6 +1,6 @@
 import type { Config } from "../../config";
 import type { StoredClient } from "../../db/clients";
-import type { User } from "../../db/users";
+import type { GrantUser } from "../../db/users";
 import type { AuthorizationCodeGrant, CodeOutcome, CodeRedemption } from "../../objects/auth-codes";
 import type { SigningAlg } from "../../objects/key-manager";
 import type { ConsumeResult } from "../../objects/single-use-store";
@@ -20,7 +20,8 @@ export interface GrantStorage {
   /** C3: rotation, reuse detection and scope narrowing, atomically in the grant's object. */
   rotateRefreshToken(refreshToken: string, request: RotateRequest): Promise<RotateResult>;
   revokeGrant(grantId: string, reason: string, actor: string): Promise<void>;
-  findUser(sub: string): Promise<User | null>;
+  /** The user a grant for `clientId` speaks for, with the time their grants for it were ended (C22), or null. */
+  findGrantUser(sub: string, clientId: string): Promise<GrantUser | null>;
   signingKey(alg?: SigningAlg): Promise<SigningKey>;
   /** Best effort and off the response's path: the session learns the client it signed in to (for logout). */
   recordSessionClient(userId: string, sid: string, clientId: string): void;

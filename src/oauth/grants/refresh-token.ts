@@ -1,6 +1,7 @@
 import { parseScope } from "../../lib/scope";
 import { invalidGrant, invalidRequest, invalidScope } from "../errors";
 import { allowedScopes } from "../scope-policy";
+import { whyUserCannotHoldGrant } from "../token-validity";
 import type { Grant, TokenResponse } from "./context";
 import { issueAccessToken, issueIdToken } from "./issue";
 
@@ -37,11 +38,13 @@ export const refreshTokenGrant: Grant = async (context) => {
       break;
   }
   const grant = result.family;
-  const user = await storage.findUser(grant.sub);
-  if (user === null || user.disabled) {
-    await storage.revokeGrant(grant.familyId, "user no longer active", client.client_id);
-    throw invalidGrant("the user is no longer active");
+  const holder = await storage.findGrantUser(grant.sub, client.client_id);
+  const refused = whyUserCannotHoldGrant(holder, grant.createdAt);
+  if (refused !== null) {
+    await storage.revokeGrant(grant.familyId, refused, client.client_id);
+    throw invalidGrant(refused);
   }
+  const user = holder!.user;
   const accessToken = await issueAccessToken(context, { sub: grant.sub, scope: result.scope, grantId: grant.familyId, authTime: grant.authTime });
   const body: TokenResponse = { access_token: accessToken, token_type: "Bearer", expires_in: config.accessTokenTtl, scope: result.scope };
   // OIDC Core §12.2: a new ID token with the original auth_time (and no nonce).

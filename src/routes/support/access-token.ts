@@ -1,5 +1,5 @@
 import { getClient } from "../../db/clients";
-import { getUser, type User } from "../../db/users";
+import { userForGrant, type User } from "../../db/users";
 import type { Env } from "../../env";
 import { verifyWithPublishedKeys } from "../../objects/key-cache";
 import { tokenFamilyFor } from "../../objects/locate";
@@ -47,9 +47,9 @@ export async function activeAccessToken(env: Env, issuer: string, token: string)
   const family = tokenFamilyFor(env, claims.gid);
   if (family === null) return null;
   // A user's token carries auth_time; a client's own token (client_credentials) does not and has no user to read.
-  const userLookup = claims.auth_time !== undefined ? getUser(env.DB, claims.sub) : Promise.resolve(undefined);
-  const [grant, client, user] = await Promise.all([family.checkAccessToken(claims.jti), getClient(env.DB, claims.client_id), userLookup]);
-  const facts = { claims, grant, clientExists: client !== null, user: grant.active && grantHasUser(grant.grant) ? (user ?? null) : undefined };
+  const userLookup = claims.auth_time !== undefined ? userForGrant(env.DB, claims.sub, claims.client_id) : Promise.resolve(undefined);
+  const [grant, client, holder] = await Promise.all([family.checkAccessToken(claims.jti), getClient(env.DB, claims.client_id), userLookup]);
+  const facts = { claims, grant, clientExists: client !== null, user: grant.active && grantHasUser(grant.grant) ? (holder ?? null) : undefined };
   if (whyTokenIsNotGood(facts) !== null || !grant.active) return null;
-  return { claims, grant: grant.grant, user: user ?? null };
+  return { claims, grant: grant.grant, user: holder?.user ?? null };
 }

@@ -110,6 +110,7 @@ async function issueCode(
     acr: user.session.acr,
     claims: pending.claims,
     dpopJkt: null,
+    issuedAt: Date.now(),
   };
   // C12: the code is stored before the interaction is used up, so a failure here leaves the request open for a retry.
   // A stored code whose interaction another submission used first is never sent anywhere; it just expires.

@@ -1,4 +1,4 @@
-import { getUser } from "../../db/users";
+import { userForGrant } from "../../db/users";
 import type { Env } from "../../env";
 import { currentSigningKey } from "../../objects/key-cache";
 import { authCodeStoreFor, tokenFamilyFor } from "../../objects/locate";
@@ -25,7 +25,7 @@ export function grantStorage(env: Env, ctx: ExecutionContext): GrantStorage {
     async revokeGrant(grantId, reason, actor) {
       await tokenFamilyFor(env, grantId)?.revokeFamily(reason, actor);
     },
-    findUser: (sub) => getUser(env.DB, sub),
+    findGrantUser: (sub, clientId) => userForGrant(env.DB, sub, clientId),
     signingKey: (alg) => currentSigningKey(env, alg),
     recordSessionClient: (userId, sid, clientId) => recordSessionClient(env, ctx, userId, sid, clientId),
   };

@@ -1,0 +1,47 @@
+import type { IRequest } from "itty-router";
+import { loadConfig } from "../../config";
+import type { Env } from "../../env";
+import { timingSafeEqualStrings } from "../../lib/crypto";
+import { bearerChallenge } from "../../oauth/bearer";
+import { OAuthError } from "../../oauth/errors";
+import { clientAddress, enforceRateLimit } from "./rate-limit";
+
+/**
+ * What every admin endpoint shares: the bearer admin token (config.adminToken) compared in constant time, behind a
+ * per-address rate limit; no token configured → the API is off. Admin endpoints live in routes/admin*.ts.
+ */
+
+export type AdminHandler = (request: IRequest, env: Env, ctx: ExecutionContext) => Promise<Response>;
+
+/** Rate limit per caller address first (so the token cannot be guessed at speed), then the token itself. */
+async function requireAdmin(request: Request, env: Env): Promise<void> {
+  const config = loadConfig(env);
+  if (config.adminToken === "") {
+    throw new OAuthError("access_denied", "the admin API is disabled (no ADMIN_TOKEN is set)", { status: 403 });
+  }
+  await enforceRateLimit(env, `admin:ip:${clientAddress(request)}`, config.rateLimitAdmin);
+  const header = request.headers.get("authorization");
+  // RFC 6750 §3.1: a request without credentials gets the challenge with no error code.
+  if (header === null || header.trim() === "") throw new OAuthError("invalid_token", "an admin token is required", { status: 401, headers: bearerChallenge("admin") });
+  const match = /^Bearer +([\x21-\x7e]{1,1024})$/i.exec(header);
+  if (!match || !(await timingSafeEqualStrings(match[1]!, config.adminToken))) {
+    throw new OAuthError("invalid_token", "the admin token is not valid", { status: 401, headers: bearerChallenge("admin", "invalid_token") });
+  }
+}
+
+/** Wraps a handler with the admin checks. */
+export function admin(handler: AdminHandler): AdminHandler {
+  return async (request, env, ctx) => {
+    await requireAdmin(request, env);
+    return handler(request, env, ctx);
+  };
+}
+
+/** The audit actor and caller address of an admin change. */
+export function adminActor(request: Request): { actor: string; remote_ip: string } {
+  return { actor: "admin-api", remote_ip: clientAddress(request) };
+}
+
+export function notFound(what: string): OAuthError {
+  return new OAuthError("not_found", `no such ${what}`, { status: 404 });
+}
