@@ -40,7 +40,7 @@ describe("the account page", () => {
     expect(html).toContain("Your account");
     expect(html).toContain(user.email);
     expect(html).toContain("Device-bound passkey");
-    expect(html).toContain("this device, phone");
+    expect(html).toContain("via built into a device, phone");
     expect(html).toMatch(/Added \d{4}-\d\d-\d\d \d\d:\d\d UTC · last used \d{4}-\d\d-\d\d \d\d:\d\d UTC/);
     expect(html).toContain('action="/account/passkeys/rename"');
     expect(html).toContain('action="/account/passkeys/delete"');

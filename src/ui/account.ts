@@ -30,7 +30,7 @@ export interface AccountPageInput {
 }
 
 const TRANSPORT_NAMES: Record<string, string> = {
-  internal: "this device",
+  internal: "built into a device",
   hybrid: "phone",
   usb: "USB",
   nfc: "NFC",
@@ -46,17 +46,21 @@ export function when(ms: number): string {
 
 function kind(passkey: AccountPasskey): string {
   if (passkey.deviceType === "multiDevice") return passkey.backedUp ? "Synced passkey" : "Passkey that can sync";
-  if (passkey.deviceType === "singleDevice") return "Device-bound passkey";
+  if (passkey.deviceType === "singleDevice") {
+    return passkey.transports.some((t) => t === "usb" || t === "nfc" || t === "ble") ? "Security key" : "Device-bound passkey";
+  }
   return "Passkey";
 }
 
 function passkeyItem(csrfToken: string, passkey: AccountPasskey): SafeHtml {
   const via = [...new Set(passkey.transports.map((t) => TRANSPORT_NAMES[t]).filter((t): t is string => t !== undefined))];
+  // Unnamed, a passkey is called by its kind, which the line below then does not repeat.
   const label = passkey.name ?? kind(passkey);
+  const details = [...(passkey.name === null ? [] : [kind(passkey)]), ...(via.length > 0 ? [`via ${via.join(", ")}`] : [])];
   return html`<li class="passkey">
 <p><strong>${label}</strong><br>
-<span class="muted">${kind(passkey)}${via.length > 0 ? html` · ${via.join(", ")}` : null}<br>
-Added ${when(passkey.createdAt)} · ${passkey.lastUsedAt === null ? "never used" : html`last used ${when(passkey.lastUsedAt)}`}</span></p>
+<span class="muted">${details.length > 0 ? html`${details.join(" · ")}<br>` : null}
+Added ${when(passkey.createdAt)} · ${passkey.lastUsedAt === null ? "not used yet" : html`last used ${when(passkey.lastUsedAt)}`}</span></p>
 <details><summary>Rename</summary>
 <form method="post" action="/account/passkeys/rename" class="inline">
 ${hidden("csrf_token", csrfToken)}${hidden("id", passkey.id)}
@@ -94,7 +98,7 @@ ${input.passkeys.map((p) => passkeyItem(input.csrfToken, p))}</ul>`
 }
 ${passkeyRegisterForm(input.csrfToken, null, "account")}
 <h2>Where you are signed in</h2>
-<p>${input.sessionCount === 1 ? "You are signed in in 1 browser." : `You are signed in in ${input.sessionCount} browsers.`}</p>
+<p>${input.sessionCount <= 1 ? "You have 1 active session: this browser." : `You have ${input.sessionCount} active sessions, this browser included.`}</p>
 <form method="post" action="/account/sign-out-everywhere">
 ${hidden("csrf_token", input.csrfToken)}
 <button type="submit" class="secondary">Sign out everywhere</button>

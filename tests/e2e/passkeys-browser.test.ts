@@ -237,7 +237,7 @@ describe.skipIf(!available)("passkeys in headless Chromium with a virtual authen
     expect(await page.locator("h1").textContent()).toBe("Your account");
     const main = (await page.textContent("main")) ?? "";
     expect(main).toContain(email);
-    expect(main).toContain("this device");
+    expect(main).toContain("via built into a device");
     expect(main).toMatch(/last used \d{4}-\d\d-\d\d/);
     await page.locator('form[data-passkey="register"]').waitFor({ state: "visible" });
 
