@@ -89,7 +89,7 @@ export function renameAccountPasskey(request: Request, env: Env): Promise<Respon
     const form = parseWith(PasskeyForm, await readParams(request, "body"));
     await verifyFormPost(request, issuerOf(env, request), form.csrf_token);
     const session = await signedIn(env, request);
-    const renamed = await renamePasskey(env.DB, session.userId, form.id, passkeyName(form.name), { actor: "user", data: { remote_ip: clientAddress(request) } });
+    const renamed = await renamePasskey(env.DB, session.userId, form.id, passkeyName(form.name), { actor: "user", data: { remote_ip: clientAddress(env, request) } });
     if (!renamed) throw pageError("That passkey is not on your account.", 404);
     return redirectResponse("/account?done=renamed");
   });
@@ -102,7 +102,7 @@ export function deleteAccountPasskey(request: Request, env: Env): Promise<Respon
     await verifyFormPost(request, issuerOf(env, request), form.csrf_token);
     const session = await signedIn(env, request);
     const keepOne = keepsLastPasskey(loadConfig(env).emailLinkSignIn);
-    const result = await deletePasskey(env.DB, session.userId, form.id, { keepOne }, { actor: "user", data: { remote_ip: clientAddress(request) } });
+    const result = await deletePasskey(env.DB, session.userId, form.id, { keepOne }, { actor: "user", data: { remote_ip: clientAddress(env, request) } });
     if (result === "not_found") throw pageError("That passkey is not on your account.", 404);
     if (result === "last_one") throw pageError("This passkey is your only way to sign in, so it cannot be deleted. Add another passkey first.", 409);
     return redirectResponse("/account?done=deleted");
@@ -123,7 +123,7 @@ export function signOutEverywhere(request: Request, env: Env): Promise<Response>
       actor: "user",
       subject: session.userId,
       clientId: null,
-      data: { remote_ip: clientAddress(request), reason: "sign_out_everywhere" },
+      data: { remote_ip: clientAddress(env, request), reason: "sign_out_everywhere" },
     });
     await userSessionsFor(env, session.userId)!.revokeAllSessions("signed out everywhere from the account page", "user");
     return htmlResponse(signedOutPage(), { headers: { "set-cookie": sessionCookie(env, request, null) } });

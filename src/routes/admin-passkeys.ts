@@ -31,8 +31,8 @@ async function existingUser(request: IRequest, env: Env) {
   return user;
 }
 
-function change(request: Request) {
-  const { actor, remote_ip } = adminActor(request);
+function change(env: Env, request: Request) {
+  const { actor, remote_ip } = adminActor(env, request);
   return { actor, data: { remote_ip } };
 }
 
@@ -40,7 +40,7 @@ function change(request: Request) {
 export const listUserPasskeys: AdminHandler = async (request, env) => {
   const user = await existingUser(request, env);
   const passkeys = await listPasskeys(env.DB, user.id);
-  await auditPasskeyListing(env.DB, user.id, change(request), passkeys.length);
+  await auditPasskeyListing(env.DB, user.id, change(env, request), passkeys.length);
   return jsonResponse({ passkeys: passkeys.map(passkeyView) });
 };
 
@@ -54,7 +54,7 @@ export const deleteUserPasskey: AdminHandler = async (request, env) => {
   // Credential ids are base64url: nothing in one needs percent-encoding, so the path segment is taken as it is.
   const credentialId = String(request.params.credentialId ?? "");
   if (!isCredentialId(credentialId)) throw notFound("passkey");
-  const result = await deletePasskey(env.DB, user.id, credentialId, { keepOne: false }, change(request));
+  const result = await deletePasskey(env.DB, user.id, credentialId, { keepOne: false }, change(env, request));
   if (result !== "deleted") throw notFound("passkey");
   return new Response(null, { status: 204, headers: { "cache-control": "no-store" } });
 };

@@ -128,7 +128,7 @@ export function passkeySignInOptions(request: Request, env: Env): Promise<Respon
     await verifyFormPost(request, issuer, form.csrf_token);
     const interaction = form.interaction ?? null;
     if (interaction !== null) await loadInteraction(env, interaction);
-    await enforceRateLimit(env, `passkey:ip:${clientAddress(request)}`, config.rateLimitPasskey);
+    await enforceRateLimit(env, `passkey:ip:${clientAddress(env, request)}`, config.rateLimitPasskey);
     const options = await signInOptions(relyingParty(issuer, config.passkeyRpName), config.passkeyUserVerification, config.passkeyChallengeTtl);
     const id = newChallengeId(env);
     const challenge: Challenge = {
@@ -203,7 +203,7 @@ export function finishPasskeySignIn(request: Request, env: Env): Promise<Respons
         userId: passkey.userId,
         counter: verified.counter,
         challenge: challenge.webauthnChallenge!,
-        remoteIp: clientAddress(request),
+        remoteIp: clientAddress(env, request),
       });
       if (use.status === "counter_regression") {
         log("warn", "passkey.counter_regression", { subject: passkey.userId, presented: verified.counter, stored: use.storedCounter });
@@ -273,7 +273,7 @@ export function passkeyRegistrationOptions(request: Request, env: Env): Promise<
     await verifyFormPost(request, issuer, form.csrf_token);
     const session = await currentSession(env, request);
     if (session === null) throw new OAuthError("login_required", "You are no longer signed in. Sign in again to add a passkey.", { status: 403 });
-    await enforceRateLimit(env, `passkey:ip:${clientAddress(request)}`, config.rateLimitPasskey);
+    await enforceRateLimit(env, `passkey:ip:${clientAddress(env, request)}`, config.rateLimitPasskey);
     const [user, existing] = await Promise.all([getUser(env.DB, session.userId), listPasskeys(env.DB, session.userId)]);
     if (user === null) throw new OAuthError("login_required", "You are no longer signed in. Sign in again to add a passkey.", { status: 403 });
     const options = await registrationOptions(relyingParty(issuer, config.passkeyRpName), user, existing, {
@@ -357,7 +357,7 @@ export function finishPasskeyRegistration(request: Request, env: Env): Promise<R
           backedUp: verified.backedUp,
           name: null,
         },
-        { actor: "user", data: { fmt: verified.fmt, aaguid: verified.aaguid, user_verified: verified.userVerified, remote_ip: clientAddress(request) } },
+        { actor: "user", data: { fmt: verified.fmt, aaguid: verified.aaguid, user_verified: verified.userVerified, remote_ip: clientAddress(env, request) } },
       );
     } catch (error) {
       log("error", "passkey.registration_incomplete", { error: errorText(error) });

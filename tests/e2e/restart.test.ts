@@ -58,6 +58,7 @@ const FAMILY_ID = "family-restart-1";
 const family = {
   familyId: FAMILY_ID,
   clientId: "client-a",
+  clientRegisteredAt: 1_690_000_000_000,
   sub: "user-restart",
   scope: "openid offline_access",
   sid: null,
@@ -68,7 +69,7 @@ const family = {
   dpopJkt: null,
   issueRefreshToken: true,
 };
-const rotation = { clientId: "client-a", scope: null, dpopJkt: null };
+const rotation = { clientId: "client-a", clientRegisteredAt: 1_690_000_000_000, scope: null, dpopJkt: null };
 
 const session = { sid: "sid-restart-0123456789", userId: "user-restart", authTime: 1_700_000_000, amr: ["pwd"], acr: null };
 
@@ -126,10 +127,10 @@ const states: PersistedState[] = [
   {
     what: "a rate-limit window's count",
     write: async (w) => {
-      for (let i = 0; i < 3; i++) await w.call("RATE_LIMITER", "rl:restart", "hit", 5, RATE_WINDOW);
-      return w.call("RATE_LIMITER", "rl:restart", "peekUsage", RATE_WINDOW);
+      for (let i = 0; i < 3; i++) await w.call("RATE_LIMITER", "rl:0", "hit", "restart", 5, RATE_WINDOW);
+      return w.call("RATE_LIMITER", "rl:0", "peekUsage", "restart", RATE_WINDOW);
     },
-    check: async (w, before) => expect(await w.call("RATE_LIMITER", "rl:restart", "peekUsage", RATE_WINDOW)).toEqual(before),
+    check: async (w, before) => expect(await w.call("RATE_LIMITER", "rl:0", "peekUsage", "restart", RATE_WINDOW)).toEqual(before),
   },
   {
     what: "a refresh-token family and its rotation history (a rotated token is still known as reused)",
