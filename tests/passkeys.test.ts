@@ -517,3 +517,78 @@ describe("bad input is a clear page or JSON error, never a 5xx, and changes noth
     expect(wrongType.status).toBe(400);
   });
 });
+
+describe("acr: a client that asks for a phishing-resistant sign-in gets a passkey ceremony, not an email link", () => {
+  const essential = (values: string[]) => JSON.stringify({ id_token: { acr: { essential: true, values } } });
+
+  async function idTokenOf(client: Awaited<ReturnType<typeof makeConfidentialClient>>, browser: Browser, signedIn: Response, verifier: string) {
+    const code = responseParams(await followLocal(browser, signedIn)).params.get("code")!;
+    const tokens = await redeemAtToken(client, { code, verifier, grant: {} as never });
+    return (await verifyIdToken(tokens.id_token!, client.clientId)).payload;
+  }
+
+  it("essential phr: the sign-in page offers only the passkey, no link is sent, and the ID token says acr phr", async () => {
+    const { authenticator, user } = await userWithPasskey(uniqueEmail("phr"));
+    const client = await makeConfidentialClient({ skip_consent: true });
+    const browser = new Browser();
+    const { verifier, params } = await authorizeParams(client.clientId, { claims: essential(["phr"]) });
+    const loginPath = (await browser.get(authorizeUrl(params))).headers.get("location")!;
+    const page = await (await browser.get(loginPath)).text();
+    expect(page).toContain("asks you to sign in with a passkey");
+    expect(page).toContain('action="/login/passkey"');
+    expect(page).not.toContain('action="/login"');
+
+    // A link asked for anyway (a form from elsewhere) is refused, and no email goes out.
+    const fields = formFields(page);
+    const refused = await browser.post("/login", { ...fields, email: user.email });
+    expect(refused.status).toBe(403);
+    expect(await (await browser.get(`/dev/mailbox?to=${encodeURIComponent(user.email)}`)).json()).toHaveLength(1); // the helper's own
+
+    const payload = await idTokenOf(client, browser, await passkeySignIn(browser, authenticator, loginPath), verifier);
+    expect(payload).toMatchObject({ sub: user.id, acr: "phr", amr: ["hwk", "user", "mfa"] });
+  });
+
+  it("a device-bound passkey meets phrh; a synced one does not, so an essential phrh is access_denied after its sign-in", async () => {
+    const client = await makeConfidentialClient({ skip_consent: true });
+    const bound = await userWithPasskey(uniqueEmail("phrh"));
+    const browser = new Browser();
+    const first = await authorizeParams(client.clientId, { claims: essential(["phrh"]) });
+    const loginPath = (await browser.get(authorizeUrl(first.params))).headers.get("location")!;
+    expect(await idTokenOf(client, browser, await passkeySignIn(browser, bound.authenticator, loginPath), first.verifier)).toMatchObject({ acr: "phrh", amr: ["hwk", "user", "mfa"] });
+
+    const synced = await userWithPasskey(uniqueEmail("synced"), { synced: true, counts: false });
+    const other = new Browser();
+    const second = await authorizeParams(client.clientId, { claims: essential(["phrh"]) });
+    const path = (await other.get(authorizeUrl(second.params))).headers.get("location")!;
+    const answer = responseParams(await followLocal(other, await passkeySignIn(other, synced.authenticator, path))).params;
+    expect(answer.get("error")).toBe("access_denied");
+    // Asked for either, the synced passkey meets phr.
+    const third = await authorizeParams(client.clientId, { claims: essential(["phrh", "phr"]) });
+    const again = (await other.get(authorizeUrl({ ...third.params, prompt: "login" }))).headers.get("location")!;
+    expect(await idTokenOf(client, other, await passkeySignIn(other, synced.authenticator, again), third.verifier)).toMatchObject({ acr: "phr", amr: ["swk", "user", "mfa"] });
+  });
+
+  it("acr_values=phr (voluntary): the passkey comes first, the email link still works and then no acr is claimed", async () => {
+    const client = await makeConfidentialClient({ skip_consent: true });
+    const browser = new Browser();
+    const { verifier, params } = await authorizeParams(client.clientId, { acr_values: "phr" });
+    const loginPath = (await browser.get(authorizeUrl(params))).headers.get("location")!;
+    const page = await (await browser.get(loginPath)).text();
+    expect(page).toContain("asks you to sign in with a passkey");
+    expect(page.indexOf('action="/login/passkey"')).toBeLessThan(page.indexOf('action="/login"'));
+    const payload = await idTokenOf(client, browser, await emailSignIn(browser, loginPath, uniqueEmail("voluntary"), false), verifier);
+    expect(payload.amr).toEqual(["email"]);
+    expect(payload.acr).toBeUndefined();
+  });
+
+  it("an email session does not answer an essential phr: prompt=none is login_required, otherwise the passkey sign-in page", async () => {
+    const { browser } = await userWithPasskey(uniqueEmail("upgrade"));
+    const client = await makeConfidentialClient({ skip_consent: true });
+    const none = await authorizeParams(client.clientId, { claims: essential(["phr"]), prompt: "none" });
+    expect(responseParams(await browser.get(authorizeUrl(none.params))).params.get("error")).toBe("login_required");
+    const asked = await authorizeParams(client.clientId, { claims: essential(["phr"]) });
+    const start = await browser.get(authorizeUrl(asked.params));
+    expect(start.headers.get("location")).toMatch(/^\/login\?interaction=/);
+    expect(await (await browser.get(start.headers.get("location")!)).text()).not.toContain('action="/login"');
+  });
+});

@@ -270,12 +270,15 @@ export async function verifyAssertion(
 }
 
 /**
- * RFC 8176 §2 `amr` of a passkey sign-in: `hwk` (proof of possession of a hardware-secured key) and `user` (user
- * presence, which WebAuthn always tests), plus `mfa` when the authenticator verified the user (PIN or biometric):
- * the key and that verification are two factors.
+ * RFC 8176 §2 `amr` of a passkey sign-in: proof of possession of a key — `hwk` (hardware-secured) for a device-bound
+ * passkey, `swk` (software-secured) for one its provider syncs between devices (backup eligible, WebAuthn §6.1.3:
+ * the key exists outside any one piece of hardware) — and `user` (user presence, which WebAuthn always tests), plus
+ * `mfa` when the authenticator verified the user (PIN or biometric): the key and that verification are two factors.
+ * The acr classes each meets are in oauth/acr.ts.
  */
-export function passkeyAmr(userVerified: boolean): string[] {
-  return userVerified ? ["hwk", "user", "mfa"] : ["hwk", "user"];
+export function passkeyAmr(assertion: { userVerified: boolean; deviceType: "singleDevice" | "multiDevice" }): string[] {
+  const key = assertion.deviceType === "multiDevice" ? "swk" : "hwk";
+  return assertion.userVerified ? [key, "user", "mfa"] : [key, "user"];
 }
 
 /** Whether email-link sign-in is open to a user, by the EMAIL_LINK_SIGN_IN setting and how many passkeys they have. */

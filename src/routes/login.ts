@@ -8,6 +8,8 @@ import { errorText, log } from "../lib/log";
 import type { Challenge, ChallengeOutcome } from "../objects/challenges";
 import { challengeStoreFor, newChallengeId, userSessionsFor } from "../objects/locate";
 import { formatSessionCookie, newSessionId } from "../objects/sessions";
+import { EMAIL_LINK_AMR } from "../oauth/acr";
+import type { PendingAuthorization } from "../oauth/authorize/pending";
 import { OAuthError } from "../oauth/errors";
 import { passkeysPossibleOn } from "../oauth/webauthn";
 import { errorPage } from "../ui/error-page";
@@ -16,7 +18,7 @@ import { endReplacedSession, sessionCookie } from "./support/browser-session";
 import { csrfTokenFor, readCookie, setCookie, verifyFormPost } from "./support/cookies";
 import { frontChannel } from "./support/errors";
 import { clientOfPending, loadInteraction, pageError } from "./support/interactions";
-import { emailLinkOpenTo, passkeyOfferLocation } from "./support/passkey-policy";
+import { emailLinkOpenTo, passkeyOfferLocation, signInMethodsFor } from "./support/passkey-policy";
 import { readParams } from "./support/params";
 import { htmlResponse, redirectResponse } from "./support/respond";
 import { clientAddress, enforceRateLimit, withinRateLimit } from "./support/rate-limit";
@@ -38,8 +40,9 @@ async function signInForm(
   status = 200,
 ): Promise<Response> {
   let clientName: string | null = null;
+  let pending: PendingAuthorization | null = null;
   if (input.interaction !== null) {
-    const pending = await loadInteraction(env, input.interaction);
+    pending = await loadInteraction(env, input.interaction);
     clientName = (await clientOfPending(env, pending)).client_name;
   }
   const csrf = csrfTokenFor(request, issuerOf(env, request));
@@ -50,6 +53,7 @@ async function signInForm(
     clientName,
     error: input.error,
     passkeys: passkeysPossibleOn(issuerOf(env, request)),
+    methods: signInMethodsFor(pending),
   });
   return htmlResponse(html, { status, headers: csrf.setCookie ? { "set-cookie": csrf.setCookie } : {} });
 }
@@ -75,7 +79,7 @@ export function sendLoginLink(request: Request, env: Env): Promise<Response> {
     const params = await readParams(request, "body");
     await verifyFormPost(request, issuer, params.csrf_token);
     const interaction = params.interaction ?? null;
-    if (interaction !== null) await loadInteraction(env, interaction);
+    if (interaction !== null && signInMethodsFor(await loadInteraction(env, interaction)) === "passkey_only") throw pageError(PASSKEY_REQUIRED, 403);
     const submitted = (params.email ?? "").trim();
     if (!isEmailAddress(submitted)) {
       return signInForm(request, env, { interaction, email: submitted.slice(0, 254), error: "Enter a valid email address." }, 400);
@@ -126,6 +130,8 @@ async function requestedHere(request: Request, issuer: string, challenge: Challe
 }
 
 const LINK_UNUSABLE = "This sign-in link has expired or was already used. Ask for a new one.";
+/** The request's essential acr is one only a passkey meets (routes/support/passkey-policy.ts). */
+const PASSKEY_REQUIRED = "This application asks for a sign-in with a passkey; an email link cannot be used for it. Go back and choose \u201cSign in with a passkey\u201d.";
 /** EMAIL_LINK_SIGN_IN=without_passkey and the user has a passkey. */
 const PASSKEY_ACCOUNT = "This account signs in with a passkey. Go back to the sign-in page and choose “Sign in with a passkey”.";
 
@@ -210,8 +216,7 @@ async function completeSignIn(
       sid: outcome.sessionId,
       userId: user.id,
       authTime: Math.floor(Date.now() / 1000),
-      // RFC 8176 has no value for an emailed link ("otp" means HOTP/TOTP); "email" says what was proven.
-      amr: ["email"],
+      amr: [EMAIL_LINK_AMR],
       acr: null,
     });
     if (!result.created) throw pageError(LINK_UNUSABLE);

@@ -217,7 +217,7 @@ export function finishPasskeySignIn(request: Request, env: Env): Promise<Respons
         sid: outcome.sessionId,
         userId: user.id,
         authTime: Math.floor(Date.now() / 1000),
-        amr: passkeyAmr(verified.userVerified),
+        amr: passkeyAmr(verified),
         acr: null,
       });
       if (!created.created) throw new PasskeyProblem("Passkey sign-in expired", "This passkey sign-in was already used. Try again.", back);

@@ -15,6 +15,8 @@ export interface SignInPageInput {
   error?: string;
   /** Whether passkeys can work on this issuer (a domain, not an IP address): else no passkey button. */
   passkeys: boolean;
+  /** What the request's acr allows (routes/support/passkey-policy.ts): both methods, the passkey first, or only it. */
+  methods: "either" | "passkey_first" | "passkey_only";
 }
 
 /**
@@ -27,14 +29,19 @@ export function signInPage(input: SignInPageInput): SafeHtml {
     "Sign in",
     html`${input.clientName ? html`<p>to continue to <strong>${input.clientName}</strong></p>` : null}
 ${input.error ? html`<p class="error" role="alert">${input.error}</p>` : null}
-${input.passkeys ? passkeySignInForm({ csrfToken: input.csrfToken, interaction: input.interaction, only: false }) : null}
-<form method="post" action="/login">
+${input.methods === "either" ? null : html`<p class="notice">${input.clientName ?? "The application"} asks you to sign in with a passkey, which cannot be phished.</p>`}
+${input.passkeys ? passkeySignInForm({ csrfToken: input.csrfToken, interaction: input.interaction, only: input.methods === "passkey_only" }) : null}
+${
+  input.methods === "passkey_only"
+    ? html`<p class="muted">${input.passkeys ? "No passkey yet?" : "Passkeys cannot be used at this address."} <a href="/login">Sign in by email</a>, add a passkey on your account page, then start again from the application.</p>`
+    : html`<form method="post" action="/login">
 ${hidden("csrf_token", input.csrfToken)}
 ${hidden("interaction", input.interaction)}
 <label for="email">Email address</label>
 <input type="email" id="email" name="email" value="${input.email}" required autocomplete="${input.passkeys ? "username webauthn" : "email"}" autofocus maxlength="254">
 <button type="submit">Email me a sign-in link</button>
-</form>
+</form>`
+}
 ${passkeyScriptTag()}`,
   );
 }

@@ -104,7 +104,7 @@ describe.skipIf(!available)("passkeys in headless Chromium with a virtual authen
   }
 
   /** An authorization request from openid-client, opened in the page: resolves with what the RP learns. */
-  async function authorization() {
+  async function authorization(extra: Record<string, string> = {}) {
     const codeVerifier = client.randomPKCECodeVerifier();
     const state = client.randomState();
     const nonce = client.randomNonce();
@@ -115,6 +115,7 @@ describe.skipIf(!available)("passkeys in headless Chromium with a virtual authen
       code_challenge_method: "S256",
       state,
       nonce,
+      ...extra,
     });
     return {
       url,
@@ -142,7 +143,7 @@ describe.skipIf(!available)("passkeys in headless Chromium with a virtual authen
     await Promise.all([page.waitForURL(where), button.click()]);
   }
 
-  it("email sign-in → 'Sign in faster next time' → a passkey → sign out → 'Sign in with a passkey', no email → an ID token with the passkey amr", async () => {
+  it("email sign-in → 'Sign in faster next time' → a passkey → sign out → 'Sign in with a passkey', no email → an ID token with the passkey amr and acr", async () => {
     await conditionalMediation(false);
     // 1. The first sign-in is by email; the sign-in page also shows the passkey button (the script found WebAuthn).
     const first = await authorization();
@@ -178,7 +179,8 @@ describe.skipIf(!available)("passkeys in headless Chromium with a virtual authen
 
     // 4. Back with the passkey button: no email typed, no mail sent, consent remembered, straight to the app.
     const mailBefore = (await (await fetch(`${server.issuer}/dev/mailbox?to=${encodeURIComponent(email)}`)).json()) as unknown[];
-    const second = await authorization();
+    // The app asks for a phishing-resistant, hardware-protected sign-in (OpenID EAP ACR values; acr_values is voluntary).
+    const second = await authorization({ acr_values: "phrh" });
     await page.goto(second.url.href);
     expect(new URL(page.url()).pathname).toBe("/login");
     const button = page.locator("button", { hasText: "Sign in with a passkey" });
@@ -187,6 +189,7 @@ describe.skipIf(!available)("passkeys in headless Chromium with a virtual authen
     const passkeyLogin = await second.redeem();
     expect(passkeyLogin.claims.sub).toBe(userId);
     expect(passkeyLogin.claims.amr).toEqual(["hwk", "user", "mfa"]);
+    expect(passkeyLogin.claims.acr).toBe("phrh");
     expect(passkeyLogin.claims.auth_time).toBeGreaterThanOrEqual(emailLogin.claims.auth_time!);
     const mailAfter = (await (await fetch(`${server.issuer}/dev/mailbox?to=${encodeURIComponent(email)}`)).json()) as unknown[];
     expect(mailAfter).toHaveLength(mailBefore.length);

@@ -1,6 +1,8 @@
 import { issuerOf, loadConfig } from "../../config";
 import { listPasskeys } from "../../db/passkeys";
 import type { Env } from "../../env";
+import { emailLinkMeets } from "../../oauth/acr";
+import type { PendingAuthorization } from "../../oauth/authorize/pending";
 import { emailLinkAllowed, passkeysPossibleOn } from "../../oauth/webauthn";
 import { readCookie, setCookie } from "./cookies";
 
@@ -45,4 +47,17 @@ export async function emailLinkOpenTo(env: Env, userId: string): Promise<boolean
   const setting = loadConfig(env).emailLinkSignIn;
   if (setting === "always") return true;
   return emailLinkAllowed(setting, (await listPasskeys(env.DB, userId)).length);
+}
+
+/**
+ * The sign-in methods the sign-in page offers for a request: both; the passkey first, when the client asked (voluntarily)
+ * for a class only a passkey meets (`acr_values=phr`); only the passkey, when that class is essential (OIDC Core
+ * §5.5.1.1) — an email link could never answer it, so none is sent.
+ */
+export type SignInMethods = "either" | "passkey_first" | "passkey_only";
+
+export function signInMethodsFor(pending: PendingAuthorization | null): SignInMethods {
+  const acr = pending?.acr ?? null;
+  if (emailLinkMeets(acr)) return "either";
+  return acr!.essential ? "passkey_only" : "passkey_first";
 }
