@@ -2,8 +2,9 @@ import { getClient, type StoredClient } from "../../db/clients";
 import { userForGrant, type User } from "../../db/users";
 import type { Env } from "../../env";
 import { verifyWithPublishedKeys } from "../../objects/key-cache";
-import { tokenFamilyFor } from "../../objects/locate";
+import { clientTokensFor, tokenFamilyFor } from "../../objects/locate";
 import { familyIdOfRefreshToken, type FamilyInfo, type InspectResult } from "../../objects/token-family";
+import { clientGrantOf, registrationOfClientGrant } from "../../oauth/client-grant";
 import { bearerInvalidRequest, bearerTokenOf, presentedToken } from "../../oauth/bearer";
 import { OAuthError } from "../../oauth/errors";
 import { grantHasUser, whyGrantIsNotGood, whyTokenIsNotGood } from "../../oauth/token-validity";
@@ -46,6 +47,8 @@ export async function readAccessToken(request: Request, realm: string): Promise<
 export async function activeAccessToken(env: Env, issuer: string, token: string): Promise<ActiveAccessToken | null> {
   const claims = await verifyAccessToken((jwt, options) => verifyWithPublishedKeys(env, jwt, options), issuer, token);
   if (claims === null) return null;
+  const clientGrant = registrationOfClientGrant(claims.gid);
+  if (clientGrant !== null) return activeClientToken(env, claims, clientGrant);
   const family = tokenFamilyFor(env, claims.gid);
   if (family === null) return null;
   // A user's token carries auth_time; a client's own token (client_credentials) does not and has no user to read.
@@ -54,6 +57,15 @@ export async function activeAccessToken(env: Env, issuer: string, token: string)
   const facts = { claims, grant, client, holder: grant.active && grantHasUser(grant.grant) ? (holder ?? null) : undefined };
   if (whyTokenIsNotGood(facts) !== null || !grant.active) return null;
   return { claims, grant: grant.grant, user: holder?.user ?? null };
+}
+
+/** A client's own token (client_credentials): its grant is the client's registration, its revocation a jti in the client's list. */
+async function activeClientToken(env: Env, claims: AccessTokenClaims, registeredAt: number): Promise<ActiveAccessToken | null> {
+  const [revoked, client] = await Promise.all([clientTokensFor(env, claims.client_id).isAccessTokenRevoked(claims.jti), getClient(env.DB, claims.client_id)]);
+  const grant = clientGrantOf(claims, registeredAt);
+  const check = revoked ? ({ active: false } as const) : ({ active: true, grant } as const);
+  if (whyTokenIsNotGood({ claims, grant: check, client }) !== null) return null;
+  return { claims, grant, user: null };
 }
 
 /**
