@@ -22,6 +22,11 @@ export interface Client {
   refresh_token_reuse_interval: number | null;
   /** "scope": the ID token carries the user claims of the granted scopes; "minimal": only those the claims request names. */
   id_token_claims: "scope" | "minimal";
+  /** RFC 7591 §2 links shown on the sign-in and consent pages (https only). */
+  logo_uri: string | null;
+  client_uri: string | null;
+  policy_uri: string | null;
+  tos_uri: string | null;
   client_id_issued_at: number;
   updated_at: number;
 }
@@ -57,6 +62,10 @@ interface ClientRow {
   dpop_bound_access_tokens: number;
   refresh_token_reuse_interval: number | null;
   id_token_claims: string;
+  logo_uri: string | null;
+  client_uri: string | null;
+  policy_uri: string | null;
+  tos_uri: string | null;
   created_at: number;
   updated_at: number;
 }
@@ -80,6 +89,10 @@ function toClient(row: ClientRow): StoredClient {
     dpop_bound_access_tokens: row.dpop_bound_access_tokens === 1,
     refresh_token_reuse_interval: row.refresh_token_reuse_interval,
     id_token_claims: row.id_token_claims === "minimal" ? "minimal" : "scope",
+    logo_uri: row.logo_uri ?? null,
+    client_uri: row.client_uri ?? null,
+    policy_uri: row.policy_uri ?? null,
+    tos_uri: row.tos_uri ?? null,
     client_id_issued_at: Math.floor(row.created_at / 1000),
     updated_at: Math.floor(row.updated_at / 1000),
     secret_hash: row.secret_hash,
@@ -137,6 +150,10 @@ function metadataColumns(fields: ClientFields): Array<[string, string | number |
     ["dpop_bound_access_tokens", fields.dpop_bound_access_tokens ? 1 : 0],
     ["refresh_token_reuse_interval", fields.refresh_token_reuse_interval],
     ["id_token_claims", fields.id_token_claims],
+    ["logo_uri", fields.logo_uri],
+    ["client_uri", fields.client_uri],
+    ["policy_uri", fields.policy_uri],
+    ["tos_uri", fields.tos_uri],
   ];
 }
 

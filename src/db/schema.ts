@@ -56,6 +56,11 @@ export const clients = sqliteTable("clients", {
   updatedAt: integer("updated_at").notNull().default(now),
   /** Which user claims the ID token carries: "scope" (those of the granted scopes) or "minimal" (only those the claims request names). */
   idTokenClaims: text("id_token_claims").notNull().default("scope"),
+  /** RFC 7591 §2: shown on the sign-in and consent pages; https URLs only (oauth/client-metadata.ts). */
+  logoUri: text("logo_uri"),
+  clientUri: text("client_uri"),
+  policyUri: text("policy_uri"),
+  tosUri: text("tos_uri"),
 });
 
 export const passkeys = sqliteTable(
@@ -127,6 +132,9 @@ export const devMailbox = sqliteTable(
     subject: text("subject").notNull(),
     text: text("text").notNull(),
     link: text("link"),
+    /** The sender (EMAIL_FROM) and the HTML part beside the text. */
+    from: text("from"),
+    html: text("html"),
     sentAt: integer("sent_at").notNull(),
   },
   (t) => [index("dev_mailbox_to").on(t.to, t.sentAt)],

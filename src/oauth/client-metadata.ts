@@ -65,6 +65,10 @@ export const clientMetadataSchema = z.object({
   skip_consent: z.optional(z.boolean()),
   refresh_token_reuse_interval: z.optional(z.nullable(z.int().check(z.minimum(0, "must be 0 or more"), z.maximum(MAX_REUSE_INTERVAL, `must be at most ${MAX_REUSE_INTERVAL} seconds`)))),
   id_token_claims: z.optional(z.enum(ID_TOKEN_CLAIMS)),
+  logo_uri: z.optional(z.nullable(text(MAX_URI_LENGTH))),
+  client_uri: z.optional(z.nullable(text(MAX_URI_LENGTH))),
+  policy_uri: z.optional(z.nullable(text(MAX_URI_LENGTH))),
+  tos_uri: z.optional(z.nullable(text(MAX_URI_LENGTH))),
 });
 
 export type ClientMetadataInput = z.infer<typeof clientMetadataSchema>;
@@ -146,6 +150,10 @@ export function newClientFields(input: ClientMetadataInput): ClientFields {
     dpop_bound_access_tokens: false,
     refresh_token_reuse_interval: input.refresh_token_reuse_interval ?? null,
     id_token_claims: input.id_token_claims ?? "scope",
+    logo_uri: input.logo_uri ?? null,
+    client_uri: input.client_uri ?? null,
+    policy_uri: input.policy_uri ?? null,
+    tos_uri: input.tos_uri ?? null,
   });
 }
 
@@ -174,6 +182,10 @@ export function updatedClientFields(current: Client, input: ClientMetadataInput)
     dpop_bound_access_tokens: current.dpop_bound_access_tokens,
     refresh_token_reuse_interval: input.refresh_token_reuse_interval === undefined ? current.refresh_token_reuse_interval : input.refresh_token_reuse_interval,
     id_token_claims: input.id_token_claims ?? current.id_token_claims,
+    logo_uri: input.logo_uri === undefined ? current.logo_uri : input.logo_uri,
+    client_uri: input.client_uri === undefined ? current.client_uri : input.client_uri,
+    policy_uri: input.policy_uri === undefined ? current.policy_uri : input.policy_uri,
+    tos_uri: input.tos_uri === undefined ? current.tos_uri : input.tos_uri,
   });
 }
 
@@ -221,11 +233,39 @@ function finalize(fields: ClientFields): ClientFields {
     throw metadataError("token_endpoint_auth_method: private_key_jwt requires jwks or jwks_uri");
   }
 
+  for (const member of PAGE_URIS) {
+    const uri = out[member];
+    const problem = uri === null ? null : pageUriProblem(uri);
+    if (problem !== null) throw metadataError(`${member}: ${problem}`);
+  }
+
   const scopes = parseScope(out.scope);
   if (scopes === null) throw metadataError("scope: must be space-separated scope tokens (RFC 6749 §3.3)");
   if (scopes.length === 0) throw metadataError("scope: must name at least one scope");
   out.scope = scopes.join(" ");
   return out;
+}
+
+/** The RFC 7591 §2 URIs the sign-in and consent pages show (an image, and links a person follows). */
+const PAGE_URIS = ["logo_uri", "client_uri", "policy_uri", "tos_uri"] as const;
+
+/**
+ * Why `uri` cannot be shown on the pages, or null: it must be an absolute https URL with a host and no credentials
+ * or whitespace — never http (the pages are https: a logo over http is mixed content, a link over http can be
+ * rewritten on the way), never javascript: or data:. The pages escape it like any value (the `html` template).
+ */
+export function pageUriProblem(uri: string): string | null {
+  if (/[\s\u0000-\u001f\u007f]/.test(uri)) return "must not contain whitespace or control characters";
+  let url: URL;
+  try {
+    url = new URL(uri);
+  } catch {
+    return "must be an absolute https URL";
+  }
+  if (url.protocol !== "https:" || !/^https:\/\/[^/?#\\]/i.test(uri)) return "must be an absolute https URL";
+  if (url.hostname === "") return "must name a host";
+  if (url.username !== "" || url.password !== "") return "must not contain credentials";
+  return null;
 }
 
 /** Whether the client authenticates with a shared secret, so one is issued and stored hashed (C13). */

@@ -17,7 +17,7 @@ import { clientAddress, enforceRateLimit } from "./support/rate-limit";
 /** GET and POST /authorize (RFC 6749 §4.1, OIDC Core §3.1.2), and /authorize/resume, where sign-in returns to. */
 
 export function authorize(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
-  return frontChannel(async () => {
+  return frontChannel(request, env, async (page) => {
     const config = loadConfig(env);
     const limited = enforceRateLimit(env, `authorize:ip:${clientAddress(env, request)}`, config.rateLimitAuthorize);
     limited.catch(() => undefined); // awaited below; a request that fails first must not leave it unhandled
@@ -26,6 +26,7 @@ export function authorize(request: Request, env: Env, ctx: ExecutionContext): Pr
     const params = await readParams(request, "either").catch((error: unknown) => {
       throw error instanceof OAuthError ? new UntrustedRequestError(error.code, error.description, { status: error.status }) : error;
     });
+    page.use(params.ui_locales); // an error page for this request speaks the user's language too
     // Side by side, each one round trip: the rate limit, the client, the browser's session and the consent its user
     // gave this client. What a refusal makes unnecessary is a read wasted, never a write.
     const session = currentSession(env, request);
@@ -54,9 +55,10 @@ export function authorize(request: Request, env: Env, ctx: ExecutionContext): Pr
 
 /** GET /authorize/resume?interaction=ID: decides again with the new session. */
 export function resumeAuthorization(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
-  return frontChannel(async () => {
+  return frontChannel(request, env, async (page) => {
     const id = new URL(request.url).searchParams.get("interaction");
     const pending = await loadInteraction(env, id);
+    page.use(pending.uiLocales);
     const client = await clientOfPending(env, pending);
     return answeringClient(issuerOf(env, request), pending, () => continueAuthorization(env, ctx, request, client, pending, id!, { consentGiven: false }));
   });

@@ -5,6 +5,7 @@ import { SUPPORTED_ACR_VALUES } from "../oauth/acr";
 import { CLIENT_ASSERTION_ALGS } from "../oauth/client-assertion";
 import { SUPPORTED_CLAIMS, SUPPORTED_SCOPES } from "../oauth/claims";
 import { GRANT_TYPES, ID_TOKEN_SIGNING_ALGS, TOKEN_ENDPOINT_AUTH_METHODS } from "../oauth/client-metadata";
+import { LANGUAGES } from "../ui/i18n";
 
 /**
  * Provider metadata: OIDC Discovery 1.0 §3 at /.well-known/openid-configuration and RFC 8414 §2 at
@@ -56,6 +57,9 @@ export function providerMetadata(issuer: string) {
     prompt_values_supported: ["none", "login", "consent", "select_account"],
     // RFC 9207 §3: `iss` is in every authorization response.
     authorization_response_iss_parameter_supported: true,
+    // The languages of the pages and emails (ui/i18n/): ui_locales on /authorize and /logout picks among them.
+    // No claims_locales_supported: claims are returned as stored, never in language-tagged variants.
+    ui_locales_supported: [...LANGUAGES],
   };
 }
 

@@ -7,10 +7,11 @@ import { invalidRequest } from "../oauth/errors";
 import * as z from "zod/mini";
 import { param, parseWith } from "../oauth/schema";
 import { verifyIdTokenHint } from "../oauth/tokens";
-import { logoutConfirmPage, signedOutPage, stillSignedInPage } from "../ui/logout";
+import { logoutConfirmPage, notSignedInPage, signedOutPage, stillSignedInPage } from "../ui/logout";
 import { currentSession, sessionCookie, type CurrentSession } from "./support/browser-session";
 import { csrfTokenFor, isSameOriginPost, verifyFormPost } from "./support/cookies";
 import { frontChannel } from "./support/errors";
+import type { PageContext } from "./support/page-view";
 import { readParams } from "./support/params";
 import { htmlResponse, redirectResponse } from "./support/respond";
 
@@ -29,8 +30,9 @@ const LogoutRequest = z.object({
   client_id: z.optional(param(256)),
   post_logout_redirect_uri: z.optional(param(2048)),
   state: z.optional(param(1024)),
-  // Accepted and not used: this OP has one language and identifies the session by its cookie.
+  // §2: the languages of the pages shown here (the logout pages speak the first the OP has).
   ui_locales: z.optional(param(256)),
+  // Accepted and not used: the session is identified by its cookie.
   logout_hint: z.optional(param(1024)),
 });
 
@@ -40,6 +42,7 @@ const LogoutConfirmation = z.object({
   client_id: z.optional(param(256)),
   post_logout_redirect_uri: z.optional(param(2048)),
   state: z.optional(param(1024)),
+  ui_locales: z.optional(param(256)),
 });
 
 interface LogoutTarget {
@@ -91,11 +94,11 @@ async function endSession(env: Env, session: CurrentSession | null, reason: stri
 }
 
 /**
- * After logout: the registered redirect with `state` (§3), or the "signed out" page. The session cookie is cleared only
- * when `confirmed` — a session was ended on the user's word or by a hint naming them — never on a request that
- * merely arrived without it.
+ * After logout: the registered redirect with `state` (§3), or a page — "signed out" when a session was `ended`, else
+ * "not signed in". The session cookie is cleared only when `confirmed` — a session was ended on the user's word or by
+ * a hint naming them — never on a request that merely arrived without it.
  */
-function finish(env: Env, request: Request, target: LogoutTarget, confirmed: boolean): Response {
+function finish(env: Env, request: Request, page: PageContext, target: LogoutTarget, confirmed: boolean, ended = confirmed): Response {
   const headers: Record<string, string> = confirmed ? { "set-cookie": sessionCookie(env, request, null) } : {};
   if (target.redirectUri !== null) {
     // Registered URIs carry no fragment (client-metadata.ts), so a query parameter can be appended as is.
@@ -103,7 +106,8 @@ function finish(env: Env, request: Request, target: LogoutTarget, confirmed: boo
       target.state === null ? target.redirectUri : `${target.redirectUri}${target.redirectUri.includes("?") ? "&" : "?"}state=${encodeURIComponent(target.state)}`;
     return redirectResponse(location, headers);
   }
-  return htmlResponse(signedOutPage(), { headers });
+  // "Signed out" only when a session was ended; a request that found none says so.
+  return htmlResponse(ended ? signedOutPage(page.view) : notSignedInPage(page.view), { headers });
 }
 
 function queryOf(params: Record<string, string | undefined>): URLSearchParams {
@@ -112,8 +116,9 @@ function queryOf(params: Record<string, string | undefined>): URLSearchParams {
 
 /** GET and POST /logout (RP-Initiated Logout §2). */
 export function logout(request: Request, env: Env): Promise<Response> {
-  return frontChannel(async () => {
+  return frontChannel(request, env, async (page) => {
     const params = parseWith(LogoutRequest, await readParams(request, "either"));
+    page.use(params.ui_locales);
     const target = await resolveTarget(env, request, params);
     const session = await currentSession(env, request);
     if (session === null && request.method === "POST" && !isSameOriginPost(request, issuerOf(env, request))) {
@@ -121,33 +126,36 @@ export function logout(request: Request, env: Env): Promise<Response> {
       // a top-level navigation, which does carry it: there the session is seen and the user asked (or the hint honoured).
       return redirectResponse(`/logout?${queryOf(params)}`);
     }
-    if (session === null) return finish(env, request, target, false); // nothing to end, nothing to ask
+    if (session === null) return finish(env, request, page, target, false); // nothing to end, nothing to ask
     // Tied to a valid ID token of the signed-in user: no question to ask.
     if (target.hintSub !== null && target.hintSub === session.userId) {
       await endSession(env, session, "rp_initiated_logout");
-      return finish(env, request, target, true);
+      return finish(env, request, page, target, true);
     }
     const csrf = csrfTokenFor(request, issuerOf(env, request));
-    const page = logoutConfirmPage({
+    const html = logoutConfirmPage(page.view, {
       clientName: target.client?.client_name ?? null,
       csrfToken: csrf.token,
       clientId: target.client?.client_id ?? null,
       postLogoutRedirectUri: target.redirectUri,
       state: target.state,
+      uiLocales: params.ui_locales ?? null,
     });
-    return htmlResponse(page, { headers: csrf.setCookie === null ? {} : { "set-cookie": csrf.setCookie } });
+    return htmlResponse(html, { headers: csrf.setCookie === null ? {} : { "set-cookie": csrf.setCookie } });
   });
 }
 
 /** POST /logout/confirm: the user's answer to "Sign out?". Only "yes" with a valid CSRF token ends the session. */
 export function logoutConfirm(request: Request, env: Env): Promise<Response> {
-  return frontChannel(async () => {
+  return frontChannel(request, env, async (page) => {
     const params = parseWith(LogoutConfirmation, await readParams(request, "body"));
+    page.use(params.ui_locales);
     await verifyFormPost(request, issuerOf(env, request), params.csrf_token);
     // The form's values are checked again: a hidden field is as untrusted as a query parameter.
     const target = await resolveTarget(env, request, params);
-    if (params.decision === "no") return htmlResponse(stillSignedInPage());
-    await endSession(env, await currentSession(env, request), "rp_initiated_logout");
-    return finish(env, request, target, true);
+    if (params.decision === "no") return htmlResponse(stillSignedInPage(page.view));
+    const session = await currentSession(env, request);
+    await endSession(env, session, "rp_initiated_logout");
+    return finish(env, request, page, target, true, session !== null);
   });
 }

@@ -23,6 +23,10 @@ export const CLIENT_DEFAULTS: ClientFields = {
   dpop_bound_access_tokens: false,
   refresh_token_reuse_interval: null,
   id_token_claims: "scope",
+  logo_uri: null,
+  client_uri: null,
+  policy_uri: null,
+  tos_uri: null,
 };
 
 export async function registerClient(fields: Partial<ClientFields>, secretHash: string | null, idPrefix = "client"): Promise<StoredClient> {

@@ -14,6 +14,7 @@ import { OAuthError } from "../../oauth/errors";
 import { grantableScope } from "../../oauth/scope-policy";
 import { currentSession, recordSessionClient, type CurrentSession } from "./browser-session";
 import { completeInteraction, startInteraction } from "./interactions";
+import { viewFor } from "./page-view";
 import { authorizationResponse, redirectResponse } from "./respond";
 
 /**
@@ -134,5 +135,5 @@ async function issueCode(
   const params: Record<string, string> = { code };
   if (pending.state !== null) params.state = pending.state;
   params.iss = issuerOf(env, request);
-  return authorizationResponse(pending.redirectUri, pending.responseMode, params);
+  return authorizationResponse(pending.redirectUri, pending.responseMode, params, viewFor(env, request, pending.uiLocales).t);
 }
