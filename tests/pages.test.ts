@@ -21,7 +21,7 @@ const placeholders = (text: string) => [...text.matchAll(PLACEHOLDERS)].map((m) 
 /** The Worker with some settings changed (settings are read per env object). */
 function withSettings(settings: Record<string, string>) {
   const changed = { ...env, ...settings } as Env;
-  return (path: string, init: RequestInit = {}): Promise<Response> =>
+  return async (path: string, init: RequestInit = {}): Promise<Response> =>
     worker.fetch(new Request(new URL(path, ORIGIN), { redirect: "manual", ...init }) as Parameters<typeof worker.fetch>[0], changed, createExecutionContext());
 }
 

@@ -1,9 +1,10 @@
 import { html, type SafeHtml } from "./html";
-import { supportLink, titledPage, type Page, type View } from "./layout";
+import { titledPage, type Page, type View } from "./layout";
 
 /**
  * The one error page of the front channel: a title that says what happened, what to do next (a button when there is
- * somewhere to go), the operator's support contact, and — folded away — the technical details (the OAuth error code).
+ * somewhere to go), and — folded away — the technical details (the OAuth error code). The operator's support contact
+ * is at the foot of every page.
  */
 
 export interface ErrorPageInput {
@@ -16,13 +17,12 @@ export interface ErrorPageInput {
 }
 
 export function errorPage(view: View, input: ErrorPageInput): Page {
-  const { t, brand } = view;
+  const { t } = view;
   return titledPage(
     view,
     input.title,
     html`<p>${input.message}</p>
 ${input.action ? html`<p><a class="button" href="${input.action.href}">${input.action.label}</a></p>` : null}
-${brand.support ? html`<p class="muted">${t.html("error.contact", { contact: supportLink(brand.support) })}</p>` : null}
 ${
   input.details
     ? html`<details class="technical"><summary>${t.text("error.details")}</summary>

@@ -70,7 +70,7 @@ const STYLE = trustedHtml(`
   li.passkey details form { display: block; }
   summary { display: flex; align-items: center; min-height: 44px; cursor: pointer; color: var(--link); }
   details.technical { margin-top: 1.5rem; } details.technical code { overflow-wrap: anywhere; }
-  code, pre { background: var(--code); border-radius: 4px; }
+  code, pre { background: var(--code); border-radius: 4px; overflow-wrap: anywhere; }
   dl { display: grid; grid-template-columns: max-content 1fr; gap: .25rem 1rem; }
   dt { color: var(--muted); } dd { margin: 0; overflow-wrap: anywhere; }
 `);

@@ -70,7 +70,6 @@ export const en = {
 
   "error.details": "Technical details",
   "error.code": "Error code: {code}",
-  "error.contact": "If this keeps happening, contact {contact}.",
   "action.startAgain": "Back to sign-in",
   "action.newLink": "Get a new link",
   "action.home": "Go to your account",

@@ -68,7 +68,6 @@ export const ja: Catalogue = {
 
   "error.details": "技術的な詳細",
   "error.code": "エラーコード: {code}",
-  "error.contact": "問題が続く場合は {contact} にお問い合わせください。",
   "action.startAgain": "ログインに戻る",
   "action.newLink": "新しいリンクを受け取る",
   "action.home": "アカウントへ",
