@@ -96,6 +96,7 @@ export const getClientRoute: AdminHandler = async (request, env) => {
 const METADATA_MEMBERS = [
   "client_name", "redirect_uris", "post_logout_redirect_uris", "grant_types", "response_types", "token_endpoint_auth_method",
   "scope", "jwks", "jwks_uri", "id_token_signed_response_alg", "skip_consent", "refresh_token_reuse_interval",
+  "backchannel_logout_uri", "backchannel_logout_session_required",
 ] as const satisfies readonly (keyof ClientFields)[];
 
 function changedMembers(before: StoredClient, after: ClientFields): string[] {
