@@ -50,6 +50,8 @@ export default defineConfig({
           include: ["tests/**/*.test.ts"],
           exclude: ["tests/e2e/**"],
           setupFiles: ["./tests/apply-migrations.ts"],
+          // A loopback RP receiver in Node for back-channel logout (the Worker POSTs Logout Tokens to it for real).
+          globalSetup: ["./tests/e2e/helpers/rp-receiver-setup.ts"],
         },
       },
       {

@@ -12,11 +12,19 @@ import {
   getClientRoute,
   listClientsRoute,
   listSigningKeys,
-  listUserSessions,
-  revokeAllUserSessions,
   rotateSigningKeys,
   updateClientRoute,
 } from "./routes/admin";
+import {
+  listLogoutDeadLetters,
+  listUserLogoutNotices,
+  listUserSessions,
+  redriveLogoutDeadLetters,
+  redriveUserLogoutNotices,
+  revokeAllUserSessions,
+  revokeUserConsent,
+  revokeUserSession,
+} from "./routes/admin-sessions";
 import { discovery } from "./routes/discovery";
 import { jwks } from "./routes/jwks";
 import { logout, logoutConfirm } from "./routes/logout";
@@ -72,6 +80,7 @@ router.get("/logout", (request, env) => logout(request, env));
 router.post("/logout", (request, env) => logout(request, env));
 router.post("/logout/confirm", (request, env) => logoutConfirm(request, env));
 
+
 // ── Admin API ──────────────────────────────────────────────────────────────────
 router.post("/admin/clients", admin(createClient));
 router.get("/admin/clients", admin(listClientsRoute));
@@ -80,6 +89,12 @@ router.patch("/admin/clients/:id", admin(updateClientRoute));
 router.delete("/admin/clients/:id", admin(deleteClientRoute));
 router.get("/admin/users/:id/sessions", admin(listUserSessions));
 router.post("/admin/users/:id/sessions/revoke-all", admin(revokeAllUserSessions));
+router.delete("/admin/users/:id/sessions/:sid", admin(revokeUserSession));
+router.delete("/admin/users/:id/consents/:client_id", admin(revokeUserConsent));
+router.get("/admin/users/:id/logout-notices", admin(listUserLogoutNotices));
+router.post("/admin/users/:id/logout-notices/redrive", admin(redriveUserLogoutNotices));
+router.get("/admin/logout-notices/dead-letters", admin(listLogoutDeadLetters));
+router.post("/admin/logout-notices/redrive", admin(redriveLogoutDeadLetters));
 router.get("/admin/keys", admin(listSigningKeys));
 router.post("/admin/keys/rotate", admin(rotateSigningKeys));
 

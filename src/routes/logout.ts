@@ -1,5 +1,5 @@
 import { issuerOf } from "../config";
-import { getClient, type StoredClient } from "../db/clients";
+import { clientSummaries, getClient, type StoredClient } from "../db/clients";
 import type { Env } from "../env";
 import { verifyWithPublishedKeys } from "../objects/key-cache";
 import { userSessionsFor } from "../objects/locate";
@@ -7,12 +7,14 @@ import { invalidRequest } from "../oauth/errors";
 import * as z from "zod/mini";
 import { param, parseWith } from "../oauth/schema";
 import { verifyIdTokenHint } from "../oauth/tokens";
-import { logoutConfirmPage, signedOutPage, stillSignedInPage } from "../ui/logout";
+import type { SafeHtml } from "../ui/html";
+import { NO_APPS, logoutConfirmPage, signedOutEverywherePage, signedOutPage, stillSignedInPage, type SessionApps } from "../ui/logout";
 import { currentSession, sessionCookie, type CurrentSession } from "./support/browser-session";
 import { csrfTokenFor, verifyFormPost } from "./support/cookies";
 import { frontChannel } from "./support/errors";
 import { readParams } from "./support/params";
 import { htmlResponse, redirectResponse } from "./support/respond";
+import { signOutEverywhere } from "./support/sign-out";
 
 
 /**
@@ -20,6 +22,9 @@ import { htmlResponse, redirectResponse } from "./support/respond";
  * signed-in user ends the session at once; any other request that would end a session asks the user first, and only
  * the confirmed, CSRF-checked POST to /logout/confirm ends it. The post-logout redirect goes only to a URI registered
  * for the client the request identifies (§3), with `state` echoed; otherwise the user gets a page, never a redirect.
+ * Ending the session queues a Back-Channel Logout notice for every client it signed in to (UserSessions, C21), sent
+ * after the answer, never before it; the pages name those apps. Grants outlive a plain logout (Back-Channel Logout
+ * §2.7); the confirmation page also offers "sign out everywhere", which ends them too (C22).
  */
 
 const LogoutRequest = z.object({
@@ -34,7 +39,7 @@ const LogoutRequest = z.object({
 
 const LogoutConfirmation = z.object({
   csrf_token: z.optional(param(64)),
-  decision: z.enum(["yes", "no"]),
+  decision: z.enum(["yes", "no", "everywhere"]),
   client_id: z.optional(param(256)),
   post_logout_redirect_uri: z.optional(param(2048)),
   state: z.optional(param(1024)),
@@ -83,13 +88,21 @@ async function resolveTarget(
   return { client, redirectUri, state: params.state ?? null, hintSub: hint?.sub ?? null };
 }
 
-async function endSession(env: Env, session: CurrentSession | null, reason: string): Promise<void> {
-  if (session === null) return;
-  await userSessionsFor(env, session.userId)?.revokeSession(session.sid, reason);
+/** Ends the session (its logout notices are queued with it); returns the clients it had signed in to. */
+async function endSession(env: Env, session: CurrentSession | null, reason: string): Promise<string[]> {
+  if (session === null) return [];
+  return (await userSessionsFor(env, session.userId)?.revokeSession(session.sid, reason))?.clients ?? [];
 }
 
-/** After logout: the registered redirect with `state` (§3), or the "signed out" page. The session cookie is cleared either way. */
-function finish(env: Env, request: Request, target: LogoutTarget): Response {
+/** The apps of a session by name, split by whether they are told of the logout (one D1 query, none without clients). */
+async function appsOf(env: Env, clientIds: string[]): Promise<SessionApps> {
+  if (clientIds.length === 0) return NO_APPS;
+  const clients = await clientSummaries(env.DB, clientIds);
+  return { told: clients.filter((c) => c.backchannel_logout).map((c) => c.client_name), notTold: clients.filter((c) => !c.backchannel_logout).map((c) => c.client_name) };
+}
+
+/** After logout: the registered redirect with `state` (§3), or the page. The session cookie is cleared either way. */
+function finish(env: Env, request: Request, target: LogoutTarget, page: SafeHtml = signedOutPage()): Response {
   const headers = { "set-cookie": sessionCookie(env, request, null) };
   if (target.redirectUri !== null) {
     // Registered URIs carry no fragment (client-metadata.ts), so a query parameter can be appended as is.
@@ -97,7 +110,7 @@ function finish(env: Env, request: Request, target: LogoutTarget): Response {
       target.state === null ? target.redirectUri : `${target.redirectUri}${target.redirectUri.includes("?") ? "&" : "?"}state=${encodeURIComponent(target.state)}`;
     return redirectResponse(location, headers);
   }
-  return htmlResponse(signedOutPage(), { headers });
+  return htmlResponse(page, { headers });
 }
 
 /** GET and POST /logout (RP-Initiated Logout §2). */
@@ -108,8 +121,8 @@ export function logout(request: Request, env: Env): Promise<Response> {
     const session = await currentSession(env, request);
     // Tied to a valid ID token of the signed-in user, or nothing to end: no question to ask.
     if (session === null || (target.hintSub !== null && target.hintSub === session.userId)) {
-      await endSession(env, session, "rp_initiated_logout");
-      return finish(env, request, target);
+      const clients = await endSession(env, session, "rp_initiated_logout");
+      return finish(env, request, target, target.redirectUri === null ? signedOutPage(await appsOf(env, clients)) : undefined);
     }
     const csrf = csrfTokenFor(request, issuerOf(env, request));
     const page = logoutConfirmPage({
@@ -118,6 +131,7 @@ export function logout(request: Request, env: Env): Promise<Response> {
       clientId: target.client?.client_id ?? null,
       postLogoutRedirectUri: target.redirectUri,
       state: target.state,
+      apps: await appsOf(env, session.session.clients),
     });
     return htmlResponse(page, { headers: csrf.setCookie === null ? {} : { "set-cookie": csrf.setCookie } });
   });
@@ -131,7 +145,13 @@ export function logoutConfirm(request: Request, env: Env): Promise<Response> {
     // The form's values are checked again: a hidden field is as untrusted as a query parameter.
     const target = await resolveTarget(env, request, params);
     if (params.decision === "no") return htmlResponse(stillSignedInPage());
-    await endSession(env, await currentSession(env, request), "rp_initiated_logout");
-    return finish(env, request, target);
+    const session = await currentSession(env, request);
+    if (params.decision === "everywhere") {
+      // The user's own "sign out everywhere": every session and every grant (C22), each app told (C21).
+      const ended = session === null ? 0 : (await signOutEverywhere(env, session.userId, { actor: session.userId, auditType: "user.grants_ended", reason: "user_signed_out_everywhere" })).sessions;
+      return finish(env, request, target, signedOutEverywherePage(ended));
+    }
+    const clients = await endSession(env, session, "rp_initiated_logout");
+    return finish(env, request, target, target.redirectUri === null ? signedOutPage(await appsOf(env, clients)) : undefined);
   });
 }
