@@ -30,6 +30,7 @@ import { jwks } from "./routes/jwks";
 import { logout, logoutConfirm } from "./routes/logout";
 import { introspect } from "./routes/introspect";
 import { revoke } from "./routes/revoke";
+import { redeemSessionToken, sessionTokenFetch, sessionTokenPage, sessionTokenPreflight } from "./routes/session-token";
 import { token } from "./routes/token";
 import { userinfo } from "./routes/userinfo";
 import { preflight, withCors } from "./routes/support/cors";
@@ -80,6 +81,13 @@ router.get("/logout", (request, env) => logout(request, env));
 router.post("/logout", (request, env) => logout(request, env));
 router.post("/logout/confirm", (request, env) => logoutConfirm(request, env));
 
+// ── One-time session token (C8) ────────────────────────────────────────────────
+router.get("/session-token", (request, env) => sessionTokenPage(request, env));
+router.post("/session-token", (request, env) => sessionTokenFetch(request, env));
+router.options("/session-token", (request) => sessionTokenPreflight(request));
+router.post("/session-token/redeem", redeemSessionToken);
+router.all("/session-token", () => methodNotAllowed("GET, POST"));
+router.all("/session-token/redeem", () => methodNotAllowed("POST"));
 
 // ── Admin API ──────────────────────────────────────────────────────────────────
 router.post("/admin/clients", admin(createClient));
