@@ -496,6 +496,9 @@ describe("with controlled time", () => {
       expect(await countOf(s.userId, "admin.user.consent_revoked")).toBe(1);
       expect((await adminFetch("DELETE", `/admin/users/not-a-real-user-0123/consents/${a.clientId}`)).status).toBe(404);
       expect((await adminFetch("DELETE", `/admin/users/${s.userId}/consents/bad%20id`)).status).toBe(404);
+      // A client that does not exist: 404, and nothing is written for it.
+      expect((await adminFetch("DELETE", `/admin/users/${s.userId}/consents/no-such-client-0123`)).status).toBe(404);
+      expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM grant_revocations WHERE user_id = ? AND client_id = 'no-such-client-0123'").bind(s.userId).first("n")).toBe(0);
     });
   });
 });

@@ -1,9 +1,9 @@
 import type { IRequest } from "itty-router";
 import { usersWithLogoutDeadLetters } from "../db/audit";
+import { getClient } from "../db/clients";
 import { revokeConsent } from "../db/consents";
 import { endGrantsIssuedBefore } from "../db/grant-revocations";
 import type { Env } from "../env";
-import { isClientId } from "../lib/ids";
 import { userSessionsFor } from "../objects/locate";
 import type { LogoutNoticeInfo, SessionInfo } from "../objects/sessions";
 import { adminActor, notFound, type AdminHandler } from "./support/admin-auth";
@@ -97,7 +97,8 @@ export const revokeUserConsent: AdminHandler = async (request, env) => {
   const userId = userIdOf(request);
   const clientId = String(request.params.client_id ?? "");
   if (userSessionsFor(env, userId) === null) throw notFound("user");
-  if (!isClientId(clientId)) throw notFound("client");
+  // Nothing is written for a client that does not exist (a mistyped id must not leave a row behind).
+  if ((await getClient(env.DB, clientId)) === null) throw notFound("client");
   const ended = await endGrantsIssuedBefore(env.DB, userId, clientId, Date.now(), {
     type: "admin.user.consent_revoked",
     actor: "admin-api",
