@@ -20,6 +20,8 @@ export interface Client {
   dpop_bound_access_tokens: boolean;
   /** Seconds within which a rotated refresh token is answered again with the same successor (null: the server's setting). */
   refresh_token_reuse_interval: number | null;
+  /** "scope": the ID token carries the user claims of the granted scopes; "minimal": only those the claims request names. */
+  id_token_claims: "scope" | "minimal";
   client_id_issued_at: number;
   updated_at: number;
 }
@@ -27,6 +29,11 @@ export interface Client {
 /** What the OP keeps besides the metadata: the secret's hash (C13), never the secret. */
 export interface StoredClient extends Client {
   secret_hash: string | null;
+  /**
+   * When this client_id was (re)registered, in ms. Grants remember the registration they were made under, so deleting a
+   * client and registering its client_id again revives none of the old grants (RFC 9700 §4.14).
+   */
+  registered_at: number;
 }
 
 export type ClientFields = Omit<Client, "client_id" | "client_id_issued_at" | "updated_at">;
@@ -49,6 +56,7 @@ interface ClientRow {
   skip_consent: number;
   dpop_bound_access_tokens: number;
   refresh_token_reuse_interval: number | null;
+  id_token_claims: string;
   created_at: number;
   updated_at: number;
 }
@@ -71,9 +79,11 @@ function toClient(row: ClientRow): StoredClient {
     skip_consent: row.skip_consent === 1,
     dpop_bound_access_tokens: row.dpop_bound_access_tokens === 1,
     refresh_token_reuse_interval: row.refresh_token_reuse_interval,
+    id_token_claims: row.id_token_claims === "minimal" ? "minimal" : "scope",
     client_id_issued_at: Math.floor(row.created_at / 1000),
     updated_at: Math.floor(row.updated_at / 1000),
     secret_hash: row.secret_hash,
+    registered_at: row.created_at,
   };
 }
 
@@ -116,6 +126,7 @@ function metadataColumns(fields: ClientFields): Array<[string, string | number |
     ["skip_consent", fields.skip_consent ? 1 : 0],
     ["dpop_bound_access_tokens", fields.dpop_bound_access_tokens ? 1 : 0],
     ["refresh_token_reuse_interval", fields.refresh_token_reuse_interval],
+    ["id_token_claims", fields.id_token_claims],
   ];
 }
 

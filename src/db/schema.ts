@@ -54,6 +54,8 @@ export const clients = sqliteTable("clients", {
   refreshTokenReuseInterval: integer("refresh_token_reuse_interval"),
   createdAt: integer("created_at").notNull().default(now),
   updatedAt: integer("updated_at").notNull().default(now),
+  /** Which user claims the ID token carries: "scope" (those of the granted scopes) or "minimal" (only those the claims request names). */
+  idTokenClaims: text("id_token_claims").notNull().default("scope"),
 });
 
 export const passkeys = sqliteTable(

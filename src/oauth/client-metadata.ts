@@ -2,6 +2,7 @@ import type { Client, ClientFields } from "../db/clients";
 import { isLoopbackHostname } from "../lib/loopback";
 import { OAuthError } from "./errors";
 import * as z from "zod/mini";
+import { ID_TOKEN_CLAIMS } from "./claims";
 import { firstProblem } from "./schema";
 import { parseScope } from "../lib/scope";
 
@@ -47,7 +48,7 @@ const jwks = z.object({
 });
 
 /**
- * What an operator may send (RFC 7591 names, plus `skip_consent`). Every member optional: on create the defaults
+ * What an operator may send (RFC 7591 names, plus `skip_consent` and `id_token_claims`). Every member optional: on create the defaults
  * apply, on update the stored value stays. `null` clears a nullable member. Unknown members are stripped.
  */
 export const clientMetadataSchema = z.object({
@@ -65,6 +66,7 @@ export const clientMetadataSchema = z.object({
   backchannel_logout_uri: z.optional(z.nullable(text(MAX_URI_LENGTH))),
   backchannel_logout_session_required: z.optional(z.boolean()),
   refresh_token_reuse_interval: z.optional(z.nullable(z.int().check(z.minimum(0, "must be 0 or more"), z.maximum(MAX_REUSE_INTERVAL, `must be at most ${MAX_REUSE_INTERVAL} seconds`)))),
+  id_token_claims: z.optional(z.enum(ID_TOKEN_CLAIMS)),
 });
 
 export type ClientMetadataInput = z.infer<typeof clientMetadataSchema>;
@@ -165,6 +167,7 @@ export function newClientFields(input: ClientMetadataInput): ClientFields {
     skip_consent: input.skip_consent ?? false,
     dpop_bound_access_tokens: false,
     refresh_token_reuse_interval: input.refresh_token_reuse_interval ?? null,
+    id_token_claims: input.id_token_claims ?? "scope",
   });
 }
 
@@ -192,6 +195,7 @@ export function updatedClientFields(current: Client, input: ClientMetadataInput)
     skip_consent: input.skip_consent ?? current.skip_consent,
     dpop_bound_access_tokens: current.dpop_bound_access_tokens,
     refresh_token_reuse_interval: input.refresh_token_reuse_interval === undefined ? current.refresh_token_reuse_interval : input.refresh_token_reuse_interval,
+    id_token_claims: input.id_token_claims ?? current.id_token_claims,
   });
 }
 

@@ -84,7 +84,7 @@ export const revokeAllUserSessions: AdminHandler = async (request, env) => {
     actor: "admin-api",
     auditType: "admin.user.grants_ended",
     reason: "admin_revoke_all",
-    data: { remote_ip: adminActor(request).remote_ip },
+    data: { remote_ip: adminActor(env, request).remote_ip },
   });
   return jsonResponse({ revoked: result.sessions, sessions: result.sids, grants_ended: result.grants, notices_queued: result.notices });
 };
@@ -104,7 +104,7 @@ export const revokeUserConsent: AdminHandler = async (request, env) => {
     actor: "admin-api",
     subject: userId,
     clientId,
-    data: { remote_ip: adminActor(request).remote_ip },
+    data: { remote_ip: adminActor(env, request).remote_ip },
   });
   if (!ended) throw notFound("user");
   await revokeConsent(env.DB, userId, clientId);

@@ -10,7 +10,7 @@ import { verifyIdTokenHint } from "../oauth/tokens";
 import type { SafeHtml } from "../ui/html";
 import { NO_APPS, logoutConfirmPage, signedOutEverywherePage, signedOutPage, stillSignedInPage, type SessionApps } from "../ui/logout";
 import { currentSession, sessionCookie, type CurrentSession } from "./support/browser-session";
-import { csrfTokenFor, verifyFormPost } from "./support/cookies";
+import { csrfTokenFor, isSameOriginPost, verifyFormPost } from "./support/cookies";
 import { frontChannel } from "./support/errors";
 import { readParams } from "./support/params";
 import { htmlResponse, redirectResponse } from "./support/respond";
@@ -22,6 +22,8 @@ import { signOutEverywhere } from "./support/sign-out";
  * signed-in user ends the session at once; any other request that would end a session asks the user first, and only
  * the confirmed, CSRF-checked POST to /logout/confirm ends it. The post-logout redirect goes only to a URI registered
  * for the client the request identifies (§3), with `state` echoed; otherwise the user gets a page, never a redirect.
+ * The session cookie changes only when a session is ended that way (never on a request that was not confirmed); a
+ * cross-site POST, which arrives without the SameSite=Lax cookie, is sent on as the same GET, where the cookie is seen.
  * Ending the session queues a Back-Channel Logout notice for every client it signed in to (UserSessions, C21), sent
  * after the answer, never before it; the pages name those apps. Grants outlive a plain logout (Back-Channel Logout
  * §2.7); the confirmation page also offers "sign out everywhere", which ends them too (C22).
@@ -101,9 +103,13 @@ async function appsOf(env: Env, clientIds: string[]): Promise<SessionApps> {
   return { told: clients.filter((c) => c.backchannel_logout).map((c) => c.client_name), notTold: clients.filter((c) => !c.backchannel_logout).map((c) => c.client_name) };
 }
 
-/** After logout: the registered redirect with `state` (§3), or the page. The session cookie is cleared either way. */
-function finish(env: Env, request: Request, target: LogoutTarget, page: SafeHtml = signedOutPage()): Response {
-  const headers = { "set-cookie": sessionCookie(env, request, null) };
+/**
+ * After logout: the registered redirect with `state` (§3), or `page` ("signed out" by default). The session cookie is
+ * cleared only when `confirmed` — a session was ended on the user's word or by a hint naming them — never on a
+ * request that merely arrived without it.
+ */
+function finish(env: Env, request: Request, target: LogoutTarget, confirmed: boolean, page: SafeHtml = signedOutPage()): Response {
+  const headers: Record<string, string> = confirmed ? { "set-cookie": sessionCookie(env, request, null) } : {};
   if (target.redirectUri !== null) {
     // Registered URIs carry no fragment (client-metadata.ts), so a query parameter can be appended as is.
     const location =
@@ -113,16 +119,26 @@ function finish(env: Env, request: Request, target: LogoutTarget, page: SafeHtml
   return htmlResponse(page, { headers });
 }
 
+function queryOf(params: Record<string, string | undefined>): URLSearchParams {
+  return new URLSearchParams(Object.entries(params).filter((entry): entry is [string, string] => entry[1] !== undefined));
+}
+
 /** GET and POST /logout (RP-Initiated Logout §2). */
 export function logout(request: Request, env: Env): Promise<Response> {
   return frontChannel(async () => {
     const params = parseWith(LogoutRequest, await readParams(request, "either"));
     const target = await resolveTarget(env, request, params);
     const session = await currentSession(env, request);
-    // Tied to a valid ID token of the signed-in user, or nothing to end: no question to ask.
-    if (session === null || (target.hintSub !== null && target.hintSub === session.userId)) {
+    if (session === null && request.method === "POST" && !isSameOriginPost(request, issuerOf(env, request))) {
+      // A cross-site POST carries no SameSite=Lax cookie, so "no session" is unknown here. The same request as a GET is
+      // a top-level navigation, which does carry it: there the session is seen and the user asked (or the hint honoured).
+      return redirectResponse(`/logout?${queryOf(params)}`);
+    }
+    if (session === null) return finish(env, request, target, false); // nothing to end, nothing to ask
+    // Tied to a valid ID token of the signed-in user: no question to ask.
+    if (target.hintSub !== null && target.hintSub === session.userId) {
       const clients = await endSession(env, session, "rp_initiated_logout");
-      return finish(env, request, target, target.redirectUri === null ? signedOutPage(await appsOf(env, clients)) : undefined);
+      return finish(env, request, target, true, target.redirectUri === null ? signedOutPage(await appsOf(env, clients)) : undefined);
     }
     const csrf = csrfTokenFor(request, issuerOf(env, request));
     const page = logoutConfirmPage({
@@ -149,9 +165,9 @@ export function logoutConfirm(request: Request, env: Env): Promise<Response> {
     if (params.decision === "everywhere") {
       // The user's own "sign out everywhere": every session and every grant (C22), each app told (C21).
       const ended = session === null ? 0 : (await signOutEverywhere(env, session.userId, { actor: session.userId, auditType: "user.grants_ended", reason: "user_signed_out_everywhere" })).sessions;
-      return finish(env, request, target, signedOutEverywherePage(ended));
+      return finish(env, request, target, true, signedOutEverywherePage(ended));
     }
     const clients = await endSession(env, session, "rp_initiated_logout");
-    return finish(env, request, target, target.redirectUri === null ? signedOutPage(await appsOf(env, clients)) : undefined);
+    return finish(env, request, target, true, target.redirectUri === null ? signedOutPage(await appsOf(env, clients)) : undefined);
   });
 }

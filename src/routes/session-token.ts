@@ -117,7 +117,7 @@ export async function redeemSessionToken(request: Request, env: Env, ctx: Execut
   const client = await authenticateClient(env, request, params, {
     issuer,
     endpointUrl: `${issuer}/session-token/redeem`,
-    rateLimit: { name: "session_token", limit: config.rateLimitToken },
+    rateLimit: { name: "session_token", limit: config.rateLimitToken, counts: "requests" },
     confidentialOnly: true,
   });
   const store = challengeStoreFor(env, params.session_token);
