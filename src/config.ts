@@ -44,6 +44,14 @@ export interface Config {
   auditRetryMax: number;
   auditMaxAttempts: number;
   auditRetentionDays: number;
+  /**
+   * Back-channel logout notices (C21): each POST to an RP waits at most `backchannelLogoutTimeout` seconds; a failed
+   * one is retried with exponential backoff from base to max; after maxAttempts it is dead-lettered.
+   */
+  backchannelLogoutTimeout: number;
+  backchannelLogoutRetryBase: number;
+  backchannelLogoutRetryMax: number;
+  backchannelLogoutMaxAttempts: number;
   /** Rate limits: requests per window (seconds). */
   rateLimitWindow: number;
   rateLimitToken: number;
@@ -271,6 +279,10 @@ const SPECS: ReadonlyArray<Omit<SettingSpec, "name" | "rule" | "parse" | "secret
   { key: "auditRetryMax", default: 3600, ...whole("seconds", 1, DAY) },
   { key: "auditMaxAttempts", default: 12, ...whole("attempts", 1, 100) },
   { key: "auditRetentionDays", default: 400, ...whole("days", 1, 3650) },
+  { key: "backchannelLogoutTimeout", default: 5, ...whole("seconds", 1, 30) },
+  { key: "backchannelLogoutRetryBase", default: 5, ...whole("seconds", 1, 3600) },
+  { key: "backchannelLogoutRetryMax", default: 3600, ...whole("seconds", 1, DAY) },
+  { key: "backchannelLogoutMaxAttempts", default: 12, ...whole("attempts", 1, 100) },
   { key: "rateLimitWindow", default: 60, ...whole("seconds", 1, 3600) },
   { key: "rateLimitToken", default: 300, ...whole("requests", 0, 1_000_000) },
   { key: "rateLimitAuthorize", default: 120, ...whole("requests", 0, 1_000_000) },

@@ -15,7 +15,7 @@ import {
   passkeyScript,
   passkeySignInOptions,
 } from "./routes/passkeys";
-import { account, deleteAccountPasskey, renameAccountPasskey, signOutEverywhere } from "./routes/account";
+import { account, deleteAccountPasskey, renameAccountPasskey, signOutEverywhereFromAccount } from "./routes/account";
 import { health } from "./routes/health";
 import { admin } from "./routes/support/admin-auth";
 import { deleteUserPasskey, listUserPasskeys } from "./routes/admin-passkeys";
@@ -25,16 +25,25 @@ import {
   getClientRoute,
   listClientsRoute,
   listSigningKeys,
-  listUserSessions,
-  revokeAllUserSessions,
   rotateSigningKeys,
   updateClientRoute,
 } from "./routes/admin";
+import {
+  listLogoutDeadLetters,
+  listUserLogoutNotices,
+  listUserSessions,
+  redriveLogoutDeadLetters,
+  redriveUserLogoutNotices,
+  revokeAllUserSessions,
+  revokeUserConsent,
+  revokeUserSession,
+} from "./routes/admin-sessions";
 import { discovery } from "./routes/discovery";
 import { jwks } from "./routes/jwks";
 import { logout, logoutConfirm } from "./routes/logout";
 import { introspect } from "./routes/introspect";
 import { revoke } from "./routes/revoke";
+import { redeemSessionToken, sessionTokenFetch, sessionTokenPage, sessionTokenPreflight } from "./routes/session-token";
 import { token } from "./routes/token";
 import { userinfo } from "./routes/userinfo";
 import { preflight, withCors } from "./routes/support/cors";
@@ -83,7 +92,7 @@ router.get("/passkeys.js", () => passkeyScript());
 router.get("/account", account);
 router.post("/account/passkeys/rename", renameAccountPasskey);
 router.post("/account/passkeys/delete", deleteAccountPasskey);
-router.post("/account/sign-out-everywhere", signOutEverywhere);
+router.post("/account/sign-out-everywhere", signOutEverywhereFromAccount);
 
 // ── Token, userinfo, introspection, revocation ──────────────────────────────────
 router.post("/token", withCors(token));
@@ -105,6 +114,14 @@ router.get("/logout", (request, env) => logout(request, env));
 router.post("/logout", (request, env) => logout(request, env));
 router.post("/logout/confirm", (request, env) => logoutConfirm(request, env));
 
+// ── One-time session token (C8) ────────────────────────────────────────────────
+router.get("/session-token", (request, env) => sessionTokenPage(request, env));
+router.post("/session-token", (request, env) => sessionTokenFetch(request, env));
+router.options("/session-token", (request) => sessionTokenPreflight(request));
+router.post("/session-token/redeem", redeemSessionToken);
+router.all("/session-token", () => methodNotAllowed("GET, POST"));
+router.all("/session-token/redeem", () => methodNotAllowed("POST"));
+
 // ── Admin API ──────────────────────────────────────────────────────────────────
 router.post("/admin/clients", admin(createClient));
 router.get("/admin/clients", admin(listClientsRoute));
@@ -115,6 +132,12 @@ router.get("/admin/users/:id/sessions", admin(listUserSessions));
 router.post("/admin/users/:id/sessions/revoke-all", admin(revokeAllUserSessions));
 router.get("/admin/users/:id/passkeys", admin(listUserPasskeys));
 router.delete("/admin/users/:id/passkeys/:credentialId", admin(deleteUserPasskey));
+router.delete("/admin/users/:id/sessions/:sid", admin(revokeUserSession));
+router.delete("/admin/users/:id/consents/:client_id", admin(revokeUserConsent));
+router.get("/admin/users/:id/logout-notices", admin(listUserLogoutNotices));
+router.post("/admin/users/:id/logout-notices/redrive", admin(redriveUserLogoutNotices));
+router.get("/admin/logout-notices/dead-letters", admin(listLogoutDeadLetters));
+router.post("/admin/logout-notices/redrive", admin(redriveLogoutDeadLetters));
 router.get("/admin/keys", admin(listSigningKeys));
 router.post("/admin/keys/rotate", admin(rotateSigningKeys));
 

@@ -106,13 +106,16 @@ describe("discovery (OIDC Discovery 1.0, RFC 8414)", () => {
     expect(doc.introspection_endpoint_auth_methods_supported).toEqual(["client_secret_basic", "client_secret_post", "private_key_jwt"]);
     expect(doc.revocation_endpoint_auth_methods_supported).toEqual(["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]);
     expect(doc.token_endpoint_auth_signing_alg_values_supported).not.toContain("HS256");
-    // Only what works: no PAR, DPoP, request objects or back-channel logout yet.
+    // OIDC Back-Channel Logout 1.0 §2.1: built, with sid in every Logout Token.
+    expect(doc.backchannel_logout_supported).toBe(true);
+    expect(doc.backchannel_logout_session_supported).toBe(true);
+    // Only what works: no PAR, DPoP, request objects or front-channel logout.
     for (const absent of [
       "pushed_authorization_request_endpoint",
       "require_pushed_authorization_requests",
       "dpop_signing_alg_values_supported",
-      "backchannel_logout_supported",
       "frontchannel_logout_supported",
+      "frontchannel_logout_session_supported",
       "request_object_signing_alg_values_supported",
       "registration_endpoint",
     ]) {

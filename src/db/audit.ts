@@ -73,3 +73,18 @@ export interface DirectAuditEvent {
 export function adminAuditStatement(db: D1Database, event: DirectAuditEvent, at: number, onlyIfChanged: boolean): D1PreparedStatement {
   return auditStatement(db, { eventId: crypto.randomUUID(), occurredAt: at, source: "admin", ...event }, onlyIfChanged ? { sql: "changes() > 0", params: [] } : undefined);
 }
+
+/**
+ * The users whose session object reported a dead-lettered logout notice (`logout_notice.dead_lettered`, C21), most
+ * recent first: where the admin API looks for dead letters. The objects themselves say whether they still hold any.
+ */
+export async function usersWithLogoutDeadLetters(db: D1Database, limit: number): Promise<string[]> {
+  const { results } = await db
+    .prepare(
+      `SELECT subject, MAX(occurred_at) AS last FROM audit_log
+       WHERE type = 'logout_notice.dead_lettered' AND subject IS NOT NULL GROUP BY subject ORDER BY last DESC LIMIT ?`,
+    )
+    .bind(limit)
+    .all<{ subject: string }>();
+  return results.map((r) => r.subject);
+}

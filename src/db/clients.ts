@@ -216,3 +216,25 @@ export async function clientVersion(db: D1Database, clientId: string): Promise<n
   const row = await db.prepare(`SELECT updated_at FROM clients WHERE id = ?`).bind(clientId).first<{ updated_at: number }>();
   return row === null ? null : row.updated_at;
 }
+
+/** What a page names a client by, and whether it is told of logouts (a back-channel logout URI is registered). */
+export interface ClientSummary {
+  client_id: string;
+  client_name: string;
+  backchannel_logout: boolean;
+}
+
+/** The clients of `ids` that still exist, in the order of `ids`: one query, at most 50 of them. */
+export async function clientSummaries(db: D1Database, ids: string[]): Promise<ClientSummary[]> {
+  const wanted = [...new Set(ids.filter(isClientId))].slice(0, 50);
+  if (wanted.length === 0) return [];
+  const { results } = await db
+    .prepare(`SELECT id, client_name, backchannel_logout_uri IS NOT NULL AS backchannel FROM clients WHERE id IN (${wanted.map(() => "?").join(", ")})`)
+    .bind(...wanted)
+    .all<{ id: string; client_name: string; backchannel: number }>();
+  const byId = new Map(results.map((r) => [r.id, r]));
+  return wanted.flatMap((id) => {
+    const row = byId.get(id);
+    return row ? [{ client_id: id, client_name: row.client_name, backchannel_logout: row.backchannel === 1 }] : [];
+  });
+}

@@ -120,7 +120,12 @@ export const auditLog = sqliteTable(
     data: text("data", { mode: "json" }).$type<Record<string, unknown>>(),
     recordedAt: integer("recorded_at").notNull().default(now),
   },
-  (t) => [index("audit_log_occurred_at").on(t.occurredAt), index("audit_log_subject").on(t.subject)],
+  (t) => [
+    index("audit_log_occurred_at").on(t.occurredAt),
+    index("audit_log_subject").on(t.subject),
+    // The admin API finds users with dead-lettered logout notices by their events (db/audit.ts), without a scan.
+    index("audit_log_type_occurred_at").on(t.type, t.occurredAt),
+  ],
 );
 
 /** Messages of the `dev` email transport, served at GET /dev/mailbox only in that mode. Never used in production. */

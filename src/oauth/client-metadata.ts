@@ -63,6 +63,8 @@ export const clientMetadataSchema = z.object({
   jwks_uri: z.optional(z.nullable(text(MAX_URI_LENGTH))),
   id_token_signed_response_alg: z.optional(z.nullable(z.enum(ID_TOKEN_SIGNING_ALGS))),
   skip_consent: z.optional(z.boolean()),
+  backchannel_logout_uri: z.optional(z.nullable(text(MAX_URI_LENGTH))),
+  backchannel_logout_session_required: z.optional(z.boolean()),
   refresh_token_reuse_interval: z.optional(z.nullable(z.int().check(z.minimum(0, "must be 0 or more"), z.maximum(MAX_REUSE_INTERVAL, `must be at most ${MAX_REUSE_INTERVAL} seconds`)))),
   id_token_claims: z.optional(z.enum(ID_TOKEN_CLAIMS)),
   logo_uri: z.optional(z.nullable(text(MAX_URI_LENGTH))),
@@ -117,6 +119,27 @@ export function redirectUriProblem(uri: string): string | null {
   return "must use https, http on a loopback host, or a private-use scheme in reverse domain name form (RFC 8252 §7.1)";
 }
 
+/**
+ * Why `uri` cannot be a back-channel logout URI, or null when it can (OIDC Back-Channel Logout 1.0 §2.2): an absolute
+ * https URL (http only on a loopback host, for local development), which may have a port, path and query but no
+ * fragment, and no credentials — the OP POSTs Logout Tokens to it.
+ */
+export function backchannelLogoutUriProblem(uri: string): string | null {
+  if (/[\s\u0000-\u001f\u007f]/.test(uri)) return "must not contain whitespace or control characters";
+  if (uri.includes("#")) return "must not contain a fragment";
+  let url: URL;
+  try {
+    url = new URL(uri);
+  } catch {
+    return "must be an absolute URL";
+  }
+  if (!/^https?:\/\/[^/?#\\]/i.test(uri)) return "must be an https URL (scheme://host/…)";
+  if (url.username !== "" || url.password !== "") return "must not contain credentials";
+  if (url.protocol === "https:") return url.hostname === "" ? "must name a host" : null;
+  if (url.protocol === "http:") return isLoopbackHostname(url.hostname) ? null : "must use https (http only on localhost, 127.0.0.1 or [::1])";
+  return "must be an https URL";
+}
+
 function checkRedirectUris(member: string, uris: string[]): void {
   uris.forEach((uri, i) => {
     const problem = redirectUriProblem(uri);
@@ -143,9 +166,8 @@ export function newClientFields(input: ClientMetadataInput): ClientFields {
     jwks: input.jwks ?? null,
     jwks_uri: input.jwks_uri ?? null,
     id_token_signed_response_alg: input.id_token_signed_response_alg ?? null,
-    // Not offered by this OP yet: never registered (advertise only what works).
-    backchannel_logout_uri: null,
-    backchannel_logout_session_required: false,
+    backchannel_logout_uri: input.backchannel_logout_uri ?? null,
+    backchannel_logout_session_required: input.backchannel_logout_session_required ?? false,
     skip_consent: input.skip_consent ?? false,
     dpop_bound_access_tokens: false,
     refresh_token_reuse_interval: input.refresh_token_reuse_interval ?? null,
@@ -176,8 +198,8 @@ export function updatedClientFields(current: Client, input: ClientMetadataInput)
     jwks: input.jwks === undefined ? current.jwks : input.jwks,
     jwks_uri: input.jwks_uri === undefined ? current.jwks_uri : input.jwks_uri,
     id_token_signed_response_alg: input.id_token_signed_response_alg === undefined ? current.id_token_signed_response_alg : input.id_token_signed_response_alg,
-    backchannel_logout_uri: current.backchannel_logout_uri,
-    backchannel_logout_session_required: current.backchannel_logout_session_required,
+    backchannel_logout_uri: input.backchannel_logout_uri === undefined ? current.backchannel_logout_uri : input.backchannel_logout_uri,
+    backchannel_logout_session_required: input.backchannel_logout_session_required ?? current.backchannel_logout_session_required,
     skip_consent: input.skip_consent ?? current.skip_consent,
     dpop_bound_access_tokens: current.dpop_bound_access_tokens,
     refresh_token_reuse_interval: input.refresh_token_reuse_interval === undefined ? current.refresh_token_reuse_interval : input.refresh_token_reuse_interval,
@@ -214,6 +236,11 @@ function finalize(fields: ClientFields): ClientFields {
   const method = out.token_endpoint_auth_method;
   if (out.grant_types.includes("client_credentials") && method === "none") {
     throw metadataError("grant_types: client_credentials requires a confidential client (token_endpoint_auth_method other than none)");
+  }
+
+  if (out.backchannel_logout_uri !== null) {
+    const problem = backchannelLogoutUriProblem(out.backchannel_logout_uri);
+    if (problem) throw metadataError(`backchannel_logout_uri: ${problem}`);
   }
 
   if (out.jwks !== null && out.jwks_uri !== null) throw metadataError("jwks and jwks_uri must not both be present (RFC 7591 §2)");

@@ -10,7 +10,7 @@ import { LANGUAGES } from "../ui/i18n";
 /**
  * Provider metadata: OIDC Discovery 1.0 §3 at /.well-known/openid-configuration and RFC 8414 §2 at
  * /.well-known/oauth-authorization-server, one document for both. It advertises only what this OP does:
- * no PAR, DPoP, request objects or back-channel logout until they exist.
+ * no PAR, DPoP or request objects until they exist, and no front-channel logout (only back-channel logout is built).
  */
 
 /** The paths of the endpoints, relative to the issuer (which is an origin: routes are served at the root). */
@@ -57,6 +57,10 @@ export function providerMetadata(issuer: string) {
     prompt_values_supported: ["none", "login", "consent", "select_account"],
     // RFC 9207 §3: `iss` is in every authorization response.
     authorization_response_iss_parameter_supported: true,
+    // OIDC Back-Channel Logout 1.0 §2.1: Logout Tokens are sent to registered back-channel logout URIs, always with
+    // `sid` (the same sid as in the ID token). No front-channel logout: not advertised.
+    backchannel_logout_supported: true,
+    backchannel_logout_session_supported: true,
     // The languages of the pages and emails (ui/i18n/): ui_locales on /authorize and /logout picks among them.
     // No claims_locales_supported: claims are returned as stored, never in language-tagged variants.
     ui_locales_supported: [...LANGUAGES],

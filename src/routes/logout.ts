@@ -1,5 +1,5 @@
 import { issuerOf } from "../config";
-import { getClient, type StoredClient } from "../db/clients";
+import { clientSummaries, getClient, type StoredClient } from "../db/clients";
 import type { Env } from "../env";
 import { verifyWithPublishedKeys } from "../objects/key-cache";
 import { userSessionsFor } from "../objects/locate";
@@ -7,13 +7,15 @@ import { invalidRequest } from "../oauth/errors";
 import * as z from "zod/mini";
 import { param, parseWith } from "../oauth/schema";
 import { verifyIdTokenHint } from "../oauth/tokens";
-import { logoutConfirmPage, notSignedInPage, signedOutPage, stillSignedInPage } from "../ui/logout";
+import type { SafeHtml } from "../ui/html";
+import { NO_APPS, logoutConfirmPage, notSignedInPage, signedOutEverywherePage, signedOutPage, stillSignedInPage, type SessionApps } from "../ui/logout";
 import { currentSession, sessionCookie, type CurrentSession } from "./support/browser-session";
 import { csrfTokenFor, isSameOriginPost, verifyFormPost } from "./support/cookies";
 import { frontChannel } from "./support/errors";
 import type { PageContext } from "./support/page-view";
 import { readParams } from "./support/params";
 import { htmlResponse, redirectResponse } from "./support/respond";
+import { signOutEverywhere } from "./support/sign-out";
 
 
 /**
@@ -23,6 +25,9 @@ import { htmlResponse, redirectResponse } from "./support/respond";
  * for the client the request identifies (§3), with `state` echoed; otherwise the user gets a page, never a redirect.
  * The session cookie changes only when a session is ended that way (never on a request that was not confirmed); a
  * cross-site POST, which arrives without the SameSite=Lax cookie, is sent on as the same GET, where the cookie is seen.
+ * Ending the session queues a Back-Channel Logout notice for every client it signed in to (UserSessions, C21), sent
+ * after the answer, never before it; the pages name those apps. Grants outlive a plain logout (Back-Channel Logout
+ * §2.7); the confirmation page also offers "sign out everywhere", which ends them too (C22).
  */
 
 const LogoutRequest = z.object({
@@ -38,7 +43,7 @@ const LogoutRequest = z.object({
 
 const LogoutConfirmation = z.object({
   csrf_token: z.optional(param(64)),
-  decision: z.enum(["yes", "no"]),
+  decision: z.enum(["yes", "no", "everywhere"]),
   client_id: z.optional(param(256)),
   post_logout_redirect_uri: z.optional(param(2048)),
   state: z.optional(param(1024)),
@@ -88,17 +93,25 @@ async function resolveTarget(
   return { client, redirectUri, state: params.state ?? null, hintSub: hint?.sub ?? null };
 }
 
-async function endSession(env: Env, session: CurrentSession | null, reason: string): Promise<void> {
-  if (session === null) return;
-  await userSessionsFor(env, session.userId)?.revokeSession(session.sid, reason);
+/** Ends the session (its logout notices are queued with it); returns the clients it had signed in to. */
+async function endSession(env: Env, session: CurrentSession | null, reason: string): Promise<string[]> {
+  if (session === null) return [];
+  return (await userSessionsFor(env, session.userId)?.revokeSession(session.sid, reason))?.clients ?? [];
+}
+
+/** The apps of a session by name, split by whether they are told of the logout (one D1 query, none without clients). */
+async function appsOf(env: Env, clientIds: string[]): Promise<SessionApps> {
+  if (clientIds.length === 0) return NO_APPS;
+  const clients = await clientSummaries(env.DB, clientIds);
+  return { told: clients.filter((c) => c.backchannel_logout).map((c) => c.client_name), notTold: clients.filter((c) => !c.backchannel_logout).map((c) => c.client_name) };
 }
 
 /**
- * After logout: the registered redirect with `state` (§3), or a page — "signed out" when a session was `ended`, else
- * "not signed in". The session cookie is cleared only when `confirmed` — a session was ended on the user's word or by
- * a hint naming them — never on a request that merely arrived without it.
+ * After logout: the registered redirect with `state` (§3), or `html` ("signed out" by default; "not signed in" when
+ * there was no session to end). The session cookie is cleared only when `confirmed` — a session was ended on the
+ * user's word or by a hint naming them — never on a request that merely arrived without it.
  */
-function finish(env: Env, request: Request, page: PageContext, target: LogoutTarget, confirmed: boolean, ended = confirmed): Response {
+function finish(env: Env, request: Request, page: PageContext, target: LogoutTarget, confirmed: boolean, html?: SafeHtml): Response {
   const headers: Record<string, string> = confirmed ? { "set-cookie": sessionCookie(env, request, null) } : {};
   if (target.redirectUri !== null) {
     // Registered URIs carry no fragment (client-metadata.ts), so a query parameter can be appended as is.
@@ -106,8 +119,7 @@ function finish(env: Env, request: Request, page: PageContext, target: LogoutTar
       target.state === null ? target.redirectUri : `${target.redirectUri}${target.redirectUri.includes("?") ? "&" : "?"}state=${encodeURIComponent(target.state)}`;
     return redirectResponse(location, headers);
   }
-  // "Signed out" only when a session was ended; a request that found none says so.
-  return htmlResponse(ended ? signedOutPage(page.view) : notSignedInPage(page.view), { headers });
+  return htmlResponse(html ?? signedOutPage(page.view), { headers });
 }
 
 function queryOf(params: Record<string, string | undefined>): URLSearchParams {
@@ -126,11 +138,11 @@ export function logout(request: Request, env: Env): Promise<Response> {
       // a top-level navigation, which does carry it: there the session is seen and the user asked (or the hint honoured).
       return redirectResponse(`/logout?${queryOf(params)}`);
     }
-    if (session === null) return finish(env, request, page, target, false); // nothing to end, nothing to ask
+    if (session === null) return finish(env, request, page, target, false, notSignedInPage(page.view)); // nothing to end, nothing to ask
     // Tied to a valid ID token of the signed-in user: no question to ask.
     if (target.hintSub !== null && target.hintSub === session.userId) {
-      await endSession(env, session, "rp_initiated_logout");
-      return finish(env, request, page, target, true);
+      const clients = await endSession(env, session, "rp_initiated_logout");
+      return finish(env, request, page, target, true, target.redirectUri === null ? signedOutPage(page.view, await appsOf(env, clients)) : undefined);
     }
     const csrf = csrfTokenFor(request, issuerOf(env, request));
     const html = logoutConfirmPage(page.view, {
@@ -140,6 +152,7 @@ export function logout(request: Request, env: Env): Promise<Response> {
       postLogoutRedirectUri: target.redirectUri,
       state: target.state,
       uiLocales: params.ui_locales ?? null,
+      apps: await appsOf(env, session.session.clients),
     });
     return htmlResponse(html, { headers: csrf.setCookie === null ? {} : { "set-cookie": csrf.setCookie } });
   });
@@ -155,7 +168,14 @@ export function logoutConfirm(request: Request, env: Env): Promise<Response> {
     const target = await resolveTarget(env, request, params);
     if (params.decision === "no") return htmlResponse(stillSignedInPage(page.view));
     const session = await currentSession(env, request);
-    await endSession(env, session, "rp_initiated_logout");
-    return finish(env, request, page, target, true, session !== null);
+    // "Signed out" only when a session was ended; a confirmation that finds none says so.
+    if (session === null) return finish(env, request, page, target, true, notSignedInPage(page.view));
+    if (params.decision === "everywhere") {
+      // The user's own "sign out everywhere": every session and every grant (C22), each app told (C21).
+      const ended = (await signOutEverywhere(env, session.userId, { actor: session.userId, auditType: "user.grants_ended", reason: "user_signed_out_everywhere" })).sessions;
+      return finish(env, request, page, target, true, signedOutEverywherePage(page.view, ended));
+    }
+    const clients = await endSession(env, session, "rp_initiated_logout");
+    return finish(env, request, page, target, true, target.redirectUri === null ? signedOutPage(page.view, await appsOf(env, clients)) : undefined);
   });
 }

@@ -102,6 +102,7 @@ const DUMPS = {
   passkeys: "SELECT * FROM passkeys ORDER BY id",
   dev_mailbox: "SELECT * FROM dev_mailbox ORDER BY id",
   audit_log: "SELECT event_id, occurred_at, type FROM audit_log ORDER BY event_id",
+  grant_revocations: "SELECT * FROM grant_revocations ORDER BY user_id, client_id",
 };
 
 async function dumpDatabase(stateDir: string): Promise<Record<keyof typeof DUMPS, Record<string, unknown>[]>> {
@@ -488,7 +489,22 @@ async function corpus(): Promise<Hostile[]> {
     add(`admin ${kind} DELETE client`, { method: "DELETE", path: `/admin/clients/${target.client_id}`, headers });
     add(`admin ${kind} PATCH client`, { method: "PATCH", path: `/admin/clients/${target.client_id}`, headers: { ...headers, "content-type": "application/json" }, body: JSON.stringify({ redirect_uris: ["https://evil.example/cb"] }) });
     add(`admin ${kind} revoke-all`, { method: "POST", path: `/admin/users/${live.userId}/sessions/revoke-all`, headers });
+    add(`admin ${kind} revoke one session`, { method: "DELETE", path: `/admin/users/${live.userId}/sessions/${live.sessionCookie.split(".")[1]}`, headers });
+    add(`admin ${kind} revoke consent`, { method: "DELETE", path: `/admin/users/${live.userId}/consents/${target.client_id}`, headers });
+    add(`admin ${kind} logout notices`, { method: "GET", path: `/admin/users/${live.userId}/logout-notices`, headers });
+    add(`admin ${kind} redrive user's notices`, { method: "POST", path: `/admin/users/${live.userId}/logout-notices/redrive`, headers });
+    add(`admin ${kind} logout dead letters`, { method: "GET", path: "/admin/logout-notices/dead-letters", headers });
+    add(`admin ${kind} redrive all`, { method: "POST", path: "/admin/logout-notices/redrive", headers });
   }
+  // The live session is never ended by a near miss of its sid, and a consent never by a near miss of a client id.
+  const liveSid = live.sessionCookie.split(".")[1]!;
+  for (const [kind, sid] of Object.entries({ truncated: liveSid.slice(0, -1), extended: `${liveSid}x`, upper: liveSid.toUpperCase(), ...RAW_VALUES })) {
+    if (sid === liveSid) continue;
+    add(`admin revoke session sid=${kind}`, { method: "DELETE", path: `/admin/users/${live.userId}/sessions/${sid}`, headers: adminAuth });
+    add(`admin revoke consent client=${kind}`, { method: "DELETE", path: `/admin/users/${live.userId}/consents/${sid}`, headers: adminAuth });
+  }
+  add("admin revoke consent of an unknown client", { method: "DELETE", path: `/admin/users/${live.userId}/consents/no-such-client-0123`, headers: adminAuth });
+  add("admin revoke consent of an unknown user", { method: "DELETE", path: `/admin/users/no-such-user-0123/consents/${target.client_id}`, headers: adminAuth });
   add("admin token in the query", { method: "GET", path: `/admin/clients?access_token=${server.adminToken}` });
   const badMetadata: Record<string, unknown> = {
     javascriptRedirect: { client_name: "X", redirect_uris: ["javascript:alert(1)"] },
@@ -513,6 +529,14 @@ async function corpus(): Promise<Hostile[]> {
     chosenIdTraversal: { client_id: "../../etc/passwd", client_name: "X", redirect_uris: ["https://a.example/cb"] },
     chosenIdSqlish: { client_id: "' OR '1'='1", client_name: "X", redirect_uris: ["https://a.example/cb"] },
     chosenIdTaken: { client_id: target.client_id, client_name: "X", redirect_uris: ["https://a.example/cb"] },
+    backchannelFragment: { client_name: "X", redirect_uris: ["https://a.example/cb"], backchannel_logout_uri: "https://a.example/bcl#x" },
+    backchannelHttpRemote: { client_name: "X", redirect_uris: ["https://a.example/cb"], backchannel_logout_uri: "http://169.254.169.254/bcl" },
+    backchannelUnparseable: { client_name: "X", redirect_uris: ["https://a.example/cb"], backchannel_logout_uri: "not a url" },
+    backchannelJavascript: { client_name: "X", redirect_uris: ["https://a.example/cb"], backchannel_logout_uri: "javascript:alert(1)" },
+    backchannelCredentials: { client_name: "X", redirect_uris: ["https://a.example/cb"], backchannel_logout_uri: "https://u:p@a.example/bcl" },
+    backchannelCrlf: { client_name: "X", redirect_uris: ["https://a.example/cb"], backchannel_logout_uri: "https://a.example/bcl\r\nX-Injected: 1" },
+    backchannelNotString: { client_name: "X", redirect_uris: ["https://a.example/cb"], backchannel_logout_uri: ["https://a.example/bcl"] },
+    backchannelSessionRequiredString: { client_name: "X", redirect_uris: ["https://a.example/cb"], backchannel_logout_session_required: "true" },
     protoPollution: JSON.parse(`{"__proto__": {"skip_consent": true}, "constructor": {"prototype": {"x": 1}}, "client_name": "X", "redirect_uris": ["javascript:x"]}`),
   };
   // As an update these would be valid (client_id is not updatable and is ignored; the other members are fine).
@@ -547,10 +571,48 @@ async function corpus(): Promise<Hostile[]> {
     add(`admin PATCH client ${id.slice(0, 30)}`, { method: "PATCH", path: `/admin/clients/${id}`, headers: { ...adminAuth, "content-type": "application/json" }, body: "{}" });
     add(`admin sessions of ${id.slice(0, 30)}`, { method: "GET", path: `/admin/users/${id}/sessions`, headers: adminAuth });
     add(`admin revoke-all of ${id.slice(0, 30)}`, { method: "POST", path: `/admin/users/${id}/sessions/revoke-all`, headers: adminAuth });
+    add(`admin revoke a session of ${id.slice(0, 30)}`, { method: "DELETE", path: `/admin/users/${id}/sessions/${liveSid}`, headers: adminAuth });
+    add(`admin logout notices of ${id.slice(0, 30)}`, { method: "GET", path: `/admin/users/${id}/logout-notices?dead=${id}`, headers: adminAuth });
+    add(`admin redrive notices of ${id.slice(0, 30)}`, { method: "POST", path: `/admin/users/${id}/logout-notices/redrive`, headers: adminAuth });
+    add(`admin revoke consent of ${id.slice(0, 30)}`, { method: "DELETE", path: `/admin/users/${id}/consents/${id}`, headers: adminAuth });
   }
   add("admin raw traversal", { method: "GET", path: "/admin/clients/../../../etc/passwd", headers: adminAuth });
   add("admin PUT clients", { method: "PUT", path: "/admin/clients", headers: adminAuth });
   add("admin POST to a client", { method: "POST", path: `/admin/clients/${target.client_id}`, headers: { ...adminAuth, "content-type": "application/json" }, body: "{}" });
+
+  // ── The one-time session token (C8) ──
+  // Never with both the live session and a valid client + registered redirect URI / origin: that is a real request.
+  const tokenPage = { client_id: target.client_id, redirect_uri: encodeURIComponent(CALLBACK), state: "st" };
+  for (const [kind, value] of Object.entries(RAW_VALUES)) {
+    add(`session-token page client_id=${kind}`, { method: "GET", path: pathOf("/session-token", { ...tokenPage, client_id: value }), headers: { cookie: session } });
+    add(`session-token page redirect_uri=${kind}`, { method: "GET", path: pathOf("/session-token", { ...tokenPage, redirect_uri: value }), headers: { cookie: session } });
+    add(`session-token page state=${kind} (signed out)`, { method: "GET", path: pathOf("/session-token", { ...tokenPage, state: value }) });
+    add(`session-token fetch client_id=${kind}`, { method: "POST", path: "/session-token", headers: { ...FORM, cookie: session, origin: "https://app.example" }, body: `client_id=${value}` });
+    add(`session-token redeem token=${kind}`, { method: "POST", path: "/session-token/redeem", headers: { ...FORM, ...targetBasic }, body: `session_token=${value}` });
+  }
+  for (const uri of REDIRECT_VARIANTS) {
+    add(`session-token page (signed in) redirect_uri ${uri}`, { method: "GET", path: pathOf("/session-token", { ...tokenPage, redirect_uri: encodeURIComponent(uri) }), headers: { cookie: session } });
+  }
+  add("session-token page another client's redirect_uri", { method: "GET", path: pathOf("/session-token", { ...tokenPage, redirect_uri: encodeURIComponent(bystander.redirect_uris[0]!) }), headers: { cookie: session } });
+  add("session-token page duplicate client_id", { method: "GET", path: `${pathOf("/session-token", tokenPage)}&client_id=${bystander.client_id}`, headers: { cookie: session } });
+  for (const origin of ["https://evil.example", "https://app.example.evil.example", "http://app.example", "https://app.example:444", "null", "https://APP.example", "https://app.example/", server.issuer, "javascript:alert(1)", ""]) {
+    add(`session-token fetch (signed in) Origin ${origin}`, { method: "POST", path: "/session-token", headers: { ...FORM, cookie: session, origin }, body: form({ client_id: target.client_id }) });
+    add(`session-token preflight Origin ${origin}`, { method: "OPTIONS", path: "/session-token", headers: { origin, "access-control-request-method": "POST" } });
+  }
+  add("session-token fetch (signed in) no Origin", { method: "POST", path: "/session-token", headers: { ...FORM, cookie: session }, body: form({ client_id: target.client_id }) });
+  add("session-token fetch JSON", { method: "POST", path: "/session-token", headers: { "content-type": "application/json", cookie: session, origin: "https://app.example" }, body: JSON.stringify({ client_id: target.client_id }) });
+  add("session-token fetch 100 kB", { method: "POST", path: "/session-token", headers: { ...FORM, cookie: session, origin: "https://app.example" }, body: `client_id=${BIG}` });
+  add("session-token redeem without credentials", { method: "POST", path: "/session-token/redeem", headers: FORM, body: form({ session_token: "a.b" }) });
+  add("session-token redeem wrong secret", { method: "POST", path: "/session-token/redeem", headers: { ...FORM, authorization: basic(target.client_id, "nope") }, body: form({ session_token: "a.b" }) });
+  add("session-token redeem client_id only", { method: "POST", path: "/session-token/redeem", headers: FORM, body: form({ session_token: "a.b", client_id: target.client_id }) });
+  add("session-token redeem the link token", { method: "POST", path: "/session-token/redeem", headers: { ...FORM, ...targetBasic }, body: form({ session_token: live.linkToken }) });
+  add("session-token redeem the interaction", { method: "POST", path: "/session-token/redeem", headers: { ...FORM, ...targetBasic }, body: form({ session_token: live.interaction }) });
+  add("session-token redeem the refresh token", { method: "POST", path: "/session-token/redeem", headers: { ...FORM, ...targetBasic }, body: form({ session_token: live.refreshToken }) });
+  add("session-token redeem duplicate", { method: "POST", path: "/session-token/redeem", headers: { ...FORM, ...targetBasic }, body: "session_token=a.b&session_token=c.d" });
+  add("session-token redeem JSON", { method: "POST", path: "/session-token/redeem", headers: { "content-type": "application/json", ...targetBasic }, body: JSON.stringify({ session_token: "a.b" }) });
+  add("session-token redeem 100 kB", { method: "POST", path: "/session-token/redeem", headers: { ...FORM, ...targetBasic }, body: `session_token=${BIG}` });
+  for (const method of ["PUT", "DELETE", "PATCH"]) add(`session-token ${method}`, { method, path: "/session-token", headers: { cookie: session } });
+  add("session-token/redeem GET", { method: "GET", path: "/session-token/redeem", headers: targetBasic });
 
   // ── Discovery, JWKS, dev mailbox ──
   for (const path of ["/.well-known/openid-configuration", "/.well-known/oauth-authorization-server", "/jwks.json"]) {
@@ -677,7 +739,7 @@ describe("hostile input to every endpoint", () => {
     const routes = [
       "/authorize", "/authorize/resume", "/login", "/login/email", "/consent", "/token", "/userinfo", "/introspect", "/revoke", "/logout",
       "/logout/confirm", "/admin/clients", "/admin/users", "/.well-known/openid-configuration", "/.well-known/oauth-authorization-server",
-      "/jwks.json", "/dev/mailbox",
+      "/jwks.json", "/dev/mailbox", "/session-token", "/session-token/redeem", "/admin/logout-notices",
     ];
     for (const route of routes) {
       const hits = requests.filter((r) => r.path === route || r.path.startsWith(`${route}?`) || r.path.startsWith(`${route}/`));
@@ -709,6 +771,8 @@ describe("hostile input to every endpoint", () => {
       const location = response.headers.location;
       if (typeof location === "string" && !allowedLocation(location, issuer)) problems.push(`${where}: Location ${location.slice(0, 200)}`);
       if (typeof location === "string" && /[?#&]code=/.test(location)) problems.push(`${where}: an authorization code was issued (${location.slice(0, 120)})`);
+      if (typeof location === "string" && /[?#&]session_token=/.test(location)) problems.push(`${where}: a session token was issued`);
+      if (/"session_token"/.test(response.body)) problems.push(`${where}: a session token was issued`);
       if (response.headers["x-injected"] !== undefined) problems.push(`${where}: injected header`);
       for (const pattern of STACK_TRACE) if (pattern.test(response.body)) problems.push(`${where}: body matches ${pattern}: ${response.body.slice(0, 300)}`);
       const everything = `${headerText(response)}\n${response.body}`;
@@ -760,6 +824,7 @@ describe("hostile input to every endpoint", () => {
     expect(after.consents).toEqual(before.consents);
     expect(after.passkeys).toEqual(before.passkeys);
     expect(after.dev_mailbox).toEqual(before.dev_mailbox);
+    expect(after.grant_revocations).toEqual(before.grant_revocations);
     expect(after.audit_log.filter((e) => Number(e.occurred_at) >= corpusStart)).toEqual([]);
     expect(before.users).toHaveLength(1); // the one who signed in; the halfway one has no account yet
     expect(before.dev_mailbox).toHaveLength(2);

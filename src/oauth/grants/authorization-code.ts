@@ -82,7 +82,10 @@ export const authorizationCodeGrant: Grant = async (context) => {
   const user = holder!.user;
   const refresh = created.refreshToken;
 
-  if (code.sid !== null) storage.recordSessionClient(code.sub, code.sid, client.client_id);
+  if (code.sid !== null) {
+    const grant = created.status === "created" ? { id: grantId, createdAt: created.family.createdAt, expiresAt: created.family.expiresAt } : undefined;
+    storage.recordSessionClient(code.sub, code.sid, client.client_id, { issuer: context.issuer, ...(grant ? { grant } : {}) });
+  }
 
   const accessToken = await issueAccessToken(context, { sub: code.sub, scope, grantId, authTime: code.authTime });
   const body: TokenResponse = { access_token: accessToken, token_type: "Bearer", expires_in: config.accessTokenTtl, scope };

@@ -3,6 +3,7 @@ import type { StoredClient } from "../../db/clients";
 import type { GrantUser } from "../../db/users";
 import type { AuthorizationCodeGrant, CodeOutcome, CodeRedemption } from "../../objects/auth-codes";
 import type { SigningAlg } from "../../objects/key-manager";
+import type { RecordClientFacts } from "../../objects/sessions";
 import type { ConsumeResult } from "../../objects/single-use-store";
 import type { CreateFamilyResult, FamilyInit, RotateRequest, RotateResult } from "../../objects/token-family";
 import type { SigningKey } from "../tokens";
@@ -23,8 +24,11 @@ export interface GrantStorage {
   /** The user a grant for `clientId` speaks for, with the time their grants for it were ended (C22), or null. */
   findGrantUser(sub: string, clientId: string): Promise<GrantUser | null>;
   signingKey(alg?: SigningAlg): Promise<SigningKey>;
-  /** Best effort and off the response's path: the session learns the client it signed in to (for logout). */
-  recordSessionClient(userId: string, sid: string, clientId: string): void;
+  /**
+   * Best effort and off the response's path: the session learns the client it signed in to, the issuer it knows us by
+   * (for its logout notices) and the grant (for revoke-all's count).
+   */
+  recordSessionClient(userId: string, sid: string, clientId: string, facts: RecordClientFacts): void;
 }
 
 export interface GrantContext {

@@ -131,9 +131,10 @@ async function issueCode(
   const { stored } = await authCodeStoreFor(env, code)!.put(code, grant, config.authCodeTtl);
   if (!stored) throw new Error("authorization code collision");
   if (interactionId !== null) await completeInteraction(env, interactionId, { sessionId: user.sid, userId: user.userId });
-  recordSessionClient(env, ctx, user.userId, user.sid, client.client_id);
+  const issuer = issuerOf(env, request);
+  recordSessionClient(env, ctx, user.userId, user.sid, client.client_id, { issuer });
   const params: Record<string, string> = { code };
   if (pending.state !== null) params.state = pending.state;
-  params.iss = issuerOf(env, request);
+  params.iss = issuer;
   return authorizationResponse(pending.redirectUri, pending.responseMode, params, viewFor(env, request, pending.uiLocales).t);
 }
