@@ -1,5 +1,6 @@
 import { jwtVerify, type JWTPayload, type JWTVerifyGetKey } from "jose";
 import { invalidClient } from "./client-auth";
+import { ASYMMETRIC_JWS_ALGS } from "./jws-algs";
 
 /**
  * RFC 7523 §3: a `private_key_jwt` client assertion. No I/O of its own: the client's keys come in as a jose key
@@ -8,7 +9,7 @@ import { invalidClient } from "./client-auth";
  */
 
 /** Algorithms accepted on client assertions: asymmetric only (never `none`, never an HMAC over a secret we only hold hashed). */
-export const CLIENT_ASSERTION_ALGS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"];
+export const CLIENT_ASSERTION_ALGS: string[] = [...ASYMMETRIC_JWS_ALGS];
 
 /** Clock skew tolerated on exp / nbf / iat of assertions. */
 export const ASSERTION_CLOCK_TOLERANCE_SECONDS = 30;
