@@ -1,7 +1,7 @@
 import { OAuthError, invalidScope } from "../errors";
 import { clientCredentialsScope } from "../scope-policy";
 import type { Grant, TokenResponse } from "./context";
-import { issueAccessToken } from "./issue";
+import { issueAccessToken, tokenTypeOf } from "./issue";
 
 /** RFC 6749 §4.4: confidential clients only; the token speaks for the client itself (RFC 9068 §2.2: sub = client_id). */
 export const clientCredentialsGrant: Grant = async (context) => {
@@ -28,7 +28,7 @@ export const clientCredentialsGrant: Grant = async (context) => {
   });
   if (created.status !== "created") throw new Error("a fresh grant id was already taken");
   const accessToken = await issueAccessToken(context, { sub: client.client_id, scope, grantId, authTime: null });
-  const body: TokenResponse = { access_token: accessToken, token_type: "Bearer", expires_in: config.accessTokenTtl };
+  const body: TokenResponse = { access_token: accessToken, token_type: tokenTypeOf(context), expires_in: config.accessTokenTtl };
   if (scope !== "") body.scope = scope;
   return body;
 };

@@ -4,15 +4,17 @@ import type { Env } from "../../env";
 import { verifyWithPublishedKeys } from "../../objects/key-cache";
 import { tokenFamilyFor } from "../../objects/locate";
 import { familyIdOfRefreshToken, type FamilyInfo, type InspectResult } from "../../objects/token-family";
-import { bearerInvalidRequest, bearerTokenOf, presentedToken } from "../../oauth/bearer";
+import { accessTokenOf, bearerInvalidRequest, invalidToken, presentedToken, resourceProofError, tokenRequired, type AuthScheme } from "../../oauth/bearer";
+import { invalidDpopProof, type VerifiedDpopProof } from "../../oauth/dpop";
 import { OAuthError } from "../../oauth/errors";
-import { grantHasUser, whyGrantIsNotGood, whyTokenIsNotGood } from "../../oauth/token-validity";
+import { grantHasUser, whyGrantIsNotGood, whyPresentationIsNotGood, whyTokenIsNotGood } from "../../oauth/token-validity";
 import { verifyAccessToken, type AccessTokenClaims } from "../../oauth/tokens";
+import { besideProof, checkDpopProof, nonceHeaders } from "./dpop";
 import { mediaTypeOf, readParams } from "./params";
 
 /**
- * Where presented tokens are validated: the access token a request presents (RFC 6750), and whether a token is still
- * good (C23). An access token: signature, issuer, audience and expiry (RFC 9068), then its grant, its own revocation,
+ * Where presented tokens are validated: the access token a request presents (RFC 6750 Bearer, or RFC 9449 DPoP with
+ * its proof and key binding: `authorizedAccess`), and whether a token is still good (C23). An access token: signature, issuer, audience and expiry (RFC 9068), then its grant, its own revocation,
  * its client and its user, gathered in one round trip (the grant's object and D1 in parallel) and judged by
  * `whyTokenIsNotGood`. A refresh token at introspection: its grant's object, then its user, judged by `whyGrantIsNotGood`
  * (the refresh grant applies the same rule around its rotation).
@@ -25,21 +27,59 @@ export interface ActiveAccessToken {
   user: User | null;
 }
 
-/** The access token of a request: `Authorization: Bearer` or, for a POST form, `access_token` (§2.1, §2.2), never both. */
-export async function readAccessToken(request: Request, realm: string): Promise<string | null> {
-  const fromHeader = bearerTokenOf(request.headers.get("authorization"), realm);
+/**
+ * The access token of a request and how it is presented: `Authorization: Bearer` or, for a POST form, `access_token`
+ * (RFC 6750 §2.1, §2.2), never both; or `Authorization: DPoP` (RFC 9449 §7.1, header only).
+ */
+export async function readAccessToken(request: Request, realm: string): Promise<{ scheme: AuthScheme; token: string } | null> {
+  const fromHeader = accessTokenOf(request.headers.get("authorization"), realm);
   let fromBody: string | null = null;
   if (request.method === "POST" && mediaTypeOf(request) === "application/x-www-form-urlencoded") {
     let params: Record<string, string>;
     try {
       params = await readParams(request, "body");
     } catch (error) {
-      if (error instanceof OAuthError) throw bearerInvalidRequest(realm, error.description ?? "the request is malformed");
+      if (error instanceof OAuthError) throw bearerInvalidRequest(realm, error.description ?? "the request is malformed", fromHeader?.scheme);
       throw error;
     }
     fromBody = params.access_token ?? null;
   }
-  return presentedToken(fromHeader, fromBody, realm);
+  const token = presentedToken(fromHeader?.token ?? null, fromBody, realm, fromHeader?.scheme);
+  return token === null ? null : { scheme: fromHeader?.scheme ?? "Bearer", token };
+}
+
+/** A resource request whose access token is good and presented as it must be. */
+export interface AuthorizedAccess extends ActiveAccessToken {
+  scheme: AuthScheme;
+  /** For the answer: `DPoP-Nonce` when the proof's nonce has rolled over (RFC 9449 §9). */
+  headers: Record<string, string>;
+}
+
+/**
+ * Resource access (/userinfo): the token (C23's rule) and, for the DPoP scheme, its proof for `path` with `ath` —
+ * checked side by side, so the proof's one jti call overlaps the token's round trip — and the key binding
+ * (RFC 9449 §7.1). Every refusal is the 401 of the scheme used: a Bearer challenge, or a DPoP one.
+ */
+export async function authorizedAccess(env: Env, request: Request, issuer: string, path: string): Promise<AuthorizedAccess> {
+  const presented = await readAccessToken(request, issuer);
+  if (presented === null) throw tokenRequired(issuer, "no access token was presented");
+  const { scheme, token } = presented;
+  let active: ActiveAccessToken | null;
+  let proof: VerifiedDpopProof | null = null;
+  if (scheme === "DPoP") {
+    if (request.headers.get("dpop") === null) throw resourceProofError(issuer, invalidDpopProof("the DPoP scheme needs a DPoP proof"));
+    try {
+      [active, proof] = await besideProof(activeAccessToken(env, issuer, token), checkDpopProof(env, request, issuer, path, token));
+    } catch (error) {
+      throw error instanceof OAuthError ? resourceProofError(issuer, error) : error;
+    }
+  } else {
+    active = await activeAccessToken(env, issuer, token);
+  }
+  if (active === null) throw invalidToken(issuer, "the access token is invalid, expired or revoked", scheme);
+  const why = whyPresentationIsNotGood(active.claims, proof === null ? { scheme: "Bearer" } : { scheme: "DPoP", jkt: proof.jkt });
+  if (why !== null) throw invalidToken(issuer, why, scheme);
+  return { ...active, scheme, headers: nonceHeaders(proof) };
 }
 
 /** The token's facts when it is still good, else null. */
