@@ -21,6 +21,10 @@ export interface AssertionExpectation {
   issuer: string;
   /** The token endpoint URL: also accepted as the audience, for clients written to RFC 7523 §3 and OIDC Core §9. */
   tokenEndpoint: string;
+  /** Further URLs accepted as the audience: the PAR endpoint's own, at /par (RFC 9126 §2). */
+  alsoAccepted?: readonly string[];
+  /** The algorithms the client may sign with (a FAPI 2.0 client: PS256, ES256, EdDSA); default all of CLIENT_ASSERTION_ALGS. */
+  algorithms?: readonly string[];
   /** The realm of the invalid_client challenge. */
   realm: string;
   nowSeconds: number;
@@ -39,7 +43,7 @@ export async function verifyClientAssertion(assertion: string, keys: JWTVerifyGe
   let payload: JWTPayload;
   try {
     ({ payload } = await jwtVerify(assertion, keys, {
-      algorithms: CLIENT_ASSERTION_ALGS,
+      algorithms: [...(expected.algorithms ?? CLIENT_ASSERTION_ALGS)],
       issuer: expected.clientId,
       subject: expected.clientId,
       requiredClaims: ["exp", "jti"],
@@ -62,7 +66,7 @@ export async function verifyClientAssertion(assertion: string, keys: JWTVerifyGe
  */
 function namesThisServerOnly(aud: unknown, expected: AssertionExpectation): boolean {
   const values = typeof aud === "string" ? [aud] : Array.isArray(aud) ? aud : [];
-  return values.length > 0 && values.every((value) => value === expected.issuer || value === expected.tokenEndpoint);
+  return values.length > 0 && values.every((value) => value === expected.issuer || value === expected.tokenEndpoint || (expected.alsoAccepted ?? []).includes(value));
 }
 
 /**
