@@ -22,6 +22,7 @@ import {
 import { discovery } from "./routes/discovery";
 import { jwks } from "./routes/jwks";
 import { logout, logoutConfirm } from "./routes/logout";
+import { pushedAuthorizationRequest } from "./routes/par";
 import { introspect } from "./routes/introspect";
 import { revoke } from "./routes/revoke";
 import { token } from "./routes/token";
@@ -60,17 +61,20 @@ router.get("/demo", demo);
 router.get("/demo/callback", demo);
 router.get("/demo/app.js", demoScript);
 
-// ── Token, userinfo, introspection, revocation ──────────────────────────────────
+// ── Token, pushed requests, userinfo, introspection, revocation ─────────────────
 router.post("/token", withCors(token));
+router.post("/par", withCors(pushedAuthorizationRequest));
 router.get("/userinfo", withCors(userinfo));
 router.post("/userinfo", withCors(userinfo));
 router.post("/introspect", withCors(introspect));
 router.post("/revoke", withCors(revoke));
 router.options("/token", () => preflight("POST"));
+router.options("/par", () => preflight("POST"));
 router.options("/userinfo", () => preflight("GET, POST"));
 router.options("/introspect", () => preflight("POST"));
 router.options("/revoke", () => preflight("POST"));
 router.all("/token", () => methodNotAllowed("POST"));
+router.all("/par", () => methodNotAllowed("POST"));
 router.all("/userinfo", () => methodNotAllowed("GET, POST"));
 router.all("/introspect", () => methodNotAllowed("POST"));
 router.all("/revoke", () => methodNotAllowed("POST"));

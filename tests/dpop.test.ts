@@ -188,7 +188,7 @@ describe("each broken rule of a proof is refused with invalid_dpop_proof (RFC 94
     const key = await DpopKey.generate();
     const now = Math.floor(Date.now() / 1000);
     const hmac = await new SignJWT({ htm: "POST", htu: TOKEN_URL, iat: now, jti: "j-hs" })
-      .setProtectedHeader({ alg: "HS256", typ: "dpop+jwt", jwk: { kty: "oct", k: "c2VjcmV0" } })
+      .setProtectedHeader({ alg: "HS256", typ: "dpop+jwt", jwk: { kty: "oct", k: "c2VjcmV0" } as never })
       .sign(new TextEncoder().encode("secret-secret-secret-secret-secret"));
     const { privateKey, publicKey } = await generateKeyPair("ES256", { extractable: true });
     const withPrivate = await new SignJWT({ htm: "POST", htu: TOKEN_URL, iat: now, jti: "j-priv" })
@@ -240,7 +240,8 @@ describe("each broken rule of a proof is refused with invalid_dpop_proof (RFC 94
 });
 
 describe("server nonces (RFC 9449 §8, §9) with DPOP_NONCE_SECRET", () => {
-  const nonceEnv = { ...env, DPOP_NONCE_SECRET: "n".repeat(44) } as Env;
+  const secret = "n".repeat(44);
+  const nonceEnv = { ...env, DPOP_NONCE_SECRET: secret } as Env;
 
   it("/token: no nonce → use_dpop_nonce with DPoP-Nonce; the retry with it succeeds; a made-up one is use_dpop_nonce again", async () => {
     const api = await makeClient({ grant_types: ["client_credentials"], scope: "reports:read", redirect_uris: [] });
@@ -261,7 +262,6 @@ describe("server nonces (RFC 9449 §8, §9) with DPOP_NONCE_SECRET", () => {
     const api = await makeClient({ grant_types: ["client_credentials"], scope: "reports:read", redirect_uris: [] });
     const key = await DpopKey.generate();
     const now = Math.floor(Date.now() / 1000);
-    const secret = nonceEnv.DPOP_NONCE_SECRET as string;
     const [current, threeMinutesAgo, tenMinutesAgo] = await Promise.all([now, now - 180, now - 600].map((t) => nonceWindow(secret, t).then((w) => w.current)));
     const rolled = await tokenRequest(api, { grant_type: "client_credentials" }, await key.proof("POST", TOKEN_URL, { nonce: threeMinutesAgo }), nonceEnv);
     expect(rolled.status).toBe(200);

@@ -10,8 +10,8 @@ export class DpopKey {
     readonly jkt: string,
   ) {}
 
-  static async generate(alg: "ES256" | "PS256" | "RS256" | "EdDSA" = "ES256", options: { modulusLength?: number } = {}): Promise<DpopKey> {
-    const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true, ...(options.modulusLength ? { modulusLength: options.modulusLength } : {}) });
+  static async generate(alg: "ES256" | "PS256" | "RS256" | "EdDSA" = "ES256"): Promise<DpopKey> {
+    const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
     const publicJwk = await exportJWK(publicKey);
     return new DpopKey(alg, privateKey, publicJwk, await calculateJwkThumbprint(publicJwk));
   }
