@@ -11,8 +11,8 @@ import { Browser, basicAuth, expectStatus, mapLimit, parseForms, pkcePair } from
 import { spawnGroup } from "./procs.mjs";
 
 export const REDIRECT_URI = "http://127.0.0.1:9/cb";
-/** Every rate limit far above what the bench sends: the limiter objects still run on every request, they just never say no. */
-const NO_LIMIT = "1000000000";
+/** Every rate limit at its highest allowed value (config.ts: 1000000), far above what the bench sends: the limiter objects still run on every request, they just never say no. */
+const NO_LIMIT = "1000000";
 
 /**
  * @param {{ bundle: import("./bundle.mjs").Bundle, stateDir: string, name?: string }} options
