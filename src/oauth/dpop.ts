@@ -6,9 +6,10 @@ import { ASYMMETRIC_JWS_ALGS } from "./jws-algs";
 import { isFapi2, isShortRsaKey, signingAlgsFor } from "./security-profile";
 
 /**
- * DPoP proofs (RFC 9449 §4.3), one small named check per rule, no I/O of its own: the caller brings the nonces of now
- * and the one storage step, recording the proof's jti (C10: accepted once within its window, `JtiStore.recordJti`
- * under the scope `dpop:<jkt>` — one object call). Any failure is `invalid_dpop_proof`; a missing or stale nonce is
+ * DPoP proofs (RFC 9449 §4.3), one small named check per rule, no I/O of its own: `verifyDpopProof` checks every rule
+ * but one-time use; `spendDpopProof` then records the proof's jti through the caller's one storage step (C10:
+ * accepted once within its window, `JtiStore.recordJti` under the scope `dpop:<jkt>` — one object call, which the
+ * endpoints make beside their own first round trip). Any failure is `invalid_dpop_proof`; a missing or stale nonce is
  * `use_dpop_nonce` with the nonce to use. The token endpoint and /par answer them as RFC 6749 §5.2 errors, resource
  * access as `WWW-Authenticate: DPoP` challenges (§7.1, routes/support/access-token.ts).
  */
@@ -50,6 +51,9 @@ export interface VerifiedDpopProof {
   jwk: JWK;
   /** The nonce to hand back in `DPoP-Nonce` because the proof's has rolled over (§8.2), or null. */
   nextNonce: string | null;
+  jti: string;
+  /** How long the jti must be remembered: as long as the proof could be accepted (the window, plus the skew ahead). */
+  jtiWindowSeconds: number;
 }
 
 /** Records the jti of a proof of key `jkt` for `windowSeconds`: false when it was already recorded (a replay). */
@@ -145,20 +149,23 @@ function checkNonce(payload: JWTPayload, nonces: NonceWindow | null): string | n
   return payload.nonce === nonces.current ? null : nonces.current;
 }
 
-/**
- * Every check of §4.3, then the jti recorded once (C10): a replay within the window is refused. The jti is
- * remembered for the window plus the tolerated skew, so no proof outlives the record of it.
- */
-export async function verifyDpopProof(proof: string, expected: DpopExpectation, recordJti: RecordProofJti): Promise<VerifiedDpopProof> {
+/** Every check of §4.3 but the jti's one use (`spendDpopProof`). No I/O: a bad proof is refused before anything is stored. */
+export async function verifyDpopProof(proof: string, expected: DpopExpectation): Promise<VerifiedDpopProof> {
   const header = checkProofHeader(proof);
   const payload = await checkProofSignature(proof);
   const { jti } = checkProofClaims(payload, expected);
   await checkAccessTokenHash(payload, expected.accessToken);
   const nextNonce = checkNonce(payload, expected.nonces);
   const jkt = await calculateJwkThumbprint(header.jwk, "sha256");
-  const fresh = await recordJti(jkt, jti, expected.windowSeconds + DPOP_FUTURE_SKEW_SECONDS);
-  if (!fresh) throw invalidDpopProof("the DPoP proof was already used (jti)");
-  return { jkt, alg: header.alg!, jwk: header.jwk, nextNonce };
+  return { jkt, alg: header.alg!, jwk: header.jwk, nextNonce, jti, jtiWindowSeconds: expected.windowSeconds + DPOP_FUTURE_SKEW_SECONDS };
+}
+
+/**
+ * §11.1, C10: the jti of a verified proof recorded once; a replay within the window is refused. It is remembered for
+ * the window plus the tolerated skew, so no proof outlives the record of it.
+ */
+export async function spendDpopProof(proof: VerifiedDpopProof, recordJti: RecordProofJti): Promise<void> {
+  if (!(await recordJti(proof.jkt, proof.jti, proof.jtiWindowSeconds))) throw invalidDpopProof("the DPoP proof was already used (jti)");
 }
 
 /** What the client's registration asks of its proofs: a FAPI 2.0 client signs with PS256, ES256 or EdDSA, RSA keys of 2048 bits or more. */

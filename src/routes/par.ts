@@ -10,7 +10,7 @@ import { parseWith } from "../oauth/schema";
 import { requestUriLifetime } from "../oauth/security-profile";
 import { pendingAuthorization, verifiedRequestObject } from "./support/authorization-request";
 import { authenticateClient } from "./support/client-authentication";
-import { besideProof, checkDpopProof, nonceHeaders } from "./support/dpop";
+import { besideSpending, checkDpopProof, nonceHeaders, spendProof } from "./support/dpop";
 import { readParams } from "./support/params";
 import { jsonResponse } from "./support/respond";
 
@@ -30,14 +30,15 @@ export async function pushedAuthorizationRequest(request: Request, env: Env): Pr
   const config = loadConfig(env);
   const issuer = issuerOf(env, request);
   const endpointUrl = `${issuer}/par`;
-  const [client, proof] = await besideProof(
+  const proof = await checkDpopProof(env, request, issuer, "/par");
+  const client = await besideSpending(
     authenticateClient(env, request, parseWith(CREDENTIALS, body), {
       issuer,
       endpointUrl,
       rateLimit: { name: "par", limit: config.rateLimitToken, counts: "requests" },
       endpointIsAudience: true,
     }),
-    checkDpopProof(env, request, issuer, "/par"),
+    spendProof(env, proof),
   );
   if (proof !== null) checkProofFitsClient(proof, client);
   const form = requestForm(body, "par");

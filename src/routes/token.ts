@@ -7,15 +7,15 @@ import { TokenRequestSchema, isSupportedGrant } from "../oauth/grants/request";
 import { parseWith } from "../oauth/schema";
 import { requiresDpop } from "../oauth/security-profile";
 import { authenticateClient } from "./support/client-authentication";
-import { besideProof, checkDpopProof, nonceHeaders } from "./support/dpop";
+import { besideSpending, checkDpopProof, nonceHeaders, spendProof } from "./support/dpop";
 import { grantStorage } from "./support/grant-storage";
 import { readParams } from "./support/params";
 import { jsonResponse } from "./support/respond";
 
 /**
- * The token endpoint (RFC 6749 §3.2): parses, authenticates the client, checks a DPoP proof (RFC 9449 §5; beside the
- * authentication, so its one jti call adds no round trip), dispatches to the grant (oauth/grants/, one file each) and
- * formats. Parameters come from an application/x-www-form-urlencoded body only; a repeated parameter is an
+ * The token endpoint (RFC 6749 §3.2): parses, checks a DPoP proof (RFC 9449 §5; its rules first, its one jti call
+ * beside the client's authentication, so it adds no round trip), authenticates the client, dispatches to the grant
+ * (oauth/grants/, one file each) and formats. Parameters come from an application/x-www-form-urlencoded body only; a repeated parameter is an
  * invalid_request (§3.2). Every response carries `Cache-Control: no-store` (§5.1).
  */
 export async function token(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
@@ -23,13 +23,14 @@ export async function token(request: Request, env: Env, ctx: ExecutionContext): 
   if (!isSupportedGrant(params.grant_type)) throw new OAuthError("unsupported_grant_type", "grant_type is not supported");
   const config = loadConfig(env);
   const issuer = issuerOf(env, request);
-  const [client, proof] = await besideProof(
+  const proof = await checkDpopProof(env, request, issuer, "/token");
+  const client = await besideSpending(
     authenticateClient(env, request, params, {
       issuer,
       endpointUrl: `${issuer}/token`,
       rateLimit: { name: "token", limit: config.rateLimitToken, counts: "requests" },
     }),
-    checkDpopProof(env, request, issuer, "/token"),
+    spendProof(env, proof),
   );
   if (!client.grant_types.includes(params.grant_type)) {
     throw new OAuthError("unauthorized_client", `the client is not registered for the ${params.grant_type} grant`);

@@ -5,11 +5,11 @@ import { verifyWithPublishedKeys } from "../../objects/key-cache";
 import { tokenFamilyFor } from "../../objects/locate";
 import { familyIdOfRefreshToken, type FamilyInfo, type InspectResult } from "../../objects/token-family";
 import { accessTokenOf, bearerInvalidRequest, invalidToken, presentedToken, resourceProofError, tokenRequired, type AuthScheme } from "../../oauth/bearer";
-import { invalidDpopProof, type VerifiedDpopProof } from "../../oauth/dpop";
+import { invalidDpopProof } from "../../oauth/dpop";
 import { OAuthError } from "../../oauth/errors";
 import { grantHasUser, whyGrantIsNotGood, whyPresentationIsNotGood, whyTokenIsNotGood } from "../../oauth/token-validity";
 import { verifyAccessToken, type AccessTokenClaims } from "../../oauth/tokens";
-import { besideProof, checkDpopProof, nonceHeaders } from "./dpop";
+import { checkDpopProof, nonceHeaders, spendProof, type EndpointProof } from "./dpop";
 import { mediaTypeOf, readParams } from "./params";
 
 /**
@@ -56,8 +56,8 @@ export interface AuthorizedAccess extends ActiveAccessToken {
 }
 
 /**
- * Resource access (/userinfo): the token (C23's rule) and, for the DPoP scheme, its proof for `path` with `ath` —
- * checked side by side, so the proof's one jti call overlaps the token's round trip — and the key binding
+ * Resource access (/userinfo): for the DPoP scheme its proof for `path` with `ath` (every rule, no I/O), then the token
+ * (C23's rule) with the proof's one jti call in the same round trip as the token's lookups, then the key binding
  * (RFC 9449 §7.1). Every refusal is the 401 of the scheme used: a Bearer challenge, or a DPoP one.
  */
 export async function authorizedAccess(env: Env, request: Request, issuer: string, path: string): Promise<AuthorizedAccess> {
@@ -65,11 +65,13 @@ export async function authorizedAccess(env: Env, request: Request, issuer: strin
   if (presented === null) throw tokenRequired(issuer, "no access token was presented");
   const { scheme, token } = presented;
   let active: ActiveAccessToken | null;
-  let proof: VerifiedDpopProof | null = null;
+  let proof: EndpointProof | null = null;
   if (scheme === "DPoP") {
     if (request.headers.get("dpop") === null) throw resourceProofError(issuer, invalidDpopProof("the DPoP scheme needs a DPoP proof"));
     try {
-      [active, proof] = await besideProof(activeAccessToken(env, issuer, token), checkDpopProof(env, request, issuer, path, token));
+      proof = await checkDpopProof(env, request, issuer, path, token);
+      const checked = proof;
+      active = await activeAccessToken(env, issuer, token, () => spendProof(env, checked));
     } catch (error) {
       throw error instanceof OAuthError ? resourceProofError(issuer, error) : error;
     }
@@ -82,15 +84,18 @@ export async function authorizedAccess(env: Env, request: Request, issuer: strin
   return { ...active, scheme, headers: nonceHeaders(proof) };
 }
 
-/** The token's facts when it is still good, else null. */
-export async function activeAccessToken(env: Env, issuer: string, token: string): Promise<ActiveAccessToken | null> {
+/**
+ * The token's facts when it is still good, else null. `beside`: one more storage step to run in the same round trip
+ * as the token's lookups (a DPoP proof's jti record), only once the token's signature checks out.
+ */
+export async function activeAccessToken(env: Env, issuer: string, token: string, beside?: () => Promise<void>): Promise<ActiveAccessToken | null> {
   const claims = await verifyAccessToken((jwt, options) => verifyWithPublishedKeys(env, jwt, options), issuer, token);
   if (claims === null) return null;
   const family = tokenFamilyFor(env, claims.gid);
   if (family === null) return null;
   // A user's token carries auth_time; a client's own token (client_credentials) does not and has no user to read.
   const userLookup = claims.auth_time !== undefined ? userForGrant(env.DB, claims.sub, claims.client_id) : Promise.resolve(undefined);
-  const [grant, client, holder] = await Promise.all([family.checkAccessToken(claims.jti), getClient(env.DB, claims.client_id), userLookup]);
+  const [grant, client, holder] = await Promise.all([family.checkAccessToken(claims.jti), getClient(env.DB, claims.client_id), userLookup, beside?.()]);
   const facts = { claims, grant, client, holder: grant.active && grantHasUser(grant.grant) ? (holder ?? null) : undefined };
   if (whyTokenIsNotGood(facts) !== null || !grant.active) return null;
   return { claims, grant: grant.grant, user: holder?.user ?? null };
