@@ -229,6 +229,26 @@ describe("client keys from jwks_uri", () => {
     }
   });
 
+  it("a jwks_uri that does not answer in 5 s gives no keys; one on plain http off loopback is never fetched", async () => {
+    const key = await ClientKey.generate();
+    const user = await makeUser();
+    const slow = await makeClient({ token_endpoint_auth_method: "private_key_jwt", jwks_uri: JWKS_URI });
+    // The client's server takes the request and never answers: the fetch gives up when its signal does.
+    const hanging = vi.spyOn(globalThis, "fetch").mockImplementation(
+      (_input, init) => new Promise((_resolve, reject) => init?.signal?.addEventListener("abort", () => reject(new Error("timed out")))),
+    );
+    const code = await makeCode(slow.clientId, user.id);
+    expect(await errorOf(await tokenWithAssertion(slow, await key.assertionParams(slow.clientId), code.code, code.verifier))).toEqual({ status: 401, error: "invalid_client" });
+    expect(hanging).toHaveBeenCalledTimes(1);
+    vi.restoreAllMocks();
+    // Stored behind the admin API's back (it refuses such a URI): still never fetched.
+    const plain = await makeClient({ token_endpoint_auth_method: "private_key_jwt", jwks_uri: "http://rp.example/jwks.json" });
+    const never = vi.spyOn(globalThis, "fetch");
+    const other = await makeCode(plain.clientId, user.id);
+    expect(await errorOf(await tokenWithAssertion(plain, await key.assertionParams(plain.clientId), other.code, other.verifier))).toEqual({ status: 401, error: "invalid_client" });
+    expect(never).not.toHaveBeenCalled();
+  });
+
   it("a request object is checked with keys from jwks_uri too", async () => {
     const key = await ClientKey.generate();
     const rp = await makeClient({ jwks_uri: JWKS_URI });
