@@ -41,6 +41,7 @@ import {
 import { discovery } from "./routes/discovery";
 import { jwks } from "./routes/jwks";
 import { logout, logoutConfirm } from "./routes/logout";
+import { pushedAuthorizationRequest } from "./routes/par";
 import { introspect } from "./routes/introspect";
 import { revoke } from "./routes/revoke";
 import { redeemSessionToken, sessionTokenFetch, sessionTokenPage, sessionTokenPreflight } from "./routes/session-token";
@@ -94,17 +95,20 @@ router.post("/account/passkeys/rename", renameAccountPasskey);
 router.post("/account/passkeys/delete", deleteAccountPasskey);
 router.post("/account/sign-out-everywhere", signOutEverywhereFromAccount);
 
-// ── Token, userinfo, introspection, revocation ──────────────────────────────────
+// ── Token, pushed requests, userinfo, introspection, revocation ─────────────────
 router.post("/token", withCors(token));
+router.post("/par", withCors(pushedAuthorizationRequest));
 router.get("/userinfo", withCors(userinfo));
 router.post("/userinfo", withCors(userinfo));
 router.post("/introspect", withCors(introspect));
 router.post("/revoke", withCors(revoke));
 router.options("/token", () => preflight("POST"));
+router.options("/par", () => preflight("POST"));
 router.options("/userinfo", () => preflight("GET, POST"));
 router.options("/introspect", () => preflight("POST"));
 router.options("/revoke", () => preflight("POST"));
 router.all("/token", () => methodNotAllowed("POST"));
+router.all("/par", () => methodNotAllowed("POST"));
 router.all("/userinfo", () => methodNotAllowed("GET, POST"));
 router.all("/introspect", () => methodNotAllowed("POST"));
 router.all("/revoke", () => methodNotAllowed("POST"));

@@ -22,6 +22,12 @@ export interface Client {
   refresh_token_reuse_interval: number | null;
   /** "scope": the ID token carries the user claims of the granted scopes; "minimal": only those the claims request names. */
   id_token_claims: "scope" | "minimal";
+  /** RFC 9126 §6: authorization requests only through /par. */
+  require_pushed_authorization_requests: boolean;
+  /** The one alg its request objects may be signed with (RFC 9101, OIDC Registration §2); null: any advertised one. */
+  request_object_signing_alg: string | null;
+  /** "fapi2": FAPI 2.0 Security Profile rules for this client (oauth/security-profile.ts); null: none. */
+  security_profile: "fapi2" | null;
   /** RFC 7591 §2 links shown on the sign-in and consent pages (https only). */
   logo_uri: string | null;
   client_uri: string | null;
@@ -62,6 +68,9 @@ interface ClientRow {
   dpop_bound_access_tokens: number;
   refresh_token_reuse_interval: number | null;
   id_token_claims: string;
+  require_pushed_authorization_requests: number;
+  request_object_signing_alg: string | null;
+  security_profile: string | null;
   logo_uri: string | null;
   client_uri: string | null;
   policy_uri: string | null;
@@ -89,6 +98,9 @@ function toClient(row: ClientRow): StoredClient {
     dpop_bound_access_tokens: row.dpop_bound_access_tokens === 1,
     refresh_token_reuse_interval: row.refresh_token_reuse_interval,
     id_token_claims: row.id_token_claims === "minimal" ? "minimal" : "scope",
+    require_pushed_authorization_requests: row.require_pushed_authorization_requests === 1,
+    request_object_signing_alg: row.request_object_signing_alg,
+    security_profile: row.security_profile === "fapi2" ? "fapi2" : null,
     logo_uri: row.logo_uri ?? null,
     client_uri: row.client_uri ?? null,
     policy_uri: row.policy_uri ?? null,
@@ -150,6 +162,9 @@ function metadataColumns(fields: ClientFields): Array<[string, string | number |
     ["dpop_bound_access_tokens", fields.dpop_bound_access_tokens ? 1 : 0],
     ["refresh_token_reuse_interval", fields.refresh_token_reuse_interval],
     ["id_token_claims", fields.id_token_claims],
+    ["require_pushed_authorization_requests", fields.require_pushed_authorization_requests ? 1 : 0],
+    ["request_object_signing_alg", fields.request_object_signing_alg],
+    ["security_profile", fields.security_profile],
     ["logo_uri", fields.logo_uri],
     ["client_uri", fields.client_uri],
     ["policy_uri", fields.policy_uri],

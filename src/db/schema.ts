@@ -56,6 +56,12 @@ export const clients = sqliteTable("clients", {
   updatedAt: integer("updated_at").notNull().default(now),
   /** Which user claims the ID token carries: "scope" (those of the granted scopes) or "minimal" (only those the claims request names). */
   idTokenClaims: text("id_token_claims").notNull().default("scope"),
+  /** RFC 9126 §6: the client's authorization requests must come through /par. */
+  requirePushedAuthorizationRequests: integer("require_pushed_authorization_requests", { mode: "boolean" }).notNull().default(false),
+  /** RFC 9101 / OIDC Registration §2: the only alg its request objects may use; null: any advertised one. */
+  requestObjectSigningAlg: text("request_object_signing_alg"),
+  /** "fapi2": the FAPI 2.0 Security Profile's rules apply to this client (oauth/security-profile.ts); null: none. */
+  securityProfile: text("security_profile"),
   /** RFC 7591 §2: shown on the sign-in and consent pages; https URLs only (oauth/client-metadata.ts). */
   logoUri: text("logo_uri"),
   clientUri: text("client_uri"),

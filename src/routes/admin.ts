@@ -94,6 +94,7 @@ const METADATA_MEMBERS = [
   "client_name", "redirect_uris", "post_logout_redirect_uris", "grant_types", "response_types", "token_endpoint_auth_method",
   "scope", "jwks", "jwks_uri", "id_token_signed_response_alg", "skip_consent", "refresh_token_reuse_interval", "id_token_claims",
   "backchannel_logout_uri", "backchannel_logout_session_required",
+  "require_pushed_authorization_requests", "dpop_bound_access_tokens", "request_object_signing_alg", "security_profile",
   "logo_uri", "client_uri", "policy_uri", "tos_uri",
 ] as const satisfies readonly (keyof ClientFields)[];
 

@@ -23,7 +23,7 @@ import { UserAgent, authorizeAsUser, uniqueEmail } from "./helpers/user-agent.ts
 
 const repo = path.resolve(import.meta.dirname, "../..");
 // deployment.md last: its server starts when the others are done (two wrangler dev at once would share an inspector port).
-const DOCS = ["README.md", "docs/architecture.md", "docs/consistency.md", "docs/operations.md", "docs/deployment.md"];
+const DOCS = ["README.md", "docs/architecture.md", "docs/consistency.md", "docs/operations.md", "docs/fapi2.md", "docs/deployment.md"];
 const PRODUCTION_DOCS = new Set(["docs/deployment.md"]);
 const VARIABLES = ["ISSUER", "ADMIN_TOKEN", "CLIENT_ID", "USER_ID", "CODE", "CODE_VERIFIER", "ACCESS_TOKEN", "REFRESH_TOKEN", "CF_ACCESS_CLIENT_ID", "CF_ACCESS_CLIENT_SECRET"];
 

@@ -83,6 +83,8 @@ interface Live {
   interaction: string;
   linkToken: string;
   jwks: { keys: JWK[] };
+  /** A request pushed to /par and not used yet. */
+  requestUri: string;
 }
 
 let server: DevServer;
@@ -162,6 +164,51 @@ async function setUp(): Promise<Live> {
     interaction: loginUrl.searchParams.get("interaction")!,
     linkToken: link.searchParams.get("token")!,
     jwks: (await (await fetch(`${issuer}/jwks.json`)).json()) as { keys: JWK[] },
+    requestUri: await pushRequest(issuer, target),
+  };
+}
+
+/** Pushes an authorization request for `target` (RFC 9126) and returns its request_uri. */
+async function pushRequest(issuer: string, target: RegisteredClient): Promise<string> {
+  const response = await fetch(`${issuer}/par`, {
+    method: "POST",
+    headers: { ...FORM, authorization: basic(target.client_id, target.client_secret!) },
+    body: form({ response_type: "code", redirect_uri: CALLBACK, scope: "openid email", state: "pushed", code_challenge: "x".repeat(43), code_challenge_method: "S256" }),
+  });
+  if (response.status !== 201) throw new Error(`POST /par answered ${response.status}: ${await response.text()}`);
+  return ((await response.json()) as { request_uri: string }).request_uri;
+}
+
+const b64 = (value: unknown) => base64url.encode(typeof value === "string" ? value : JSON.stringify(value));
+
+/**
+ * DPoP headers that must never be honoured (RFC 9449 §4.3): oversized, malformed base64 and JSON, JSON bombs, no or
+ * forged signatures, symmetric algorithms, private keys, repeated headers. None may give a 5xx or change anything.
+ */
+async function hostileProofs(htu: string): Promise<Record<string, string>> {
+  const attacker = await generateKeyPair("ES256", { extractable: true });
+  const jwk = await exportJWK(attacker.publicKey);
+  const claims = { htm: "POST", htu, iat: Math.floor(Date.now() / 1000), jti: "hostile" };
+  const deepArray = "[".repeat(2500) + "]".repeat(2500);
+  const deepObject = '{"a":'.repeat(1200) + "1" + "}".repeat(1200);
+  return {
+    huge: "a".repeat(100_000),
+    justOverLimit: `${"a".repeat(4100)}.${"b".repeat(4100)}.c`,
+    notBase64: "!!!.###.$$$",
+    percent: "%%%.e30.sig",
+    headerNotJson: `${b64("not json")}.${b64(claims)}.sig`,
+    payloadNotJson: `${b64({ typ: "dpop+jwt", alg: "ES256", jwk })}.${b64("not json")}.sig`,
+    jsonBombHeader: `${b64(deepArray)}.${b64(claims)}.sig`,
+    jsonBombPayload: `${b64({ typ: "dpop+jwt", alg: "ES256", jwk })}.${b64(deepObject)}.sig`,
+    jsonBombJwk: `${b64({ typ: "dpop+jwt", alg: "ES256", jwk: JSON.parse(deepObject) })}.${b64(claims)}.sig`,
+    hugeJwkMembers: `${b64({ typ: "dpop+jwt", alg: "ES256", jwk: { kty: "EC", crv: "P-256", x: "A".repeat(2500), y: "B".repeat(2500) } })}.${b64(claims)}.sig`,
+    algNone: `${b64({ typ: "dpop+jwt", alg: "none", jwk })}.${b64(claims)}.`,
+    hs256: await new SignJWT(claims).setProtectedHeader({ typ: "dpop+jwt", alg: "HS256", jwk: { kty: "oct", k: "c2VjcmV0" } as never }).sign(new TextEncoder().encode("s".repeat(32))),
+    privateJwk: await new SignJWT(claims).setProtectedHeader({ typ: "dpop+jwt", alg: "ES256", jwk: await exportJWK(attacker.privateKey) }).sign(attacker.privateKey),
+    forgedSignature: `${b64({ typ: "dpop+jwt", alg: "ES256", jwk })}.${b64(claims)}.${"A".repeat(86)}`,
+    twoHeaders: `${b64({ typ: "dpop+jwt", alg: "ES256", jwk })}.${b64(claims)}.sig, ${b64({ typ: "dpop+jwt", alg: "ES256", jwk })}.${b64(claims)}.sig`,
+    unicode: "é.é.é",
+    spaces: "   ",
   };
 }
 
@@ -422,6 +469,67 @@ async function corpus(): Promise<Hostile[]> {
   add("userinfo 100 kB form", { method: "POST", path: "/userinfo", headers: FORM, body: `access_token=${BIG}` });
   add("userinfo JSON body", { method: "POST", path: "/userinfo", headers: { "content-type": "application/json" }, body: JSON.stringify({ access_token: live.accessToken }) });
   for (const method of ["PUT", "DELETE", "PATCH"]) add(`userinfo ${method}`, { method, path: "/userinfo", headers: { authorization: `Bearer ${live.accessToken}` } });
+
+  // ── DPoP headers (RFC 9449) at /token, /userinfo and /par ──
+  const [tokenProofs, userinfoProofs, parProofs] = await Promise.all([
+    hostileProofs(`${server.issuer}/token`),
+    hostileProofs(`${server.issuer}/userinfo`),
+    hostileProofs(`${server.issuer}/par`),
+  ]);
+  for (const [kind, proof] of Object.entries(tokenProofs)) {
+    // With the live refresh token: a refused proof must leave it unrotated.
+    tokenPost(`DPoP ${kind} (live refresh token)`, form({ grant_type: "refresh_token", refresh_token: live.refreshToken }), { ...targetBasic, dpop: proof });
+  }
+  for (const [kind, proof] of Object.entries(userinfoProofs)) {
+    add(`userinfo DPoP scheme, proof ${kind}`, { method: "GET", path: "/userinfo", headers: { authorization: `DPoP ${live.accessToken}`, dpop: proof } });
+    add(`userinfo Bearer with proof ${kind}`, { method: "GET", path: "/userinfo", headers: { authorization: `Bearer ${live.accessToken}`, dpop: proof } });
+  }
+  for (const authorization of ["DPoP", "DPoP     ", `DPoP ${"a".repeat(100_000)}`, `DPoP ${live.accessToken} x`, "dpop !!!"]) {
+    add(`userinfo authorization ${authorization.slice(0, 20)}`, { method: "GET", path: "/userinfo", headers: { authorization, dpop: userinfoProofs.forgedSignature! } });
+  }
+
+  // ── /par (RFC 9126) ──
+  const parBase: Record<string, string> = { response_type: "code", redirect_uri: encodeURIComponent(CALLBACK), scope: "openid", state: "st", code_challenge: "x".repeat(43), code_challenge_method: "S256" };
+  const parPost = (name: string, body: string | Buffer, headers: Record<string, string> = targetBasic) =>
+    add(`par ${name}`, { method: "POST", path: "/par", headers: { ...FORM, ...headers }, body });
+  const parParams = ["redirect_uri", "response_type", "scope", "state", "code_challenge", "code_challenge_method", "claims", "id_token_hint", "max_age", "prompt", "dpop_jkt", "request", "request_uri", "response_mode"];
+  for (const param of parParams) {
+    for (const [kind, value] of Object.entries(RAW_VALUES)) {
+      parPost(`${param}=${kind}`, Object.entries({ ...parBase, [param]: value }).map(([k, v]) => `${k}=${v}`).join("&"));
+    }
+  }
+  for (const uri of REDIRECT_VARIANTS) parPost(`redirect_uri ${uri}`, Object.entries({ ...parBase, redirect_uri: encodeURIComponent(uri) }).map(([k, v]) => `${k}=${v}`).join("&"));
+  for (const [kind, proof] of Object.entries(parProofs)) parPost(`DPoP ${kind}`, form({ ...parBase, redirect_uri: CALLBACK }), { ...targetBasic, dpop: proof });
+  for (const [kind, jwt] of Object.entries(forgedId)) parPost(`request object ${kind}`, form({ request: jwt }));
+  parPost("request object, JSON bomb payload", form({ request: `${b64({ alg: "ES256" })}.${b64("[".repeat(6000) + "]".repeat(6000))}.sig` }));
+  parPost("request object, 100 kB", form({ request: `${b64({ alg: "ES256" })}.${"a".repeat(100_000)}.sig` }));
+  parPost("request object alg none", form({ request: `${b64({ alg: "none" })}.${b64({ ...parBase, redirect_uri: CALLBACK, client_id: target.client_id, iss: target.client_id, aud: server.issuer, exp: 9999999999, jti: "x" })}.` }));
+  parPost("request and request_uri", form({ request: forgedId.algNone!, request_uri: live.requestUri }));
+  parPost("the live request_uri in a push", form({ ...parBase, redirect_uri: CALLBACK, request_uri: live.requestUri }));
+  for (const [kind, authorization] of Object.entries(basicVariants)) parPost(`authorization ${kind}`, form({ ...parBase, redirect_uri: CALLBACK }), { authorization });
+  parPost("no client authentication", form({ ...parBase, redirect_uri: CALLBACK, client_id: target.client_id }), {});
+  parPost("another client's redirect_uri", form({ ...parBase, redirect_uri: bystander.redirect_uris[0]! }));
+  parPost("bystander's client_id with the target's credentials", form({ ...parBase, redirect_uri: CALLBACK, client_id: bystander.client_id }));
+  parPost("duplicate redirect_uri", `${form({ ...parBase, redirect_uri: CALLBACK })}&redirect_uri=${encodeURIComponent("https://evil.example/cb")}`);
+  parPost("100 kB body", `redirect_uri=${BIG}`);
+  parPost("bad UTF-8", Buffer.concat([Buffer.from("state="), Buffer.from([0xff, 0xfe, 0xc3, 0x28])]));
+  parPost("empty body", "");
+  add("par JSON body", { method: "POST", path: "/par", headers: { "content-type": "application/json", ...targetBasic }, body: JSON.stringify({ ...parBase, redirect_uri: CALLBACK }) });
+  add("par no content type", { method: "POST", path: "/par", headers: targetBasic, body: form({ ...parBase, redirect_uri: CALLBACK }) });
+  for (const method of ["GET", "PUT", "DELETE", "PATCH"]) add(`par ${method}`, { method, path: "/par", headers: targetBasic });
+
+  // ── /authorize with pushed requests and request objects ──
+  add("authorize the live request_uri as the bystander", { method: "GET", path: pathOf("/authorize", { client_id: bystander.client_id, request_uri: encodeURIComponent(live.requestUri) }) });
+  add("authorize the live request_uri truncated", { method: "GET", path: pathOf("/authorize", { client_id: target.client_id, request_uri: encodeURIComponent(live.requestUri.slice(0, -3)) }) });
+  add("authorize the live request_uri with request too", { method: "GET", path: pathOf("/authorize", { client_id: target.client_id, request_uri: encodeURIComponent(live.requestUri), request: forgedId.algNone! }) });
+  add("authorize an https request_uri", { method: "GET", path: pathOf("/authorize", { ...authorizeBase, request_uri: encodeURIComponent("https://evil.example/request.jwt") }) });
+  for (const [kind, jwt] of Object.entries(forgedId)) {
+    add(`authorize request object ${kind}`, { method: "GET", path: pathOf("/authorize", { ...authorizeBase, request: jwt }) });
+  }
+  add("authorize request object naming another redirect_uri", {
+    method: "GET",
+    path: pathOf("/authorize", { client_id: target.client_id, request: `${b64({ alg: "none" })}.${b64({ redirect_uri: "https://evil.example/cb", state: "s", client_id: target.client_id })}.` }),
+  });
 
   // ── /introspect and /revoke ──
   for (const endpoint of ["/introspect", "/revoke"]) {
@@ -739,7 +847,7 @@ describe("hostile input to every endpoint", () => {
     const routes = [
       "/authorize", "/authorize/resume", "/login", "/login/email", "/consent", "/token", "/userinfo", "/introspect", "/revoke", "/logout",
       "/logout/confirm", "/admin/clients", "/admin/users", "/.well-known/openid-configuration", "/.well-known/oauth-authorization-server",
-      "/jwks.json", "/dev/mailbox", "/session-token", "/session-token/redeem", "/admin/logout-notices",
+      "/jwks.json", "/dev/mailbox", "/session-token", "/session-token/redeem", "/admin/logout-notices", "/par",
     ];
     for (const route of routes) {
       const hits = requests.filter((r) => r.path === route || r.path.startsWith(`${route}?`) || r.path.startsWith(`${route}/`));
@@ -812,6 +920,10 @@ describe("hostile input to every endpoint", () => {
     const pending = await fetch(`${issuer}/login?interaction=${live.interaction}`);
     expect(pending.status).toBe(200);
     await pending.body?.cancel();
+    // The pushed request was never taken by the corpus: its own client's browser still can, once.
+    const pushed = await fetch(`${issuer}/authorize?${form({ client_id: live.target.client_id, request_uri: live.requestUri })}`, { redirect: "manual" });
+    expect(pushed.status).toBe(303);
+    expect(pushed.headers.get("location")).toMatch(/^\/login\?interaction=/);
     const client = await server.admin<RegisteredClient>("GET", `/admin/clients/${live.target.client_id}`);
     expect(client.body.redirect_uris).toEqual([CALLBACK]);
 

@@ -38,12 +38,18 @@ export interface GrantContext {
   client: StoredClient;
   params: TokenRequest;
   storage: GrantStorage;
+  /**
+   * The request's DPoP proof, checked (RFC 9449 §5): the key its tokens are bound to. A code bound to a key needs a
+   * proof of it, a bound refresh token likewise; null or absent: no proof was sent.
+   */
+  dpop?: { jkt: string } | null;
 }
 
 /** RFC 6749 §5.1. */
 export interface TokenResponse {
   access_token: string;
-  token_type: "Bearer";
+  /** RFC 9449 §5: `DPoP` when the access token is bound to the proof's key. */
+  token_type: "Bearer" | "DPoP";
   expires_in: number;
   scope?: string;
   id_token?: string;
