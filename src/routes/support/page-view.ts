@@ -28,14 +28,13 @@ export function brandOf(env: Env, request: Request): Brand {
 
 /** The view of a page for this request; `uiLocales`: the ui_locales that apply (the request's or its pending request's). */
 export function viewFor(env: Env, request: Request, uiLocales?: string | null): View {
-  let fallback: "en" | "ja" = "en";
+  const accepted = request.headers.get("accept-language");
   try {
-    fallback = loadConfig(env).defaultLanguage;
+    return { t: translator(chooseLanguage(uiLocales, accepted, loadConfig(env).defaultLanguage)), brand: brandOf(env, request) };
   } catch {
-    // Invalid settings: the refusal page still gets written, in the default of the code.
-    return { t: translator(chooseLanguage(uiLocales, request.headers.get("accept-language"), fallback)), brand: { name: "", logoUrl: null, color: null, support: null } };
+    // Invalid settings (config-guard.ts's refusal page): the browser's language, and no brand.
+    return { t: translator(chooseLanguage(uiLocales, accepted, "en")), brand: { name: "", logoUrl: null, color: null, support: null } };
   }
-  return { t: translator(chooseLanguage(uiLocales, request.headers.get("accept-language"), fallback)), brand: brandOf(env, request) };
 }
 
 /**
