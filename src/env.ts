@@ -22,8 +22,13 @@ export interface Env {
   /** Plain-text settings (wrangler `vars`); every one optional, defaults live in config.ts. */
   ISSUER?: string;
   EMAIL_TRANSPORT?: string;
-  /** Secrets (wrangler secret put): the admin API bearer token and the email API key. */
+  SIGNUP_POLICY?: string;
+  SIGNUP_DOMAINS?: string;
+  DYNAMIC_REGISTRATION?: string;
+  /** Secrets (wrangler secret put): the admin API bearer tokens, the initial access token and the email API key. */
   ADMIN_TOKEN?: string;
+  ADMIN_TOKEN_NEXT?: string;
+  INITIAL_ACCESS_TOKEN?: string;
   EMAIL_API_KEY?: string;
   EMAIL_API_URL?: string;
   EMAIL_FROM?: string;

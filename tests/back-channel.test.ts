@@ -402,7 +402,7 @@ describe("an unmodified oauth4webapi client", () => {
 });
 
 describe("ending a user's grants at once (C22)", () => {
-  const admin = (path: string) => SELF.fetch(`${ISSUER}${path}`, { method: "POST", headers: { authorization: "Bearer test-admin-token" } });
+  const admin = (path: string) => SELF.fetch(`${ISSUER}${path}`, { method: "POST", headers: { authorization: "Bearer test-admin-token-0123456789abcdefghij" } });
   const introspect = (c: TestClient, token: string) => postAs(c, "/introspect", { token });
 
   it("the admin's revoke-all: refresh fails, access tokens are inactive at /introspect and 401 at /userinfo, an earlier code is refused; new grants work", async () => {
