@@ -17,6 +17,17 @@ import {
   rotateSigningKeys,
   updateClientRoute,
 } from "./routes/admin";
+import {
+  createUser,
+  deleteUserRoute,
+  disableUserRoute,
+  enableUserRoute,
+  getUserRoute,
+  listUserConsents,
+  listUsersRoute,
+  revokeUserConsent,
+  updateUserRoute,
+} from "./routes/admin-users";
 import { discovery } from "./routes/discovery";
 import { jwks } from "./routes/jwks";
 import { logout, logoutConfirm } from "./routes/logout";
@@ -78,6 +89,15 @@ router.get("/admin/clients", admin(listClientsRoute));
 router.get("/admin/clients/:id", admin(getClientRoute));
 router.patch("/admin/clients/:id", admin(updateClientRoute));
 router.delete("/admin/clients/:id", admin(deleteClientRoute));
+router.post("/admin/users", admin(createUser));
+router.get("/admin/users", admin(listUsersRoute));
+router.get("/admin/users/:id", admin(getUserRoute));
+router.patch("/admin/users/:id", admin(updateUserRoute));
+router.delete("/admin/users/:id", admin(deleteUserRoute));
+router.post("/admin/users/:id/disable", admin(disableUserRoute));
+router.post("/admin/users/:id/enable", admin(enableUserRoute));
+router.get("/admin/users/:id/consents", admin(listUserConsents));
+router.delete("/admin/users/:id/consents/:client_id", admin(revokeUserConsent));
 router.get("/admin/users/:id/sessions", admin(listUserSessions));
 router.post("/admin/users/:id/sessions/revoke-all", admin(revokeAllUserSessions));
 router.get("/admin/keys", admin(listSigningKeys));

@@ -20,13 +20,16 @@ export interface Client {
   dpop_bound_access_tokens: boolean;
   /** Seconds within which a rotated refresh token is answered again with the same successor (null: the server's setting). */
   refresh_token_reuse_interval: number | null;
+  /** The user's custom claims (by name) this client receives with the `profile` scope; set by an admin only. */
+  extra_claims: string[];
   client_id_issued_at: number;
   updated_at: number;
 }
 
-/** What the OP keeps besides the metadata: the secret's hash (C13), never the secret. */
+/** What the OP keeps besides the metadata: the secret's hash (C13), never the secret; for a dynamically registered client, its registration access token's hash (RFC 7592). */
 export interface StoredClient extends Client {
   secret_hash: string | null;
+  registration_token_hash: string | null;
 }
 
 export type ClientFields = Omit<Client, "client_id" | "client_id_issued_at" | "updated_at">;
@@ -49,6 +52,8 @@ interface ClientRow {
   skip_consent: number;
   dpop_bound_access_tokens: number;
   refresh_token_reuse_interval: number | null;
+  extra_claims: string;
+  registration_token_hash: string | null;
   created_at: number;
   updated_at: number;
 }
@@ -71,9 +76,11 @@ function toClient(row: ClientRow): StoredClient {
     skip_consent: row.skip_consent === 1,
     dpop_bound_access_tokens: row.dpop_bound_access_tokens === 1,
     refresh_token_reuse_interval: row.refresh_token_reuse_interval,
+    extra_claims: JSON.parse(row.extra_claims) as string[],
     client_id_issued_at: Math.floor(row.created_at / 1000),
     updated_at: Math.floor(row.updated_at / 1000),
     secret_hash: row.secret_hash,
+    registration_token_hash: row.registration_token_hash,
   };
 }
 
@@ -116,6 +123,7 @@ function metadataColumns(fields: ClientFields): Array<[string, string | number |
     ["skip_consent", fields.skip_consent ? 1 : 0],
     ["dpop_bound_access_tokens", fields.dpop_bound_access_tokens ? 1 : 0],
     ["refresh_token_reuse_interval", fields.refresh_token_reuse_interval],
+    ["extra_claims", JSON.stringify(fields.extra_claims)],
   ];
 }
 

@@ -31,7 +31,7 @@ function auditOf(request: Request, data: AuditData): ClientChangeAudit {
 
 /** RFC 7591 §3.2.1: the registered metadata; the secret only when it was just issued (and never its hash). */
 function clientView(client: StoredClient, secret: string | null = null) {
-  const { secret_hash: _hash, ...metadata } = client;
+  const { secret_hash: _hash, registration_token_hash: _registration, ...metadata } = client;
   return secret === null ? metadata : { ...metadata, client_secret: secret, client_secret_expires_at: 0 };
 }
 
@@ -95,7 +95,7 @@ export const getClientRoute: AdminHandler = async (request, env) => {
 
 const METADATA_MEMBERS = [
   "client_name", "redirect_uris", "post_logout_redirect_uris", "grant_types", "response_types", "token_endpoint_auth_method",
-  "scope", "jwks", "jwks_uri", "id_token_signed_response_alg", "skip_consent", "refresh_token_reuse_interval",
+  "scope", "jwks", "jwks_uri", "id_token_signed_response_alg", "skip_consent", "refresh_token_reuse_interval", "extra_claims",
 ] as const satisfies readonly (keyof ClientFields)[];
 
 function changedMembers(before: StoredClient, after: ClientFields): string[] {

@@ -17,10 +17,10 @@ export async function userinfo(request: Request, env: Env): Promise<Response> {
   const active = await activeAccessToken(env, issuer, token);
   // RFC 9449 §7.1: a DPoP-bound token is not usable as a Bearer token.
   if (active === null || active.claims.cnf !== undefined) throw invalidToken(issuer, "the access token is invalid, expired or revoked");
-  const { claims, grant, user } = active;
+  const { claims, grant, user, client } = active;
   const scope = parseScope(claims.scope) ?? [];
   if (!scope.includes("openid")) throw insufficientScope(issuer, "the access token does not carry the openid scope", "openid");
   if (user === null) throw invalidToken(issuer, "the user is no longer active");
-  const released = releasedClaimNames(scope.join(" "), storedClaimsRequest(grant.claims), "userinfo");
+  const released = releasedClaimNames(scope.join(" "), storedClaimsRequest(grant.claims), "userinfo", client.extra_claims);
   return jsonResponse(filterClaims(user.id, userClaimValues(user), released));
 }

@@ -22,6 +22,7 @@ export const CLIENT_DEFAULTS: ClientFields = {
   skip_consent: false,
   dpop_bound_access_tokens: false,
   refresh_token_reuse_interval: null,
+  extra_claims: [],
 };
 
 export async function registerClient(fields: Partial<ClientFields>, secretHash: string | null, idPrefix = "client"): Promise<StoredClient> {

@@ -45,7 +45,7 @@ export interface IdTokenFacts {
  */
 export async function issueIdToken({ config, issuer, client, storage }: GrantContext, user: User, facts: IdTokenFacts): Promise<string> {
   const alg = client.id_token_signed_response_alg ?? config.defaultSigningAlg;
-  const released = releasedClaimNames(facts.scope, storedClaimsRequest(facts.claims), "id_token");
+  const released = releasedClaimNames(facts.scope, storedClaimsRequest(facts.claims), "id_token", client.extra_claims);
   const { sub: _sub, ...claims } = filterClaims(user.id, userClaimValues(user), released);
   return mintIdToken(await storage.signingKey(alg), {
     issuer,

@@ -1,4 +1,4 @@
-import { getClient } from "../../db/clients";
+import { getClient, type StoredClient } from "../../db/clients";
 import { userForGrant, type User } from "../../db/users";
 import type { Env } from "../../env";
 import { verifyWithPublishedKeys } from "../../objects/key-cache";
@@ -21,6 +21,8 @@ export interface ActiveAccessToken {
   grant: FamilyInfo;
   /** The user the token speaks for; null for a client's own token (client_credentials). */
   user: User | null;
+  /** The token's client, as registered now (C5). */
+  client: StoredClient;
 }
 
 /** The access token of a request: `Authorization: Bearer` or, for a POST form, `access_token` (§2.1, §2.2), never both. */
@@ -51,5 +53,5 @@ export async function activeAccessToken(env: Env, issuer: string, token: string)
   const [grant, client, holder] = await Promise.all([family.checkAccessToken(claims.jti), getClient(env.DB, claims.client_id), userLookup]);
   const facts = { claims, grant, clientExists: client !== null, user: grant.active && grantHasUser(grant.grant) ? (holder ?? null) : undefined };
   if (whyTokenIsNotGood(facts) !== null || !grant.active) return null;
-  return { claims, grant: grant.grant, user: holder?.user ?? null };
+  return { claims, grant: grant.grant, user: holder?.user ?? null, client: client! };
 }
