@@ -1,5 +1,6 @@
 import type { AuthCodeStore } from "./objects/auth-codes";
 import type { ChallengeStore } from "./objects/challenges";
+import type { DeadLetterRegistry } from "./objects/dead-letter-registry";
 import type { JtiStore } from "./objects/jtis";
 import type { KeyManager } from "./objects/key-manager";
 import type { ParRequestStore } from "./objects/par-requests";
@@ -18,6 +19,7 @@ export interface Env {
   TOKEN_FAMILIES: DurableObjectNamespace<TokenFamily>;
   KEYS: DurableObjectNamespace<KeyManager>;
   RATE_LIMITER: DurableObjectNamespace<RateLimiter>;
+  DEAD_LETTERS: DurableObjectNamespace<DeadLetterRegistry>;
 
   /** Plain-text settings (wrangler `vars`); every one optional, defaults live in config.ts. */
   ISSUER?: string;

@@ -28,6 +28,7 @@ import {
   revokeUserConsent,
   updateUserRoute,
 } from "./routes/admin-users";
+import { listDeadLettersRoute, queryAuditRoute, redriveDeadLettersRoute } from "./routes/admin-audit";
 import { discovery } from "./routes/discovery";
 import { jwks } from "./routes/jwks";
 import { logout, logoutConfirm } from "./routes/logout";
@@ -100,6 +101,9 @@ router.get("/admin/users/:id/consents", admin(listUserConsents));
 router.delete("/admin/users/:id/consents/:client_id", admin(revokeUserConsent));
 router.get("/admin/users/:id/sessions", admin(listUserSessions));
 router.post("/admin/users/:id/sessions/revoke-all", admin(revokeAllUserSessions));
+router.get("/admin/audit", admin(queryAuditRoute));
+router.get("/admin/audit/dead-letters", admin(listDeadLettersRoute));
+router.post("/admin/audit/dead-letters/redrive", admin(redriveDeadLettersRoute));
 router.get("/admin/keys", admin(listSigningKeys));
 router.post("/admin/keys/rotate", admin(rotateSigningKeys));
 

@@ -4,6 +4,7 @@ import { insertAuditEvents, type AuditEvent } from "../db/audit";
 import type { Env } from "../env";
 import { errorText, log } from "../lib/log";
 import { purgeTime } from "../lib/time";
+import { deadLetterRegistry } from "./locate";
 
 /** A versioned piece of an object's schema: migration N (1-based) brings the tables from version N-1 to N (C20). */
 export interface SchemaComponent {
@@ -36,6 +37,36 @@ const OUTBOX: SchemaComponent = {
     ],
   ],
 };
+
+/**
+ * What this object last told the registry of undelivered events (objects/dead-letter-registry.ts): whether it holds
+ * events whose delivery failed, and how many are dead-lettered. The truth is the outbox itself, in this same storage
+ * and changed in the same transactions; when it and this row disagree, the alarm tells the registry, and retries with
+ * backoff until the registry acknowledges — so an object with dead letters is never missing from the registry for
+ * longer than the registry is unreachable, even while D1 is down (which is when dead letters happen).
+ */
+const UNDELIVERED_REPORT: SchemaComponent = {
+  name: "undelivered_report",
+  migrations: [
+    [
+      `CREATE TABLE undelivered_report (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        undelivered INTEGER NOT NULL,
+        dead_lettered INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        attempts INTEGER NOT NULL,
+        next_attempt_at INTEGER
+      )`,
+      `INSERT INTO undelivered_report (id, undelivered, dead_lettered, seq, attempts) VALUES (1, 0, 0, 0, 0)`,
+    ],
+  ],
+};
+
+/** What an object reports to the registry: whether events failed to reach D1, and how many gave up (dead letters). */
+export interface UndeliveredState {
+  undelivered: boolean;
+  deadLettered: number;
+}
 
 function hasSchemaTable(storage: DurableObjectStorage): boolean {
   return storage.sql.exec(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_schema_versions'`).toArray().length > 0;
@@ -96,8 +127,9 @@ export abstract class StatefulObject extends DurableObject<Env> {
       // without storage until its first write, so a read never creates a stored object (C15).
       if (this.createsStorageOnWrite() && !hasSchemaTable(ctx.storage)) return;
       this.ensureSchema();
-      // Safety net: events committed just before a crash still get an alarm to carry them to D1.
-      if (this.outboxStatus().pending > 0) await this.wakeBy(this.now());
+      // Safety net: events committed just before a crash still get an alarm to carry them to D1, and a report the
+      // registry has not acknowledged yet is sent.
+      if (this.outboxStatus().pending > 0 || this.registryBehind()) await this.wakeBy(this.now());
     });
   }
 
@@ -107,6 +139,7 @@ export abstract class StatefulObject extends DurableObject<Env> {
   private ensureSchema(): void {
     if (this.schemaReady) return;
     migrateComponent(this.ctx.storage, OUTBOX);
+    migrateComponent(this.ctx.storage, UNDELIVERED_REPORT);
     migrateComponent(this.ctx.storage, this.schema());
     this.schemaReady = true;
   }
@@ -185,6 +218,7 @@ export abstract class StatefulObject extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     if (!this.hasStorage()) return;
     await this.deliverAuditOutbox();
+    await this.reportUndelivered();
     const now = this.now();
     this.transact(() => this.purgeExpired(now));
     if (await this.deleteIfEnded(now)) return;
@@ -198,8 +232,9 @@ export abstract class StatefulObject extends DurableObject<Env> {
    */
   private async deleteIfEnded(now: number): Promise<boolean> {
     const { pending, deadLettered } = this.outboxStatus();
-    // A dead letter keeps the object alive until it is redriven and delivered: it is an event not yet in D1 (C4).
-    if (pending > 0 || deadLettered > 0 || this.holdsState(now)) return false;
+    // A dead letter keeps the object alive until it is redriven and delivered: it is an event not yet in D1 (C4). So
+    // does a registry that still lists it: the object stays until the registry has been told it is clear.
+    if (pending > 0 || deadLettered > 0 || this.registryBehind() || this.holdsState(now)) return false;
     const deletions = [this.ctx.storage.deleteAlarm(), this.ctx.storage.deleteAll()];
     this.schemaReady = false;
     await Promise.all(deletions);
@@ -212,7 +247,8 @@ export abstract class StatefulObject extends DurableObject<Env> {
       .one().at;
     const expiry = this.nextExpiry();
     const purgeAt = expiry === null ? null : purgeTime(expiry);
-    const candidates = [nextDelivery, purgeAt].filter((t): t is number => t !== null);
+    const report = this.registryBehind() ? this.reportRow().next_attempt_at ?? this.now() : null;
+    const candidates = [nextDelivery, purgeAt, report].filter((t): t is number => t !== null);
     if (candidates.length === 0) {
       await this.ctx.storage.deleteAlarm();
       return;
@@ -286,6 +322,74 @@ export abstract class StatefulObject extends DurableObject<Env> {
       for (const row of due) this.sql.exec(`DELETE FROM audit_outbox WHERE event_id = ?`, row.event_id);
     });
     return { delivered: due.length, failed: 0 };
+  }
+
+  /** The registry this object reports to (a method, so a test can stand in for an unreachable one). */
+  protected undeliveredRegistry(): { report(report: UndeliveredState & { source: string; name: string | null; id: string; seq: number }): Promise<void> } {
+    return deadLetterRegistry(this.env);
+  }
+
+  /** Whether this object tells the registry of undelivered events about itself (every object but the registry). */
+  protected reportsUndelivered(): boolean {
+    return true;
+  }
+
+  private reportRow(): { undelivered: number; dead_lettered: number; seq: number; attempts: number; next_attempt_at: number | null } {
+    return this.sql
+      .exec<{ undelivered: number; dead_lettered: number; seq: number; attempts: number; next_attempt_at: number | null }>(
+        `SELECT undelivered, dead_lettered, seq, attempts, next_attempt_at FROM undelivered_report WHERE id = 1`,
+      )
+      .one();
+  }
+
+  /** The outbox as the registry should know it: events that failed at least once (or gave up), and the dead letters. */
+  private undeliveredState(): UndeliveredState {
+    const row = this.sql
+      .exec<{ failed: number; dead: number }>(
+        `SELECT COUNT(*) FILTER (WHERE attempts > 0 OR dead_lettered_at IS NOT NULL) AS failed,
+                COUNT(*) FILTER (WHERE dead_lettered_at IS NOT NULL) AS dead
+         FROM audit_outbox`,
+      )
+      .one();
+    return { undelivered: row.failed > 0, deadLettered: row.dead };
+  }
+
+  /** Whether the registry was last told something other than what the outbox holds now. */
+  private registryBehind(): boolean {
+    if (!this.reportsUndelivered()) return false;
+    const state = this.undeliveredState();
+    const reported = this.reportRow();
+    return state.undelivered !== (reported.undelivered === 1) || state.deadLettered !== reported.dead_lettered;
+  }
+
+  /**
+   * Tells the registry what the outbox holds, when it changed since the last acknowledged report (from the alarm).
+   * A failure is retried with the audit backoff and never given up: the registry is how operators find dead letters.
+   */
+  private async reportUndelivered(): Promise<void> {
+    if (!this.registryBehind()) return;
+    const now = this.now();
+    const report = this.reportRow();
+    if (report.next_attempt_at !== null && report.next_attempt_at > now) return;
+    const state = this.undeliveredState();
+    const seq = report.seq + 1;
+    try {
+      await this.undeliveredRegistry().report({ source: this.source, name: this.ctx.id.name ?? null, id: this.ctx.id.toString(), seq, ...state });
+    } catch (error) {
+      const attempts = report.attempts + 1;
+      const delay = Math.min(this.config.auditRetryBase * 2 ** (attempts - 1), this.config.auditRetryMax) * 1000;
+      this.transact(() => this.sql.exec(`UPDATE undelivered_report SET attempts = ?, next_attempt_at = ?, seq = ? WHERE id = 1`, attempts, now + delay, seq));
+      log("warn", "audit.registry_report_failed", { source: this.source, object: this.objectName(), attempts, error: errorText(error) });
+      return;
+    }
+    this.transact(() =>
+      this.sql.exec(
+        `UPDATE undelivered_report SET undelivered = ?, dead_lettered = ?, seq = ?, attempts = 0, next_attempt_at = NULL WHERE id = 1`,
+        state.undelivered ? 1 : 0,
+        state.deadLettered,
+        seq,
+      ),
+    );
   }
 
   /** Pending and dead-lettered audit events of this object: dead letters stay queryable until redriven. */

@@ -24,7 +24,7 @@ import { OAuthError, invalidRequest } from "../oauth/errors";
 import { param, parseWith } from "../oauth/schema";
 import { parseNewUser, parseUserChanges, type UserProfileInput } from "../oauth/user-profile";
 import { adminActor, notFound, type AdminHandler } from "./support/admin-auth";
-import { readJsonObject } from "./support/params";
+import { readJsonObject, readQuery } from "./support/params";
 import { jsonResponse } from "./support/respond";
 
 /**
@@ -113,16 +113,6 @@ const ListQuery = z.object({
   cursor: z.optional(param(400)),
 });
 
-function queryOf(request: Request, allowed: readonly string[]): Record<string, string> {
-  const params: Record<string, string> = {};
-  for (const [key, value] of new URL(request.url).searchParams) {
-    if (!allowed.includes(key)) throw invalidRequest(`${key.slice(0, 40)}: is not a parameter here (parameters: ${allowed.join(", ")})`);
-    if (Object.hasOwn(params, key)) throw invalidRequest(`${key.slice(0, 40)}: is included more than once`);
-    if (value !== "") params[key] = value;
-  }
-  return params;
-}
-
 /** An opaque cursor: the last email address of the previous page. */
 function encodeCursor(email: string): string {
   return base64url(new TextEncoder().encode(email));
@@ -140,7 +130,7 @@ function decodeCursor(cursor: string): string {
 
 /** GET /admin/users?email=…&limit=…&cursor=… → {users, next_cursor}: in address order; `email` matches part of the address. */
 export const listUsersRoute: AdminHandler = async (request, env) => {
-  const query = parseWith(ListQuery, queryOf(request, ["email", "limit", "cursor"]));
+  const query = parseWith(ListQuery, readQuery(request, ["email", "limit", "cursor"]));
   const limit = Number(query.limit ?? DEFAULT_PAGE);
   const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
   const page = await listUsers(env.DB, { emailContains: query.email, after, limit: limit + 1 });
