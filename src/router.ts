@@ -29,6 +29,7 @@ import {
   updateUserRoute,
 } from "./routes/admin-users";
 import { listDeadLettersRoute, queryAuditRoute, redriveDeadLettersRoute } from "./routes/admin-audit";
+import { withdrawSigningKey } from "./routes/admin-keys";
 import { discovery } from "./routes/discovery";
 import { jwks } from "./routes/jwks";
 import { logout, logoutConfirm } from "./routes/logout";
@@ -106,5 +107,6 @@ router.get("/admin/audit/dead-letters", admin(listDeadLettersRoute));
 router.post("/admin/audit/dead-letters/redrive", admin(redriveDeadLettersRoute));
 router.get("/admin/keys", admin(listSigningKeys));
 router.post("/admin/keys/rotate", admin(rotateSigningKeys));
+router.post("/admin/keys/:kid/withdraw", admin(withdrawSigningKey));
 
 router.all("*", (request) => notFound(request));
