@@ -20,6 +20,8 @@ export interface Env {
   KEYS: DurableObjectNamespace<KeyManager>;
   RATE_LIMITER: DurableObjectNamespace<RateLimiter>;
   DEAD_LETTERS: DurableObjectNamespace<DeadLetterRegistry>;
+  /** Optional: a Workers Analytics Engine dataset the cron writes the counters of GET /admin/metrics to (docs/operations.md). */
+  METRICS?: AnalyticsEngineDataset;
 
   /** Plain-text settings (wrangler `vars`); every one optional, defaults live in config.ts. */
   ISSUER?: string;

@@ -30,6 +30,7 @@ import {
 } from "./routes/admin-users";
 import { listDeadLettersRoute, queryAuditRoute, redriveDeadLettersRoute } from "./routes/admin-audit";
 import { withdrawSigningKey } from "./routes/admin-keys";
+import { metricsRoute } from "./routes/admin-metrics";
 import { discovery } from "./routes/discovery";
 import { jwks } from "./routes/jwks";
 import { logout, logoutConfirm } from "./routes/logout";
@@ -105,6 +106,7 @@ router.post("/admin/users/:id/sessions/revoke-all", admin(revokeAllUserSessions)
 router.get("/admin/audit", admin(queryAuditRoute));
 router.get("/admin/audit/dead-letters", admin(listDeadLettersRoute));
 router.post("/admin/audit/dead-letters/redrive", admin(redriveDeadLettersRoute));
+router.get("/admin/metrics", admin(metricsRoute));
 router.get("/admin/keys", admin(listSigningKeys));
 router.post("/admin/keys/rotate", admin(rotateSigningKeys));
 router.post("/admin/keys/:kid/withdraw", admin(withdrawSigningKey));

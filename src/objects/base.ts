@@ -1,6 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import { loadConfig, type Config } from "../config";
-import { insertAuditEvents, type AuditEvent } from "../db/audit";
+import { insertAuditEvents, type AuditData, type AuditEvent } from "../db/audit";
 import type { Env } from "../env";
 import { errorText, log } from "../lib/log";
 import { purgeTime } from "../lib/time";
@@ -187,6 +187,31 @@ export abstract class StatefulObject extends DurableObject<Env> {
     );
     this.outboxDirty = true;
     return eventId;
+  }
+
+  /**
+   * Counts an occurrence in one audit event per `key`, delivered at `deliverAt` (call inside `transact`): until then
+   * every call adds one to the event's `data.count`, so a flood of occurrences (denied requests) is one event in the
+   * outbox and one row in D1, not one each. The event is not due before `deliverAt`, so it is never in flight while
+   * it is counted; its id is derived from the key, so a redelivery is idempotent like any other. Then `wakeBy(deliverAt)`.
+   */
+  protected countAudit(event: NewAuditEvent & { data: AuditData }, key: string, deliverAt: number): void {
+    const now = this.now();
+    const eventId = `${event.type}:${this.objectName()}:${key}`.slice(0, 400);
+    const counted = this.sql.exec(
+      `UPDATE audit_outbox SET event = json_set(event, '$.data.count', json_extract(event, '$.data.count') + 1)
+       WHERE event_id = ? AND dead_lettered_at IS NULL AND attempts = 0 AND next_attempt_at > ?`,
+      eventId,
+      now,
+    ).rowsWritten;
+    if (counted > 0) return;
+    const full: AuditEvent = { ...event, data: { ...event.data, count: 1 }, eventId, occurredAt: event.occurredAt ?? now, source: this.source };
+    this.sql.exec(
+      `INSERT INTO audit_outbox (event_id, event, attempts, next_attempt_at) VALUES (?, ?, 0, ?) ON CONFLICT (event_id) DO NOTHING`,
+      eventId,
+      JSON.stringify(full),
+      Math.max(deliverAt, now),
+    );
   }
 
   /**

@@ -50,7 +50,10 @@ export class RateLimiter extends StatefulObject {
     return WINDOWS;
   }
 
-  /** Counts `cost` against `limit` in the current window. A denied hit does not consume capacity. */
+  /**
+   * Counts `cost` against `limit` in the current window. A denied hit does not consume capacity; it is counted in one
+   * `rate_limit.denied` audit event per window, delivered when the window ends (the metrics read it).
+   */
   async hit(limit: number, windowSeconds: number, cost = 1): Promise<RateLimitResult> {
     assertCount("limit", limit, 0);
     assertCount("windowSeconds", windowSeconds, 1);
@@ -64,7 +67,11 @@ export class RateLimiter extends StatefulObject {
         .exec<{ count: number }>(`SELECT count FROM windows WHERE window_seconds = ? AND window_start = ?`, windowSeconds, windowStart)
         .toArray()[0];
       const before = row?.count ?? 0;
-      if (before + cost > limit) return { allowed: false, used: before, created: false };
+      if (before + cost > limit) {
+        const key = this.objectName().replace(/^rl:/, "");
+        this.countAudit({ type: "rate_limit.denied", data: { key, limit, windowSeconds, windowStart } }, `${windowSeconds}:${windowStart}`, resetAt);
+        return { allowed: false, used: before, created: false };
+      }
       this.sql.exec(
         `INSERT INTO windows (window_seconds, window_start, count, expires_at) VALUES (?, ?, ?, ?)
          ON CONFLICT (window_seconds, window_start) DO UPDATE SET count = count + excluded.count`,
@@ -75,8 +82,9 @@ export class RateLimiter extends StatefulObject {
       );
       return { allowed: true, used: before + cost, created: row === undefined };
     });
-    // A new window row will need purging once it is over.
+    // A new window row will need purging once it is over; a denial's event is delivered when the window ends.
     if (created) await this.wakeBy(purgeTime(resetAt));
+    if (!allowed) await this.wakeBy(resetAt);
     return {
       allowed,
       limit,

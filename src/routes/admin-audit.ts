@@ -5,7 +5,7 @@ import { deadLetterRegistry, outboxHolder } from "../objects/locate";
 import type { RegisteredObject } from "../objects/dead-letter-registry";
 import type { Env } from "../env";
 import { invalidRequest } from "../oauth/errors";
-import { param, parseWith } from "../oauth/schema";
+import { instant, param, parseInstant, parseWith } from "../oauth/schema";
 import type { AdminHandler } from "./support/admin-auth";
 import { readQuery } from "./support/params";
 import { jsonResponse } from "./support/respond";
@@ -27,25 +27,12 @@ const pageSize = (max: number) =>
     z.refine((n) => Number(n) <= max, `must be a whole number between 1 and ${max}`),
   );
 
-/** A time: milliseconds since the epoch (as `occurred_at` is stored), or an ISO 8601 date or date-time. */
-const time = z.string().check(
-  z.maxLength(40),
-  z.refine((value) => parseTime(value) !== null, "must be milliseconds since the epoch or an ISO 8601 date-time such as 2026-01-31T12:00:00Z"),
-);
-
-function parseTime(value: string): number | null {
-  if (/^[0-9]{1,15}$/.test(value)) return Number(value);
-  if (!/^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,3})?)?(?:Z|[+-]\d{2}:\d{2}))?$/.test(value)) return null;
-  const ms = Date.parse(value.length === 10 ? `${value}T00:00:00Z` : value);
-  return Number.isFinite(ms) ? ms : null;
-}
-
 const AuditQuery = z.object({
   type: z.optional(z.string().check(z.regex(/^[a-z0-9_.]{1,100}\*?$/, "must be an event type such as admin.user.created, or a prefix ending in * (admin.user.*)"))),
   user: z.optional(param(256)),
   client: z.optional(param(256)),
-  since: z.optional(time),
-  until: z.optional(time),
+  since: z.optional(instant),
+  until: z.optional(instant),
   limit: z.optional(pageSize(MAX_PAGE)),
   cursor: z.optional(param(400)),
 });
@@ -75,8 +62,8 @@ export const queryAuditRoute: AdminHandler = async (request, env) => {
     type: query.type,
     subject: query.user,
     clientId: query.client,
-    since: query.since === undefined ? undefined : parseTime(query.since)!,
-    until: query.until === undefined ? undefined : parseTime(query.until)!,
+    since: query.since === undefined ? undefined : parseInstant(query.since)!,
+    until: query.until === undefined ? undefined : parseInstant(query.until)!,
     before: query.cursor === undefined ? undefined : decodeCursor(query.cursor),
     limit: limit + 1,
   });
