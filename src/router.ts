@@ -31,6 +31,7 @@ import {
 import { listDeadLettersRoute, queryAuditRoute, redriveDeadLettersRoute } from "./routes/admin-audit";
 import { withdrawSigningKey } from "./routes/admin-keys";
 import { metricsRoute } from "./routes/admin-metrics";
+import { deleteRegistration, readRegistration, register, registrationMethodNotAllowed, updateRegistration } from "./routes/registration";
 import { discovery } from "./routes/discovery";
 import { jwks } from "./routes/jwks";
 import { logout, logoutConfirm } from "./routes/logout";
@@ -80,6 +81,14 @@ router.all("/token", () => methodNotAllowed("POST"));
 router.all("/userinfo", () => methodNotAllowed("GET, POST"));
 router.all("/introspect", () => methodNotAllowed("POST"));
 router.all("/revoke", () => methodNotAllowed("POST"));
+
+// ── Dynamic client registration (RFC 7591, RFC 7592; off unless DYNAMIC_REGISTRATION is set) ──────────────
+router.post("/register", register);
+router.get("/register/:client_id", readRegistration);
+router.put("/register/:client_id", updateRegistration);
+router.delete("/register/:client_id", deleteRegistration);
+router.all("/register", (request, env) => registrationMethodNotAllowed(request, env, "POST"));
+router.all("/register/:client_id", (request, env) => registrationMethodNotAllowed(request, env, "GET, PUT, DELETE"));
 
 // ── Logout ─────────────────────────────────────────────────────────────────────
 router.get("/logout", (request, env) => logout(request, env));

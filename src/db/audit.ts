@@ -31,6 +31,8 @@ export async function insertAuditEvents(db: D1Database, events: AuditEvent[]): P
 /** An event written by the Worker itself (the admin API, a user's own action) rather than by an object's outbox. */
 export interface DirectAuditEvent {
   type: string;
+  /** Where the change came from; "admin" (the admin API) unless said ("registration": a client registering itself). */
+  source?: string;
   actor: string | null;
   subject: string | null;
   clientId: string | null;
@@ -46,9 +48,9 @@ export function adminAuditStatement(db: D1Database, event: DirectAuditEvent, at:
   return db
     .prepare(
       `INSERT INTO audit_log (event_id, occurred_at, type, source, actor, subject, client_id, data, recorded_at)
-       SELECT ?, ?, ?, 'admin', ?, ?, ?, ?, ? ${onlyIfChanged ? "WHERE changes() > 0" : ""}`,
+       SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? ${onlyIfChanged ? "WHERE changes() > 0" : ""}`,
     )
-    .bind(crypto.randomUUID(), at, event.type, event.actor, event.subject, event.clientId, JSON.stringify(event.data), at);
+    .bind(crypto.randomUUID(), at, event.type, event.source ?? "admin", event.actor, event.subject, event.clientId, JSON.stringify(event.data), at);
 }
 
 /** An audit event as stored in D1 (`data` parsed), for operators. */

@@ -103,6 +103,13 @@ export interface ClientChangeAudit {
   /** Who asked (the admin API, with the caller's address). */
   actor: string;
   data: AuditData;
+  /** Through what: the admin API (`admin.client.*` events, the default) or dynamic registration (`registration.client.*`). */
+  by?: "admin" | "registration";
+}
+
+function clientEvent(audit: ClientChangeAudit, change: "created" | "updated" | "deleted", clientId: string) {
+  const by = audit.by ?? "admin";
+  return { type: `${by}.client.${change}`, source: by, actor: audit.actor, subject: clientId, clientId, data: audit.data };
 }
 
 /** The metadata columns, in one order, with their values as stored (lists and key sets as JSON, flags as 0/1). */
@@ -127,22 +134,24 @@ function metadataColumns(fields: ClientFields): Array<[string, string | number |
   ];
 }
 
-/** Inserts a client and its `admin.client.created` event. */
+/** Inserts a client and its `admin.client.created` (or `registration.client.created`) event. */
 export async function insertClient(
   db: D1Database,
   clientId: string,
   fields: ClientFields,
   secretHash: string | null,
   audit: ClientChangeAudit,
+  /** RFC 7592: the hash of the registration access token of a client that registered itself. */
+  registrationTokenHash: string | null = null,
 ): Promise<void> {
   const now = Date.now();
   const columns = metadataColumns(fields);
-  const names = ["id", "secret_hash", ...columns.map(([name]) => name), "created_at", "updated_at"];
+  const names = ["id", "secret_hash", "registration_token_hash", ...columns.map(([name]) => name), "created_at", "updated_at"];
   await db.batch([
     db
       .prepare(`INSERT INTO clients (${names.join(", ")}) VALUES (${names.map(() => "?").join(", ")})`)
-      .bind(clientId, secretHash, ...columns.map(([, value]) => value), now, now),
-    adminAuditStatement(db, { type: "admin.client.created", actor: audit.actor, subject: clientId, clientId, data: audit.data }, now, false),
+      .bind(clientId, secretHash, registrationTokenHash, ...columns.map(([, value]) => value), now, now),
+    adminAuditStatement(db, clientEvent(audit, "created", clientId), now, false),
   ]);
 }
 
@@ -166,7 +175,7 @@ export async function updateClient(
     db
       .prepare(`UPDATE clients SET ${columns.map(([name]) => `${name} = ?`).join(", ")} WHERE id = ? AND updated_at = ?`)
       .bind(...columns.map(([, value]) => value), clientId, expectedUpdatedAt),
-    adminAuditStatement(db, { type: "admin.client.updated", actor: audit.actor, subject: clientId, clientId, data: audit.data }, now, true),
+    adminAuditStatement(db, clientEvent(audit, "updated", clientId), now, true),
   ]);
   return update!.meta.changes > 0;
 }
@@ -176,7 +185,7 @@ export async function deleteClient(db: D1Database, clientId: string, audit: Clie
   const now = Date.now();
   const [removal] = await db.batch([
     db.prepare(`DELETE FROM clients WHERE id = ?`).bind(clientId),
-    adminAuditStatement(db, { type: "admin.client.deleted", actor: audit.actor, subject: clientId, clientId, data: audit.data }, now, true),
+    adminAuditStatement(db, clientEvent(audit, "deleted", clientId), now, true),
   ]);
   return removal!.meta.changes > 0;
 }

@@ -1,4 +1,4 @@
-import { issuerOf } from "../config";
+import { issuerOf, loadConfig } from "../config";
 import type { Env } from "../env";
 import { publicDocument } from "./support/respond";
 import { CLIENT_ASSERTION_ALGS } from "../oauth/client-assertion";
@@ -22,7 +22,7 @@ export const ENDPOINT_PATHS = {
   end_session_endpoint: "/logout",
 } as const;
 
-export function providerMetadata(issuer: string) {
+export function providerMetadata(issuer: string, options: { registration?: boolean } = {}) {
   const endpoints = Object.fromEntries(Object.entries(ENDPOINT_PATHS).map(([name, path]) => [name, issuer + path])) as {
     [K in keyof typeof ENDPOINT_PATHS]: string;
   };
@@ -53,11 +53,13 @@ export function providerMetadata(issuer: string) {
     prompt_values_supported: ["none", "login", "consent", "select_account"],
     // RFC 9207 §3: `iss` is in every authorization response.
     authorization_response_iss_parameter_supported: true,
+    // RFC 8414 §2 / RFC 7591: only while dynamic registration is on.
+    ...(options.registration ? { registration_endpoint: `${issuer}/register` } : {}),
   };
 }
 
 export type ProviderMetadata = ReturnType<typeof providerMetadata>;
 
 export function discovery(request: Request, env: Env): Response {
-  return publicDocument(providerMetadata(issuerOf(env, request)), 300);
+  return publicDocument(providerMetadata(issuerOf(env, request), { registration: loadConfig(env).dynamicRegistration !== "off" }), 300);
 }
