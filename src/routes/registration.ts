@@ -55,8 +55,10 @@ function auditOf(request: Request, clientId: string | null, data: Record<string,
 function registrationView(issuer: string, client: StoredClient, registrationToken: string, secret: string | null) {
   const { secret_hash: _s, registration_token_hash: _r, updated_at: _u, ...metadata } = client;
   for (const member of ADMIN_ONLY_MEMBERS) delete (metadata as Record<string, unknown>)[member];
+  // RFC 7591 §3.2.1: members that are not set are left out (a null would read as a value to a client library).
+  const present = Object.fromEntries(Object.entries(metadata).filter(([, value]) => value !== null));
   return {
-    ...metadata,
+    ...present,
     ...(secret === null ? {} : { client_secret: secret, client_secret_expires_at: 0 }),
     registration_access_token: registrationToken,
     registration_client_uri: `${issuer}/register/${encodeURIComponent(client.client_id)}`,
