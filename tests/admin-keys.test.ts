@@ -1,6 +1,6 @@
 import { SELF, env } from "cloudflare:test";
 import { decodeProtectedHeader } from "jose";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { clearSigningKeyCache } from "../src/objects/key-cache";
 import { keyManager } from "../src/objects/locate";
 import { ISSUER, REDIRECT_URI, makeClient, makeCode, makeUser, postAs, redeem, userinfoWith, type TestClient } from "./helpers/back-channel";
@@ -36,7 +36,9 @@ async function active(rp: TestClient, token: string): Promise<boolean> {
 /** /authorize with an id_token_hint: the error a client gets at its redirect URI, or null when the hint was accepted. */
 async function hintError(rp: TestClient, idToken: string): Promise<string | null> {
   const query = new URLSearchParams({ client_id: rp.clientId, redirect_uri: REDIRECT_URI, response_type: "code", scope: "openid", state: "s", id_token_hint: idToken });
-  const response = await SELF.fetch(`${ISSUER}/authorize?${query}`, { redirect: "manual" });
+  // An accepted hint, with no session, sends the user to sign in: that is logged (info), and kept out of the test's output.
+  const info = vi.spyOn(console, "log").mockImplementation(() => {});
+  const response = await SELF.fetch(`${ISSUER}/authorize?${query}`, { redirect: "manual" }).finally(() => info.mockRestore());
   const location = new URL(response.headers.get("location")!, ISSUER);
   return location.origin + location.pathname === REDIRECT_URI ? location.searchParams.get("error") : null;
 }
