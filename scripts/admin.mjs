@@ -18,7 +18,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const HELP = `Usage: npm run admin -- [global options] <command> [arguments] [options]
 
 Global options:
-  --issuer URL        the OP (default: $OIDC_ISSUER, else ${DEFAULT_ISSUER}, the OP of npm start)
+  --issuer URL        the OP (default: $OIDC_ISSUER, else $ISSUER, else ${DEFAULT_ISSUER}, the OP of npm start)
   --token-file FILE   read the admin token from FILE (default: $ADMIN_TOKEN, then $ADMIN_TOKEN_FILE,
                       then .wrangler/state/admin-token for a loopback issuer)
   --token-stdin       read the admin token from standard input
@@ -583,7 +583,7 @@ async function main() {
     return options.help ? 0 : 2;
   }
   try {
-    const issuer = (opt(options, "issuer") ?? process.env.OIDC_ISSUER ?? DEFAULT_ISSUER).replace(/\/+$/, "");
+    const issuer = (opt(options, "issuer") || process.env.OIDC_ISSUER || process.env.ISSUER || DEFAULT_ISSUER).replace(/\/+$/, "");
     if (!/^https?:\/\/[^/]+$/.test(issuer)) throw new UsageError(`--issuer must be an origin such as https://id.example.com, not ${issuer}`);
     const token = adminToken(options, issuer);
     await run({ issuer, token }, { json: options.json === true, quiet: options.quiet === true }, positional, options);

@@ -7,7 +7,7 @@
  * 1. takes the state folder's lock (one npm start per `.wrangler/state`), keeps the folder private (0700, files 0600);
  * 2. applies the D1 migrations to the local database in `.wrangler/state`;
  * 3. runs `wrangler dev` on 127.0.0.1:$PORT (default 8787) with that same state;
- * 4. waits for GET /health, seeds the demo data (see `seedDemo`) and prints what to do next.
+ * 4. waits for GET /health, seeds the demo app (see `seedDemo`) and prints its URL first, then what else to do.
  *
  * The admin token is $ADMIN_TOKEN when set (or ADMIN_TOKEN in .dev.vars), otherwise one generated on first start and
  * kept in `.wrangler/state/admin-token`, so it stays the same across restarts. Settings and secrets reach the Worker
@@ -16,7 +16,7 @@
  */
 import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
 import { createServer } from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -47,23 +47,26 @@ const childEnv = {
 };
 delete childEnv.ADMIN_TOKEN;
 
-const demoFile = path.join(stateDir, "demo-client.json");
-const DEMO_NAME = "Demo app";
+const DEMO_ID = "demo";
+const DEMO_SCOPE = "openid profile email offline_access";
+/** Where earlier versions kept the secret of their confidential demo client. */
+const legacyDemoFile = path.join(stateDir, "demo-client.json");
 
 /**
- * @typedef {{ client_id: string, client_secret?: string, client_name: string, redirect_uris: string[],
- *   post_logout_redirect_uris: string[] }} AdminClient
+ * @typedef {{ client_id: string, client_name: string, redirect_uris: string[], post_logout_redirect_uris: string[],
+ *   token_endpoint_auth_method: string }} AdminClient
  */
 
 /**
- * A call to the admin API.
+ * A call to the admin API; with `optional`, a 404 answers null.
  * @param {string} issuerUrl
  * @param {string} token
  * @param {string} method
  * @param {string} pathname
  * @param {unknown} [body]
+ * @param {boolean} [optional]
  */
-async function adminApi(issuerUrl, token, method, pathname, body) {
+async function adminApi(issuerUrl, token, method, pathname, body, optional = false) {
   const response = await fetch(`${issuerUrl}${pathname}`, {
     method,
     headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
@@ -71,122 +74,81 @@ async function adminApi(issuerUrl, token, method, pathname, body) {
     signal: AbortSignal.timeout(15_000),
   });
   const text = await response.text();
+  if (optional && response.status === 404) return null;
   if (!response.ok) throw new Error(`${method} ${pathname} answered ${response.status}: ${text.slice(0, 300)}`);
   return text === "" ? {} : JSON.parse(text);
 }
 
-/** @returns {{ client_id: string, client_secret: string } | null} */
-function keptDemoClient() {
-  try {
-    const kept = JSON.parse(readFileSync(demoFile, "utf8"));
-    return typeof kept.client_id === "string" && typeof kept.client_secret === "string" ? kept : null;
-  } catch {
-    return null;
-  }
-}
-
 /**
- * The demo data: on first start a confidential client named "Demo app" is registered through the admin API
- * (client_secret_post, which is what openid-client uses by default; consent is asked). Its secret is shown by the
- * admin API only once, so it is kept in `.wrangler/state/demo-client.json` (gitignored, 0600) to be printed again on
- * every start. There is no user to seed: a user is created by their first email sign-in.
- *
- * Nothing runs at the demo redirect URI (it is on the OP's own origin, where /demo/callback is a 404): after "Allow"
- * the browser shows the code in its address bar, which the printed curl command redeems. A fresh PKCE verifier is
- * made on every start.
+ * The demo app: a public client `demo` (no secret, PKCE S256) whose user interface the OP itself serves at /demo on a
+ * loopback issuer. Registered through the admin API on first start; on later starts its redirect URIs gain this
+ * port's (127.0.0.1 and localhost). There is no user to seed: a user is created by their first email sign-in.
+ * Earlier versions registered a confidential "Demo app" and kept its secret in `demo-client.json`: that client and
+ * file are removed. Returns what to print, or throws (the OP then runs on without the demo).
  * @param {string} issuerUrl
  * @param {string} token
- * @returns {Promise<void>}
  */
 async function seedDemo(issuerUrl, token) {
-  try {
-    await seedAndPrintDemo(issuerUrl, token);
-  } catch (error) {
-    // The OP runs on without the demo: say why, and how to do it by hand.
-    console.log(`
-  demo app:     not seeded: ${error instanceof Error ? error.message : error}
-                (register a client yourself: POST ${issuerUrl}/admin/clients, see README.md)`);
-  }
-}
-
-/**
- * @param {string} issuerUrl
- * @param {string} token
- */
-async function seedAndPrintDemo(issuerUrl, token) {
-  const redirectUri = `${issuerUrl}/demo/callback`;
-  const loggedOutUri = `${issuerUrl}/demo/logged-out`;
-  /** @type {AdminClient[]} */
-  const clients = (await adminApi(issuerUrl, token, "GET", "/admin/clients")).clients;
-  let demo = clients.find((c) => c.client_name === DEMO_NAME);
-  let secret = null;
-  let created = false;
-  if (demo === undefined) {
-    demo = /** @type {AdminClient} */ (
-      await adminApi(issuerUrl, token, "POST", "/admin/clients", {
-        client_name: DEMO_NAME,
-        redirect_uris: [redirectUri],
-        post_logout_redirect_uris: [loggedOutUri],
-        grant_types: ["authorization_code", "refresh_token"],
-        token_endpoint_auth_method: "client_secret_post",
-        scope: "openid profile email offline_access",
-        skip_consent: false,
-      })
-    );
-    secret = demo.client_secret ?? null;
-    created = true;
-    writePrivate(demoFile, `${JSON.stringify({ client_id: demo.client_id, client_secret: secret }, null, 2)}\n`);
+  const both = (/** @type {string} */ p) => [...new Set([`${issuerUrl}${p}`, `http://localhost:${port}${p}`])];
+  const redirectUris = both("/demo/callback");
+  const logoutUris = both("/demo");
+  /** @type {AdminClient | null} */
+  let demo = await adminApi(issuerUrl, token, "GET", `/admin/clients/${DEMO_ID}`, undefined, true);
+  const created = demo === null;
+  if (demo === null) {
+    demo = await adminApi(issuerUrl, token, "POST", "/admin/clients", {
+      client_id: DEMO_ID,
+      client_name: "Demo app",
+      redirect_uris: redirectUris,
+      post_logout_redirect_uris: logoutUris,
+      grant_types: ["authorization_code", "refresh_token"],
+      token_endpoint_auth_method: "none",
+      scope: DEMO_SCOPE,
+      skip_consent: false,
+    });
   } else {
-    const kept = keptDemoClient();
-    if (kept !== null && kept.client_id === demo.client_id) secret = kept.client_secret;
-    // Started on another port than the first time: the demo's URIs follow (an admin update, in force at once).
-    if (!demo.redirect_uris.includes(redirectUri) || !demo.post_logout_redirect_uris.includes(loggedOutUri)) {
-      demo = /** @type {AdminClient} */ (
-        await adminApi(issuerUrl, token, "PATCH", `/admin/clients/${encodeURIComponent(demo.client_id)}`, {
-          redirect_uris: [...new Set([...demo.redirect_uris, redirectUri])],
-          post_logout_redirect_uris: [...new Set([...demo.post_logout_redirect_uris, loggedOutUri])],
-        })
-      );
+    const missing = (/** @type {string[]} */ have, /** @type {string[]} */ want) => want.some((u) => !have.includes(u));
+    if (missing(demo.redirect_uris, redirectUris) || missing(demo.post_logout_redirect_uris, logoutUris) || demo.token_endpoint_auth_method !== "none") {
+      demo = await adminApi(issuerUrl, token, "PATCH", `/admin/clients/${DEMO_ID}`, {
+        redirect_uris: [...new Set([...demo.redirect_uris, ...redirectUris])],
+        post_logout_redirect_uris: [...new Set([...demo.post_logout_redirect_uris, ...logoutUris])],
+        token_endpoint_auth_method: "none",
+      });
     }
   }
+  if (existsSync(legacyDemoFile)) {
+    const legacy = JSON.parse(readFileSync(legacyDemoFile, "utf8")).client_id;
+    if (typeof legacy === "string" && legacy !== DEMO_ID) await adminApi(issuerUrl, token, "DELETE", `/admin/clients/${encodeURIComponent(legacy)}`, undefined, true);
+    rmSync(legacyDemoFile);
+  }
 
+  // The same flow by hand (README.md, "Try it with curl"): a fresh PKCE verifier on every start.
   const verifier = randomBytes(32).toString("base64url");
   const authorize = new URL(`${issuerUrl}/authorize`);
   const params = {
     response_type: "code",
-    client_id: demo.client_id,
-    redirect_uri: redirectUri,
-    scope: "openid profile email offline_access",
+    client_id: DEMO_ID,
+    redirect_uri: `${issuerUrl}/demo/callback`,
+    scope: DEMO_SCOPE,
     state: randomBytes(8).toString("base64url"),
     nonce: randomBytes(8).toString("base64url"),
     code_challenge: createHash("sha256").update(verifier).digest("base64url"),
     code_challenge_method: "S256",
   };
   for (const [k, v] of Object.entries(params)) authorize.searchParams.set(k, v);
-  const shownSecret = secret ?? "<not kept: rotate it, see below>";
-
-  console.log(`
+  return `
 Demo app ${created ? "(registered just now)" : "(registered on an earlier start)"}
-  client_id:     ${demo.client_id}
-  client_secret: ${shownSecret}   (client_secret_post; kept in ${path.relative(root, demoFile)})
-  redirect_uri:  ${redirectUri}   (nothing is served there: the code arrives in the address bar)
+  client_id:     ${DEMO_ID}   (a public client: PKCE S256, no secret)
+  redirect_uri:  ${issuerUrl}/demo/callback
 
-Try a sign-in:
+By hand with curl instead (README.md, "Try it with curl"):
   1. open in a browser:
      ${authorize.href}
-  2. type any email address; the sign-in link is not mailed but kept for you at
-     ${issuerUrl}/dev/mailbox?to=YOUR-ADDRESS   (open "link", then press "Sign in"; the user is created now)
-  3. allow the Demo app; the browser lands on ${redirectUri}?code=…&state=…&iss=…
-     (a 404 page: copy the code from the address bar — it works once, within 60 s)
+  2. type any email address; the sign-in link waits at ${issuerUrl}/dev/mailbox (the user is created now)
+  3. allow the Demo app; back on ${issuerUrl}/demo/callback the page shows the code (it works once, within 60 s)
   4. redeem it (PKCE code_verifier of this start: ${verifier}):
-     curl -s ${issuerUrl}/token -d grant_type=authorization_code -d client_id=${demo.client_id} \\
-       -d client_secret=${shownSecret} -d redirect_uri=${redirectUri} \\
-       -d code_verifier=${verifier} -d code=PASTE-THE-CODE`);
-  if (secret === null) {
-    console.log(`  The secret was shown only when the client was created. New one:
-     curl -s -X PATCH -H "authorization: Bearer ${token}" -H "content-type: application/json" \\
-       -d '{"rotate_secret":true}' ${issuerUrl}/admin/clients/${demo.client_id}`);
-  }
+     curl -s ${issuerUrl}/token -d grant_type=authorization_code -d client_id=${DEMO_ID} \\
+       -d redirect_uri=${issuerUrl}/demo/callback -d code_verifier=${verifier} -d code=PASTE-THE-CODE`;
 }
 
 /**
@@ -260,7 +222,7 @@ function makeStatePrivate() {
   process.umask(0o077);
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   chmodSync(stateDir, 0o700);
-  for (const file of [tokenFile, workerEnvFile, demoFile]) if (existsSync(file)) chmodSync(file, 0o600);
+  for (const file of [tokenFile, workerEnvFile, legacyDemoFile]) if (existsSync(file)) chmodSync(file, 0o600);
 }
 
 /**
@@ -469,6 +431,19 @@ async function main() {
     return;
   }
 
+  /** @type {string} */
+  let demo;
+  let demoReady = true;
+  try {
+    demo = await seedDemo(issuer, token);
+  } catch (error) {
+    // The OP runs on without the demo: say why, and how to do it by hand.
+    demoReady = false;
+    demo = `
+  demo app:     not seeded: ${error instanceof Error ? error.message : error}
+                (register a client yourself: POST ${issuer}/admin/clients, see README.md)`;
+  }
+  if (demoReady) console.log(`\nTry it: open ${issuer}/demo in a browser and press "Sign in".`);
   const { crons } = readWranglerConfig(root);
   const cron = crons[0];
   console.log(`
@@ -489,7 +464,7 @@ The OpenID Provider is running.
       ? `  inspector:    127.0.0.1:${inspector}   (wrangler's DevTools port, loopback only: chrome://inspect → Configure → add it)`
       : "  inspector:    on a free port wrangler chose (9229–9238 were taken); wrangler's DevTools, loopback only",
   );
-  await seedDemo(issuer, token);
+  console.log(demo);
   console.log(`
 What to do next:
   - call the admin API:  curl -H "authorization: Bearer ${token}" ${issuer}/admin/clients

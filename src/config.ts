@@ -65,6 +65,15 @@ export interface Config {
   emailApiUrl: string;
   emailApiKey: string;
   emailFrom: string;
+  /** The longest a `private_key_jwt` client assertion may live (exp − iat, and exp − now); its jti is remembered until exp (C10). */
+  clientAssertionMaxLifetime: number;
+  /**
+   * Whether the `CF-Connecting-IP` request header names the caller (Cloudflare's edge sets it on every request). Off:
+   * the header is ignored and every caller shares one per-address rate-limit bucket.
+   */
+  trustCfConnectingIp: boolean;
+  /** Sign-in emails sent to one address per day (UTC), on top of `rateLimitLogin` per window. */
+  loginEmailsPerDay: number;
 }
 
 /** One setting that breaks its rule. */
@@ -94,16 +103,16 @@ export interface SettingSpec {
   key: keyof Config;
   /** The var (or secret) that sets it: `AUTH_CODE_TTL`. */
   name: string;
-  default: string | number;
+  default: string | number | boolean;
   /** Secrets are never shown, in messages, logs or pages. */
   secret: boolean;
   /** What is allowed, starting with "must": `must be a whole number of seconds between 10 and 600`. */
   rule: string;
-  parse(text: string): Parsed<string | number>;
+  parse(text: string): Parsed<string | number | boolean>;
 }
 
 /** The rule that a value breaks can be more precise than the setting's whole rule (e.g. "must use https"). */
-type Rule = { rule: string; parse(text: string): Parsed<string | number> };
+type Rule = { rule: string; parse(text: string): Parsed<string | number | boolean> };
 
 const ok = <T>(value: T): Parsed<T> => ({ ok: true, value });
 const refused = (rule?: string): Parsed<never> => (rule === undefined ? { ok: false } : { ok: false, rule });
@@ -122,6 +131,11 @@ function whole(unit: string, min: number, max: number, options: { offAtZero?: st
       return n >= min && n <= max ? ok(n) : refused();
     },
   };
+}
+
+/** On or off, written as wrangler vars are: true or false. */
+function flag(): Rule {
+  return { rule: "must be true or false", parse: (text) => (text === "true" ? ok(true) : text === "false" ? ok(false) : refused()) };
 }
 
 function oneOf(...choices: string[]): Rule {
@@ -229,6 +243,7 @@ const SPECS: ReadonlyArray<Omit<SettingSpec, "name" | "rule" | "parse" | "secret
   { key: "idTokenTtl", default: 3600, ...whole("seconds", 60, DAY) },
   { key: "refreshTokenTtl", default: 30 * DAY, ...whole("seconds", 3600, 365 * DAY) },
   { key: "refreshTokenReuseInterval", default: 0, ...whole("seconds", 0, 300) },
+  { key: "clientAssertionMaxLifetime", default: 3600, ...whole("seconds", 60, 86400) },
   { key: "sessionTtl", default: 14 * DAY, ...whole("seconds", 300, 365 * DAY) },
   { key: "sessionIdleTtl", default: 3 * DAY, ...whole("seconds", 300, 365 * DAY) },
   { key: "magicLinkTtl", default: 900, ...whole("seconds", 60, 3600) },
@@ -255,6 +270,8 @@ const SPECS: ReadonlyArray<Omit<SettingSpec, "name" | "rule" | "parse" | "secret
   { key: "emailApiUrl", default: "", ...httpsUrl(), rule: `${httpsUrl().rule}; required when EMAIL_TRANSPORT=http` },
   { key: "emailApiKey", default: "", secret: true, ...apiKeyRule, rule: `${apiKeyRule.rule}; required when EMAIL_TRANSPORT=http` },
   { key: "emailFrom", default: "no-reply@localhost", ...emailFromRule },
+  { key: "trustCfConnectingIp", default: true, ...flag() },
+  { key: "loginEmailsPerDay", default: 20, ...whole("emails", 1, 1000) },
 ];
 
 /** camelCase setting name → the env var that overrides it (`authCodeTtl` → `AUTH_CODE_TTL`). */

@@ -2,7 +2,9 @@ import { Router, json, type IRequest } from "itty-router";
 import type { Env } from "./env";
 import { authorize, resumeAuthorization } from "./routes/authorize";
 import { consentScreen, submitConsent } from "./routes/consent";
+import { demo, demoScript } from "./routes/demo";
 import { devMailbox } from "./routes/dev-mailbox";
+import { favicon } from "./routes/favicon";
 import { confirmLink, finishEmailLogin, loginPage, sendLoginLink } from "./routes/login";
 import { health } from "./routes/health";
 import { admin } from "./routes/support/admin-auth";
@@ -49,6 +51,7 @@ export const router = Router<IRequest, [Env, ExecutionContext]>({
 });
 
 router.get("/health", (_request, env) => health(env));
+router.get("/favicon.ico", () => favicon());
 
 // ── Discovery and keys ──────────────────────────────────────────────────────────
 router.get("/.well-known/openid-configuration", (request, env) => discovery(request, env));
@@ -65,7 +68,12 @@ router.get("/login/email", confirmLink);
 router.post("/login/email", finishEmailLogin);
 router.get("/consent", consentScreen);
 router.post("/consent", submitConsent);
+
+// ── Local development only (loopback issuers; elsewhere these are 404) ──────────
 router.get("/dev/mailbox", devMailbox);
+router.get("/demo", demo);
+router.get("/demo/callback", demo);
+router.get("/demo/app.js", demoScript);
 
 // ── Token, userinfo, introspection, revocation ──────────────────────────────────
 router.post("/token", withCors(token));

@@ -34,14 +34,15 @@ export async function runScheduledMaintenance(env: Env, scheduledTime: number): 
 const PERIOD_MS = 15 * 60_000;
 
 /**
- * With a Workers Analytics Engine binding `METRICS`: one data point per counter for the last whole period, counting
- * the events that reached D1 in it (by `recorded_at`, so a late delivery is counted once, in the period it arrived).
- * Blobs: [metric, label]; doubles: [count, period start (ms)]; index: the metric.
+ * With a Workers Analytics Engine binding `METRICS`: one data point per counter for one whole period — the one that
+ * ended a period ago, so events that waited a few minutes in an outbox are in D1 by then (an event delivered later
+ * than that, after a D1 outage, is in GET /admin/metrics but not in Analytics Engine). By `occurred_at`, the audit
+ * log's index. Blobs: [metric, label]; doubles: [count, period start (ms)]; index: the metric.
  */
 async function writeMetrics(env: Env, dataset: AnalyticsEngineDataset, scheduledTime: number): Promise<{ points: number; from: number }> {
-  const to = Math.floor(scheduledTime / PERIOD_MS) * PERIOD_MS;
+  const to = Math.floor(scheduledTime / PERIOD_MS) * PERIOD_MS - PERIOD_MS;
   const from = to - PERIOD_MS;
-  const counts = await auditCounts(env.DB, from, to, "recorded_at");
+  const counts = await auditCounts(env.DB, from, to);
   const points: Array<[string, string, number]> = [
     ...Object.entries(counts.signIns).map(([method, n]): [string, string, number] => ["sign_ins", method, n]),
     ...Object.entries(counts.tokenGrants).map(([grant, n]): [string, string, number] => ["token_grants", grant, n]),

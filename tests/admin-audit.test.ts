@@ -152,7 +152,7 @@ async function threeObjects() {
   await sessions.createSession({ sid: newSessionId(), userId, authTime: Math.floor(Date.now() / 1000), amr: ["email"], acr: null });
   const family = tokenFamilyFor(env, familyId)!;
   await family.createFamily({
-    familyId, clientId: "dl-client", sub: userId, scope: "openid", sid: null, authTime: 1, amr: [], acr: null, claims: null, dpopJkt: null, issueRefreshToken: true,
+    familyId, clientId: "dl-client", clientRegisteredAt: 1, sub: userId, scope: "openid", sid: null, authTime: 1, amr: [], acr: null, claims: null, dpopJkt: null, issueRefreshToken: true,
   });
   return {
     stubs: [challenges, sessions, family] as unknown as Array<DurableObjectStub & Holder>,

@@ -89,10 +89,10 @@ describe("GET /admin/metrics", () => {
     for (let i = 0; i < 6; i++) results.push((await limiter.hit(2, 60)).allowed);
     expect(results).toEqual([true, true, false, false, false, false]);
     // Not delivered while the window lasts: one pending event, counting.
-    expect((await limiter.outboxStatus()).pending).toBe(1);
+    expect((await limiter.object.outboxStatus()).pending).toBe(1);
     vi.setSystemTime(start + 60_000);
-    await runDurableObjectAlarm(limiter);
-    expect((await limiter.outboxStatus()).pending).toBe(0);
+    await runDurableObjectAlarm(limiter.object);
+    expect((await limiter.object.outboxStatus()).pending).toBe(0);
     const body = await metrics(`since=${start - 60_000}&until=${start + 120_000}`);
     expect(body.rate_limit_denials).toEqual({ total: 4, by_endpoint: { login: 4 } });
   });
@@ -105,15 +105,16 @@ describe("GET /admin/metrics", () => {
 });
 
 describe("the metrics cron and Workers Analytics Engine", () => {
-  it("with a METRICS binding, writes one data point per counter for the last period, by the time events reached D1", async () => {
+  it("with a METRICS binding, writes one data point per counter for the period that ended a period ago", async () => {
     const period = 15 * 60_000;
     const to = Date.UTC(2037, 2, 3, 10, 30);
-    await seed(to - period + 5_000, FIXTURE); // recorded inside the period [to - 15 min, to)
+    await seed(to - period + 5_000, FIXTURE); // occurred inside the period [to - 15 min, to)
     const points: AnalyticsEngineDataPoint[] = [];
     const dataset: AnalyticsEngineDataset = { writeDataPoint: (point) => void points.push(point!) };
     const log = vi.spyOn(console, "log").mockImplementation(() => {});
     try {
-      const report = await runScheduledMaintenance({ ...env, METRICS: dataset } as Env, to + 30_000);
+      // The run at to + 15 min counts [to - 15 min, to).
+      const report = await runScheduledMaintenance({ ...env, METRICS: dataset } as Env, to + period + 30_000);
       expect(report.metrics).toEqual({ points: expect.any(Number), from: to - period });
     } finally {
       log.mockRestore();

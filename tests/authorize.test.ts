@@ -1,13 +1,14 @@
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { authCodeStoreFor, challengeStoreFor, userSessionsFor } from "../src/objects/locate";
-import { parseSessionCookie } from "../src/objects/sessions";
+import { formatSessionCookie, newSessionId, parseSessionCookie } from "../src/objects/sessions";
 import type { Env } from "../src/env";
 import { authorize } from "../src/routes/authorize";
 import { submitConsent } from "../src/routes/consent";
 import { finishEmailLogin } from "../src/routes/login";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { patchClient } from "./helpers/clients";
-import { findUserByEmail } from "../src/db/users";
+import { ensureUserForVerifiedEmail, findUserByEmail } from "../src/db/users";
+import { randomToken } from "../src/lib/crypto";
 import { loadConfig } from "../src/config";
 import { mintIdToken } from "../src/oauth/tokens";
 import { FORM_POST_SCRIPT_HASH } from "../src/ui/form-post";
@@ -26,6 +27,7 @@ import {
   requestLink,
   responseParams,
   signIn,
+  uniqueAddress,
   uniqueEmail,
 } from "./helpers/front-channel";
 
@@ -306,6 +308,26 @@ describe("hostile input", () => {
     // Another address is not affected.
     expect((await new Browser().get(authorizeUrl(params))).status).toBe(303);
   });
+
+  it("counts an IPv6 caller by its /64, and ignores CF-Connecting-IP where the deployment does not trust it", async () => {
+    const client = await makeClient();
+    const { params } = await authorizeParams(client.client_id, { prompt: "none" });
+    const prefix = uniqueAddress().replace(/::1$/, "");
+    const from = (ip: string, settings: Record<string, string> = {}) =>
+      authorize(new Request(new URL(authorizeUrl(params), ORIGIN), { headers: { "cf-connecting-ip": ip } }), { ...env, RATE_LIMIT_AUTHORIZE: "2", ...settings } as Env, createExecutionContext());
+    vi.useFakeTimers({ toFake: ["Date"] });
+    vi.setSystemTime((Math.floor(Date.now() / 60_000) + 1) * 60_000 + 1000);
+    // Three addresses of one /64 are one caller…
+    expect((await from(`${prefix}::1`)).status).toBe(303);
+    expect((await from(`${prefix}:0:0:0:abcd`)).status).toBe(303);
+    expect((await from(`${prefix}:ffff:1:2:3`)).status).toBe(429);
+    // …and the next /64 is another.
+    expect((await from(uniqueAddress())).status).toBe(303);
+    // Not trusted, the header names nobody: every caller is in the one shared bucket.
+    const untrusted = { TRUST_CF_CONNECTING_IP: "false" };
+    const answers = [await from(uniqueAddress(), untrusted), await from(uniqueAddress(), untrusted), await from(uniqueAddress(), untrusted)];
+    expect(answers.map((r) => r.status)).toEqual([303, 303, 429]);
+  });
 });
 
 describe("lifetimes that /authorize applies", () => {
@@ -490,6 +512,114 @@ describe("sessions: prompt, max_age, id_token_hint (C16)", () => {
 
     const { params: foreign } = await authorizeParams(client.client_id, { prompt: "none", id_token_hint: await hintFor(userId, "another-client") });
     expect(responseParams(await browser.get(authorizeUrl(foreign))).params.get("error")).toBe("invalid_request");
+  });
+
+  /** An authorization request whose claims parameter names the user the ID token must be about. */
+  const askingFor = (clientId: string, sub: string, extra: Record<string, string> = {}) =>
+    authorizeParams(clientId, { claims: JSON.stringify({ id_token: { sub: { value: sub }, email: null } }), ...extra });
+
+  it("claims.id_token.sub.value naming another user: prompt=none is login_required, and signing in again as the same user is a failed sign-in, never a code (OIDC Core §5.5.1)", async () => {
+    const client = await makeClient();
+    const { browser, email } = await signedInBrowser(client.client_id);
+    const { params: none } = await askingFor(client.client_id, "someone-else-entirely", { prompt: "none" });
+    const refused = responseParams(await browser.get(authorizeUrl(none))).params;
+    expect(refused.get("error")).toBe("login_required");
+    expect(refused.get("code")).toBeNull();
+
+    const { params: interactive } = await askingFor(client.client_id, "someone-else-entirely");
+    const start = await browser.get(authorizeUrl(interactive));
+    expect(start.headers.get("location")).toMatch(/^\/login\?interaction=/);
+    const wrong = responseParams(await followLocal(browser, await signIn(browser, start.headers.get("location")!, email))).params;
+    expect(wrong.get("error")).toBe("login_required");
+    expect(wrong.get("code")).toBeNull();
+  });
+
+  it("claims.id_token.sub.value: signing in as the user it names answers it, for that user; naming the signed-in user is no obstacle", async () => {
+    const client = await makeClient({ skip_consent: true });
+    const browser = new Browser();
+    const { params: first } = await authorizeParams(client.client_id);
+    await followLocal(browser, await signIn(browser, (await browser.get(authorizeUrl(first))).headers.get("location")!, uniqueEmail()));
+    const otherEmail = uniqueEmail();
+    const other = await ensureUserForVerifiedEmail(env.DB, otherEmail, randomToken(12));
+
+    const { verifier, params } = await askingFor(client.client_id, other.id);
+    const start = await browser.get(authorizeUrl(params));
+    expect(start.headers.get("location")).toMatch(/^\/login\?interaction=/);
+    const done = await followLocal(browser, await signIn(browser, start.headers.get("location")!, otherEmail));
+    expect((await redeem(responseParams(done).params.get("code")!, client.client_id, verifier)).sub).toBe(other.id);
+
+    const { params: same } = await askingFor(client.client_id, other.id, { prompt: "none" });
+    expect(responseParams(await browser.get(authorizeUrl(same))).params.get("code")).toBeTruthy();
+  });
+
+  describe("acr (OIDC Core §3.1.2.1, §5.5.1.1)", () => {
+    const essential = (values: string[]) => JSON.stringify({ id_token: { acr: { essential: true, values } } });
+    /** The code's acr for a silent request from a signed-in browser, or the error it got. */
+    async function acrFor(extra: Record<string, string>) {
+      const client = await makeClient();
+      const { browser } = await signedInBrowser(client.client_id);
+      return async (more: Record<string, string> = {}) => {
+        const { verifier, params } = await authorizeParams(client.client_id, { prompt: "none", ...extra, ...more });
+        const answer = responseParams(await browser.get(authorizeUrl(params))).params;
+        if (answer.get("code") === null) return { error: answer.get("error") };
+        return { acr: (await redeem(answer.get("code")!, client.client_id, verifier)).acr };
+      };
+    }
+
+    it("an essential class no sign-in method here meets (phishing-resistant: passkeys are not built) is access_denied at once, with or without a session", async () => {
+      const ask = await acrFor({});
+      expect(await ask({ claims: essential(["phr"]) })).toEqual({ error: "access_denied" });
+      expect(await ask({ claims: essential(["phrh", "urn:example:gold"]) })).toEqual({ error: "access_denied" });
+      const client = await makeClient();
+      const { params } = await authorizeParams(client.client_id, { claims: essential(["phr"]) });
+      expect(responseParams(await new Browser().get(authorizeUrl(params))).params.get("error")).toBe("access_denied");
+    });
+
+    it("the email link meets the baseline '0': asserted when asked for, essential or voluntary, as the first requested class met", async () => {
+      const ask = await acrFor({});
+      expect(await ask({ claims: essential(["phr", "0"]) })).toEqual({ acr: "0" });
+      expect(await ask({ claims: JSON.stringify({ id_token: { acr: { value: "0" } } }) })).toEqual({ acr: "0" });
+      expect(await ask({ claims: JSON.stringify({ id_token: { acr: null } }) })).toEqual({ acr: "0" });
+      expect(await ask({ acr_values: "phr 0" })).toEqual({ acr: "0" });
+    });
+
+    it("voluntary values not met, or none asked for: no acr, and no refusal", async () => {
+      const ask = await acrFor({});
+      expect(await ask({ acr_values: "phr urn:example:gold" })).toEqual({ acr: null });
+      expect(await ask()).toEqual({ acr: null });
+    });
+
+    it("malformed acr or sub requests are invalid_request", async () => {
+      const client = await makeClient();
+      for (const claims of [{ id_token: { acr: { values: "0" } } }, { id_token: { acr: { values: [0] } } }, { id_token: { sub: { value: 5 } } }, { id_token: { acr: { essential: "yes" } } }]) {
+        const { params } = await authorizeParams(client.client_id, { claims: JSON.stringify(claims) });
+        expect(responseParams(await new Browser().get(authorizeUrl(params))).params.get("error"), JSON.stringify(claims)).toBe("invalid_request");
+      }
+    });
+  });
+
+  it("an essential acr the session's sign-in did not meet asks for a new sign-in; prompt=none is login_required", async () => {
+    const client = await makeClient({ skip_consent: true });
+    // A session from a sign-in method that meets no class (as a future method might not).
+    const email = uniqueEmail();
+    const user = await ensureUserForVerifiedEmail(env.DB, email, randomToken(12));
+    const sid = newSessionId();
+    const created = await userSessionsFor(env, user.id)!.createSession({ sid, userId: user.id, authTime: Math.floor(Date.now() / 1000), amr: ["pwd"], acr: null });
+    if (!created.created) throw new Error("no session");
+    const browser = new Browser();
+    browser.cookies.set("oidc_session", formatSessionCookie(user.id, sid, created.secret));
+    const claims = JSON.stringify({ id_token: { acr: { essential: true, values: ["0"] } } });
+
+    const { params: none } = await authorizeParams(client.client_id, { claims, prompt: "none" });
+    expect(responseParams(await browser.get(authorizeUrl(none))).params.get("error")).toBe("login_required");
+    const { params: voluntary } = await authorizeParams(client.client_id, { acr_values: "0", prompt: "none" });
+    expect(responseParams(await browser.get(authorizeUrl(voluntary))).params.get("code")).toBeTruthy();
+
+    const { verifier, params } = await authorizeParams(client.client_id, { claims });
+    const start = await browser.get(authorizeUrl(params));
+    expect(start.headers.get("location")).toMatch(/^\/login\?interaction=/);
+    const done = await followLocal(browser, await signIn(browser, start.headers.get("location")!, email));
+    expect(await redeem(responseParams(done).params.get("code")!, client.client_id, verifier)).toMatchObject({ sub: user.id, amr: ["email"], acr: "0" });
   });
 
   it("prompt=select_account leads to the sign-in page even with a session", async () => {

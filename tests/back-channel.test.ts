@@ -1,8 +1,10 @@
 import { SELF, env, runInDurableObject } from "cloudflare:test";
 import { exportJWK, generateKeyPair } from "jose";
 import * as oauth from "oauth4webapi";
-import { describe, expect, it } from "vitest";
-import { tokenFamilyFor } from "../src/objects/locate";
+import { describe, expect, it, vi } from "vitest";
+import { loadConfig } from "../src/config";
+import { getClient } from "../src/db/clients";
+import { rateLimiterFor, tokenFamilyFor } from "../src/objects/locate";
 import {
   ISSUER,
   REDIRECT_URI,
@@ -21,6 +23,9 @@ import {
 
 /** userinfo (OIDC Core §5.3, RFC 6750), introspection (RFC 7662) and revocation (RFC 7009). */
 
+const config = loadConfig(env);
+const ADMIN = { authorization: `Bearer ${env.ADMIN_TOKEN}` };
+
 const PROFILE = {
   name: "Ada Lovelace",
   givenName: "Ada",
@@ -37,6 +42,10 @@ async function signedIn(scope = "openid profile email offline_access", claims: s
   const user = await makeUser(PROFILE);
   const tokens = await redeem(rp, await makeCode(rp.clientId, user.id, { scope, claims }));
   return { rp, user, tokens };
+}
+
+function decodePayload(jwt: string): Record<string, unknown> {
+  return JSON.parse(atob(jwt.split(".")[1]!.replace(/-/g, "+").replace(/_/g, "/")));
 }
 
 async function userinfoBody(response: Response): Promise<Record<string, unknown>> {
@@ -168,6 +177,25 @@ describe("/introspect (RFC 7662) and /revoke (RFC 7009) require client authentic
     expect((await introspectAs(rp, tokens.refresh_token!)).active).toBe(true);
   });
 
+  it("a client with a secret may send it by Basic or in the body at both (RFC 6749 §2.3.1, as Authlib does)", async () => {
+    const user = await makeUser(PROFILE);
+    for (const registered of ["client_secret_post", "client_secret_basic"] as const) {
+      const rp = await makeClient({ token_endpoint_auth_method: registered });
+      const tokens = await redeem(rp, await makeCode(rp.clientId, user.id));
+      // The other way of sending the secret than the one registered.
+      const other = (path: string, token: string) =>
+        registered === "client_secret_post"
+          ? post(path, { token }, { authorization: basic(rp.clientId, rp.secret!) })
+          : post(path, { token, client_id: rp.clientId, client_secret: rp.secret! });
+      const introspected = await other("/introspect", tokens.access_token);
+      expect(introspected.status).toBe(200);
+      expect(await introspected.json()).toMatchObject({ active: true, client_id: rp.clientId });
+      expect((await other("/revoke", tokens.refresh_token!)).status).toBe(200);
+      expect(await introspectAs(rp, tokens.refresh_token!)).toEqual({ active: false });
+      expect(await introspectAs(rp, tokens.access_token)).toEqual({ active: false });
+    }
+  });
+
   it("refuses a public client at /introspect (RFC 7662 §2.1), and lets it revoke its own tokens (RFC 7009 §2.1)", async () => {
     const spa = await makeClient({ token_endpoint_auth_method: "none" });
     const user = await makeUser(PROFILE);
@@ -203,6 +231,20 @@ describe("/introspect (RFC 7662) and /revoke (RFC 7009) require client authentic
     const refresh = await introspectAs(rp, tokens.refresh_token!);
     expect(refresh).toMatchObject({ active: true, client_id: rp.clientId, sub: user.id, scope: "openid profile email offline_access" });
     expect(refresh.exp as number).toBeGreaterThan(Date.now() / 1000);
+    // RFC 7662 §2.2: iat on every active answer; token_type only for the RFC 6749 §7.1 access-token types.
+    expect(Math.abs((refresh.iat as number) - (access.iat as number))).toBeLessThanOrEqual(1);
+    expect(refresh).not.toHaveProperty("token_type");
+    // A refresh token's iat is its own issue time: the successor's, not the grant's.
+    vi.useFakeTimers({ toFake: ["Date"] });
+    try {
+      vi.setSystemTime(Date.now() + 100_000);
+      const rotated = await (await postAs(rp, "/token", { grant_type: "refresh_token", refresh_token: tokens.refresh_token! })).json<Tokens>();
+      const next = await introspectAs(rp, rotated.refresh_token!);
+      expect(next.iat as number).toBeGreaterThanOrEqual((refresh.iat as number) + 100);
+      expect(Math.abs((next.iat as number) - (decodePayload(rotated.access_token).iat as number))).toBeLessThanOrEqual(1);
+    } finally {
+      vi.useRealTimers();
+    }
 
     for (const garbage of ["garbage", "a.b.c", `${tokens.refresh_token!.split(".")[0]}.${"B".repeat(43)}`]) {
       expect(await introspectAs(rp, garbage)).toEqual({ active: false });
@@ -263,6 +305,84 @@ describe("/introspect (RFC 7662) and /revoke (RFC 7009) require client authentic
     expect(await introspectAs(api, cc.access_token)).toMatchObject({ active: true, sub: api.clientId, client_id: api.clientId, scope: "reports:read" });
     expect((await postAs(api, "/revoke", { token: cc.access_token })).status).toBe(200);
     expect(await introspectAs(api, cc.access_token)).toEqual({ active: false });
+  });
+
+  it("limit failed client authentications per address and client_id, as /token limits requests; successes do not count (C6)", async () => {
+    const { rp, tokens } = await signedIn();
+    const n = config.rateLimitToken;
+    const attacker = "203.0.113.9";
+    const from = (address: string, path: string, secret = rp.secret!) =>
+      post(path, { token: tokens.access_token }, { authorization: basic(rp.clientId, secret), "cf-connecting-ip": address });
+    vi.useFakeTimers({ toFake: ["Date"] });
+    try {
+      vi.setSystemTime((Math.floor(Date.now() / 60_000) + 1) * 60_000 + 1000);
+      const limiter = rateLimiterFor(env, `client_auth_failures:ip:${attacker}:client:${rp.clientId}`);
+      await limiter.hit(n, config.rateLimitWindow, n - 2);
+      // A resource server that authenticates is never slowed by its own successes.
+      for (let i = 0; i < 5; i++) expect((await from(attacker, "/introspect")).status).toBe(200);
+      expect((await limiter.peekUsage(config.rateLimitWindow)).count).toBe(n - 2);
+      // Two wrong secrets use up the budget, at either endpoint…
+      expect((await errorOf(await from(attacker, "/introspect", "guess"))).status).toBe(401);
+      expect((await errorOf(await from(attacker, "/revoke", "guess"))).status).toBe(401);
+      // …then that address waits, even with the right secret, at both; other addresses do not.
+      for (const path of ["/introspect", "/revoke"]) {
+        const limited = await from(attacker, path);
+        expect(await errorOf(limited)).toEqual({ status: 429, error: "rate_limited" });
+        expect(Number(limited.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+      }
+      expect((await from("198.51.100.3", "/introspect")).status).toBe(200);
+      // An invented client_id is limited the same way.
+      const invented = (address: string) => post("/introspect", { token: "x" }, { authorization: basic("made-up-client", "guess"), "cf-connecting-ip": address });
+      await rateLimiterFor(env, `client_auth_failures:ip:${attacker}:client:made-up-client`).hit(n, config.rateLimitWindow, n);
+      expect((await errorOf(await invented(attacker))).status).toBe(429);
+      expect((await errorOf(await invented("198.51.100.3"))).status).toBe(401);
+      vi.setSystemTime(Date.now() + 60_000);
+      expect((await from(attacker, "/introspect")).status).toBe(200);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("a disabled or deleted user's access and refresh tokens are inactive, at introspection as everywhere (RFC 7662 §2.2, C23)", async () => {
+    for (const change of ["UPDATE users SET disabled = 1 WHERE id = ?", "DELETE FROM users WHERE id = ?"]) {
+      const { rp, user, tokens } = await signedIn();
+      expect((await introspectAs(rp, tokens.access_token)).active).toBe(true);
+      expect((await introspectAs(rp, tokens.refresh_token!)).active).toBe(true);
+      await env.DB.prepare(change).bind(user.id).run();
+      expect(await introspectAs(rp, tokens.access_token)).toEqual({ active: false });
+      expect(await introspectAs(rp, tokens.refresh_token!)).toEqual({ active: false });
+      expect((await userinfoWith(tokens.access_token)).status).toBe(401);
+      const refreshed = await postAs(rp, "/token", { grant_type: "refresh_token", refresh_token: tokens.refresh_token! });
+      expect(await errorOf(refreshed)).toEqual({ status: 400, error: "invalid_grant" });
+    }
+  });
+
+  it("deleting a client ends its grants: registering the same client_id again revives neither access nor refresh tokens (RFC 9700 §4.14)", async () => {
+    const clientId = `reborn-${crypto.randomUUID()}`;
+    const register = async (): Promise<TestClient> => {
+      const metadata = { client_id: clientId, client_name: "Reborn", redirect_uris: [REDIRECT_URI], grant_types: ["authorization_code", "refresh_token"] };
+      const response = await SELF.fetch(`${ISSUER}/admin/clients`, { method: "POST", headers: { ...ADMIN, "content-type": "application/json" }, body: JSON.stringify(metadata) });
+      expect(response.status).toBe(201);
+      const { client_secret } = await response.json<{ client_secret: string }>();
+      return { client: (await getClient(env.DB, clientId))!, clientId, secret: client_secret };
+    };
+    const first = await register();
+    const user = await makeUser(PROFILE);
+    const old = await redeem(first, await makeCode(clientId, user.id));
+    expect((await SELF.fetch(`${ISSUER}/admin/clients/${clientId}`, { method: "DELETE", headers: ADMIN })).status).toBe(204);
+    const again = await register();
+    expect(again.client.registered_at).toBeGreaterThan(first.client.registered_at);
+
+    expect((await userinfoWith(old.access_token)).status).toBe(401);
+    expect(await introspectAs(again, old.access_token)).toEqual({ active: false });
+    expect(await introspectAs(again, old.refresh_token!)).toEqual({ active: false });
+    const refreshed = await postAs(again, "/token", { grant_type: "refresh_token", refresh_token: old.refresh_token! });
+    expect(await errorOf(refreshed)).toEqual({ status: 400, error: "invalid_grant" });
+    // The new registration's own grants work.
+    const fresh = await redeem(again, await makeCode(clientId, user.id));
+    expect((await userinfoWith(fresh.access_token)).status).toBe(200);
+    expect((await introspectAs(again, fresh.refresh_token!)).active).toBe(true);
+    expect((await postAs(again, "/token", { grant_type: "refresh_token", refresh_token: fresh.refresh_token! })).status).toBe(200);
   });
 
   it("made-up refresh tokens at /token, /introspect and /revoke leave nothing stored (C15)", async () => {

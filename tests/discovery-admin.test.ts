@@ -8,9 +8,12 @@ import { userSessionsFor } from "../src/objects/locate";
 import { newSessionId } from "../src/objects/sessions";
 import { hashClientSecret } from "../src/oauth/client-auth";
 import { redirectUriProblem } from "../src/oauth/client-metadata";
+import { userClaimValues } from "../src/oauth/claims";
+import type { User } from "../src/db/users";
 import { listClientsRoute } from "../src/routes/admin";
 import { admin } from "../src/routes/support/admin-auth";
 import { currentSigningKey } from "../src/objects/key-cache";
+import { uniqueAddress } from "./helpers/front-channel";
 
 const BASE = "http://localhost";
 const ADMIN_AUTH = { authorization: "Bearer test-admin-token-0123456789abcdefghij" };
@@ -89,6 +92,13 @@ describe("discovery (OIDC Discovery 1.0, RFC 8414)", () => {
     });
     expect(doc.scopes_supported).toEqual(expect.arrayContaining(["openid", "profile", "email", "address", "phone", "offline_access"]));
     expect(doc.claims_supported).toEqual(expect.arrayContaining(["sub", "iss", "auth_time", "email", "email_verified", "name"]));
+    // Only claims the OP can return: the ID token's own, and the user claims it stores (no middle_name, gender, …).
+    const idTokenClaims = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid", "at_hash"];
+    const user = { id: "u", email: "a@example.com", updatedAt: 0 } as unknown as User;
+    expect(new Set(doc.claims_supported as string[])).toEqual(new Set([...idTokenClaims, ...Object.keys(userClaimValues(user))]));
+    for (const unheld of ["middle_name", "nickname", "profile", "website", "gender", "birthdate"]) expect(doc.claims_supported).not.toContain(unheld);
+    // Exactly what the OP sets: the email link meets the baseline "0" (OIDC Core §2) and nothing above it (oauth/acr.ts).
+    expect(doc.acr_values_supported).toEqual(["0"]);
     expect(doc.token_endpoint_auth_signing_alg_values_supported).toEqual(expect.arrayContaining(["RS256", "ES256"]));
     expect(doc.token_endpoint_auth_signing_alg_values_supported).not.toContain("none");
     // RFC 7662 §2.1: introspection needs an authorized caller, so no public clients; RFC 7009 §2.1: revocation takes them.
@@ -218,7 +228,7 @@ describe("admin API authentication", () => {
     const limitedEnv = { ...env, RATE_LIMIT_ADMIN: "3" } as Env;
     const call = (ip: string) =>
       handler(routed(`${BASE}/admin/clients`, { ...ADMIN_AUTH, "cf-connecting-ip": ip }), limitedEnv, createExecutionContext());
-    const ip = `198.51.100.${Math.floor(Math.random() * 250)}-${crypto.randomUUID()}`;
+    const ip = uniqueAddress();
     // A frozen clock inside one window, so the count is exact.
     vi.useFakeTimers({ toFake: ["Date"] });
     try {
@@ -256,6 +266,7 @@ describe("admin API: clients", () => {
       token_endpoint_auth_method: "client_secret_basic",
       scope: "openid profile email address phone offline_access",
       skip_consent: false,
+      id_token_claims: "scope",
       client_secret_expires_at: 0,
     });
     expect(created).not.toHaveProperty("secret_hash");
@@ -302,8 +313,8 @@ describe("admin API: clients", () => {
     const native = await createClient({ client_name: "Native", redirect_uris: ["com.example.app:/oauth2redirect", "http://[::1]/cb", "http://localhost:8080/cb"], token_endpoint_auth_method: "none" });
     expect(native.redirect_uris).toEqual(["com.example.app:/oauth2redirect", "http://[::1]/cb", "http://localhost:8080/cb"]);
 
-    const withOptions = await createClient({ ...WEB_CLIENT, skip_consent: true, id_token_signed_response_alg: "ES256", scope: "openid  email", unknown_member: "ignored" });
-    expect(withOptions).toMatchObject({ skip_consent: true, id_token_signed_response_alg: "ES256", scope: "openid email" });
+    const withOptions = await createClient({ ...WEB_CLIENT, skip_consent: true, id_token_signed_response_alg: "ES256", id_token_claims: "minimal", scope: "openid  email", unknown_member: "ignored" });
+    expect(withOptions).toMatchObject({ skip_consent: true, id_token_signed_response_alg: "ES256", id_token_claims: "minimal", scope: "openid email" });
     expect(withOptions).not.toHaveProperty("unknown_member");
   });
 
@@ -356,6 +367,8 @@ describe("admin API: clients", () => {
       [{ redirect_uris: ["https://app.example/cb"], refresh_token_reuse_interval: 301 }, "invalid_client_metadata"],
       [{ redirect_uris: ["https://app.example/cb"], refresh_token_reuse_interval: 1.5 }, "invalid_client_metadata"],
       [{ redirect_uris: ["https://app.example/cb"], refresh_token_reuse_interval: "30" }, "invalid_client_metadata"],
+      [{ redirect_uris: ["https://app.example/cb"], id_token_claims: "all" }, "invalid_client_metadata"],
+      [{ redirect_uris: ["https://app.example/cb"], id_token_claims: false }, "invalid_client_metadata"],
       [{ redirect_uris: Array.from({ length: 50 }, (_, i) => `https://app.example/${i}`) }, "invalid_redirect_uri"],
     ];
     for (const [metadata, error] of cases) {
@@ -441,7 +454,7 @@ describe("admin API: clients", () => {
   it("a change and its audit event commit together: a lost compare-and-swap writes neither", async () => {
     const clientId = (await createClient(WEB_CLIENT)).client_id as string;
     const stored = (await getClient(env.DB, clientId))!;
-    const { secret_hash: _hash, client_id: _id, client_id_issued_at: _at, updated_at: _up, ...fields } = stored;
+    const { secret_hash: _hash, registered_at: _registered, client_id: _id, client_id_issued_at: _at, updated_at: _up, ...fields } = stored;
     const applied = await updateClient(env.DB, clientId, 1, { ...fields, client_name: "stale write" }, undefined, { actor: "test", data: {} });
     expect(applied).toBe(false);
     expect((await getClient(env.DB, clientId))!.client_name).toBe("Web app");

@@ -29,6 +29,7 @@ import {
   responseParams,
   signIn,
   tokenOfLink,
+  uniqueAddress,
   uniqueEmail,
 } from "./helpers/front-channel";
 
@@ -233,13 +234,13 @@ describe("the sign-in page and the email link", () => {
     expect((await challengeOf(linkFields.token!).peek(linkFields.token!)).status).toBe("active");
   });
 
-  it("rate-limits POST /login per address and per client address: 429 with Retry-After", async () => {
+  it("over the per-address limit: the same 'check your email' page, no new email, no cookie, and the last link still signs in", async () => {
     const limit = loadConfig(env).rateLimitLogin;
     // A frozen clock inside one window, so the counts are exact.
     vi.useFakeTimers({ toFake: ["Date"] });
     vi.setSystemTime((Math.floor(Date.now() / 60_000) + 1) * 60_000 + 1000);
     const email = uniqueEmail();
-    // Per address, from many client addresses: exactly `limit` pass under concurrency.
+    // For one address, from many client addresses (an attacker's, say): exactly `limit` emails go out under concurrency.
     const browsers = await Promise.all(
       Array.from({ length: limit + 3 }, async () => {
         const browser = new Browser();
@@ -248,19 +249,72 @@ describe("the sign-in page and the email link", () => {
       }),
     );
     const byEmail = await Promise.all(browsers.map(({ browser, fields }) => browser.post("/login", { ...fields, email })));
-    expect(byEmail.filter((r) => r.status === 200)).toHaveLength(limit);
-    const limited = byEmail.filter((r) => r.status === 429);
-    expect(limited).toHaveLength(3);
-    expect(Number(limited[0]!.headers.get("retry-after"))).toBeGreaterThan(0);
+    const pages = await Promise.all(byEmail.map((r) => r.clone().text()));
+    expect(byEmail.map((r) => r.status)).toEqual(byEmail.map(() => 200));
+    expect(new Set(pages).size).toBe(1);
+    expect(pages[0]).toContain("Check your email");
+    expect(byEmail.filter((r) => r.headers.has("set-cookie"))).toHaveLength(limit);
     expect(await mailbox(email)).toHaveLength(limit);
 
-    // Per client address, with different addresses.
+    // The owner, asking once more in the same window, gets the same page and no email: the last link mailed works.
+    const owner = new Browser();
+    const ownerFields = formFields(await (await owner.get("/login")).text());
+    const again = await owner.post("/login", { ...ownerFields, email });
+    expect(again.status).toBe(200);
+    expect(again.headers.has("set-cookie")).toBe(false);
+    expect(await again.text()).toBe(pages[0]);
+    const messages = await mailbox(email);
+    expect(messages).toHaveLength(limit);
+    const link = new URL(messages[0]!.link!);
+    expect(sessionCookieOf(await followLink(owner, `${link.pathname}${link.search}`))).not.toBeNull();
+
+    // The next window mails again.
+    vi.setSystemTime(Date.now() + 60_000);
+    expect((await owner.post("/login", { ...ownerFields, email })).status).toBe(200);
+    expect(await mailbox(email)).toHaveLength(limit + 1);
+  });
+
+  it("per client address, POST /login is still 429 with Retry-After", async () => {
+    const limit = loadConfig(env).rateLimitLogin;
+    vi.useFakeTimers({ toFake: ["Date"] });
+    vi.setSystemTime((Math.floor(Date.now() / 60_000) + 1) * 60_000 + 1000);
     const browser = new Browser();
     const fields = formFields(await (await browser.get("/login")).text());
-    const statuses: number[] = [];
-    for (let i = 0; i <= limit; i++) statuses.push((await browser.post("/login", { ...fields, email: uniqueEmail() })).status);
-    expect(statuses.slice(0, limit).every((s) => s === 200)).toBe(true);
-    expect(statuses[limit]).toBe(429);
+    const responses: Response[] = [];
+    for (let i = 0; i <= limit; i++) responses.push(await browser.post("/login", { ...fields, email: uniqueEmail() }));
+    expect(responses.slice(0, limit).every((r) => r.status === 200)).toBe(true);
+    expect(responses[limit]!.status).toBe(429);
+    expect(Number(responses[limit]!.headers.get("retry-after"))).toBeGreaterThan(0);
+  });
+
+  it("LOGIN_EMAILS_PER_DAY bounds the emails to one address per day, whatever the windows; the next day mails again", async () => {
+    const capped = { ...env, LOGIN_EMAILS_PER_DAY: "3" } as Env;
+    const day = Math.floor(Date.now() / 86_400_000) + 1;
+    vi.useFakeTimers({ toFake: ["Date"] });
+    const email = uniqueEmail();
+    const ask = async () => {
+      const browser = new Browser();
+      const fields = formFields(await (await browser.get("/login")).text());
+      const response = await sendLoginLink(
+        new Request(`${ORIGIN}/login`, {
+          method: "POST",
+          headers: { "content-type": "application/x-www-form-urlencoded", cookie: `oidc_csrf=${fields.csrf_token}`, "cf-connecting-ip": browser.ip },
+          body: new URLSearchParams({ ...fields, email }).toString(),
+        }),
+        capped,
+      );
+      expect(response.status).toBe(200);
+      expect(await response.text()).toContain("Check your email");
+    };
+    // One request per window, all day long: three emails, then none.
+    for (let minute = 0; minute < 10; minute++) {
+      vi.setSystemTime(day * 86_400_000 + minute * 60_000 + 1000);
+      await ask();
+    }
+    expect(await mailbox(email)).toHaveLength(3);
+    vi.setSystemTime((day + 1) * 86_400_000 + 1000);
+    await ask();
+    expect(await mailbox(email)).toHaveLength(4);
   });
 });
 
@@ -451,6 +505,35 @@ describe("consent", () => {
     expect(responseParams(done).params.get("code")).toBeTruthy();
   });
 
+  it("a public client at a custom-scheme or loopback redirect URI is asked every time (RFC 8252 §8.6); prompt=none is consent_required", async () => {
+    const native = ["com.example.app:/oauth2redirect", "http://127.0.0.1:8400/callback"];
+    const client = await makeClient({ token_endpoint_auth_method: "none", skip_consent: true, redirect_uris: [...native, REDIRECT_URI] });
+    const browser = new Browser();
+    const email = uniqueEmail();
+    for (const [i, redirectUri] of native.entries()) {
+      const first = await startAuthorization(browser, client.client_id, { redirect_uri: redirectUri });
+      const consent = await followLocal(browser, i === 0 ? await signIn(browser, first.location, email) : await browser.get(first.location));
+      expect(consent.status, redirectUri).toBe(200);
+      expect(await consent.clone().text()).toContain('name="decision" value="allow"');
+      const allowed = await decide(browser, consent, "allow");
+      expect(allowed.headers.get("location")!.startsWith(`${redirectUri}?code=`), redirectUri).toBe(true);
+      // Allowed a moment ago, and skip_consent registered: still asked, because another app could be answering here.
+      const again = await startAuthorization(browser, client.client_id, { redirect_uri: redirectUri });
+      expect(again.location, redirectUri).toMatch(/^\/consent\?interaction=/);
+      const silent = await startAuthorization(browser, client.client_id, { redirect_uri: redirectUri, prompt: "none" });
+      expect(new URL(silent.location).searchParams.get("error"), redirectUri).toBe("consent_required");
+    }
+    // The same public client at its https redirect URI keeps skip_consent.
+    const https = await startAuthorization(browser, client.client_id);
+    expect(https.location.startsWith(`${REDIRECT_URI}?code=`)).toBe(true);
+    // A confidential client at a loopback redirect URI keeps its remembered consent.
+    const confidential = await makeClient({ redirect_uris: [native[1]!] });
+    const asked = await startAuthorization(browser, confidential.client_id, { redirect_uri: native[1]! });
+    await decide(browser, await browser.get(asked.location), "allow");
+    const remembered = await startAuthorization(browser, confidential.client_id, { redirect_uri: native[1]!, prompt: "none" });
+    expect(remembered.location.startsWith(`${native[1]}?code=`)).toBe(true);
+  });
+
   it("GET /consent without a session goes to sign-in; unknown interactions are pages", async () => {
     const client = await makeClient();
     const browser = new Browser();
@@ -502,7 +585,7 @@ describe("email transports", () => {
 
     const op = async (url: string, init?: RequestInit): Promise<Response> =>
       worker.fetch(new Request(url, init) as Parameters<typeof worker.fetch>[0], opEnv, createExecutionContext());
-    const ip = `203.0.113.${Math.floor(Math.random() * 250)}-${crypto.randomUUID()}`;
+    const ip = uniqueAddress();
     const page = await op("https://op.example/login", { headers: { "cf-connecting-ip": ip } });
     expect(page.status).toBe(200);
     const csrfCookie = page.headers.getAll("set-cookie").find((c) => c.startsWith("__Host-oidc_csrf="))!.split(";")[0]!;

@@ -129,12 +129,31 @@ describe("RP-initiated logout with an ID token hint", () => {
     expect(await sessionAlive(s)).toBe(false);
   });
 
-  it("with no session, redirects to the registered URI (nothing to end)", async () => {
+  it("with no session, redirects to the registered URI (nothing to end) and changes no cookie", async () => {
     const s = await signIn();
     const response = await logoutGet({ id_token_hint: await idTokenFor(s.userId), post_logout_redirect_uri: POST_LOGOUT });
     expect(response.status).toBe(303);
     expect(response.headers.get("location")).toBe(POST_LOGOUT);
+    expect(response.headers.get("set-cookie")).toBeNull();
     expect(await sessionAlive(s)).toBe(true);
+  });
+
+  it("a cross-site form POST, which arrives without the SameSite=Lax cookie, changes no cookie: it goes on as a GET, where the hint ends the session", async () => {
+    const s = await signIn();
+    const hint = await idTokenFor(s.userId, clientId, s.sid);
+    const body = new URLSearchParams({ id_token_hint: hint, post_logout_redirect_uri: POST_LOGOUT, state: "x y" });
+    const crossSite = await SELF.fetch(`${BASE}/logout`, { method: "POST", redirect: "manual", headers: { ...FORM, "sec-fetch-site": "cross-site" }, body: body.toString() });
+    expect(crossSite.status).toBe(303);
+    expect(crossSite.headers.get("set-cookie")).toBeNull();
+    const location = new URL(crossSite.headers.get("location")!, BASE);
+    expect(location.pathname).toBe("/logout");
+    expect(Object.fromEntries(location.searchParams)).toEqual({ id_token_hint: hint, post_logout_redirect_uri: POST_LOGOUT, state: "x y" });
+    expect(await sessionAlive(s)).toBe(true);
+    // The browser follows with a top-level GET, which carries the cookie.
+    const followed = await SELF.fetch(location, { redirect: "manual", headers: { cookie: s.cookie } });
+    expect(followed.headers.get("location")).toBe(`${POST_LOGOUT}?state=x%20y`);
+    expectSessionCookieCleared(followed);
+    expect(await sessionAlive(s)).toBe(false);
   });
 
   it("never redirects to an unregistered URI: an error page, and the session is untouched", async () => {
@@ -236,6 +255,23 @@ describe("RP-initiated logout without an ID token hint", () => {
     const response = await logoutGet({ client_id: clientId, post_logout_redirect_uri: POST_LOGOUT, state: "q" });
     expect(response.status).toBe(303);
     expect(response.headers.get("location")).toBe(`${POST_LOGOUT}?state=q`);
+    expect(response.headers.get("set-cookie")).toBeNull();
+  });
+
+  it("logout CSRF: a cross-site POST arrives without the cookie and signs nobody out; the GET it leads to asks first", async () => {
+    const s = await signIn();
+    const attack = new URLSearchParams({ client_id: clientId, post_logout_redirect_uri: POST_LOGOUT });
+    const crossSite: Record<string, string>[] = [{ "sec-fetch-site": "cross-site" }, { origin: "https://evil.example" }];
+    for (const headers of crossSite) {
+      const response = await SELF.fetch(`${BASE}/logout`, { method: "POST", redirect: "manual", headers: { ...FORM, ...headers }, body: attack.toString() });
+      expect(response.status).toBe(303);
+      expect(response.headers.get("set-cookie")).toBeNull();
+      expect(response.headers.get("location")).toBe(`/logout?${attack}`);
+    }
+    const asked = await SELF.fetch(`${BASE}/logout?${attack}`, { redirect: "manual", headers: { cookie: s.cookie } });
+    await confirmationForm(asked, s.cookie);
+    expect(asked.headers.get("set-cookie") ?? "").not.toContain("oidc_session");
+    expect(await sessionAlive(s)).toBe(true);
   });
 
   it("a failure on our side is an HTML page too, never the back channel's JSON, and ends nothing", async () => {

@@ -21,7 +21,6 @@ describe("object schema versions", () => {
     expect(versions).toEqual([
       { component: "audit_outbox", version: 1 },
       { component: "single_use_entries", version: 1 },
-      { component: "undelivered_report", version: 1 },
     ]);
   });
 

@@ -6,6 +6,8 @@ import { isScopeSubset, normalizeScope, parseScope } from "../src/lib/scope";
 
 const CLIENT = "client-a";
 const SCOPE = "openid profile email offline_access";
+/** When CLIENT was registered (ms): the registration its grants are made under. */
+const REGISTERED_AT = 1_690_000_000_000;
 
 function family(id = newFamilyId()) {
   const stub = tokenFamilyFor(env, id);
@@ -17,6 +19,7 @@ function init(familyId: string, overrides: Partial<FamilyInit> = {}): FamilyInit
   return {
     familyId,
     clientId: CLIENT,
+    clientRegisteredAt: REGISTERED_AT,
     sub: `user-${crypto.randomUUID()}`,
     scope: SCOPE,
     sid: "sid-1",
@@ -30,7 +33,7 @@ function init(familyId: string, overrides: Partial<FamilyInit> = {}): FamilyInit
   };
 }
 
-const asClient: RotateRequest = { clientId: CLIENT, scope: null, dpopJkt: null };
+const asClient: RotateRequest = { clientId: CLIENT, clientRegisteredAt: REGISTERED_AT, scope: null, dpopJkt: null };
 
 type Stub = ReturnType<typeof family>["stub"];
 
@@ -244,6 +247,31 @@ describe("TokenFamily (C3)", () => {
     expect(await auditTypes(stub, id)).toEqual(before);
     expect(await stub.getFamily()).toMatchObject({ status: "active" });
     expect((await stub.rotateRefreshToken(t2, asClient)).status).toBe("ok");
+  });
+
+  it("a grant of an earlier registration of its client_id is refused in the rotation's transaction, and changes nothing (RFC 9700 §4.14)", async () => {
+    const { id, stub } = family();
+    const t1 = await created(stub, init(id));
+    expect((await stub.getFamily())!.clientRegisteredAt).toBe(REGISTERED_AT);
+    const t2 = await rotated(stub, t1);
+    const before = await auditTypes(stub, id);
+    // The client_id was deleted and registered again: both the current and a rotated token are refused, nothing written.
+    const reborn = { ...asClient, clientRegisteredAt: REGISTERED_AT + 1 };
+    for (const token of [t2, t1]) {
+      expect(await stub.rotateRefreshToken(token, reborn)).toEqual({ status: "rejected", reason: "refresh token was issued to an earlier registration of this client" });
+    }
+    expect(await auditTypes(stub, id)).toEqual(before);
+    expect((await stub.inspectRefreshToken(t2)).active).toBe(true);
+
+    // A grant stored before grants recorded their registration is judged by its age.
+    const legacy = family();
+    const l1 = await created(legacy.stub, init(legacy.id));
+    const createdAt = await runInDurableObject(legacy.stub, (_o, state) => {
+      state.storage.sql.exec("UPDATE family SET client_registered_at = NULL");
+      return state.storage.sql.exec<{ created_at: number }>("SELECT created_at FROM family").one().created_at;
+    });
+    expect(await legacy.stub.rotateRefreshToken(l1, { ...asClient, clientRegisteredAt: createdAt + 1 })).toMatchObject({ status: "rejected" });
+    expect((await legacy.stub.rotateRefreshToken(l1, { ...asClient, clientRegisteredAt: createdAt })).status).toBe("ok");
   });
 
   it("a DPoP-bound family only rotates with a proof of the same key (RFC 9449 §5)", async () => {

@@ -159,7 +159,8 @@ describe("dynamic client registration", () => {
 
   it("open registration needs no token and is rate limited per address; other methods are 405", async () => {
     const limited = workerWith({ DYNAMIC_REGISTRATION: "open", RATE_LIMIT_REGISTRATION: "2" } as Partial<Env>);
-    const ip = { "cf-connecting-ip": `203.0.113.${Math.floor(Math.random() * 200)}-${crypto.randomUUID()}` };
+    // An address of its own (an IPv6 /64 is one bucket), so the count starts at zero.
+    const ip = { "cf-connecting-ip": `2001:db8:${Math.floor(Math.random() * 0xffff).toString(16)}:${Math.floor(Math.random() * 0xffff).toString(16)}::1` };
     const statuses = [];
     for (let i = 0; i < 3; i++) statuses.push((await limited("POST", "/register", APP, ip)).status);
     expect(statuses).toEqual([201, 201, 429]);

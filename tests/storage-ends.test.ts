@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { loadConfig } from "../src/config";
 import { authCodeStoreFor, rateLimiterFor, tokenFamilyFor, userSessionsFor } from "../src/objects/locate";
 import { newSessionId } from "../src/objects/sessions";
-import { newShardedId } from "../src/objects/sharding";
+import { newShardedId, shardOfKey } from "../src/objects/sharding";
 import { newFamilyId, type FamilyInit } from "../src/objects/token-family";
 
 /**
@@ -34,16 +34,31 @@ function storageOf(stub: AnyStub) {
 }
 
 const EMPTY = { tables: [], alarm: null };
+/** When the grants' client was registered (RFC 9700 §4.14: a grant belongs to one registration). */
+const REGISTERED_AT = Date.UTC(2040, 0, 1);
 
 /** Runs the object's alarm until it has nothing left to do (audit delivery first, then the purge that empties it). */
 async function runAlarms(stub: AnyStub, times = 3): Promise<void> {
   for (let i = 0; i < times; i++) await runDurableObjectAlarm(stub);
 }
 
+/**
+ * A rate-limit key whose limiter object (keys share SHARD_COUNT objects, C15) is shard `shard`: each test that looks
+ * at a limiter's storage has a shard of its own, whatever the other tests of this file leave in theirs.
+ */
+function keyInShard(shard: number): string {
+  const count = loadConfig(env).shardCount;
+  for (;;) {
+    const key = `storage:${crypto.randomUUID()}`;
+    if (shardOfKey(key, count) === String(shard % count)) return key;
+  }
+}
+
 function grant(familyId: string, overrides: Partial<FamilyInit> = {}): FamilyInit {
   return {
     familyId,
     clientId: "client-storage",
+    clientRegisteredAt: REGISTERED_AT,
     sub: `user-${crypto.randomUUID()}`,
     scope: "openid offline_access",
     sid: null,
@@ -83,7 +98,7 @@ describe("objects delete their storage when nothing is left (C15)", () => {
     const family = tokenFamilyFor(env, id)!;
     const created = await family.createFamily(grant(id, { lifetimeSeconds: 3600 }));
     if (created.status !== "created") throw new Error(created.status);
-    const rotated = await family.rotateRefreshToken(created.refreshToken!, { clientId: "client-storage", scope: null, dpopJkt: null });
+    const rotated = await family.rotateRefreshToken(created.refreshToken!, { clientId: "client-storage", clientRegisteredAt: REGISTERED_AT, scope: null, dpopJkt: null });
     expect(rotated.status).toBe("ok");
     await family.revokeAccessToken("jti-1", T0 + 600_000);
 
@@ -93,7 +108,7 @@ describe("objects delete their storage when nothing is left (C15)", () => {
     vi.setSystemTime(T0 + 3600_000 + MINUTE);
     await runAlarms(family);
     expect(await storageOf(family)).toEqual(EMPTY);
-    expect(await family.rotateRefreshToken(created.refreshToken!, { clientId: "client-storage", scope: null, dpopJkt: null })).toEqual({ status: "unknown" });
+    expect(await family.rotateRefreshToken(created.refreshToken!, { clientId: "client-storage", clientRegisteredAt: REGISTERED_AT, scope: null, dpopJkt: null })).toEqual({ status: "unknown" });
     expect(await family.inspectRefreshToken(created.refreshToken!)).toEqual({ active: false });
     expect(await family.checkAccessToken("jti-1")).toEqual({ active: false });
     expect(await family.getFamily()).toBeNull();
@@ -108,21 +123,21 @@ describe("objects delete their storage when nothing is left (C15)", () => {
     await family.revokeFamily("test", "admin");
     vi.setSystemTime(T0 + 30 * MINUTE);
     await runAlarms(family);
-    expect(await family.rotateRefreshToken(created.refreshToken!, { clientId: "client-storage", scope: null, dpopJkt: null })).toEqual({ status: "revoked" });
+    expect(await family.rotateRefreshToken(created.refreshToken!, { clientId: "client-storage", clientRegisteredAt: REGISTERED_AT, scope: null, dpopJkt: null })).toEqual({ status: "revoked" });
     vi.setSystemTime(T0 + 3600_000 + MINUTE);
     await runAlarms(family);
     expect(await storageOf(family)).toEqual(EMPTY);
   });
 
   it("a rate limiter: once its windows have passed", async () => {
-    const limiter = rateLimiterFor(env, `storage:${crypto.randomUUID()}`);
+    const limiter = rateLimiterFor(env, keyInShard(15));
     expect((await limiter.hit(5, 60)).allowed).toBe(true);
     expect((await limiter.hit(5, 60)).allowed).toBe(true);
     vi.setSystemTime(T0 + 2 * MINUTE + 1);
-    await runAlarms(limiter);
-    expect(await storageOf(limiter)).toEqual(EMPTY);
+    await runAlarms(limiter.object);
+    expect(await storageOf(limiter.object)).toEqual(EMPTY);
     expect(await limiter.peekUsage(60)).toMatchObject({ count: 0, windowsHeld: 0 });
-    expect(await storageOf(limiter)).toEqual(EMPTY);
+    expect(await storageOf(limiter.object)).toEqual(EMPTY);
     // A new hit starts a fresh count.
     expect(await limiter.hit(1, 60)).toMatchObject({ allowed: true, remaining: 0 });
   });
@@ -154,11 +169,11 @@ describe("objects delete their storage when nothing is left (C15)", () => {
     const sessions = userSessionsFor(env, `user-${crypto.randomUUID()}`)!;
     const shard = newShardedId(loadConfig(env).shardCount);
     const store = authCodeStoreFor(env, `${shard}`)!;
-    const limiter = rateLimiterFor(env, `storage:${crypto.randomUUID()}`);
+    const limiter = rateLimiterFor(env, keyInShard(14));
     await sessions.getSession(newSessionId(), "s".repeat(43));
     await store.peek(shard);
     await limiter.peekUsage(60);
-    for (const stub of [sessions, store, limiter]) expect(await storageOf(stub)).toEqual(EMPTY);
+    for (const stub of [sessions, store, limiter.object]) expect(await storageOf(stub)).toEqual(EMPTY);
   });
 });
 
@@ -200,10 +215,10 @@ describe("what keeps an object alive", () => {
 
   it("a request racing the deletion sees the old state or a fresh object, never half of one", async () => {
     for (let round = 0; round < 10; round++) {
-      const limiter = rateLimiterFor(env, `storage:race:${crypto.randomUUID()}`);
+      const limiter = rateLimiterFor(env, keyInShard(round));
       await limiter.hit(3, 60);
       vi.setSystemTime(T0 + (round + 1) * 10 * MINUTE);
-      const [, hit] = await Promise.all([runDurableObjectAlarm(limiter), limiter.hit(3, 60)]);
+      const [, hit] = await Promise.all([runDurableObjectAlarm(limiter.object), limiter.hit(3, 60)]);
       // Whichever ran first, the new hit counts in a window of its own and is kept.
       expect(hit).toMatchObject({ allowed: true, remaining: 2 });
       expect(await limiter.peekUsage(60)).toMatchObject({ count: 1 });

@@ -8,6 +8,9 @@ import { newSessionId } from "../src/objects/sessions";
 import { JWT_BEARER_ASSERTION_TYPE, hashClientSecret } from "../src/oauth/client-auth";
 import type { Env } from "../src/env";
 import { token } from "../src/routes/token";
+import { grantStorage } from "../src/routes/support/grant-storage";
+import { authorizationCodeGrant } from "../src/oauth/grants/authorization-code";
+import type { GrantStorage } from "../src/oauth/grants/context";
 import { halfHash } from "../src/oauth/tokens";
 import {
   ISSUER,
@@ -83,13 +86,38 @@ describe("authorization_code grant", () => {
       at_hash: await halfHash(tokens.access_token),
     });
     expect(payload.exp! - payload.iat!).toBe(config.idTokenTtl);
-    // OIDC Core §5.4: with an access token issued, scope claims are for userinfo, not the ID token.
-    expect(payload.name).toBeUndefined();
-    expect(payload.email).toBeUndefined();
+    // OIDC Core §5.4: the claims of the granted scopes (openid profile email), as userinfo has them.
+    expect(payload).toMatchObject({ name: "Ada Lovelace", email: user.email, email_verified: true, updated_at: expect.any(Number) });
+    expect(payload.phone_number).toBeUndefined();
   });
 
-  it("puts claims asked for in the claims request's id_token member into the ID token, and signs with the registered alg", async () => {
-    const rp = await makeClient({ id_token_signed_response_alg: "ES256", token_endpoint_auth_method: "client_secret_post" });
+  it("the ID token carries the claims of the granted scopes by default; id_token_claims: minimal keeps it to sub and the protocol claims; a refresh follows the registration of now (C5)", async () => {
+    const rp = await makeClient({ scope: "openid profile email address phone offline_access" });
+    const user = await makeUser({ name: "Katherine Johnson", givenName: "Katherine", phoneNumber: "+1 555 0100", address: { locality: "Hampton", country: "US" } });
+    const granted = await redeem(rp, await makeCode(rp.clientId, user.id, { scope: "openid profile email phone offline_access" }));
+    const full = (await verifyIdToken(granted.id_token!, rp.clientId)).payload;
+    expect(full).toMatchObject({ name: "Katherine Johnson", given_name: "Katherine", email: user.email, email_verified: true, phone_number: "+1 555 0100" });
+    // address was not granted, so it is not there, although the user has one.
+    expect(full.address).toBeUndefined();
+    // The same claims as userinfo gives for the grant's access token.
+    const info = await (await SELF.fetch(`${ISSUER}/userinfo`, { headers: { authorization: `Bearer ${granted.access_token}` } })).json<Record<string, unknown>>();
+    const userClaims = (claims: Record<string, unknown>) => Object.fromEntries(Object.entries(claims).filter(([name]) => name in info));
+    expect(userClaims(full)).toEqual(info);
+
+    const minimal = await makeClient({ scope: "openid profile email offline_access", id_token_claims: "minimal" });
+    const bare = await redeem(minimal, await makeCode(minimal.clientId, user.id));
+    const bareToken = (await verifyIdToken(bare.id_token!, minimal.clientId)).payload;
+    expect(Object.keys(bareToken).sort()).toEqual(["at_hash", "aud", "auth_time", "amr", "azp", "exp", "iat", "iss", "nonce", "sub"].sort());
+
+    // Switched to minimal after the grant was made: the refresh's ID token follows the registration of now.
+    await patchClient(rp.clientId, { id_token_claims: "minimal" });
+    const refreshed = await (await refresh(rp, granted.refresh_token!)).json<Tokens>();
+    const afterSwitch = (await verifyIdToken(refreshed.id_token!, rp.clientId)).payload;
+    expect([afterSwitch.name, afterSwitch.email, afterSwitch.phone_number]).toEqual([undefined, undefined, undefined]);
+  });
+
+  it("with id_token_claims: minimal, puts the claims asked for in the claims request's id_token member into the ID token, and signs with the registered alg", async () => {
+    const rp = await makeClient({ id_token_signed_response_alg: "ES256", token_endpoint_auth_method: "client_secret_post", id_token_claims: "minimal" });
     const user = await makeUser({ name: "Grace Hopper" });
     const code = await makeCode(rp.clientId, user.id, {
       claims: JSON.stringify({ id_token: { email: { essential: true }, name: null } }),
@@ -135,22 +163,50 @@ describe("authorization_code grant", () => {
     expect(tokens.refresh_token).toBeUndefined();
   });
 
-  it("20 parallel redemptions of one code: exactly one 200, the rest invalid_grant, and the winner's tokens are revoked (C1)", async () => {
+  it("20 parallel redemptions of one code: at most one 200, the rest invalid_grant, and a winner's tokens are revoked (C1)", async () => {
     const rp = await makeClient();
     const user = await makeUser();
     const code = await makeCode(rp.clientId, user.id);
     const params = { grant_type: "authorization_code", code: code.code, redirect_uri: REDIRECT_URI, code_verifier: code.verifier };
     const responses = await Promise.all(Array.from({ length: 20 }, () => postAs(rp, "/token", params)));
     const statuses = responses.map((r) => r.status);
-    expect(statuses.filter((s) => s === 200)).toHaveLength(1);
-    expect(statuses.filter((s) => s === 400)).toHaveLength(19);
+    const won = statuses.filter((s) => s === 200).length;
+    expect(won).toBeLessThanOrEqual(1);
+    expect(statuses.filter((s) => s === 400)).toHaveLength(20 - won);
     const bodies = await Promise.all(responses.map((r) => r.json<Tokens & { error?: string }>()));
-    expect(bodies.filter((b) => b.error === "invalid_grant")).toHaveLength(19);
-    const winner = bodies.find((b) => b.access_token !== undefined)!;
-    // The replays revoked the grant the code produced: the access token is refused, the refresh token (if any was
-    // issued before a replay got to the grant) too.
-    expect((await userinfoWith(winner.access_token)).status).toBe(401);
-    if (winner.refresh_token !== undefined) expect((await errorOf(await refresh(rp, winner.refresh_token))).error).toBe("invalid_grant");
+    expect(bodies.filter((b) => b.error === "invalid_grant")).toHaveLength(20 - won);
+    // A redemption that won before any replay reached its grant got tokens, which the replays then revoked; one whose
+    // grant a replay revoked first got invalid_grant like the rest (then no response carries tokens).
+    const winner = bodies.find((b) => b.access_token !== undefined);
+    if (winner !== undefined) {
+      expect((await userinfoWith(winner.access_token)).status).toBe(401);
+      expect((await errorOf(await refresh(rp, winner.refresh_token!))).error).toBe("invalid_grant");
+    }
+  });
+
+  it("a redemption whose grant a replay revoked before it was made answers invalid_grant, with no tokens (RFC 6749 §4.1.2, C1)", async () => {
+    const rp = await makeClient();
+    const user = await makeUser();
+    const code = await makeCode(rp.clientId, user.id);
+    const params = { grant_type: "authorization_code", code: code.code, redirect_uri: REDIRECT_URI, code_verifier: code.verifier };
+    const real = grantStorage(env, createExecutionContext());
+    let replay: Response | undefined;
+    let grantId: string | undefined;
+    const storage: GrantStorage = {
+      ...real,
+      // The replay arrives after this redemption consumed the code and before it creates the grant.
+      async redeemCode(value, redemption, outcome) {
+        const result = await real.redeemCode(value, redemption, outcome);
+        grantId = outcome.grantId;
+        replay = await postAs(rp, "/token", params);
+        return result;
+      },
+    };
+    const redemption = authorizationCodeGrant({ config, issuer: ISSUER, client: rp.client, params, storage });
+    await expect(redemption).rejects.toMatchObject({ code: "invalid_grant", description: "the authorization code was already used" });
+    expect(await errorOf(replay!)).toEqual({ status: 400, error: "invalid_grant" });
+    // The grant was never made: its object holds only the revocation.
+    expect(await tokenFamilyFor(env, grantId!)!.getFamily()).toBeNull();
   });
 
   it("a replay after a successful redemption revokes the access and refresh tokens (RFC 6749 §4.1.2)", async () => {
@@ -276,17 +332,33 @@ describe("client authentication (C13)", () => {
     expect(raw.status).toBe(401);
   });
 
-  it("a client must use exactly its registered method, and only one method per request", async () => {
+  it("a client with a secret may send it by Basic or in the body; a key or public client only its own method (RFC 6749 §2.3.1)", async () => {
     const basicClient = await makeClient();
     const postClient = await makeClient({ token_endpoint_auth_method: "client_secret_post" });
+    const jwtClient = await makeClient({ token_endpoint_auth_method: "private_key_jwt", jwks: { keys: [] } });
+    const spa = await makeClient({ token_endpoint_auth_method: "none" });
     const user = await makeUser();
+    // Either way of sending the secret works, whichever of the two was registered.
+    const viaPost = await post("/token", { ...codeParams(await makeCode(basicClient.clientId, user.id)), client_id: basicClient.clientId, client_secret: basicClient.secret! });
+    expect(viaPost.status).toBe(200);
+    const viaBasic = await post("/token", codeParams(await makeCode(postClient.clientId, user.id)), { authorization: basic(postClient.clientId, postClient.secret!) });
+    expect(viaBasic.status).toBe(200);
+
+    // Any other method is invalid_client, and the description names the registered method (and no secret).
     const code = await makeCode(basicClient.clientId, user.id);
-    const viaPost = await post("/token", { ...codeParams(code), client_id: basicClient.clientId, client_secret: basicClient.secret! });
-    expect(await errorOf(viaPost)).toEqual({ status: 401, error: "invalid_client" });
-    const viaNone = await post("/token", { ...codeParams(code), client_id: basicClient.clientId });
-    expect(await errorOf(viaNone)).toEqual({ status: 401, error: "invalid_client" });
-    const postViaBasic = await post("/token", codeParams(code), { authorization: basic(postClient.clientId, postClient.secret!) });
-    expect(await errorOf(postViaBasic)).toEqual({ status: 401, error: "invalid_client" });
+    const refused = async (response: Response, registered: string) => {
+      const body = await response.json<{ error: string; error_description: string }>();
+      expect({ status: response.status, error: body.error }).toEqual({ status: 401, error: "invalid_client" });
+      expect(body.error_description).toContain(registered);
+      for (const secret of [basicClient.secret!, postClient.secret!]) expect(body.error_description).not.toContain(secret);
+    };
+    await refused(await post("/token", { ...codeParams(code), client_id: basicClient.clientId }), "client_secret_basic");
+    await refused(await post("/token", { ...codeParams(code), client_id: postClient.clientId }), "client_secret_post");
+    await refused(await post("/token", codeParams(code), { authorization: basic(jwtClient.clientId, "a-secret") }), "private_key_jwt");
+    await refused(await post("/token", { ...codeParams(code), client_id: jwtClient.clientId }), "private_key_jwt");
+    await refused(await post("/token", codeParams(code), { authorization: basic(spa.clientId, "a-secret") }), "none");
+    await refused(await post("/token", { ...codeParams(code), client_id: spa.clientId, client_secret: "a-secret" }), "none");
+
     const both = await post("/token", { ...codeParams(code), client_id: basicClient.clientId, client_secret: basicClient.secret! }, {
       authorization: basic(basicClient.clientId, basicClient.secret!),
     });
@@ -297,6 +369,7 @@ describe("client authentication (C13)", () => {
     expect(await errorOf(unknown)).toEqual({ status: 401, error: "invalid_client" });
     const malformed = await post("/token", codeParams(code), { authorization: "Basic %%%not-base64" });
     expect(await errorOf(malformed)).toEqual({ status: 401, error: "invalid_client" });
+    // None of the refusals used the code up.
     expect((await redeem(basicClient, code)).access_token).toBeDefined();
   });
 
@@ -330,8 +403,8 @@ describe("client authentication (C13)", () => {
         .setProtectedHeader({ alg: "ES256", kid })
         .setIssuer(clientId)
         .setSubject(clientId)
-        .setAudience((overrides.aud as string) ?? ISSUER)
-        .setIssuedAt(now)
+        .setAudience((overrides.aud as string | string[]) ?? ISSUER)
+        .setIssuedAt((overrides.iat as number | undefined) ?? now)
         .setExpirationTime(now + lifetime)
         .sign(key);
     }
@@ -352,6 +425,64 @@ describe("client authentication (C13)", () => {
       expect((await post("/token", { ...codeParams(code), ...asAssertion(fresh), client_id: rp.clientId })).status).toBe(200);
     });
 
+    it("names this server by the issuer identifier, or the token endpoint URL, and nothing else (draft-ietf-oauth-rfc7523bis)", async () => {
+      const rp = await jwtClient();
+      const user = await makeUser();
+      const at = async (path: "/token" | "/introspect", aud: string | string[]) => {
+        const jwt = asAssertion(await assertion(rp.clientId, rp.privateKey, rp.kid, { aud }));
+        if (path === "/introspect") return (await post(path, { token: "not-a-token", ...jwt })).status;
+        return (await post(path, { ...codeParams(await makeCode(rp.clientId, user.id)), ...jwt })).status;
+      };
+      for (const path of ["/token", "/introspect"] as const) {
+        for (const aud of [ISSUER, `${ISSUER}/token`, [ISSUER], [ISSUER, `${ISSUER}/token`]]) expect(await at(path, aud)).toBe(200);
+        const refused = [
+          `${ISSUER}${path === "/token" ? "/introspect" : path}`,
+          [ISSUER, "https://attacker.example"],
+          ["https://attacker.example", `${ISSUER}/token`],
+          [],
+          `${ISSUER}/`,
+          "https://elsewhere.example",
+        ];
+        for (const aud of refused) expect({ path, aud, status: await at(path, aud) }).toEqual({ path, aud, status: 401 });
+      }
+    });
+
+    it("accepts an assertion that lives an hour, as Authlib signs them, and remembers its jti until it expires (C10)", async () => {
+      expect(config.clientAssertionMaxLifetime).toBe(3600);
+      const rp = await jwtClient();
+      const user = await makeUser();
+      const start = Date.now() + 86_400_000;
+      vi.useFakeTimers({ toFake: ["Date"] });
+      try {
+        vi.setSystemTime(start);
+        const hourLong = asAssertion(await assertion(rp.clientId, rp.privateKey, rp.kid, {}, 3600));
+        expect((await post("/token", { ...codeParams(await makeCode(rp.clientId, user.id)), ...hourLong })).status).toBe(200);
+        const longer = asAssertion(await assertion(rp.clientId, rp.privateKey, rp.kid, {}, 3601));
+        expect(await errorOf(await post("/token", { ...codeParams(await makeCode(rp.clientId, user.id)), ...longer }))).toEqual({ status: 401, error: "invalid_client" });
+        // 58 minutes later the assertion has not expired, and its jti is still known: a replay is refused as one.
+        vi.setSystemTime(start + 3480_000);
+        const replay = await post("/token", { ...codeParams(await makeCode(rp.clientId, user.id)), ...hourLong });
+        expect(replay.status).toBe(401);
+        expect((await replay.json<{ error_description: string }>()).error_description).toBe("client_assertion was already used");
+      } finally {
+        vi.useRealTimers();
+      }
+    });
+
+    it("with another CLIENT_ASSERTION_MAX_LIFETIME: longer assertions are refused", async () => {
+      const rp = await jwtClient();
+      const user = await makeUser();
+      const settings = { ...env, CLIENT_ASSERTION_MAX_LIFETIME: "120" } as Env;
+      const call = async (lifetime: number) => {
+        const params = { ...codeParams(await makeCode(rp.clientId, user.id)), ...asAssertion(await assertion(rp.clientId, rp.privateKey, rp.kid, {}, lifetime)) };
+        const headers = { "content-type": "application/x-www-form-urlencoded" };
+        return token(new Request(`${ISSUER}/token`, { method: "POST", headers, body: new URLSearchParams(params) }), settings, createExecutionContext());
+      };
+      expect((await call(120)).status).toBe(200);
+      // Called without the router: the refusal is the OAuthError the router would render as 401.
+      await expect(call(600)).rejects.toMatchObject({ code: "invalid_client", description: "client_assertion lives longer than 120 seconds" });
+    });
+
     it("refuses a wrong audience, a foreign key, a long-lived assertion, a mismatched client_id and a bad assertion type", async () => {
       const rp = await jwtClient();
       const stranger = await generateKeyPair("ES256");
@@ -360,7 +491,8 @@ describe("client authentication (C13)", () => {
       const bad = [
         asAssertion(await assertion(rp.clientId, rp.privateKey, rp.kid, { aud: "https://elsewhere.example" })),
         asAssertion(await assertion(rp.clientId, stranger.privateKey, rp.kid)),
-        asAssertion(await assertion(rp.clientId, rp.privateKey, rp.kid, {}, 3600)),
+        asAssertion(await assertion(rp.clientId, rp.privateKey, rp.kid, {}, config.clientAssertionMaxLifetime + 1)),
+        asAssertion(await assertion(rp.clientId, rp.privateKey, rp.kid, { iat: Math.floor(Date.now() / 1000) - 7200 }, 60)),
         asAssertion(await assertion(rp.clientId, rp.privateKey, rp.kid, {}, -120)),
         { ...asAssertion(await assertion(rp.clientId, rp.privateKey, rp.kid)), client_id: "someone-else" },
         { client_assertion_type: "urn:example:other", client_assertion: await assertion(rp.clientId, rp.privateKey, rp.kid) },
@@ -640,6 +772,44 @@ describe("bad input at /token", () => {
       const response = await pending;
       expect({ status: response.status, error: (await response.json<{ error: string }>()).error }).toEqual({ status, error });
       expect(response.headers.get("cache-control")).toBe("no-store");
+    }
+  });
+
+  it("counts a request against the limit before the client is looked up: an invented client_id is limited too, and costs no D1 read once over (C6)", async () => {
+    const n = config.rateLimitToken;
+    const attacker = "203.0.113.8";
+    let d1Calls = 0;
+    const db = new Proxy(env.DB, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop);
+        if (typeof value !== "function") return value;
+        return (...args: unknown[]) => {
+          d1Calls++;
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    const settings = { ...env, DB: db } as Env;
+    const guess = (clientId: string) => {
+      const headers = { "content-type": "application/x-www-form-urlencoded", authorization: basic(clientId, "guess"), "cf-connecting-ip": attacker };
+      return token(new Request(`${ISSUER}/token`, { method: "POST", headers, body: "grant_type=client_credentials" }), settings, createExecutionContext());
+    };
+    vi.useFakeTimers({ toFake: ["Date"] });
+    try {
+      vi.setSystemTime((Math.floor(Date.now() / 60_000) + 1) * 60_000 + 1000);
+      const invented = `made-up-${crypto.randomUUID()}`;
+      const limiter = rateLimiterFor(env, `token:ip:${attacker}:client:${invented}`);
+      // An invented client_id is counted like a real one (then refused as unknown, after one D1 read)…
+      await expect(guess(invented)).rejects.toMatchObject({ code: "invalid_client" });
+      expect((await limiter.peekUsage(config.rateLimitWindow)).count).toBe(1);
+      expect(d1Calls).toBe(1);
+      // …and once over the limit it is refused with 429 before anything is read from D1.
+      await limiter.hit(n, config.rateLimitWindow, n - 1);
+      d1Calls = 0;
+      await expect(guess(invented)).rejects.toMatchObject({ code: "rate_limited", status: 429 });
+      expect(d1Calls).toBe(0);
+    } finally {
+      vi.useRealTimers();
     }
   });
 

@@ -22,6 +22,8 @@ export interface Client {
   refresh_token_reuse_interval: number | null;
   /** The user's custom claims (by name) this client receives with the `profile` scope; set by an admin only. */
   extra_claims: string[];
+  /** "scope": the ID token carries the user claims of the granted scopes; "minimal": only those the claims request names. */
+  id_token_claims: "scope" | "minimal";
   client_id_issued_at: number;
   updated_at: number;
 }
@@ -30,6 +32,11 @@ export interface Client {
 export interface StoredClient extends Client {
   secret_hash: string | null;
   registration_token_hash: string | null;
+  /**
+   * When this client_id was (re)registered, in ms. Grants remember the registration they were made under, so deleting a
+   * client and registering its client_id again revives none of the old grants (RFC 9700 §4.14).
+   */
+  registered_at: number;
 }
 
 export type ClientFields = Omit<Client, "client_id" | "client_id_issued_at" | "updated_at">;
@@ -54,6 +61,7 @@ interface ClientRow {
   refresh_token_reuse_interval: number | null;
   extra_claims: string;
   registration_token_hash: string | null;
+  id_token_claims: string;
   created_at: number;
   updated_at: number;
 }
@@ -77,10 +85,12 @@ function toClient(row: ClientRow): StoredClient {
     dpop_bound_access_tokens: row.dpop_bound_access_tokens === 1,
     refresh_token_reuse_interval: row.refresh_token_reuse_interval,
     extra_claims: JSON.parse(row.extra_claims) as string[],
+    id_token_claims: row.id_token_claims === "minimal" ? "minimal" : "scope",
     client_id_issued_at: Math.floor(row.created_at / 1000),
     updated_at: Math.floor(row.updated_at / 1000),
     secret_hash: row.secret_hash,
     registration_token_hash: row.registration_token_hash,
+    registered_at: row.created_at,
   };
 }
 
@@ -130,6 +140,7 @@ function metadataColumns(fields: ClientFields): Array<[string, string | number |
     ["skip_consent", fields.skip_consent ? 1 : 0],
     ["dpop_bound_access_tokens", fields.dpop_bound_access_tokens ? 1 : 0],
     ["refresh_token_reuse_interval", fields.refresh_token_reuse_interval],
+    ["id_token_claims", fields.id_token_claims],
     ["extra_claims", JSON.stringify(fields.extra_claims)],
   ];
 }

@@ -1,5 +1,6 @@
 import { decodeJwt, type JWTPayload } from "jose";
 import { sha256Base64url, timingSafeEqualStrings } from "../lib/crypto";
+import { usesClientSecret } from "./client-metadata";
 import { OAuthError } from "./errors";
 import * as z from "zod/mini";
 import { param } from "./schema";
@@ -127,6 +128,25 @@ export function extractClientCredentials(authorization: string | null, params: C
   }
   if (params.client_id !== undefined) return { method: "none", clientId: params.client_id };
   throw invalidClient("client authentication is required", realm);
+}
+
+/**
+ * Whether a registered client may authenticate the way it did. RFC 6749 §2.3.1: a client issued a secret may send it
+ * in HTTP Basic (which the server MUST support) or in the body, whichever it registered, at every endpoint; a
+ * `private_key_jwt` client only with its assertion (RFC 7523 §2.2); a public client only with its client_id. Returns the
+ * description of the invalid_client to answer — naming the registered method, never a secret — or null when it fits.
+ */
+export function methodMismatch(registered: ClientAuthMethod, presented: ClientAuthMethod): string | null {
+  if (usesClientSecret(registered) ? usesClientSecret(presented) : presented === registered) return null;
+  switch (registered) {
+    case "client_secret_basic":
+    case "client_secret_post":
+      return `the client is registered for ${registered}: authenticate with its client secret, in HTTP Basic or in the request body`;
+    case "private_key_jwt":
+      return "the client is registered for private_key_jwt: authenticate with a signed client_assertion";
+    case "none":
+      return "the client is registered as a public client (none): send its client_id and no credentials";
+  }
 }
 
 /** The payload of an assertion before its signature is checked: used only to find the client whose keys check it. */

@@ -2,6 +2,7 @@ import type { Client, ClientFields } from "../db/clients";
 import { isLoopbackHostname } from "../lib/loopback";
 import { OAuthError } from "./errors";
 import * as z from "zod/mini";
+import { ID_TOKEN_CLAIMS } from "./claims";
 import { firstProblem } from "./schema";
 import { parseScope } from "../lib/scope";
 import { MAX_CUSTOM_CLAIMS, customClaimNameProblem } from "./custom-claims";
@@ -48,7 +49,7 @@ const jwks = z.object({
 });
 
 /**
- * What an operator may send (RFC 7591 names, plus `skip_consent`). Every member optional: on create the defaults
+ * What an operator may send (RFC 7591 names, plus `skip_consent` and `id_token_claims`). Every member optional: on create the defaults
  * apply, on update the stored value stays. `null` clears a nullable member. Unknown members are stripped.
  */
 export const clientMetadataSchema = z.object({
@@ -64,6 +65,7 @@ export const clientMetadataSchema = z.object({
   id_token_signed_response_alg: z.optional(z.nullable(z.enum(ID_TOKEN_SIGNING_ALGS))),
   skip_consent: z.optional(z.boolean()),
   refresh_token_reuse_interval: z.optional(z.nullable(z.int().check(z.minimum(0, "must be 0 or more"), z.maximum(MAX_REUSE_INTERVAL, `must be at most ${MAX_REUSE_INTERVAL} seconds`)))),
+  id_token_claims: z.optional(z.enum(ID_TOKEN_CLAIMS)),
   extra_claims: z.optional(z.array(text(100)).check(z.maxLength(MAX_CUSTOM_CLAIMS, `has more than ${MAX_CUSTOM_CLAIMS} entries`))),
 });
 
@@ -157,6 +159,7 @@ export function newClientFields(input: ClientMetadataInput): ClientFields {
     skip_consent: input.skip_consent ?? false,
     dpop_bound_access_tokens: false,
     refresh_token_reuse_interval: input.refresh_token_reuse_interval ?? null,
+    id_token_claims: input.id_token_claims ?? "scope",
     extra_claims: input.extra_claims ?? [],
   });
 }
@@ -185,6 +188,7 @@ export function updatedClientFields(current: Client, input: ClientMetadataInput)
     skip_consent: input.skip_consent ?? current.skip_consent,
     dpop_bound_access_tokens: current.dpop_bound_access_tokens,
     refresh_token_reuse_interval: input.refresh_token_reuse_interval === undefined ? current.refresh_token_reuse_interval : input.refresh_token_reuse_interval,
+    id_token_claims: input.id_token_claims ?? current.id_token_claims,
     extra_claims: input.extra_claims ?? current.extra_claims,
   });
 }

@@ -1,16 +1,21 @@
-import type { AccessTokenCheck } from "../objects/token-family";
+import { madeUnderEarlierRegistration } from "../lib/registration";
+import type { AccessTokenCheck, FamilyInfo } from "../objects/token-family";
 import type { AccessTokenClaims } from "./tokens";
 
 /**
- * C23: the one rule that decides whether a token is still good, used by every endpoint that accepts one and by the
- * grants. The signature, issuer, audience and expiry are checked when the JWT is verified (`verifyAccessToken`); this
- * adds what only storage knows. No I/O: the caller brings the facts.
+ * C23: the one rule that decides whether a token is still good, used by every endpoint that accepts one — /userinfo
+ * and /introspect for access tokens, /introspect and the refresh grant for refresh tokens — and by the code grant.
+ * The signature, issuer, audience and expiry of an access token are checked when the JWT is verified
+ * (`verifyAccessToken`); whether a grant is revoked or expired, and whether a refresh token is its current one, its
+ * object answers. This adds what only the parties know: the client still registered — under the registration the
+ * grant was made for — and the user still there, not disabled, and still holding the grant (C22). No I/O: the caller
+ * brings the facts.
  */
 
 /** What the rule needs to know of the user a grant speaks for (db/users.ts `userForGrant` reads it in one query). */
 export interface GrantHolder {
   user: { disabled: boolean };
-  /** C22: the user's grants for the token's client made at or before this time (ms) were ended; null: none. */
+  /** C22: the user's grants for the grant's client made at or before this time (ms) were ended; null: none. */
   grantsRevokedBefore: number | null;
 }
 
@@ -23,24 +28,38 @@ export function whyUserCannotHoldGrant(holder: GrantHolder | null, grantCreatedA
   return null;
 }
 
+/** A grant its object calls live (neither revoked nor expired), and the parties it speaks for as they are now. */
+export interface GrantStanding {
+  grant: FamilyInfo;
+  /** The grant's client as registered now; null when it is no longer registered. */
+  client: { registered_at: number } | null;
+  /** The user the grant speaks for; `undefined` when it has none (client_credentials), null when it no longer exists. */
+  holder?: GrantHolder | null;
+}
+
+/** Why a live grant is no longer honoured, or null when it is. */
+export function whyGrantIsNotGood(facts: GrantStanding): string | null {
+  if (facts.client === null) return "the client is no longer registered";
+  // RFC 9700 §4.14: deleting a client ends its grants, and registering the client_id again does not revive them.
+  if (madeUnderEarlierRegistration(facts.grant, facts.client.registered_at)) return "the grant belongs to an earlier registration of the client";
+  if (facts.holder !== undefined) return whyUserCannotHoldGrant(facts.holder, facts.grant.createdAt);
+  return null;
+}
+
 export interface TokenFacts {
   claims: AccessTokenClaims;
   /** The grant's answer for this token's jti (`TokenFamily.checkAccessToken`): revoked, expired or unknown is inactive. */
   grant: AccessTokenCheck;
-  /** Whether the token's client is still registered: deleting a client ends its tokens. */
-  clientExists: boolean;
-  /** The user the token speaks for; `undefined` when the grant has no user (client_credentials). */
-  user?: GrantHolder | null;
+  client: GrantStanding["client"];
+  holder?: GrantStanding["holder"];
 }
 
-/** Why the token is not honoured, or null when it is. */
+/** Why an access token is not honoured, or null when it is. */
 export function whyTokenIsNotGood(facts: TokenFacts): string | null {
   if (!facts.grant.active) return "the grant or the token was revoked, or has expired";
   const grant = facts.grant.grant;
   if (grant.sub !== facts.claims.sub || grant.clientId !== facts.claims.client_id) return "the token does not belong to its grant";
-  if (!facts.clientExists) return "the client is no longer registered";
-  if (facts.user !== undefined) return whyUserCannotHoldGrant(facts.user, grant.createdAt);
-  return null;
+  return whyGrantIsNotGood({ grant, client: facts.client, holder: facts.holder });
 }
 
 /** Whether a grant speaks for a user (an authorization-code grant) rather than for the client itself. */

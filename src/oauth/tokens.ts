@@ -31,7 +31,7 @@ export interface IdTokenInput {
   acr: string | null;
   accessToken: string | null;
   ttlSeconds: number;
-  /** User claims released into the ID token (OIDC Core §5.4: only when no access token is issued, or asked via `claims`). */
+  /** User claims released into the ID token (OIDC Core §5.4, §5.5; which ones: `releasedClaimNames`). */
   claims?: Record<string, unknown>;
 }
 

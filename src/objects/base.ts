@@ -44,6 +44,8 @@ const OUTBOX: SchemaComponent = {
  * and changed in the same transactions; when it and this row disagree, the alarm tells the registry, and retries with
  * backoff until the registry acknowledges — so an object with dead letters is never missing from the registry for
  * longer than the registry is unreachable, even while D1 is down (which is when dead letters happen).
+ * Made by the first failed delivery, not with the object: until then there is nothing to tell (and a healthy object
+ * writes no row for it). No table reads as "nothing told".
  */
 const UNDELIVERED_REPORT: SchemaComponent = {
   name: "undelivered_report",
@@ -139,7 +141,6 @@ export abstract class StatefulObject extends DurableObject<Env> {
   private ensureSchema(): void {
     if (this.schemaReady) return;
     migrateComponent(this.ctx.storage, OUTBOX);
-    migrateComponent(this.ctx.storage, UNDELIVERED_REPORT);
     migrateComponent(this.ctx.storage, this.schema());
     this.schemaReady = true;
   }
@@ -262,6 +263,7 @@ export abstract class StatefulObject extends DurableObject<Env> {
     if (pending > 0 || deadLettered > 0 || this.registryBehind() || this.holdsState(now)) return false;
     const deletions = [this.ctx.storage.deleteAlarm(), this.ctx.storage.deleteAll()];
     this.schemaReady = false;
+    this.reportTable = false;
     await Promise.all(deletions);
     return true;
   }
@@ -359,7 +361,18 @@ export abstract class StatefulObject extends DurableObject<Env> {
     return true;
   }
 
+  /** Whether the report's table exists (made by the first failed delivery); cached once it does. */
+  private reportTable = false;
+
+  private hasReportTable(): boolean {
+    if (!this.reportTable) {
+      this.reportTable = this.sql.exec(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'undelivered_report'`).toArray().length > 0;
+    }
+    return this.reportTable;
+  }
+
   private reportRow(): { undelivered: number; dead_lettered: number; seq: number; attempts: number; next_attempt_at: number | null } {
+    if (!this.hasReportTable()) return { undelivered: 0, dead_lettered: 0, seq: 0, attempts: 0, next_attempt_at: null };
     return this.sql
       .exec<{ undelivered: number; dead_lettered: number; seq: number; attempts: number; next_attempt_at: number | null }>(
         `SELECT undelivered, dead_lettered, seq, attempts, next_attempt_at FROM undelivered_report WHERE id = 1`,
@@ -381,8 +394,9 @@ export abstract class StatefulObject extends DurableObject<Env> {
 
   /** Whether the registry was last told something other than what the outbox holds now. */
   private registryBehind(): boolean {
-    if (!this.reportsUndelivered()) return false;
+    if (!this.reportsUndelivered() || !this.hasStorage()) return false;
     const state = this.undeliveredState();
+    if (!state.undelivered && state.deadLettered === 0 && !this.hasReportTable()) return false;
     const reported = this.reportRow();
     return state.undelivered !== (reported.undelivered === 1) || state.deadLettered !== reported.dead_lettered;
   }
@@ -398,6 +412,11 @@ export abstract class StatefulObject extends DurableObject<Env> {
     if (report.next_attempt_at !== null && report.next_attempt_at > now) return;
     const state = this.undeliveredState();
     const seq = report.seq + 1;
+    // The first report of this object makes its table (C20: a versioned component like any other).
+    if (!this.hasReportTable()) {
+      migrateComponent(this.ctx.storage, UNDELIVERED_REPORT);
+      this.reportTable = true;
+    }
     try {
       await this.undeliveredRegistry().report({ source: this.source, name: this.ctx.id.name ?? null, id: this.ctx.id.toString(), seq, ...state });
     } catch (error) {

@@ -60,9 +60,19 @@ export function keyManager(env: Env) {
   return env.KEYS.get(env.KEYS.idFromName("keys"));
 }
 
-/** One object per rate-limit key ("token:ip:203.0.113.9:client:abc", "login:ip:203.0.113.9"): exact counts, no global hot spot. */
+/**
+ * The counters of one rate-limit key ("token:ip:203.0.113.9:client:abc", "login:email:<hash>"). Keys are built from
+ * what callers send (addresses, email addresses), so they do not name objects: each key's counts are rows in one of
+ * `shardCount` limiter objects (`rl:<shard>`), found by hashing the key. Exact counts, no global hot spot, and made-up
+ * keys add rows that the alarm purges when their window is over, never objects (C15).
+ */
 export function rateLimiterFor(env: Env, key: string) {
-  return env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(`rl:${key.slice(0, 200)}`));
+  const object = env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(`rl:${shardOfKey(key, loadConfig(env).shardCount)}`));
+  return {
+    object,
+    hit: (limit: number, windowSeconds: number, cost?: number) => object.hit(key, limit, windowSeconds, cost),
+    peekUsage: (windowSeconds: number) => object.peekUsage(key, windowSeconds),
+  };
 }
 
 /**

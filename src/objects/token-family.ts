@@ -2,6 +2,7 @@ import { hmacSha256Base64url, randomToken, sha256Base64url } from "../lib/crypto
 import { isScopeSubset, narrowRefreshScope, normalizeScope } from "../lib/scope";
 import { OPAQUE_ID_PATTERN, isOpaqueId } from "../lib/ids";
 import { purgeTime } from "../lib/time";
+import { madeUnderEarlierRegistration } from "../lib/registration";
 import { StatefulObject, type SchemaComponent } from "./base";
 
 /**
@@ -48,6 +49,8 @@ interface GrantFacts {
 }
 
 export interface FamilyInit extends GrantFacts {
+  /** The `registered_at` of the client the grant is made for: the registration it belongs to (RFC 9700 §4.14). */
+  clientRegisteredAt: number;
   /** False for client_credentials or when offline access was not granted: the family then only anchors access tokens. */
   issueRefreshToken: boolean;
   /** Absolute lifetime of the family; defaults to `refreshTokenTtl`. Rotation never extends it. */
@@ -57,6 +60,8 @@ export interface FamilyInit extends GrantFacts {
 export interface FamilyInfo extends GrantFacts {
   /** Milliseconds since the epoch. */
   createdAt: number;
+  /** The client registration the grant was made under (ms); null for a grant stored before grants recorded it. */
+  clientRegisteredAt: number | null;
   /** Milliseconds since the epoch: the end of the family's absolute lifetime. */
   expiresAt: number;
   status: "active" | "revoked";
@@ -83,6 +88,8 @@ export type RotateResult =
 export interface RotateRequest {
   /** The authenticated client making the refresh request. */
   clientId: string;
+  /** That client's `registered_at`: a grant made under an earlier registration of its client_id is refused (RFC 9700 §4.14). */
+  clientRegisteredAt: number;
   /** The `scope` parameter of the refresh request, or null when absent (RFC 6749 §6). */
   scope: string | null;
   /** Thumbprint of the key of the request's DPoP proof, or null without one. */
@@ -101,7 +108,8 @@ export interface RotateRequest {
 
 export type AccessTokenCheck = { active: false } | { active: true; grant: FamilyInfo };
 
-export type InspectResult = { active: false } | { active: true; family: FamilyInfo; expiresAt: number };
+/** `issuedAt`: when this refresh token was issued (ms), its `iat` (RFC 7662 §2.2). */
+export type InspectResult = { active: false } | { active: true; family: FamilyInfo; issuedAt: number; expiresAt: number };
 
 export type RevokeRefreshTokenResult = { status: "revoked" | "unknown" | "wrong_client" };
 
@@ -118,6 +126,7 @@ interface FamilyRow {
   claims: string | null;
   dpop_jkt: string | null;
   created_at: number | null;
+  client_registered_at: number | null;
   expires_at: number;
   status: "active" | "revoked";
   revoked_at: number | null;
@@ -178,6 +187,8 @@ const TABLES: SchemaComponent = {
     // A rotated token's successor is derived from it, so a retry can be answered with the same successor without
     // the successor being stored anywhere but as its hash.
     [`ALTER TABLE family ADD COLUMN successor_key TEXT`],
+    // The client registration a grant belongs to; null in grants stored before (judged by created_at instead).
+    [`ALTER TABLE family ADD COLUMN client_registered_at INTEGER`],
   ],
 };
 
@@ -207,6 +218,7 @@ function toInfo(row: CreatedFamilyRow): FamilyInfo {
     claims: row.claims,
     dpopJkt: row.dpop_jkt,
     createdAt: row.created_at,
+    clientRegisteredAt: row.client_registered_at,
     expiresAt: row.expires_at,
     status: row.status,
   };
@@ -252,6 +264,7 @@ export class TokenFamily extends StatefulObject {
     const addressed = this.addressedFamilyId();
     if (addressed !== null && addressed !== init.familyId) throw new Error("createFamily: familyId does not name this object");
     if (!init.clientId || !init.sub) throw new Error("createFamily: clientId and sub are required");
+    if (!Number.isSafeInteger(init.clientRegisteredAt)) throw new Error("createFamily: clientRegisteredAt must be a time in ms");
     const lifetime = init.lifetimeSeconds ?? this.config.refreshTokenTtl;
     if (!Number.isFinite(lifetime) || lifetime <= 0) throw new Error("createFamily: lifetimeSeconds must be positive");
 
@@ -266,8 +279,8 @@ export class TokenFamily extends StatefulObject {
       // RFC 6749 §4.1.2 (C1): a replayed code may have revoked the grant before this call got here.
       if (existing) return existing.status === "revoked" ? { status: "revoked" } : { status: "exists" };
       this.sql.exec(
-        `INSERT INTO family (id, family_id, client_id, sub, scope, sid, auth_time, amr, acr, claims, dpop_jkt, created_at, expires_at, status, successor_key)
-         VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?)`,
+        `INSERT INTO family (id, family_id, client_id, sub, scope, sid, auth_time, amr, acr, claims, dpop_jkt, created_at, client_registered_at, expires_at, status, successor_key)
+         VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?)`,
         init.familyId,
         init.clientId,
         init.sub,
@@ -279,6 +292,7 @@ export class TokenFamily extends StatefulObject {
         init.claims,
         init.dpopJkt,
         now,
+        init.clientRegisteredAt,
         expiresAt,
         successorKey,
       );
@@ -322,6 +336,10 @@ export class TokenFamily extends StatefulObject {
       if (row.status === "revoked") return { status: "revoked" };
       if (row.expires_at <= now) return { status: "expired" };
       if (row.client_id !== request.clientId) return { status: "rejected", reason: "refresh token was issued to another client" };
+      // RFC 9700 §4.14: checked here, in the transaction, so no rotation slips past a re-registration.
+      if (madeUnderEarlierRegistration({ createdAt: row.created_at, clientRegisteredAt: row.client_registered_at }, request.clientRegisteredAt)) {
+        return { status: "rejected", reason: "refresh token was issued to an earlier registration of this client" };
+      }
       // RFC 6749 §6: a narrower scope may be requested, never a wider one; the family keeps what was granted.
       let scope = row.scope;
       if (request.scope !== null) {
@@ -426,7 +444,7 @@ export class TokenFamily extends StatefulObject {
     const token = this.token(hash);
     if (!row || !token || !isCreated(row) || row.family_id !== familyId) return { active: false };
     if (token.status !== "active" || row.status !== "active" || row.expires_at <= this.now()) return { active: false };
-    return { active: true, family: toInfo(row), expiresAt: row.expires_at };
+    return { active: true, family: toInfo(row), issuedAt: token.issued_at, expiresAt: row.expires_at };
   }
 
   /**

@@ -42,8 +42,8 @@ const UPDATE_ATTEMPTS = 5;
 const DEFAULT_PAGE = 50;
 const MAX_PAGE = 200;
 
-function auditOf(request: Request, data: AuditData = {}): UserChangeAudit {
-  const { actor, remote_ip } = adminActor(request);
+function auditOf(env: Env, request: Request, data: AuditData = {}): UserChangeAudit {
+  const { actor, remote_ip } = adminActor(env, request);
   return { actor, data: { ...data, remote_ip } };
 }
 
@@ -97,7 +97,7 @@ export const createUser: AdminHandler = async (request, env) => {
   if ((await findUserByEmail(env.DB, profile.email)) !== null) throw emailTaken();
   const userId = newUserId();
   try {
-    await insertUser(env.DB, userId, profile, auditOf(request, { members: changedMembers(profile) }));
+    await insertUser(env.DB, userId, profile, auditOf(env, request, { members: changedMembers(profile) }));
   } catch (error) {
     // Two creates of one address at once: the unique index lets one in; the batch of the other wrote nothing.
     if ((await findUserByEmail(env.DB, profile.email)) !== null) throw emailTaken();
@@ -180,7 +180,7 @@ export const updateUserRoute: AdminHandler = async (request, env) => {
     }
     let applied: boolean;
     try {
-      applied = await updateUser(env.DB, userId, version, fields, auditOf(request, { members: changedMembers(changes) }));
+      applied = await updateUser(env.DB, userId, version, fields, auditOf(env, request, { members: changedMembers(changes) }));
     } catch (error) {
       if (fields.email !== undefined && (await findUserByEmail(env.DB, fields.email))?.id !== userId) throw emailTaken();
       throw error;
@@ -199,7 +199,7 @@ export const updateUserRoute: AdminHandler = async (request, env) => {
  */
 export const disableUserRoute: AdminHandler = async (request, env) => {
   const userId = userIdOf(request);
-  const result = await setUserDisabled(env.DB, userId, true, auditOf(request));
+  const result = await setUserDisabled(env.DB, userId, true, auditOf(env, request));
   if (result === null) throw notFound("user");
   const ended = await userSessionsFor(env, userId)!.revokeAllSessions("user_disabled", "admin-api");
   return jsonResponse({ ...userView(await storedUser(env, userId)), sessions_ended: ended.count });
@@ -208,7 +208,7 @@ export const disableUserRoute: AdminHandler = async (request, env) => {
 /** POST /admin/users/:id/enable — the user may sign in again; tokens issued before the disable stay dead. */
 export const enableUserRoute: AdminHandler = async (request, env) => {
   const userId = userIdOf(request);
-  if ((await setUserDisabled(env.DB, userId, false, auditOf(request))) === null) throw notFound("user");
+  if ((await setUserDisabled(env.DB, userId, false, auditOf(env, request))) === null) throw notFound("user");
   return jsonResponse(userView(await storedUser(env, userId)));
 };
 
@@ -221,7 +221,7 @@ export const deleteUserRoute: AdminHandler = async (request, env) => {
   const userId = userIdOf(request);
   await storedUser(env, userId);
   await userSessionsFor(env, userId)!.revokeAllSessions("user_deleted", "admin-api");
-  if (!(await deleteUser(env.DB, userId, auditOf(request)))) throw notFound("user");
+  if (!(await deleteUser(env.DB, userId, auditOf(env, request)))) throw notFound("user");
   return new Response(null, { status: 204, headers: { "cache-control": "no-store" } });
 };
 
@@ -244,7 +244,7 @@ export const revokeUserConsent: AdminHandler = async (request, env) => {
     actor: "admin-api",
     subject: user.id,
     clientId,
-    data: { remote_ip: adminActor(request).remote_ip },
+    data: { remote_ip: adminActor(env, request).remote_ip },
   });
   if (!revoked) throw notFound("consent");
   return new Response(null, { status: 204, headers: { "cache-control": "no-store" } });

@@ -24,14 +24,14 @@ import { jsonResponse } from "./support/respond";
 /** A PATCH that loses a compare-and-swap race is re-applied on the new version this many times, then reported. */
 const UPDATE_ATTEMPTS = 3;
 
-function auditOf(request: Request, data: AuditData): ClientChangeAudit {
-  const { actor, remote_ip } = adminActor(request);
+function auditOf(env: Env, request: Request, data: AuditData): ClientChangeAudit {
+  const { actor, remote_ip } = adminActor(env, request);
   return { actor, data: { ...data, remote_ip } };
 }
 
 /** RFC 7591 §3.2.1: the registered metadata; the secret only when it was just issued (and never its hash). */
 function clientView(client: StoredClient, secret: string | null = null) {
-  const { secret_hash: _hash, registration_token_hash: _registration, ...metadata } = client;
+  const { secret_hash: _hash, registration_token_hash: _registration, registered_at: _registered, ...metadata } = client;
   return secret === null ? metadata : { ...metadata, client_secret: secret, client_secret_expires_at: 0 };
 }
 
@@ -64,7 +64,7 @@ export const createClient: AdminHandler = async (request, env) => {
       clientId,
       fields,
       secretHash,
-      auditOf(request, {
+      auditOf(env, request, {
         client_name: fields.client_name,
         grant_types: fields.grant_types,
         token_endpoint_auth_method: fields.token_endpoint_auth_method,
@@ -95,7 +95,7 @@ export const getClientRoute: AdminHandler = async (request, env) => {
 
 const METADATA_MEMBERS = [
   "client_name", "redirect_uris", "post_logout_redirect_uris", "grant_types", "response_types", "token_endpoint_auth_method",
-  "scope", "jwks", "jwks_uri", "id_token_signed_response_alg", "skip_consent", "refresh_token_reuse_interval", "extra_claims",
+  "scope", "jwks", "jwks_uri", "id_token_signed_response_alg", "skip_consent", "refresh_token_reuse_interval", "id_token_claims", "extra_claims",
 ] as const satisfies readonly (keyof ClientFields)[];
 
 function changedMembers(before: StoredClient, after: ClientFields): string[] {
@@ -132,7 +132,7 @@ export const updateClientRoute: AdminHandler = async (request, env) => {
       version,
       fields,
       secretHash,
-      auditOf(request, { changed, secret_rotated: secret !== null, secret_removed: secretHash === null }),
+      auditOf(env, request, { changed, secret_rotated: secret !== null, secret_removed: secretHash === null }),
     );
     if (applied) return jsonResponse(clientView(await storedClient(env, clientId), secret));
   }
@@ -142,7 +142,7 @@ export const updateClientRoute: AdminHandler = async (request, env) => {
 /** DELETE /admin/clients/:id → 204. Its remembered consents go with it. */
 export const deleteClientRoute: AdminHandler = async (request, env) => {
   const clientId = String(request.params.id ?? "");
-  const deleted = await deleteClient(env.DB, clientId, auditOf(request, {}));
+  const deleted = await deleteClient(env.DB, clientId, auditOf(env, request, {}));
   if (!deleted) throw notFound("client");
   return new Response(null, { status: 204, headers: { "cache-control": "no-store" } });
 };
@@ -187,7 +187,7 @@ export const revokeAllUserSessions: AdminHandler = async (request, env) => {
     actor: "admin-api",
     subject: userId,
     clientId: null,
-    data: { remote_ip: adminActor(request).remote_ip, reason: "revoke_all" },
+    data: { remote_ip: adminActor(env, request).remote_ip, reason: "revoke_all" },
   });
   const result = await sessions.revokeAllSessions("admin", "admin-api");
   return jsonResponse({ revoked: result.count, sessions: result.sessions.map((s) => s.sid) });

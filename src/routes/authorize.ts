@@ -17,7 +17,7 @@ import { clientAddress, enforceRateLimit } from "./support/rate-limit";
 export function authorize(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
   return frontChannel(async () => {
     const config = loadConfig(env);
-    await enforceRateLimit(env, `authorize:ip:${clientAddress(request)}`, config.rateLimitAuthorize);
+    await enforceRateLimit(env, `authorize:ip:${clientAddress(env, request)}`, config.rateLimitAuthorize);
     const issuer = issuerOf(env, request);
     // Until the client and redirect URI check out, every problem is a page (OIDC Core §3.1.2.6).
     const params = await readParams(request, "either").catch((error: unknown) => {

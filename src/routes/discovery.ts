@@ -1,6 +1,7 @@
 import { issuerOf, loadConfig } from "../config";
 import type { Env } from "../env";
 import { publicDocument } from "./support/respond";
+import { SUPPORTED_ACR_VALUES } from "../oauth/acr";
 import { CLIENT_ASSERTION_ALGS } from "../oauth/client-assertion";
 import { SUPPORTED_CLAIMS, SUPPORTED_SCOPES } from "../oauth/claims";
 import { GRANT_TYPES, ID_TOKEN_SIGNING_ALGS, TOKEN_ENDPOINT_AUTH_METHODS } from "../oauth/client-metadata";
@@ -45,6 +46,8 @@ export function providerMetadata(issuer: string, options: { registration?: boole
     revocation_endpoint_auth_signing_alg_values_supported: [...CLIENT_ASSERTION_ALGS],
     code_challenge_methods_supported: ["S256"],
     claims_supported: [...SUPPORTED_CLAIMS],
+    // Exactly the classes a sign-in method here meets (oauth/acr.ts): asserted when asked for and met.
+    acr_values_supported: [...SUPPORTED_ACR_VALUES],
     claim_types_supported: ["normal"],
     claims_parameter_supported: true,
     request_parameter_supported: false,

@@ -22,11 +22,11 @@ export async function health(env: Env): Promise<Response> {
   };
   await Promise.all([
     probe("d1", () => pingDatabase(env.DB)),
-    // Shard 0 of the codes, a fixed users' object and one limiter key: always the same objects, never new ones.
+    // Shard 0 of the codes, a fixed users' object and the limiter shard of one key: always the same objects, never new ones.
     probe("auth_codes", () => authCodeStoreFor(env, newShardedId(1))!.ping()),
     probe("sessions", () => userSessionsFor(env, "health-check")!.ping()),
     probe("keys", () => keyManager(env).ping()),
-    probe("rate_limiter", () => rateLimiterFor(env, "health").ping()),
+    probe("rate_limiter", () => rateLimiterFor(env, "health").object.ping()),
   ]);
   const ok = Object.values(checks).every((c) => c.ok);
   return Response.json({ status: ok ? "ok" : "degraded", checks }, { status: ok ? 200 : 503, headers: { "cache-control": "no-store" } });

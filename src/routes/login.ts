@@ -18,7 +18,7 @@ import { frontChannel } from "./support/errors";
 import { clientOfPending, loadInteraction, pageError } from "./support/interactions";
 import { readParams } from "./support/params";
 import { htmlResponse, redirectResponse } from "./support/respond";
-import { clientAddress, enforceRateLimit } from "./support/rate-limit";
+import { clientAddress, enforceRateLimit, withinRateLimit } from "./support/rate-limit";
 
 /**
  * Sign-in by email link.
@@ -71,8 +71,10 @@ export function sendLoginLink(request: Request, env: Env): Promise<Response> {
       return signInForm(request, env, { interaction, email: submitted.slice(0, 254), error: "Enter a valid email address." }, 400);
     }
     const email = normalizeEmail(submitted);
-    await enforceRateLimit(env, `login:ip:${clientAddress(request)}`, config.rateLimitLogin);
-    await enforceRateLimit(env, `login:email:${await sha256Base64url(email)}`, config.rateLimitLogin);
+    await enforceRateLimit(env, `login:ip:${clientAddress(env, request)}`, config.rateLimitLogin);
+    // Over the limits for this address, the same page and no new email: nobody can lock the owner out with 429s or
+    // fill their mailbox. The link mailed last still works. Nothing changes, not even the link-mark cookie.
+    if (!(await mayMailTo(env, email))) return htmlResponse(checkEmailPage(email));
 
     // The requesting browser gets a mark; opening the link elsewhere is allowed (email on a phone) but said on the page,
     // so a link someone else requested cannot sign this browser into their account unnoticed (login CSRF).
@@ -104,6 +106,17 @@ export function sendLoginLink(request: Request, env: Env): Promise<Response> {
 async function signUpAllowedFor(env: Env, email: string): Promise<boolean> {
   const config = loadConfig(env);
   return mayCreateAccount(config, email) || (await findUserByEmail(env.DB, email)) !== null;
+}
+
+const DAY_SECONDS = 86_400;
+
+/** Whether another sign-in email may go to `email`: RATE_LIMIT_LOGIN per window and LOGIN_EMAILS_PER_DAY per day. */
+async function mayMailTo(env: Env, email: string): Promise<boolean> {
+  const config = loadConfig(env);
+  const key = `login:email:${await sha256Base64url(email)}`;
+  const allowed = (await withinRateLimit(env, key, config.rateLimitLogin)) && (await withinRateLimit(env, key, config.loginEmailsPerDay, DAY_SECONDS));
+  if (!allowed) log("warn", "login.email_limited", {});
+  return allowed;
 }
 
 const LINK_MARK_COOKIE = "oidc_link_mark";

@@ -9,7 +9,7 @@ import { param, parseWith } from "../oauth/schema";
 import { verifyIdTokenHint } from "../oauth/tokens";
 import { logoutConfirmPage, signedOutPage, stillSignedInPage } from "../ui/logout";
 import { currentSession, sessionCookie, type CurrentSession } from "./support/browser-session";
-import { csrfTokenFor, verifyFormPost } from "./support/cookies";
+import { csrfTokenFor, isSameOriginPost, verifyFormPost } from "./support/cookies";
 import { frontChannel } from "./support/errors";
 import { readParams } from "./support/params";
 import { htmlResponse, redirectResponse } from "./support/respond";
@@ -20,6 +20,8 @@ import { htmlResponse, redirectResponse } from "./support/respond";
  * signed-in user ends the session at once; any other request that would end a session asks the user first, and only
  * the confirmed, CSRF-checked POST to /logout/confirm ends it. The post-logout redirect goes only to a URI registered
  * for the client the request identifies (§3), with `state` echoed; otherwise the user gets a page, never a redirect.
+ * The session cookie changes only when a session is ended that way (never on a request that was not confirmed); a
+ * cross-site POST, which arrives without the SameSite=Lax cookie, is sent on as the same GET, where the cookie is seen.
  */
 
 const LogoutRequest = z.object({
@@ -88,9 +90,13 @@ async function endSession(env: Env, session: CurrentSession | null, reason: stri
   await userSessionsFor(env, session.userId)?.revokeSession(session.sid, reason);
 }
 
-/** After logout: the registered redirect with `state` (§3), or the "signed out" page. The session cookie is cleared either way. */
-function finish(env: Env, request: Request, target: LogoutTarget): Response {
-  const headers = { "set-cookie": sessionCookie(env, request, null) };
+/**
+ * After logout: the registered redirect with `state` (§3), or the "signed out" page. The session cookie is cleared only
+ * when `confirmed` — a session was ended on the user's word or by a hint naming them — never on a request that
+ * merely arrived without it.
+ */
+function finish(env: Env, request: Request, target: LogoutTarget, confirmed: boolean): Response {
+  const headers: Record<string, string> = confirmed ? { "set-cookie": sessionCookie(env, request, null) } : {};
   if (target.redirectUri !== null) {
     // Registered URIs carry no fragment (client-metadata.ts), so a query parameter can be appended as is.
     const location =
@@ -100,16 +106,26 @@ function finish(env: Env, request: Request, target: LogoutTarget): Response {
   return htmlResponse(signedOutPage(), { headers });
 }
 
+function queryOf(params: Record<string, string | undefined>): URLSearchParams {
+  return new URLSearchParams(Object.entries(params).filter((entry): entry is [string, string] => entry[1] !== undefined));
+}
+
 /** GET and POST /logout (RP-Initiated Logout §2). */
 export function logout(request: Request, env: Env): Promise<Response> {
   return frontChannel(async () => {
     const params = parseWith(LogoutRequest, await readParams(request, "either"));
     const target = await resolveTarget(env, request, params);
     const session = await currentSession(env, request);
-    // Tied to a valid ID token of the signed-in user, or nothing to end: no question to ask.
-    if (session === null || (target.hintSub !== null && target.hintSub === session.userId)) {
+    if (session === null && request.method === "POST" && !isSameOriginPost(request, issuerOf(env, request))) {
+      // A cross-site POST carries no SameSite=Lax cookie, so "no session" is unknown here. The same request as a GET is
+      // a top-level navigation, which does carry it: there the session is seen and the user asked (or the hint honoured).
+      return redirectResponse(`/logout?${queryOf(params)}`);
+    }
+    if (session === null) return finish(env, request, target, false); // nothing to end, nothing to ask
+    // Tied to a valid ID token of the signed-in user: no question to ask.
+    if (target.hintSub !== null && target.hintSub === session.userId) {
       await endSession(env, session, "rp_initiated_logout");
-      return finish(env, request, target);
+      return finish(env, request, target, true);
     }
     const csrf = csrfTokenFor(request, issuerOf(env, request));
     const page = logoutConfirmPage({
@@ -132,6 +148,6 @@ export function logoutConfirm(request: Request, env: Env): Promise<Response> {
     const target = await resolveTarget(env, request, params);
     if (params.decision === "no") return htmlResponse(stillSignedInPage());
     await endSession(env, await currentSession(env, request), "rp_initiated_logout");
-    return finish(env, request, target);
+    return finish(env, request, target, true);
   });
 }

@@ -31,7 +31,7 @@ const REGISTRATION_TOKEN_BYTES = 32;
 async function registrationEnabled(request: Request, env: Env): Promise<Config | null> {
   const config = loadConfig(env);
   if (config.dynamicRegistration === "off") return null;
-  await enforceRateLimit(env, `registration:ip:${clientAddress(request)}`, config.rateLimitRegistration);
+  await enforceRateLimit(env, `registration:ip:${clientAddress(env, request)}`, config.rateLimitRegistration);
   return config;
 }
 
@@ -47,8 +47,8 @@ function unauthorized(realm: string, description: string, presented: boolean): O
   return new OAuthError("invalid_token", description, { status: 401, headers: presented ? bearerChallenge(realm, "invalid_token") : bearerChallenge(realm) });
 }
 
-function auditOf(request: Request, clientId: string | null, data: Record<string, string | number | boolean | null | string[]> = {}): ClientChangeAudit {
-  return { actor: clientId === null ? "dynamic-registration" : `client:${clientId}`, by: "registration", data: { ...data, remote_ip: clientAddress(request) } };
+function auditOf(env: Env, request: Request, clientId: string | null, data: Record<string, string | number | boolean | null | string[]> = {}): ClientChangeAudit {
+  return { actor: clientId === null ? "dynamic-registration" : `client:${clientId}`, by: "registration", data: { ...data, remote_ip: clientAddress(env, request) } };
 }
 
 /** RFC 7591 §3.2.1 / RFC 7592 §3: the registered metadata, the endpoints' token and URI; a secret only when just issued. */
@@ -84,7 +84,7 @@ export const register: Handler = async (request, env) => {
     clientId,
     fields,
     secret === null ? null : await hashClientSecret(secret),
-    auditOf(request, null, { client_name: fields.client_name, redirect_uris: fields.redirect_uris, token_endpoint_auth_method: fields.token_endpoint_auth_method }),
+    auditOf(env, request, null, { client_name: fields.client_name, redirect_uris: fields.redirect_uris, token_endpoint_auth_method: fields.token_endpoint_auth_method }),
     await sha256Base64url(registrationToken),
   );
   const client = (await getClient(env.DB, clientId))!;
@@ -145,7 +145,7 @@ export const updateRegistration: Handler = async (request, env) => {
     const confidential = usesClientSecret(fields.token_endpoint_auth_method);
     const secret = confidential && stored.secret_hash === null ? randomToken(32) : null;
     const secretHash = secret !== null ? await hashClientSecret(secret) : !confidential && stored.secret_hash !== null ? null : undefined;
-    const applied = await updateClient(env.DB, stored.client_id, version, fields, secretHash, auditOf(request, stored.client_id, { secret_issued: secret !== null }));
+    const applied = await updateClient(env.DB, stored.client_id, version, fields, secretHash, auditOf(env, request, stored.client_id, { secret_issued: secret !== null }));
     if (applied) return jsonResponse(registrationView(issuer, (await getClient(env.DB, stored.client_id))!, token, secret));
   }
   throw new OAuthError("invalid_request", "the registration was changed concurrently; retry", { status: 409 });
@@ -155,7 +155,7 @@ export const updateRegistration: Handler = async (request, env) => {
 export const deleteRegistration: Handler = async (request, env) => {
   const found = await registeredClient(request, env);
   if (found instanceof Response) return found;
-  await deleteClient(env.DB, found.client.client_id, auditOf(request, found.client.client_id));
+  await deleteClient(env.DB, found.client.client_id, auditOf(env, request, found.client.client_id));
   return new Response(null, { status: 204, headers: { "cache-control": "no-store" } });
 };
 

@@ -7,7 +7,7 @@ import { clientAuthParams } from "../oauth/client-auth";
 import * as z from "zod/mini";
 import { param, parseWith } from "../oauth/schema";
 import { verifyAccessToken } from "../oauth/tokens";
-import { authenticateClient } from "./support/client-authentication";
+import { authenticateClient, failedClientAuthentication } from "./support/client-authentication";
 import { readParams } from "./support/params";
 import { NO_STORE } from "./support/respond";
 
@@ -28,7 +28,11 @@ const RevocationRequest = z.object({
 export async function revoke(request: Request, env: Env): Promise<Response> {
   const params = parseWith(RevocationRequest, await readParams(request, "body"));
   const issuer = issuerOf(env, request);
-  const client = await authenticateClient(env, request, params, { issuer, endpointUrl: `${issuer}/revoke` });
+  const client = await authenticateClient(env, request, params, {
+    issuer,
+    endpointUrl: `${issuer}/revoke`,
+    rateLimit: failedClientAuthentication(env),
+  });
 
   const familyId = familyIdOfRefreshToken(params.token);
   if (familyId !== null) {

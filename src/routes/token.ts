@@ -22,7 +22,7 @@ export async function token(request: Request, env: Env, ctx: ExecutionContext): 
   const client = await authenticateClient(env, request, params, {
     issuer,
     endpointUrl: `${issuer}/token`,
-    rateLimit: { name: "token", limit: config.rateLimitToken },
+    rateLimit: { name: "token", limit: config.rateLimitToken, counts: "requests" },
   });
   if (!client.grant_types.includes(params.grant_type)) {
     throw new OAuthError("unauthorized_client", `the client is not registered for the ${params.grant_type} grant`);

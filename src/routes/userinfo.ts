@@ -21,6 +21,6 @@ export async function userinfo(request: Request, env: Env): Promise<Response> {
   const scope = parseScope(claims.scope) ?? [];
   if (!scope.includes("openid")) throw insufficientScope(issuer, "the access token does not carry the openid scope", "openid");
   if (user === null) throw invalidToken(issuer, "the user is no longer active");
-  const released = releasedClaimNames(scope.join(" "), storedClaimsRequest(grant.claims), "userinfo", client.extra_claims);
+  const released = releasedClaimNames(scope.join(" "), storedClaimsRequest(grant.claims), "userinfo", client.id_token_claims, client.extra_claims);
   return jsonResponse(filterClaims(user.id, userClaimValues(user), released));
 }

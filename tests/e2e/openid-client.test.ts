@@ -1,8 +1,8 @@
 import { createHash } from "node:crypto";
-import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from "jose";
+import { createRemoteJWKSet, decodeProtectedHeader, exportJWK, generateKeyPair, jwtVerify } from "jose";
 import * as client from "openid-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DevServer, type RegisteredClient } from "./helpers/dev-server.ts";
+import { DevServer, queryStoppedD1, type RegisteredClient } from "./helpers/dev-server.ts";
 import { UserAgent, authorizeAsUser, formWithAction, newMailboxLink, seenLinks, uniqueEmail } from "./helpers/user-agent.ts";
 
 /**
@@ -200,6 +200,25 @@ describe("openid-client against wrangler dev", () => {
     expect(decodeProtectedHeader(tokens.access_token).typ).toBe("at+jwt");
   });
 
+  it("the ID token itself carries the claims of the granted scopes (email, and the name once the user has one) and the acr that was asked for", async () => {
+    // What an RP that builds its user from the ID token (Auth.js, express-openid-connect, passport) reads.
+    const first = tokens.claims()!;
+    expect(first).toMatchObject({ email, email_verified: true, updated_at: expect.any(Number) });
+    expect(first.name).toBeUndefined(); // signed up a moment ago by email: no name yet
+    expect(first.acr).toBeUndefined(); // none asked for
+
+    // The user gets a name (a D1 row changed while the server is stopped); the next sign-in to the app carries it.
+    server = await server.restart(() => queryStoppedD1(server.stateDir, [`UPDATE users SET name = 'Ada Lovelace' WHERE email = '${email}'`]));
+    const { url, codeVerifier, state, nonce } = await authorizationRequest({ acr_values: "phr 0" });
+    const outcome = await authorizeAsUser(ua, url, { email, redirectUri: CALLBACK });
+    expect(outcome).toMatchObject({ signedIn: false, consented: false });
+    const again = await client.authorizationCodeGrant(config, outcome.callback, { pkceCodeVerifier: codeVerifier, expectedState: state, expectedNonce: nonce });
+    expect(again.claims()).toMatchObject({ sub: first.sub, email, email_verified: true, name: "Ada Lovelace", acr: "0" });
+    // The scope bounds it: no address or phone was asked for.
+    expect(again.claims()!.address).toBeUndefined();
+    expect(config.serverMetadata().acr_values_supported).toEqual(["0"]);
+  });
+
   it("userinfo answers with the claims of the granted scopes", async () => {
     const sub = tokens.claims()!.sub;
     const info = await client.fetchUserInfo(config, tokens.access_token, sub);
@@ -246,6 +265,17 @@ describe("openid-client against wrangler dev", () => {
     expect(await client.tokenIntrospection(config, refreshed.access_token)).toEqual({ active: false });
     expect(await challengeOf(client.fetchUserInfo(config, refreshed.access_token, sub))).toEqual({ status: 401, scheme: "bearer", error: "invalid_token" });
     await expect(client.refreshTokenGrant(config, refreshed.refresh_token!)).rejects.toMatchObject({ error: "invalid_grant" });
+  });
+
+  it("the client_secret_post app may send its secret by HTTP Basic at /introspect and /revoke, as Authlib does (RFC 6749 §2.3.1)", async () => {
+    const { url, codeVerifier, state, nonce } = await authorizationRequest();
+    const outcome = await authorizeAsUser(ua, url, { email, redirectUri: CALLBACK });
+    const granted = await client.authorizationCodeGrant(config, outcome.callback, { pkceCodeVerifier: codeVerifier, expectedState: state, expectedNonce: nonce });
+    const viaBasic = await client.discovery(new URL(issuer), webApp.client_id, undefined, client.ClientSecretBasic(webApp.client_secret), insecureOnLoopback);
+    expect(await client.tokenIntrospection(viaBasic, granted.access_token)).toMatchObject({ active: true, client_id: webApp.client_id });
+    await client.tokenRevocation(viaBasic, granted.refresh_token!);
+    expect(await client.tokenIntrospection(viaBasic, granted.refresh_token!)).toEqual({ active: false });
+    expect(await client.tokenIntrospection(config, granted.access_token)).toEqual({ active: false });
   });
 
   it("RP-initiated logout with the ID token ends the session: prompt=none then gets login_required", async () => {
@@ -302,6 +332,31 @@ describe("client_credentials for a second app (client_secret_basic)", () => {
   it("a wrong secret is refused with 401 and a Basic challenge (RFC 6749 §5.2)", async () => {
     const wrong = await client.discovery(new URL(issuer), serviceApp.client_id, undefined, client.ClientSecretBasic("not-the-secret"), insecureOnLoopback);
     expect(await challengeOf(client.clientCredentialsGrant(wrong))).toMatchObject({ status: 401, scheme: "basic" });
+  });
+});
+
+describe("a private_key_jwt service that signs hour-long assertions, as Authlib does", () => {
+  it("is authenticated at /token and /introspect; a two-hour assertion is refused", async () => {
+    const { publicKey, privateKey } = await generateKeyPair("ES256");
+    const keyApp = await server.registerClient({
+      client_name: "Acme Key Service",
+      grant_types: ["client_credentials"],
+      token_endpoint_auth_method: "private_key_jwt",
+      scope: "reports:read",
+      jwks: { keys: [{ ...(await exportJWK(publicKey)), alg: "ES256", kid: "k1" }] },
+    });
+    // openid-client signs for 60 s; Authlib signs for an hour (exp = iat + 3600).
+    const signedFor = (seconds: number) =>
+      client.PrivateKeyJwt({ key: privateKey, kid: "k1" }, {
+        [client.modifyAssertion]: (_header, payload) => {
+          payload.exp = (payload.iat as number) + seconds;
+        },
+      });
+    const hourLong = await client.discovery(new URL(issuer), keyApp.client_id, undefined, signedFor(3600), insecureOnLoopback);
+    const granted = await client.clientCredentialsGrant(hourLong, { scope: "reports:read" });
+    expect(await client.tokenIntrospection(hourLong, granted.access_token)).toMatchObject({ active: true, client_id: keyApp.client_id });
+    const twoHours = await client.discovery(new URL(issuer), keyApp.client_id, undefined, signedFor(7200), insecureOnLoopback);
+    await expect(client.clientCredentialsGrant(twoHours, { scope: "reports:read" })).rejects.toMatchObject({ error: "invalid_client" });
   });
 });
 

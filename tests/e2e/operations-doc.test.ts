@@ -6,8 +6,9 @@ import { DevServer, type RegisteredClient } from "./helpers/dev-server.ts";
 import { UserAgent, authorizeAsUser, uniqueEmail } from "./helpers/user-agent.ts";
 
 /**
- * docs/operations.md works as written (issue 12, "done when"): every `sh` block that talks to the OP runs in bash,
- * exactly as the page shows it, against `wrangler dev`, and succeeds — exit 0, no `"error"` in what it prints. Each
+ * docs/operations.md works as written (issue 12, "done when"): every `sh` block runs in bash, exactly as the page shows
+ * it, against `wrangler dev`, and succeeds — exit 0, every HTTP answer of its curls 2xx (or the status a `# must be NNN`
+ * comment on the command names), no `"error"` in what it prints. (tests/e2e/docs.test.ts runs the other docs' curls.) Each
  * block gets fresh values for the variables the page names (a client, a user who signed in to it and consented, a key
  * that was rotated out, a dynamically registered client), so a block that deletes something deletes its own. Blocks
  * that need a deployed Worker are marked `<!-- not run: … -->` just above them. The page also names every admin route
@@ -89,10 +90,17 @@ async function fixture(): Promise<Record<string, string>> {
   };
 }
 
-function bash(code: string, env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
+/** The block as written, in bash; `curl` also reports each answer's status (on stderr: the block's output is untouched). */
+function bash(code: string, env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string; statuses: number[] }> {
+  const script = `curl() { command curl --write-out '%{stderr}@@status=%{http_code}\\n' "$@"; }\n${code}`;
   return new Promise((resolve) => {
-    execFile("bash", ["-e", "-o", "pipefail", "-c", code], { cwd: root, env: { PATH: process.env.PATH!, HOME: process.env.HOME!, ...env }, timeout: 120_000 }, (error, stdout, stderr) =>
-      resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : 1, stdout, stderr }),
+    execFile("bash", ["-e", "-o", "pipefail", "-c", script], { cwd: root, env: { PATH: process.env.PATH!, HOME: process.env.HOME!, ...env }, timeout: 120_000 }, (error, stdout, stderr) =>
+      resolve({
+        code: error === null ? 0 : typeof error.code === "number" ? error.code : 1,
+        stdout,
+        stderr: stderr.replace(/@@status=\d{3}\n?/g, ""),
+        statuses: [...stderr.matchAll(/@@status=(\d{3})/g)].map((m) => Number(m[1])),
+      }),
     );
   });
 }
@@ -100,9 +108,9 @@ function bash(code: string, env: Record<string, string>): Promise<{ code: number
 describe("docs/operations.md", () => {
   const blocks = runnableBlocks(doc);
 
-  it("has runnable blocks, and names no operation that needs wrangler d1 execute", () => {
+  it("has runnable blocks, and no operation needs wrangler d1 execute on the OP's database", () => {
     expect(blocks.length).toBeGreaterThan(15);
-    expect(doc).not.toContain("d1 execute");
+    expect(doc).not.toMatch(/d1 execute DB\b/);
   });
 
   it("names every admin and registration route of the router", () => {
@@ -127,10 +135,13 @@ describe("docs/operations.md", () => {
     const failures: string[] = [];
     for (const block of blocks) {
       const values = await fixture();
-      const env = { OP: server.issuer, OIDC_ISSUER: server.issuer, ADMIN_TOKEN: server.adminToken, INITIAL_ACCESS_TOKEN: INITIAL, ...values };
+      const env = { ISSUER: server.issuer, ADMIN_TOKEN: server.adminToken, INITIAL_ACCESS_TOKEN: INITIAL, ...values };
       const run = await bash(block.code, env);
       const where = `docs/operations.md:${block.line}`;
+      const wanted = [...block.code.matchAll(/#.*must be (\d{3})/g)].map((m) => Number(m[1]));
+      const badStatus = run.statuses.filter((status) => !(status >= 200 && status < 300) && !wanted.includes(status));
       if (run.code !== 0) failures.push(`${where}: exit ${run.code}\n${run.stderr.slice(0, 600)}`);
+      else if (badStatus.length > 0) failures.push(`${where}: HTTP ${badStatus.join(",")}\n${run.stdout.slice(0, 600)}`);
       else if (run.stdout.includes('"error"')) failures.push(`${where}: an error in the output\n${run.stdout.slice(0, 600)}`);
       else if (run.stderr.includes("oidc admin:")) failures.push(`${where}: ${run.stderr.slice(0, 300)}`);
     }

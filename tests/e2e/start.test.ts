@@ -11,9 +11,10 @@ import { UserAgent, authorizeAsUser, uniqueEmail } from "./helpers/user-agent.ts
 import { liveProcessesInGroup, quietEnv } from "./helpers/worker-process.ts";
 
 /**
- * `npm start` as the README tells a developer to use it: it seeds the demo app on first start and prints everything
- * needed to try a sign-in; following that printout with openid-client (unmodified) ends in tokens. A second start on
- * the same state prints the same app and secret and seeds nothing new.
+ * `npm start` as the README tells a developer to use it: it registers the demo app (the public client `demo` whose
+ * page the OP serves at /demo) on first start and prints the /demo URL first, then the curl walkthrough; following
+ * that walkthrough with openid-client (unmodified, as a public client with PKCE) ends in tokens. A second start on the
+ * same state registers nothing new. The demo page itself, in a real browser: demo.test.ts.
  *
  * scripts/start.mjs keeps its state next to itself (`.wrangler/state` under the project root), so it runs from a
  * temporary copy of the project (node_modules linked), never touching a developer's own state.
@@ -22,10 +23,11 @@ import { liveProcessesInGroup, quietEnv } from "./helpers/worker-process.ts";
 const repo = path.resolve(import.meta.dirname, "../..");
 
 interface Printout {
+  /** The first thing printed after wrangler's own lines: where to open the demo. */
+  demoUrl: string;
   issuer: string;
   adminToken: string;
   clientId: string;
-  clientSecret: string;
   authorizeUrl: URL;
   codeVerifier: string;
   registeredNow: boolean;
@@ -37,11 +39,12 @@ function parsePrintout(out: string): Printout {
     if (!m) throw new Error(`${re} not in the output of npm start:\n${out}`);
     return m[1]!;
   };
+  const ours = out.slice(out.indexOf("Try it: open"));
   return {
+    demoUrl: /^Try it: open (\S+) in a browser and press "Sign in"\.$/m.exec(ours.split("\n")[0]!)?.[1] ?? `not first: ${ours.slice(0, 200)}`,
     issuer: grab(/issuer:\s+(\S+)/),
     adminToken: grab(/admin token:\s+(\S+)/),
     clientId: grab(/client_id:\s+(\S+)/),
-    clientSecret: grab(/client_secret:\s+(\S+)/),
     authorizeUrl: new URL(grab(/open in a browser:\s+(\S+)/)),
     codeVerifier: grab(/code_verifier of this start: (\S+?)\)/),
     registeredNow: /Demo app \(registered just now\)/.test(out),
@@ -157,21 +160,42 @@ describe("npm start seeds a demo app and prints how to sign in with it", () => {
 
   let first: Printout;
 
-  it("first start: the demo app is registered, and its printed authorize URL, verifier and secret get tokens with openid-client", async () => {
+  it("first start: the demo app is registered and its URL printed first; the printed authorize URL and verifier get tokens with openid-client", async () => {
+    // A test that failed before its stop must not leave its npm start running (a new one would overwrite the handle).
+    await running?.stop().catch(() => {});
     running = new NpmStart(root, port);
     first = await running.ready();
     expect(first.registeredNow).toBe(true);
     expect(first.issuer).toBe(`http://127.0.0.1:${port}`);
+    expect(first.demoUrl).toBe(`${first.issuer}/demo`);
+    expect(first.clientId).toBe("demo");
+    expect(running.output).not.toContain("client_secret");
+
+    // The demo page runs with the client npm start registered, on 127.0.0.1 and on localhost (the page names any gap).
+    for (const origin of [first.issuer, `http://localhost:${port}`]) {
+      const page = await fetch(`${origin}/demo`, { headers: { accept: "text/html" } });
+      const html = await page.text();
+      expect(html, origin).toContain(`data-client-id="demo" data-issuer="${origin}"`);
+      expect(html, origin).toContain('<script src="/demo/app.js?v=');
+    }
+    const registered = await fetch(`${first.issuer}/admin/clients/demo`, { headers: { authorization: `Bearer ${first.adminToken}` } });
+    expect(await registered.json()).toMatchObject({
+      client_name: "Demo app",
+      token_endpoint_auth_method: "none",
+      redirect_uris: [`${first.issuer}/demo/callback`, `http://localhost:${port}/demo/callback`],
+      post_logout_redirect_uris: [`${first.issuer}/demo`, `http://localhost:${port}/demo`],
+      grant_types: ["authorization_code", "refresh_token"],
+    });
     const redirectUri = first.authorizeUrl.searchParams.get("redirect_uri")!;
     expect(first.authorizeUrl.searchParams.get("code_challenge_method")).toBe("S256");
 
     // The person: opens the printed URL and signs in with the link from the dev mailbox the printout names.
-    expect(running.output).toContain(`${first.issuer}/dev/mailbox?to=`);
+    expect(running.output).toContain(`the sign-in link waits at ${first.issuer}/dev/mailbox`);
     const outcome = await authorizeAsUser(new UserAgent(first.issuer), first.authorizeUrl, { email: uniqueEmail("demo"), redirectUri });
     expect(outcome).toMatchObject({ signedIn: true, consented: true });
 
-    // The app: openid-client with the printed id and secret (client_secret_post, its default) and the printed verifier.
-    const config = await client.discovery(new URL(first.issuer), first.clientId, first.clientSecret, undefined, { execute: [client.allowInsecureRequests] });
+    // The app: openid-client as a public client (no secret) with the printed id and verifier.
+    const config = await client.discovery(new URL(first.issuer), first.clientId, undefined, client.None(), { execute: [client.allowInsecureRequests] });
     const tokens = await client.authorizationCodeGrant(config, outcome.callback, {
       pkceCodeVerifier: first.codeVerifier,
       expectedState: first.authorizeUrl.searchParams.get("state")!,
@@ -182,15 +206,27 @@ describe("npm start seeds a demo app and prints how to sign in with it", () => {
     const info = await client.fetchUserInfo(config, tokens.access_token, tokens.claims()!.sub);
     expect(info.email).toMatch(/^demo-/);
 
+    // What earlier versions left: a confidential "Demo app" and its secret in demo-client.json (replaced on the next start).
+    const legacy = await fetch(`${first.issuer}/admin/clients`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${first.adminToken}`, "content-type": "application/json" },
+      body: JSON.stringify({ client_name: "Demo app", redirect_uris: [`${first.issuer}/demo/callback`], token_endpoint_auth_method: "client_secret_post" }),
+    });
+    const { client_id: legacyId, client_secret: legacySecret } = (await legacy.json()) as { client_id: string; client_secret: string };
+    writeFileSync(path.join(root, ".wrangler", "state", "demo-client.json"), JSON.stringify({ client_id: legacyId, client_secret: legacySecret }));
+
     await running.stop();
     running = undefined;
   });
 
-  it("second start on the same state: the same app and secret are printed, nothing new is registered", async () => {
+  it("second start on the same state: the same app is printed, nothing new is registered, and the old confidential demo client is gone", async () => {
+    // A test that failed before its stop must not leave its npm start running (a new one would overwrite the handle).
+    await running?.stop().catch(() => {});
     running = new NpmStart(root, port);
     const second = await running.ready();
     expect(second.registeredNow).toBe(false);
-    expect(second).toMatchObject({ adminToken: first.adminToken, clientId: first.clientId, clientSecret: first.clientSecret });
+    expect(second).toMatchObject({ adminToken: first.adminToken, clientId: "demo", demoUrl: `${first.issuer}/demo` });
+    expect(existsSync(path.join(root, ".wrangler", "state", "demo-client.json"))).toBe(false);
     expect(second.codeVerifier).not.toBe(first.codeVerifier);
     const list = await fetch(`${second.issuer}/admin/clients`, { headers: { authorization: `Bearer ${second.adminToken}` } });
     const { clients } = (await list.json()) as { clients: { client_name: string }[] };

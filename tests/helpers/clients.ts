@@ -22,6 +22,7 @@ export const CLIENT_DEFAULTS: ClientFields = {
   skip_consent: false,
   dpop_bound_access_tokens: false,
   refresh_token_reuse_interval: null,
+  id_token_claims: "scope",
   extra_claims: [],
 };
 
@@ -34,7 +35,7 @@ export async function registerClient(fields: Partial<ClientFields>, secretHash: 
 /** An admin-style change: some fields (and the secret hash when given) replaced, in force for the next request (C5). */
 export async function patchClient(clientId: string, fields: Partial<ClientFields>, secretHash?: string | null): Promise<void> {
   const version = (await clientVersion(env.DB, clientId))!;
-  const { secret_hash: _hash, client_id: _id, client_id_issued_at: _issued, updated_at: _updated, ...current } = (await getClient(env.DB, clientId))!;
+  const { secret_hash: _hash, registered_at: _registered, client_id: _id, client_id_issued_at: _issued, updated_at: _updated, ...current } = (await getClient(env.DB, clientId))!;
   const applied = await updateClient(env.DB, clientId, version, { ...current, ...fields }, secretHash, TEST_AUDIT);
   if (!applied) throw new Error("client changed concurrently");
 }

@@ -17,12 +17,16 @@ export function makeClient(fields: Partial<ClientFields> = {}): Promise<StoredCl
   return registerClient({ client_name: "Front Channel Test App", scope: "openid profile email offline_access", ...fields }, null, "fc");
 }
 
-let ipCounter = 0;
+/** A client address of its own: an IPv6 address in a random /64 of the documentation prefix (rate limits count by /64). */
+export function uniqueAddress(): string {
+  const [a, b] = crypto.getRandomValues(new Uint16Array(2));
+  return `2001:db8:${a!.toString(16)}:${b!.toString(16)}::1`;
+}
 
-/** A browser: cookies kept per name, redirects not followed, its own client address (rate limits are per IP). */
+/** A browser: cookies kept per name, redirects not followed, its own client address (rate limits are per address). */
 export class Browser {
   readonly cookies = new Map<string, string>();
-  readonly ip = `198.51.100.${++ipCounter % 250}-${randomToken(4)}`;
+  readonly ip = uniqueAddress();
 
   /** `send`: how requests reach the Worker — the test Worker by default, or the Worker's fetch with other settings. */
   constructor(private readonly send: (request: Request) => Promise<Response> = (request) => SELF.fetch(request)) {}

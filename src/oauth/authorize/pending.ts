@@ -15,4 +15,6 @@ export interface SessionFacts {
   createdAt: number;
   /** OIDC `auth_time`, seconds since the epoch. */
   authTime: number;
+  /** How the user signed in (RFC 8176 `amr`): the acr classes it meets follow from it (oauth/acr.ts). */
+  amr: string[];
 }

@@ -3,6 +3,8 @@ import { OAuthError } from "../errors";
 import * as z from "zod/mini";
 import { param, parseWith } from "../schema";
 import { grantableScope } from "../scope-policy";
+import { requestedAcr, type AcrRequest } from "../acr";
+import { checkAcrAttainable } from "./check-acr";
 import { checkClaimsParameter } from "./check-claims";
 import { checkPkce } from "./check-pkce";
 import { parsePrompt, type Prompt } from "./check-prompt";
@@ -49,8 +51,10 @@ export interface AuthorizationRequest extends ResponseTarget {
   idTokenHint: string | null;
   /** The `claims` parameter (OIDC Core §5.5), validated, kept as JSON text. */
   claims: string | null;
-  /** Requested ACR values, recorded; the OP asserts an acr only when it satisfies one. */
-  acrValues: string | null;
+  /** `claims.id_token.sub.value` (§5.5.1): the only user this request may be answered for. */
+  claimsSub: string | null;
+  /** The acr asked for (`claims.id_token.acr`, else `acr_values`); the OP asserts an acr only when it meets one (oauth/acr.ts). */
+  acr: AcrRequest | null;
 }
 
 /** Thrown by stage 1: shown as an error page, never redirected. */
@@ -107,7 +111,9 @@ export function validateAuthorizationRequest(params: Record<string, string>, cli
   const scope = grantableScope(p.scope, client);
   const codeChallenge = checkPkce(p.code_challenge, p.code_challenge_method, client);
   const prompt = parsePrompt(p.prompt);
-  const claims = checkClaimsParameter(p.claims);
+  const { claims, parsed } = checkClaimsParameter(p.claims);
+  const acr = requestedAcr(parsed?.idTokenAcr ?? null, p.acr_values);
+  checkAcrAttainable(acr);
   return {
     ...target,
     scope,
@@ -118,6 +124,7 @@ export function validateAuthorizationRequest(params: Record<string, string>, cli
     loginHint: p.login_hint ?? null,
     idTokenHint: p.id_token_hint ?? null,
     claims,
-    acrValues: p.acr_values ?? null,
+    claimsSub: parsed?.idTokenSub ?? null,
+    acr,
   };
 }

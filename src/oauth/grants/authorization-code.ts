@@ -1,13 +1,14 @@
 import { parseScope } from "../../lib/scope";
 import { invalidGrant, invalidRequest } from "../errors";
 import { issuesRefreshToken, scopeStillGrantable } from "../scope-policy";
-import { whyUserCannotHoldGrant } from "../token-validity";
+import { whyGrantIsNotGood, whyUserCannotHoldGrant } from "../token-validity";
 import type { Grant, TokenResponse } from "./context";
 import { issueAccessToken, issueIdToken } from "./issue";
 
 /**
  * RFC 6749 §4.1.3: the code is consumed once, with client, redirect URI and PKCE checked in the same step (C1); a
- * code used twice revokes what it produced (§4.1.2). The user is read beside the grant's creation, not before it.
+ * code used twice revokes what it produced (§4.1.2), so at most one redemption answers 200. The user is read beside
+ * the grant's creation, not before it, and judged by the one rule (C23).
  */
 export const authorizationCodeGrant: Grant = async (context) => {
   const { config, client, params, storage } = context;
@@ -50,6 +51,7 @@ export const authorizationCodeGrant: Grant = async (context) => {
     storage.createGrant({
       familyId: grantId,
       clientId: client.client_id,
+      clientRegisteredAt: client.registered_at,
       sub: code.sub,
       scope,
       sid: code.sid,
@@ -64,18 +66,21 @@ export const authorizationCodeGrant: Grant = async (context) => {
     }),
   ]);
   if (created.status === "exists") throw new Error("a fresh grant id was already taken");
-  // A code issued before the user's grants were ended (C22) is one of them; it is judged by when it was issued.
-  const refused = whyUserCannotHoldGrant(holder, code.issuedAt ?? code.authTime * 1000);
-  if (refused !== null) {
+  // `revoked`: a replay of this code revoked the grant between this redemption's consume and the grant's creation
+  // (C1). The code was used twice, so it yields nothing: no access token, and no ID token, which could never be
+  // revoked. (A replay that comes after the grant was made revokes it, and its tokens, as §4.1.2 says; only the ID
+  // token already sent stays valid until it expires.) So a code gives at most one 200, and possibly none.
+  if (created.status === "revoked") throw invalidGrant("the authorization code was already used");
+  // The one rule (C23), and C22 judged by when the code was issued: a code from before the user's grants were ended
+  // is one of them.
+  const why = whyGrantIsNotGood({ grant: created.family, client, holder }) ?? whyUserCannotHoldGrant(holder, code.issuedAt ?? code.authTime * 1000);
+  if (why !== null) {
     // The grant was made beside the lookup; it must not outlive this refusal.
-    await storage.revokeGrant(grantId, refused, client.client_id);
-    throw invalidGrant(refused);
+    await storage.revokeGrant(grantId, why, client.client_id);
+    throw invalidGrant(why);
   }
   const user = holder!.user;
-  // `revoked`: a concurrent replay of this code got to the grant first (C1). The redemption that consumed the code
-  // still answers 200, exactly as if the replay had come a moment later: the tokens below belong to a revoked grant
-  // and are refused everywhere (no refresh token exists for it).
-  const refresh = created.status === "created" ? created.refreshToken : null;
+  const refresh = created.refreshToken;
 
   if (code.sid !== null) storage.recordSessionClient(code.sub, code.sid, client.client_id);
 

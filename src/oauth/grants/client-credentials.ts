@@ -14,6 +14,7 @@ export const clientCredentialsGrant: Grant = async (context) => {
   const created = await storage.createGrant({
     familyId: grantId,
     clientId: client.client_id,
+    clientRegisteredAt: client.registered_at,
     sub: client.client_id,
     scope,
     sid: null,

@@ -39,13 +39,13 @@ export interface IdTokenFacts {
 }
 
 /**
- * OIDC Core §3.1.3.6 / §2. Signed with the client's registered `id_token_signed_response_alg` or the default.
- * Per §5.4, the scope claims go to userinfo (an access token is always issued here); the ID token carries only
- * the user claims asked for in the `claims` request's id_token member (§5.5) that the granted scope covers.
+ * OIDC Core §3.1.3.6 / §2. Signed with the client's registered `id_token_signed_response_alg` or the default. The
+ * user claims are those of the granted scope (§5.4), or for a client registered with `id_token_claims: "minimal"`
+ * only those the `claims` request's id_token member names (§5.5) within it — the client's registration of now (C5).
  */
 export async function issueIdToken({ config, issuer, client, storage }: GrantContext, user: User, facts: IdTokenFacts): Promise<string> {
   const alg = client.id_token_signed_response_alg ?? config.defaultSigningAlg;
-  const released = releasedClaimNames(facts.scope, storedClaimsRequest(facts.claims), "id_token", client.extra_claims);
+  const released = releasedClaimNames(facts.scope, storedClaimsRequest(facts.claims), "id_token", client.id_token_claims, client.extra_claims);
   const { sub: _sub, ...claims } = filterClaims(user.id, userClaimValues(user), released);
   return mintIdToken(await storage.signingKey(alg), {
     issuer,

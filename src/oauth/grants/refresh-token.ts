@@ -1,21 +1,24 @@
 import { parseScope } from "../../lib/scope";
 import { invalidGrant, invalidRequest, invalidScope } from "../errors";
 import { allowedScopes } from "../scope-policy";
-import { whyUserCannotHoldGrant } from "../token-validity";
+import { whyGrantIsNotGood } from "../token-validity";
 import type { Grant, TokenResponse } from "./context";
 import { issueAccessToken, issueIdToken } from "./issue";
 
 /**
- * RFC 6749 §6: one call to the grant's object rotates the token, detects reuse and narrows the scope to what the
- * client may be granted now (C3, C5), atomically; a refused refresh spends nothing. With a reuse interval (the
- * client's, else the server's; 0 by default), a rotated token presented again within it, before its successor is
- * used, gets the same successor again: a retry after a lost answer (RFC 9700 §4.14.2).
+ * RFC 6749 §6: one call to the grant's object rotates the token, detects reuse, refuses a grant of an earlier
+ * registration of the client (RFC 9700 §4.14) and narrows the scope to what the client may be granted now (C3, C5),
+ * atomically; a refused refresh spends nothing. The user is then judged by the one rule (C23, C22): a grant whose user
+ * is gone, disabled or no longer holds it is revoked and yields nothing. With a reuse interval (the client's, else the
+ * server's; 0 by default), a rotated token presented again within it, before its successor is used, gets the same
+ * successor again: a retry after a lost answer (RFC 9700 §4.14.2).
  */
 export const refreshTokenGrant: Grant = async (context) => {
   const { config, client, params, storage } = context;
   if (params.refresh_token === undefined) throw invalidRequest("refresh_token is required");
   const result = await storage.rotateRefreshToken(params.refresh_token, {
     clientId: client.client_id,
+    clientRegisteredAt: client.registered_at,
     scope: params.scope ?? null,
     dpopJkt: null,
     allowedScope: allowedScopes(client),
@@ -38,11 +41,12 @@ export const refreshTokenGrant: Grant = async (context) => {
       break;
   }
   const grant = result.family;
+  // Only the authorization-code grant issues refresh tokens, so the grant speaks for a user.
   const holder = await storage.findGrantUser(grant.sub, client.client_id);
-  const refused = whyUserCannotHoldGrant(holder, grant.createdAt);
-  if (refused !== null) {
-    await storage.revokeGrant(grant.familyId, refused, client.client_id);
-    throw invalidGrant(refused);
+  const why = whyGrantIsNotGood({ grant, client, holder });
+  if (why !== null) {
+    await storage.revokeGrant(grant.familyId, why, client.client_id);
+    throw invalidGrant(why);
   }
   const user = holder!.user;
   const accessToken = await issueAccessToken(context, { sub: grant.sub, scope: result.scope, grantId: grant.familyId, authTime: grant.authTime });

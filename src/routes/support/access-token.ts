@@ -3,17 +3,19 @@ import { userForGrant, type User } from "../../db/users";
 import type { Env } from "../../env";
 import { verifyWithPublishedKeys } from "../../objects/key-cache";
 import { tokenFamilyFor } from "../../objects/locate";
-import type { FamilyInfo } from "../../objects/token-family";
+import { familyIdOfRefreshToken, type FamilyInfo, type InspectResult } from "../../objects/token-family";
 import { bearerInvalidRequest, bearerTokenOf, presentedToken } from "../../oauth/bearer";
 import { OAuthError } from "../../oauth/errors";
-import { grantHasUser, whyTokenIsNotGood } from "../../oauth/token-validity";
+import { grantHasUser, whyGrantIsNotGood, whyTokenIsNotGood } from "../../oauth/token-validity";
 import { verifyAccessToken, type AccessTokenClaims } from "../../oauth/tokens";
 import { mediaTypeOf, readParams } from "./params";
 
 /**
- * Where access tokens are validated: the token a request presents (RFC 6750), and whether it is still good (C23) —
- * signature, issuer, audience and expiry (RFC 9068), then its grant, its own revocation, its client and its user,
- * gathered in one round trip (the grant's object and D1 in parallel) and judged by `whyTokenIsNotGood`.
+ * Where presented tokens are validated: the access token a request presents (RFC 6750), and whether a token is still
+ * good (C23). An access token: signature, issuer, audience and expiry (RFC 9068), then its grant, its own revocation,
+ * its client and its user, gathered in one round trip (the grant's object and D1 in parallel) and judged by
+ * `whyTokenIsNotGood`. A refresh token at introspection: its grant's object, then its user, judged by `whyGrantIsNotGood`
+ * (the refresh grant applies the same rule around its rotation).
  */
 
 export interface ActiveAccessToken {
@@ -51,7 +53,21 @@ export async function activeAccessToken(env: Env, issuer: string, token: string)
   // A user's token carries auth_time; a client's own token (client_credentials) does not and has no user to read.
   const userLookup = claims.auth_time !== undefined ? userForGrant(env.DB, claims.sub, claims.client_id) : Promise.resolve(undefined);
   const [grant, client, holder] = await Promise.all([family.checkAccessToken(claims.jti), getClient(env.DB, claims.client_id), userLookup]);
-  const facts = { claims, grant, clientExists: client !== null, user: grant.active && grantHasUser(grant.grant) ? (holder ?? null) : undefined };
+  const facts = { claims, grant, client, holder: grant.active && grantHasUser(grant.grant) ? (holder ?? null) : undefined };
   if (whyTokenIsNotGood(facts) !== null || !grant.active) return null;
   return { claims, grant: grant.grant, user: holder?.user ?? null, client: client! };
+}
+
+/**
+ * A refresh token's facts when it is the current token of a live grant of `client` and still good (C23), else null.
+ * `client` is the caller, already authenticated (and so read from D1 just now): another client's token is never good.
+ */
+export async function activeRefreshToken(env: Env, token: string, client: StoredClient): Promise<(InspectResult & { active: true }) | null> {
+  const familyId = familyIdOfRefreshToken(token);
+  const family = familyId === null ? null : tokenFamilyFor(env, familyId);
+  if (family === null) return null;
+  const inspected = await family.inspectRefreshToken(token);
+  if (!inspected.active || inspected.family.clientId !== client.client_id) return null;
+  const holder = grantHasUser(inspected.family) ? await userForGrant(env.DB, inspected.family.sub, client.client_id) : undefined;
+  return whyGrantIsNotGood({ grant: inspected.family, client, holder }) === null ? inspected : null;
 }

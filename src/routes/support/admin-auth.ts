@@ -4,7 +4,7 @@ import type { Env } from "../../env";
 import { timingSafeEqualStrings } from "../../lib/crypto";
 import { bearerChallenge } from "../../oauth/bearer";
 import { OAuthError } from "../../oauth/errors";
-import { clientAddress, enforceRateLimit } from "./rate-limit";
+import { clientAddress, enforceRateLimit, trustedAddress } from "./rate-limit";
 
 /**
  * What every admin endpoint shares: the bearer admin token (config.adminToken, and during a rotation also
@@ -20,7 +20,7 @@ async function requireAdmin(request: Request, env: Env): Promise<void> {
   if (config.adminToken === "") {
     throw new OAuthError("access_denied", "the admin API is disabled (no ADMIN_TOKEN is set)", { status: 403 });
   }
-  await enforceRateLimit(env, `admin:ip:${clientAddress(request)}`, config.rateLimitAdmin);
+  await enforceRateLimit(env, `admin:ip:${clientAddress(env, request)}`, config.rateLimitAdmin);
   const header = request.headers.get("authorization");
   // RFC 6750 §3.1: a request without credentials gets the challenge with no error code.
   if (header === null || header.trim() === "") throw new OAuthError("invalid_token", "an admin token is required", { status: 401, headers: bearerChallenge("admin") });
@@ -40,9 +40,9 @@ export function admin(handler: AdminHandler): AdminHandler {
   };
 }
 
-/** The audit actor and caller address of an admin change. */
-export function adminActor(request: Request): { actor: string; remote_ip: string } {
-  return { actor: "admin-api", remote_ip: clientAddress(request) };
+/** The audit actor and caller address of an admin change (the address only when the deployment trusts the header). */
+export function adminActor(env: Env, request: Request): { actor: string; remote_ip: string | null } {
+  return { actor: "admin-api", remote_ip: trustedAddress(env, request) };
 }
 
 export function notFound(what: string): OAuthError {

@@ -5,10 +5,11 @@ import type { Env } from "../../env";
 import { log } from "../../lib/log";
 import type { AuthorizationCodeGrant } from "../../objects/auth-codes";
 import { authCodeStoreFor, newAuthCodeId } from "../../objects/locate";
+import { assertedAcr } from "../../oauth/acr";
 import { consentRequired } from "../../oauth/authorize/check-consent";
 import type { PendingAuthorization } from "../../oauth/authorize/pending";
 import { UntrustedRequestError, type ResponseTarget } from "../../oauth/authorize/request";
-import { signInRequired } from "../../oauth/authorize/sign-in";
+import { signInFailure, signInRequired, signedInForThisRequest } from "../../oauth/authorize/sign-in";
 import { OAuthError } from "../../oauth/errors";
 import { grantableScope } from "../../oauth/scope-policy";
 import { currentSession, recordSessionClient, type CurrentSession } from "./browser-session";
@@ -60,22 +61,22 @@ export async function continueAuthorization(
   const session = await currentSession(env, request);
   const promptNone = pending.prompt.includes("none");
 
-  const signIn = signInRequired(pending, session && { userId: session.userId, createdAt: session.session.createdAt, authTime: session.session.authTime }, Date.now());
+  const facts = session && { userId: session.userId, createdAt: session.session.createdAt, authTime: session.session.authTime, amr: session.session.amr };
+  const signIn = signInRequired(pending, facts, Date.now());
   if (signIn !== null) {
     log("info", "authorize.sign_in_required", { reason: signIn, client_id: client.client_id, prompt_none: promptNone });
+    // Signed in just now, and still not the user or the method the request names: that sign-in failed.
+    if (facts !== null && signedInForThisRequest(pending, facts)) throw signInFailure(signIn);
     if (promptNone) throw new OAuthError("login_required", "the user must sign in");
     const id = interactionId ?? (await startInteraction(env, pending));
     return redirectResponse(`/login?interaction=${encodeURIComponent(id)}`);
   }
   const user = session!;
-  if (pending.idTokenHintSub !== null && pending.idTokenHintSub !== user.userId) {
-    // Signed in just now, as someone else than the hint names (OIDC Core §3.1.2.1).
-    throw new OAuthError("login_required", "the signed-in user is not the one id_token_hint names");
-  }
 
   if (!options.consentGiven) {
     const consent = await consentRequired(pending, client, scope, () => grantedScopes(env.DB, user.userId, client.client_id));
     if (consent !== null) {
+      log("info", "authorize.consent_required", { reason: consent, client_id: client.client_id, prompt_none: promptNone });
       if (promptNone) throw new OAuthError("consent_required", "the user must consent");
       const id = interactionId ?? (await startInteraction(env, pending));
       return redirectResponse(`/consent?interaction=${encodeURIComponent(id)}`);
@@ -106,8 +107,8 @@ async function issueCode(
     sid: user.sid,
     authTime: user.session.authTime,
     amr: user.session.amr,
-    // One authentication level, no acr values defined: nothing requested in acr_values is claimed as satisfied.
-    acr: user.session.acr,
+    // Asserted only when the request asked for one and the sign-in met it (OIDC Core §3.1.2.1, §5.5.1.1).
+    acr: assertedAcr(pending.acr ?? null, user.session.amr),
     claims: pending.claims,
     dpopJkt: null,
     issuedAt: Date.now(),

@@ -1,29 +1,33 @@
 import { createLocalJWKSet, createRemoteJWKSet, type JSONWebKeySet, type JWTVerifyGetKey } from "jose";
+import { loadConfig } from "../../config";
 import { getClient, type StoredClient } from "../../db/clients";
 import type { Env } from "../../env";
 import { isLoopbackHostname } from "../../lib/loopback";
 import { jtiStoreFor } from "../../objects/locate";
 import { verifyClientAssertion } from "../../oauth/client-assertion";
-import { extractClientCredentials, invalidClient, secretMatches, type CredentialParams } from "../../oauth/client-auth";
+import { extractClientCredentials, invalidClient, methodMismatch, secretMatches, type CredentialParams, type PresentedCredentials } from "../../oauth/client-auth";
 import { OAuthError } from "../../oauth/errors";
 import { clientAddress, enforceRateLimit } from "./rate-limit";
 
 /**
  * Client authentication at the back-channel endpoints (token, introspection, revocation): find the client in D1
- * (read on every request, C5), check it uses exactly its registered method, then check the credential.
+ * (read on every request, C5), check the method fits its registration (`methodMismatch`), then check the credential.
  * Every failure is invalid_client, 401 (RFC 6749 §5.2).
  */
 
 export interface ClientAuthContext {
-  /** The issuer identifier: the realm of the challenge and an accepted assertion audience. */
+  /** The issuer identifier: the realm of the challenge and the assertion audience. */
   issuer: string;
-  /** The URL of the endpoint being called: also an accepted assertion audience (RFC 7523 §3 item 3). */
+  /** The URL of the endpoint being called: recorded with an assertion's jti (it is not an accepted audience). */
   endpointUrl: string;
   /**
-   * Rate limit per client AND caller address, counted before the credential is checked: secrets cannot be guessed at
-   * speed from any one address, and a third party who knows a client_id cannot use up the real client's budget.
+   * Rate limit per caller address AND presented client_id, applied before the client is looked up (an invented
+   * client_id neither skips it nor costs a D1 read) and before the credential is checked (secrets cannot be guessed at
+   * speed from any one address); a third party who knows a client_id cannot use up the real client's budget elsewhere.
+   * `requests`: every request counts (/token). `failures`: only failed authentications count, and a caller over the
+   * limit is refused before anything is looked up (/introspect, /revoke, which a resource server may call very often).
    */
-  rateLimit?: { name: string; limit: number };
+  rateLimit: { name: string; limit: number; counts: "requests" | "failures" };
   /** Refuse public clients (`none`): a client_id alone proves nothing, and this endpoint needs a caller that does (RFC 7662 §2.1). */
   confidentialOnly?: boolean;
 }
@@ -43,16 +47,25 @@ export async function authenticateClient(env: Env, request: Request, params: Cre
 }
 
 async function authenticate(env: Env, request: Request, params: CredentialParams, context: ClientAuthContext): Promise<StoredClient> {
+  const presented = extractClientCredentials(request.headers.get("authorization"), params, context.issuer);
+  const { name, limit, counts } = context.rateLimit;
+  // The address first: the limiter key is cut at 200 characters, and a long client_id must not cut it off.
+  const key = `${name}:ip:${clientAddress(env, request)}:client:${presented.clientId}`;
+  await enforceRateLimit(env, key, limit, counts === "requests" ? 1 : 0);
+  try {
+    return await verifyCredentials(env, presented, context);
+  } catch (error) {
+    if (counts === "failures" && error instanceof OAuthError && error.code === "invalid_client") await enforceRateLimit(env, key, limit);
+    throw error;
+  }
+}
+
+async function verifyCredentials(env: Env, presented: PresentedCredentials, context: ClientAuthContext): Promise<StoredClient> {
   const realm = context.issuer;
-  const presented = extractClientCredentials(request.headers.get("authorization"), params, realm);
   const client = await getClient(env.DB, presented.clientId);
   if (client === null) throw invalidClient("client authentication failed", realm);
-  if (context.rateLimit) {
-    // The address first: the limiter key is cut at 200 characters, and a long client_id must not cut it off.
-    await enforceRateLimit(env, `${context.rateLimit.name}:ip:${clientAddress(request)}:client:${client.client_id}`, context.rateLimit.limit);
-  }
-  // OIDC Core §9 / RFC 7591 §2: a client authenticates with the one method it registered, and no other.
-  if (presented.method !== client.token_endpoint_auth_method) throw invalidClient("client authentication failed", realm);
+  const mismatch = methodMismatch(client.token_endpoint_auth_method, presented.method);
+  if (mismatch !== null) throw invalidClient(mismatch, realm);
 
   switch (presented.method) {
     case "client_secret_basic":
@@ -64,9 +77,11 @@ async function authenticate(env: Env, request: Request, params: CredentialParams
       if (keys === null) throw invalidClient("the client has no usable keys registered", realm);
       const { jti, windowSeconds } = await verifyClientAssertion(presented.assertion, keys, {
         clientId: client.client_id,
-        audience: [...new Set([context.issuer, `${context.issuer}/token`, context.endpointUrl])],
+        issuer: context.issuer,
+        tokenEndpoint: `${context.issuer}/token`,
         realm,
         nowSeconds: Math.floor(Date.now() / 1000),
+        maxLifetimeSeconds: loadConfig(env).clientAssertionMaxLifetime,
       });
       // C10: the assertion's jti is accepted once, remembered for as long as the assertion could be accepted.
       const scope = `client_assertion:${client.client_id}`;
@@ -108,4 +123,12 @@ function clientKeySet(client: StoredClient): JWTVerifyGetKey | null {
   }
   if (client.jwks_uri) return remoteKeySet(client.jwks_uri);
   return null;
+}
+
+/**
+ * The limit of /introspect and /revoke: failed client authentications per caller address and client_id, as many as
+ * /token allows requests (`RATE_LIMIT_TOKEN`), in one bucket for both endpoints so alternating between them gains nothing.
+ */
+export function failedClientAuthentication(env: Env): ClientAuthContext["rateLimit"] {
+  return { name: "client_auth_failures", limit: loadConfig(env).rateLimitToken, counts: "failures" };
 }

@@ -1,5 +1,5 @@
 import type { Env } from "../../env";
-import { renderError } from "./errors";
+import { isNavigation, renderError } from "./errors";
 
 /**
  * CORS for the back-channel endpoints that browser apps call directly (token, userinfo, revocation, introspection):
@@ -20,7 +20,9 @@ export function withCors(handler: Handler): Handler {
     try {
       response = await handler(request, env, ctx);
     } catch (error) {
-      response = renderError(error);
+      // JSON for every API caller, whatever it accepts (some HTTP libraries send Accept: text/html by default); a
+      // page only when a person navigated here (the address bar, a link).
+      response = renderError(error, isNavigation(request) ? "browser" : "api");
     }
     for (const [name, value] of Object.entries(CORS_HEADERS)) response.headers.set(name, value);
     return response;

@@ -11,9 +11,14 @@ import { htmlResponse, oauthErrorResponse } from "./respond";
 
 export type Audience = "browser" | "api";
 
+/** A top-level navigation (an address typed, a link, a form): certainly a person looking at the answer. */
+export function isNavigation(request: Request): boolean {
+  return request.headers.get("sec-fetch-mode") === "navigate";
+}
+
 /** A navigation or anything that asks for HTML is a browser; fetch() and API clients are not. */
 export function audienceOf(request: Request): Audience {
-  if (request.headers.get("sec-fetch-mode") === "navigate") return "browser";
+  if (isNavigation(request)) return "browser";
   return (request.headers.get("accept") ?? "").includes("text/html") ? "browser" : "api";
 }
 

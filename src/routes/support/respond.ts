@@ -47,6 +47,13 @@ export function htmlResponse(page: SafeHtml, init: { status?: number; headers?: 
   return new Response(page.value, { status: init.status ?? 200, headers: { ...PAGE_HEADERS, ...init.headers } });
 }
 
+/** A file of ours that never changes at its URL (an icon, a versioned script): public, cacheable for `maxAge` seconds. */
+export function staticResponse(body: BodyInit, contentType: string, maxAge: number): Response {
+  return new Response(body, {
+    headers: { "content-type": contentType, "cache-control": `public, max-age=${maxAge}`, "x-content-type-options": "nosniff" },
+  });
+}
+
 export function redirectResponse(location: string, headers: Record<string, string> = {}): Response {
   return new Response(null, { status: 303, headers: { location, ...NO_STORE, ...headers } });
 }

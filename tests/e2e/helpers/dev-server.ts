@@ -121,17 +121,23 @@ export class DevServer {
     return DevServer.launch(port, stateDir, adminToken, envFile);
   }
 
-  /** Stops this server and starts another on the same port, state and settings (tokens issued before stay valid). */
-  async restart(): Promise<DevServer> {
+  /**
+   * Stops this server and starts another on the same port, state and settings (tokens issued before stay valid).
+   * `whileStopped` runs in between, e.g. to change D1 rows with `queryStoppedD1`.
+   */
+  async restart(whileStopped?: () => Promise<unknown>): Promise<DevServer> {
     await this.stop();
+    await whileStopped?.();
     return DevServer.launch(this.port, this.stateDir, this.adminToken, this.envFile);
   }
 
   private static async launch(port: number, stateDir: string, adminToken: string, envFile: string): Promise<DevServer> {
     mkdirSync(stateDir, { recursive: true });
+    // A devtools port of its own: the default 9229 is taken by whichever other wrangler dev runs on the machine.
+    const inspectorPort = await freePort();
     const args = [
       wranglerBin, "dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", stateDir,
-      "--env-file", envFile, "--show-interactive-dev-session=false",
+      "--env-file", envFile, "--show-interactive-dev-session=false", "--inspector-port", String(inspectorPort),
     ];
     // Its own process group: one signal stops wrangler, esbuild and workerd together.
     const child = spawn(process.execPath, args, { cwd: root, env: wranglerEnv, detached: true, stdio: ["ignore", "pipe", "pipe"] });

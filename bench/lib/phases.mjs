@@ -1,0 +1,314 @@
+// @ts-check
+/**
+ * `npm run bench -- --phases`: what one request of each scenario costs our OP, measured from inside the Worker by
+ * the instrumented build (bench/phases/entry.ts): sequential D1 queries and Durable Object calls (overlapping calls
+ * count once), signatures and verifications, and the time spent in each; plus the CPU time of the whole process
+ * tree per request, from outside. One request at a time, after a warm-up, so nothing queues and every call made
+ * while a request runs is that request's.
+ */
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { performance } from "node:perf_hooks";
+import { buildBundle, root } from "./bundle.mjs";
+import { settle } from "./load.mjs";
+import { startOurs } from "./ours.mjs";
+import { groupCpuMs } from "./procs.mjs";
+import { markdownTable, textTable } from "./report.mjs";
+
+const FORM = "application/x-www-form-urlencoded";
+
+/**
+ * @typedef {object} Phases  the x-bench-phases header (see bench/phases/entry.ts)
+ * @property {number} totalMs
+ * @property {{ calls: number, sequential: number, ms: number }} d1
+ * @property {{ calls: number, sequential: number, ms: number, byBinding: Record<string, number> }} do
+ * @property {{ calls: number, sequential: number, ms: number }} storage
+ * @property {{ count: number, ms: number, algs: string[] }} sign
+ * @property {{ count: number, ms: number, algs: string[] }} verify
+ * @property {{ kind: string, what: string, atMs: number, ms: number, overlapped?: boolean, error?: boolean }[]} trace
+ * @property {{ kind: string, what: string, ms: number }[]} background
+ */
+
+/** @param {number[]} values */
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  if (sorted.length === 0) return NaN;
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[mid] ?? NaN) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
+}
+
+/**
+ * @param {Response} response
+ * @param {number[]} expected
+ * @param {string} what
+ * @returns {Promise<{ phases: Phases, body: string, response: Response }>}
+ */
+async function phasesOf(response, expected, what) {
+  const body = await response.text();
+  if (!expected.includes(response.status)) throw new Error(`${what}: HTTP ${response.status} ${body.slice(0, 400)}`);
+  const raw = response.headers.get("x-bench-phases");
+  if (raw === null) throw new Error(`${what}: no x-bench-phases header (not the instrumented build?)`);
+  return { phases: JSON.parse(raw), body, response };
+}
+
+/**
+ * @param {object} options
+ * @param {(message: string) => void} options.progress
+ * @param {string} options.stateRoot
+ * @param {string[]} options.toRemove
+ * @param {Record<string, unknown>} options.machine
+ * @param {string[]} options.scenarios
+ * @param {string} options.out
+ * @param {number} [options.iterations]
+ * @param {number} [options.warmup]
+ */
+export async function runPhases(options) {
+  const iterations = options.iterations ?? 40;
+  const warmup = options.warmup ?? 5;
+  const { progress } = options;
+  progress("building the instrumented bundle (wrangler deploy bench/phases/entry.ts --dry-run)");
+  const bundle = await buildBundle({ entry: "bench/phases/entry.ts" });
+  options.toRemove.push(bundle.dir);
+  const stateDir = mkdtempSync(path.join(options.stateRoot, "bench-phases-"));
+  options.toRemove.push(stateDir);
+  const ours = await startOurs({ bundle, stateDir, name: "ours (instrumented)" });
+  const { issuer } = ours;
+  const pgid = ours.proc.pgid;
+
+  /**
+   * @typedef {{ endpoint: string, run: (i: number) => Promise<Phases> }} Step
+   * @type {{ id: string, steps: () => Promise<Step[]> }[]}
+   */
+  const plans = [
+    {
+      id: "discovery",
+      steps: async () => [
+        { endpoint: "GET /.well-known/openid-configuration", run: async () => (await phasesOf(await fetch(`${issuer}${ours.paths.discovery}`), [200], "discovery")).phases },
+      ],
+    },
+    {
+      id: "jwks",
+      steps: async () => [{ endpoint: "GET /jwks.json", run: async () => (await phasesOf(await fetch(`${issuer}${ours.paths.jwks}`), [200], "jwks")).phases }],
+    },
+    {
+      id: "client_credentials",
+      steps: async () => [
+        {
+          endpoint: "POST /token (client_credentials)",
+          run: async () =>
+            (
+              await phasesOf(
+                await fetch(`${issuer}/token`, { method: "POST", headers: { authorization: ours.serviceAuth, "content-type": FORM }, body: ours.clientCredentialsBody }),
+                [200],
+                "client_credentials",
+              )
+            ).phases,
+        },
+      ],
+    },
+    {
+      id: "userinfo",
+      steps: async () => {
+        const token = await ours.mintUserinfoToken(0);
+        return [
+          {
+            endpoint: "GET /userinfo",
+            run: async () => (await phasesOf(await fetch(`${issuer}/userinfo`, { headers: { authorization: `Bearer ${token}` } }), [200], "userinfo")).phases,
+          },
+        ];
+      },
+    },
+    {
+      id: "introspection",
+      steps: async () => {
+        const token = await ours.mintUserinfoToken(1);
+        return [
+          {
+            endpoint: "POST /introspect (access token)",
+            run: async () => {
+              const { phases, body } = await phasesOf(
+                await fetch(`${issuer}/introspect`, { method: "POST", headers: { authorization: ours.webAuth, "content-type": FORM }, body: `token=${encodeURIComponent(token)}` }),
+                [200],
+                "introspect",
+              );
+              if (!ours.introspectionOk(body)) throw new Error(`introspection not active: ${body}`);
+              return phases;
+            },
+          },
+        ];
+      },
+    },
+    {
+      id: "refresh",
+      steps: async () => {
+        let token = (await ours.mintGrant(2)).refreshToken;
+        return [
+          {
+            endpoint: "POST /token (refresh_token)",
+            run: async () => {
+              const { phases, body } = await phasesOf(
+                await fetch(`${issuer}/token`, { method: "POST", headers: { authorization: ours.webAuth, "content-type": FORM }, body: ours.refreshBody(token) }),
+                [200],
+                "refresh",
+              );
+              token = JSON.parse(body).refresh_token;
+              return phases;
+            },
+          },
+        ];
+      },
+    },
+    {
+      id: "authorize",
+      steps: async () => {
+        /** @type {string[]} codes from the authorize step, redeemed by the token step */
+        const codes = [];
+        return [
+          {
+            endpoint: "GET /authorize (session, remembered consent)",
+            run: async (/** @type {number} */ i) => {
+              const { path: p, cookie } = ours.authorizeRequest(i);
+              const { phases, response } = await phasesOf(await fetch(`${issuer}${p}`, { headers: { cookie }, redirect: "manual" }), [302, 303], "authorize");
+              const code = new URL(response.headers.get("location") ?? "").searchParams.get("code");
+              if (code === null) throw new Error("no code");
+              codes.push(code);
+              return phases;
+            },
+          },
+          {
+            endpoint: "POST /token (authorization_code)",
+            run: async () => {
+              const code = codes.shift();
+              if (code === undefined) throw new Error("no code left");
+              return (
+                await phasesOf(
+                  await fetch(`${issuer}/token`, { method: "POST", headers: { authorization: ours.webAuth, "content-type": FORM }, body: ours.codeTokenBody(code) }),
+                  [200],
+                  "token (code)",
+                )
+              ).phases;
+            },
+          },
+        ];
+      },
+    },
+  ].filter((p) => options.scenarios.includes(p.id));
+
+  /** @type {any[]} */
+  const endpoints = [];
+  try {
+    await ours.signInUsers(4);
+    progress(`${ours.name} up at ${issuer}`);
+    for (const plan of plans) {
+      const steps = await plan.steps();
+      for (const step of steps) {
+        for (let i = 0; i < warmup; i++) await step.run(i);
+        await settle(pgid, 500);
+        /** @type {Phases[]} */
+        const samples = [];
+        /** @type {number[]} */
+        const wall = [];
+        const cpuBefore = groupCpuMs(pgid);
+        for (let i = 0; i < iterations; i++) {
+          const t = performance.now();
+          samples.push(await step.run(i));
+          wall.push(performance.now() - t);
+        }
+        await settle(pgid, 1000);
+        const cpuMsPerRequest = (groupCpuMs(pgid) - cpuBefore) / iterations;
+        /** @param {(p: Phases) => number} f */
+        const stat = (f) => {
+          const values = samples.map(f);
+          return { median: median(values), mean: values.reduce((a, b) => a + b, 0) / values.length, min: Math.min(...values), max: Math.max(...values) };
+        };
+        const typical = [...samples].sort((a, b) => a.totalMs - b.totalMs)[Math.floor(samples.length / 2)];
+        const summary = {
+          scenario: plan.id,
+          endpoint: step.endpoint,
+          iterations,
+          d1Sequential: stat((p) => p.d1.sequential),
+          d1Calls: stat((p) => p.d1.calls),
+          d1Ms: stat((p) => p.d1.ms),
+          doSequential: stat((p) => p.do.sequential),
+          doCalls: stat((p) => p.do.calls),
+          doMs: stat((p) => p.do.ms),
+          storageSequential: stat((p) => p.storage.sequential),
+          storageMs: stat((p) => p.storage.ms),
+          signs: stat((p) => p.sign.count),
+          signMs: stat((p) => p.sign.ms),
+          verifies: stat((p) => p.verify.count),
+          verifyMs: stat((p) => p.verify.ms),
+          workerMs: stat((p) => p.totalMs),
+          // What is left of the Worker's time: its own JavaScript (and waiting for the CPU), not storage, not signing.
+          otherMs: stat((p) => p.totalMs - p.storage.ms - p.sign.ms - p.verify.ms),
+          clientMs: { median: median(wall) },
+          cpuMsPerRequest,
+          signAlgs: [...new Set(samples.flatMap((p) => p.sign.algs))],
+          typicalTrace: typical?.trace ?? [],
+          background: samples.flatMap((p) => p.background),
+        };
+        endpoints.push(summary);
+        progress(
+          `${step.endpoint}: ${summary.storageSequential.median} sequential round trips (D1 ${summary.d1Sequential.median}, DO ${summary.doSequential.median}), ` +
+            `${summary.signs.median} signatures, ${summary.workerMs.mean.toFixed(2)} ms in the Worker, ${cpuMsPerRequest.toFixed(2)} CPU ms/request`,
+        );
+      }
+    }
+  } finally {
+    await ours.stop();
+  }
+
+  /** @param {{ median: number, mean: number, min: number, max: number }} s */
+  const count = (s) => (s.min === s.max ? String(s.median) : `${s.median} (${s.min}–${s.max})`);
+  /** @param {number} n */
+  const ms = (n) => (Number.isFinite(n) ? n.toFixed(2) : "–");
+  const rows = [
+    [
+      "endpoint",
+      "sequential round trips",
+      "D1 seq (queries)",
+      "DO seq (calls)",
+      "D1 ms",
+      "DO ms",
+      "signatures (ms)",
+      "verifications (ms)",
+      "Worker ms",
+      "of it other ms",
+      "CPU ms/req",
+    ],
+    ...endpoints.map((e) => [
+      e.endpoint,
+      count(e.storageSequential),
+      `${count(e.d1Sequential)} (${count(e.d1Calls)})`,
+      `${count(e.doSequential)} (${count(e.doCalls)})`,
+      ms(e.d1Ms.mean),
+      ms(e.doMs.mean),
+      `${count(e.signs)} (${ms(e.signMs.mean)})`,
+      `${count(e.verifies)} (${ms(e.verifyMs.mean)})`,
+      ms(e.workerMs.mean),
+      ms(e.otherMs.mean),
+      ms(e.cpuMsPerRequest),
+    ]),
+  ];
+  const traces = endpoints
+    .map(
+      (e) =>
+        `${e.endpoint}\n` +
+        (e.typicalTrace.length === 0
+          ? "  (no storage calls)\n"
+          : e.typicalTrace.map((/** @type {any} */ c, /** @type {number} */ i) => `  ${String(i + 1).padStart(2)}. ${c.overlapped ? "∥" : " "} +${c.atMs.toFixed(0).padStart(3)} ms  ${c.kind === "d1" ? "D1" : "DO"}  ${c.what}  (${c.ms.toFixed(0)} ms)${c.error ? " ERROR" : ""}`).join("\n") + "\n"),
+    )
+    .join("\n");
+
+  mkdirSync(path.dirname(options.out), { recursive: true });
+  writeFileSync(options.out, `${JSON.stringify({ kind: "phases", date: new Date().toISOString(), machine: options.machine, iterations, warmup, endpoints, table: rows }, null, 2)}\n`);
+  const md = path.join(path.dirname(options.out), "round-trips.md");
+  writeFileSync(md, `Counts are medians of ${iterations} requests (min–max when they vary); times are means, in ms.\n\n${markdownTable(rows)}\n\nCalls of a typical request (median Worker time), in order, with their start time (∥ = started while another call was pending, so no round trip of its own; times have the 1 ms resolution of workerd's clock):\n\n\`\`\`\n${traces}\`\`\`\n`);
+  process.stdout.write(
+    `\nPer-request cost of our OP (instrumented deploy bundle in Miniflare, one request at a time, median of ${iterations}; ` +
+      `"sequential" = waits on the critical path, overlapping calls counted once; counts are medians (min–max when they vary), ` +
+      `times are means, from workerd's clock, which has a resolution of 1 ms)\n\n` +
+      `${textTable(rows, rows[0]?.map((_, c) => (c === 0 ? "l" : "r")) ?? [])}\n\n${traces}\n` +
+      `JSON in ${path.relative(root, options.out)}, markdown in ${path.relative(root, md)}\n`,
+  );
+}

@@ -1,0 +1,277 @@
+/**
+ * The instrumented Worker of `npm run bench -- --phases`: the product's own entry (src/index.ts) with its `env`
+ * wrapped in counting, timing proxies — the D1 binding (every statement that runs: first/all/run/raw, batch, exec),
+ * every Durable Object namespace (every method called on a stub it hands out: one JS RPC round trip each) — and
+ * crypto.subtle.sign/verify patched to count and time themselves. No product code changes: this file is the entry
+ * point of a separate build (`wrangler deploy bench/phases/entry.ts --dry-run`), never deployed.
+ *
+ * Each response carries a header `x-bench-phases` with what its request did, in order. The bench sends one request
+ * at a time (concurrency 1), so whatever signs or verifies while a request is being handled belongs to it.
+ * Calls that overlap in time (a Promise.all) count as one sequential round trip: on the critical path they cost one
+ * network latency in production, not two.
+ */
+import product from "../../src/index";
+
+export * from "../../src/index";
+
+type Kind = "d1" | "do";
+
+interface Call {
+  kind: Kind;
+  /** The SQL (first 100 characters) or `BINDING.method`. */
+  what: string;
+  start: number;
+  end: number;
+  /** Started while another storage call was still pending (it does not add a round trip of its own). */
+  overlapped: boolean;
+  error?: boolean;
+}
+
+interface CryptoOp {
+  op: "sign" | "verify";
+  alg: string;
+  start: number;
+  end: number;
+}
+
+/**
+ * Sequential waits are counted from what is in flight, not from the clock (workerd's clock has a resolution of
+ * 1 ms): a call that starts while none of its kind is pending begins a new wait on the critical path; one that
+ * starts while another is pending overlaps it.
+ */
+class Waits {
+  inflight = 0;
+  sequential = 0;
+  ms = 0;
+  private openedAt = 0;
+
+  begin(now: number): boolean {
+    const fresh = this.inflight === 0;
+    if (fresh) {
+      this.sequential++;
+      this.openedAt = now;
+    }
+    this.inflight++;
+    return !fresh;
+  }
+
+  end(now: number): void {
+    this.inflight--;
+    if (this.inflight === 0) this.ms += now - this.openedAt;
+  }
+}
+
+class Recorder {
+  readonly started = performance.now();
+  readonly calls: Call[] = [];
+  readonly crypto: CryptoOp[] = [];
+  readonly waits = { d1: new Waits(), do: new Waits(), storage: new Waits() };
+}
+
+/** The request being handled (one at a time: the bench sends them sequentially). */
+let current: Recorder | null = null;
+/** Storage calls made while no request was being handled (after a response: waitUntil work), since the last report. */
+let background: Call[] = [];
+
+function track<T>(kind: Kind, what: string, run: () => T): T {
+  const recorder = current;
+  const start = performance.now();
+  const call: Call = { kind, what: what.slice(0, 100), start, end: Number.NaN, overlapped: false };
+  if (recorder) {
+    recorder.waits[kind].begin(start);
+    call.overlapped = recorder.waits.storage.begin(start);
+    recorder.calls.push(call);
+  } else {
+    background.push(call);
+  }
+  const result = run();
+  const done = (error: boolean) => {
+    call.end = performance.now();
+    if (error) call.error = true;
+    if (recorder) {
+      recorder.waits[kind].end(call.end);
+      recorder.waits.storage.end(call.end);
+    }
+  };
+  if (result !== null && typeof result === "object" && typeof (result as { then?: unknown }).then === "function") {
+    (result as unknown as PromiseLike<unknown>).then(
+      () => done(false),
+      () => done(true),
+    );
+  } else {
+    done(false);
+  }
+  return result;
+}
+
+// ── crypto.subtle ─────────────────────────────────────────────────────────────────
+for (const op of ["sign", "verify"] as const) {
+  const original = SubtleCrypto.prototype[op] as (...args: unknown[]) => Promise<unknown>;
+  Object.defineProperty(SubtleCrypto.prototype, op, {
+    configurable: true,
+    writable: true,
+    value: function (this: SubtleCrypto, ...args: unknown[]) {
+      const recorder = current;
+      const algorithm = args[0];
+      const alg = typeof algorithm === "string" ? algorithm : String((algorithm as { name?: unknown } | null)?.name ?? "?");
+      const entry: CryptoOp = { op, alg, start: performance.now(), end: Number.NaN };
+      const promise = original.apply(this, args);
+      const done = () => {
+        entry.end = performance.now();
+        recorder?.crypto.push(entry);
+      };
+      promise.then(done, done);
+      return promise;
+    },
+  });
+}
+
+// ── D1 ─────────────────────────────────────────────────────────────────────────────
+const unwrapped = new WeakMap<object, object>();
+
+function wrapStatement(statement: D1PreparedStatement, sql: string): D1PreparedStatement {
+  const proxy = new Proxy(statement, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target) as unknown;
+      if (typeof value !== "function") return value;
+      if (prop === "bind") return (...args: unknown[]) => wrapStatement((value as (...a: unknown[]) => D1PreparedStatement).apply(target, args), sql);
+      if (prop === "first" || prop === "all" || prop === "run" || prop === "raw") {
+        return (...args: unknown[]) => track("d1", sql, () => (value as (...a: unknown[]) => unknown).apply(target, args));
+      }
+      return (value as (...a: unknown[]) => unknown).bind(target);
+    },
+  });
+  unwrapped.set(proxy, statement);
+  return proxy;
+}
+
+function wrapDatabase<T extends D1Database | D1DatabaseSession>(db: T): T {
+  return new Proxy(db, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target) as unknown;
+      if (typeof value !== "function") return value;
+      const fn = value as (...a: unknown[]) => unknown;
+      switch (prop) {
+        case "prepare":
+          return (sql: string) => wrapStatement(fn.call(target, sql) as D1PreparedStatement, sql);
+        case "batch":
+          return (statements: D1PreparedStatement[]) => {
+            const real = statements.map((s) => (unwrapped.get(s) as D1PreparedStatement | undefined) ?? s);
+            return track("d1", `batch of ${statements.length}`, () => fn.call(target, real));
+          };
+        case "exec":
+          return (sql: string) => track("d1", `exec ${sql}`, () => fn.call(target, sql));
+        case "withSession":
+          return (...args: unknown[]) => wrapDatabase(fn.apply(target, args) as D1DatabaseSession);
+        default:
+          return fn.bind(target);
+      }
+    },
+  });
+}
+
+// ── Durable Objects ─────────────────────────────────────────────────────────────────
+const STUB_PROPERTIES = new Set<string | symbol>(["id", "name", "then"]);
+
+function wrapStub(stub: object, binding: string): object {
+  return new Proxy(stub, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target) as unknown;
+      if (typeof prop === "symbol" || STUB_PROPERTIES.has(prop) || typeof value !== "function") return value;
+      // Reflect.apply, not value.apply: every property of an RPC stub's method is itself a remote property
+      // (`stub.hit.apply` would be a call to a method named "hit.apply").
+      return (...args: unknown[]) => track("do", `${binding}.${prop}`, () => Reflect.apply(value as (...a: unknown[]) => unknown, target, args));
+    },
+  });
+}
+
+function wrapNamespace(namespace: DurableObjectNamespace, binding: string): DurableObjectNamespace {
+  return new Proxy(namespace, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target) as unknown;
+      if (typeof value !== "function") return value;
+      const fn = value as (...a: unknown[]) => unknown;
+      if (prop === "get" || prop === "getByName") return (...args: unknown[]) => wrapStub(fn.apply(target, args) as object, binding);
+      if (prop === "jurisdiction") return (...args: unknown[]) => wrapNamespace(fn.apply(target, args) as DurableObjectNamespace, binding);
+      return fn.bind(target);
+    },
+  });
+}
+
+// ── env ─────────────────────────────────────────────────────────────────────────────
+/** One wrapped env per real env, so caches the product keys by env (its config) behave as in the real build. */
+const wrappedEnvs = new WeakMap<object, Record<string, unknown>>();
+
+function instrumentedEnv<E extends object>(env: E): E {
+  const cached = wrappedEnvs.get(env);
+  if (cached) return cached as E;
+  const wrapped: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(env)) {
+    const v = value as Record<string, unknown> | null;
+    if (v !== null && typeof v === "object" && typeof v.prepare === "function" && typeof v.batch === "function") {
+      wrapped[name] = wrapDatabase(v as unknown as D1Database);
+    } else if (v !== null && typeof v === "object" && typeof v.idFromName === "function") {
+      wrapped[name] = wrapNamespace(v as unknown as DurableObjectNamespace, name);
+    } else {
+      wrapped[name] = value;
+    }
+  }
+  wrappedEnvs.set(env, wrapped);
+  return wrapped as E;
+}
+
+// ── the report ───────────────────────────────────────────────────────────────────────
+const round = (n: number) => Math.round(n * 1000) / 1000;
+
+function summary(recorder: Recorder, totalMs: number) {
+  const byKind = (kind: Kind) => recorder.calls.filter((c) => c.kind === kind);
+  const { storage, d1, do: objects } = recorder.waits;
+  const cryptoOf = (op: "sign" | "verify") => {
+    const ops = recorder.crypto.filter((c) => c.op === op);
+    return { count: ops.length, ms: round(ops.reduce((s, c) => s + (c.end - c.start), 0)), algs: [...new Set(ops.map((c) => c.alg))] };
+  };
+  const doByBinding: Record<string, number> = {};
+  for (const c of byKind("do")) {
+    const binding = c.what.split(".")[0]!;
+    doByBinding[binding] = (doByBinding[binding] ?? 0) + 1;
+  }
+  const report = {
+    totalMs: round(totalMs),
+    d1: { calls: byKind("d1").length, sequential: d1.sequential, ms: round(d1.ms) },
+    do: { calls: byKind("do").length, sequential: objects.sequential, ms: round(objects.ms), byBinding: doByBinding },
+    storage: { calls: recorder.calls.length, sequential: storage.sequential, ms: round(storage.ms) },
+    sign: cryptoOf("sign"),
+    verify: cryptoOf("verify"),
+    trace: recorder.calls.map((c) => ({
+      kind: c.kind,
+      what: c.what,
+      atMs: round(c.start - recorder.started),
+      ms: round(c.end - c.start),
+      ...(c.overlapped ? { overlapped: true } : {}),
+      ...(c.error ? { error: true } : {}),
+    })),
+    background: background.map((c) => ({ kind: c.kind, what: c.what, ms: round(c.end - c.start) })),
+  };
+  background = [];
+  return report;
+}
+
+export default {
+  async fetch(request, env, ctx) {
+    const recorder = new Recorder();
+    current = recorder;
+    let response: Response;
+    try {
+      response = await product.fetch(request, instrumentedEnv(env), ctx);
+    } finally {
+      current = null;
+    }
+    const totalMs = performance.now() - recorder.started;
+    const headers = new Headers(response.headers);
+    headers.set("x-bench-phases", JSON.stringify(summary(recorder, totalMs)));
+    return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
+  },
+  scheduled(controller, env, ctx) {
+    return product.scheduled(controller, env, ctx);
+  },
+} satisfies ExportedHandler<Parameters<typeof product.fetch>[1]>;

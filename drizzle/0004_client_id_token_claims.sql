@@ -1,0 +1,1 @@
+ALTER TABLE `clients` ADD `id_token_claims` text DEFAULT 'scope' NOT NULL;
