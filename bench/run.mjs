@@ -39,6 +39,8 @@ const USAGE = `npm run bench [-- options]
   --keep-state          do not delete the state and bundle directories at the end
   --budget S            seconds the measuring should take at most (default 260): once the rounds so far say the rest
                         would not fit, the remaining cells get one round each (the table says so)
+  --set NAME=VALUE      one of our OP's settings (src/config.ts) for the run, repeatable; e.g.
+                        --set ACCESS_TOKEN_SIGNING_ALG=ES256 to measure ES256 access tokens against RS256
   --out FILE            JSON results (default bench/results/latest.json, or phases.json with --phases)
 `;
 
@@ -59,6 +61,7 @@ const { values: args } = parseArgs({
     "keep-state": { type: "boolean", default: false },
     out: { type: "string" },
     budget: { type: "string" },
+    set: { type: "string", multiple: true, default: [] },
     help: { type: "boolean", default: false },
   },
 });
@@ -97,6 +100,14 @@ const serverNames = String(args.servers).split(",");
 for (const s of serverNames) if (!["ours", "peer-memory", "peer-sqlite"].includes(s)) throw new Error(`unknown server ${s}`);
 if (args.sync !== "FULL" && args.sync !== "NORMAL") throw new Error("--sync must be FULL or NORMAL");
 const synchronous = /** @type {"FULL" | "NORMAL"} */ (args.sync);
+
+/** Our OP's settings from `--set`. @type {Record<string, string>} */
+const opSettings = {};
+for (const pair of /** @type {string[]} */ (args.set)) {
+  const eq = pair.indexOf("=");
+  if (eq <= 0) throw new Error(`--set ${pair}: expected NAME=VALUE`);
+  opSettings[pair.slice(0, eq)] = pair.slice(eq + 1);
+}
 
 const stateRoot = path.resolve(args["state-dir"] ?? tmpdir());
 mkdirSync(stateRoot, { recursive: true });
@@ -161,7 +172,7 @@ async function throughput() {
     toRemove.push(stateDir);
     const target =
       name === "ours"
-        ? await startOurs({ bundle, stateDir })
+        ? await startOurs({ bundle, stateDir, settings: opSettings })
         : await startPeer({ adapter: name === "peer-memory" ? "memory" : "sqlite", stateDir, name, synchronous });
     await target.signInUsers(users);
     progress(`${name} up at ${target.issuer}, ${users} users signed in`);
@@ -252,7 +263,7 @@ async function throughput() {
   const seconds = (performance.now() - t0) / 1000;
   const rows = throughputRows(cells, targets.map((t) => t.name));
   const mem = memoryRows(memory);
-  const settings = { rounds, durationSec, rampSec, warmupSec, connections: connectionLevels, users, budgetSec, reducedCells, peerSqliteSynchronous: synchronous };
+  const settings = { rounds, durationSec, rampSec, warmupSec, connections: connectionLevels, users, budgetSec, reducedCells, peerSqliteSynchronous: synchronous, ours: opSettings };
   const out = args.out ? path.resolve(String(args.out)) : path.join(resultsDir, "latest.json");
   mkdirSync(path.dirname(out), { recursive: true });
   writeFileSync(
@@ -281,6 +292,7 @@ try {
       toRemove,
       machine,
       scenarios: scenarioIds,
+      settings: opSettings,
       out: args.out ? path.resolve(String(args.out)) : path.join(resultsDir, "phases.json"),
     });
   } else {

@@ -74,6 +74,8 @@ export interface Config {
   trustCfConnectingIp: boolean;
   /** Sign-in emails sent to one address per day (UTC), on top of `rateLimitLogin` per window. */
   loginEmailsPerDay: number;
+  /** What access tokens (RFC 9068) are signed with: RS256, which every resource server verifies, or the cheaper ES256. */
+  accessTokenSigningAlg: "RS256" | "ES256";
 }
 
 /** One setting that breaks its rule. */
@@ -272,6 +274,7 @@ const SPECS: ReadonlyArray<Omit<SettingSpec, "name" | "rule" | "parse" | "secret
   { key: "emailFrom", default: "no-reply@localhost", ...emailFromRule },
   { key: "trustCfConnectingIp", default: true, ...flag() },
   { key: "loginEmailsPerDay", default: 20, ...whole("emails", 1, 1000) },
+  { key: "accessTokenSigningAlg", default: "RS256", ...oneOf("RS256", "ES256") },
 ];
 
 /** camelCase setting name → the env var that overrides it (`authCodeTtl` → `AUTH_CODE_TTL`). */

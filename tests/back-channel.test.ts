@@ -385,6 +385,25 @@ describe("/introspect (RFC 7662) and /revoke (RFC 7009) require client authentic
     expect((await postAs(again, "/token", { grant_type: "refresh_token", refresh_token: fresh.refresh_token! })).status).toBe(200);
   });
 
+  it("a client's own tokens (client_credentials) end with its registration too: deleted and registered again, the old token is inactive", async () => {
+    const clientId = `reborn-cc-${crypto.randomUUID()}`;
+    const register = async (): Promise<TestClient> => {
+      const metadata = { client_id: clientId, client_name: "Reborn service", grant_types: ["client_credentials"], scope: "reports:read" };
+      const response = await SELF.fetch(`${ISSUER}/admin/clients`, { method: "POST", headers: { ...ADMIN, "content-type": "application/json" }, body: JSON.stringify(metadata) });
+      expect(response.status).toBe(201);
+      const { client_secret } = await response.json<{ client_secret: string }>();
+      return { client: (await getClient(env.DB, clientId))!, clientId, secret: client_secret };
+    };
+    const first = await register();
+    const old = await (await postAs(first, "/token", { grant_type: "client_credentials" })).json<Tokens>();
+    expect(await introspectAs(first, old.access_token)).toMatchObject({ active: true, client_id: clientId });
+    expect((await SELF.fetch(`${ISSUER}/admin/clients/${clientId}`, { method: "DELETE", headers: ADMIN })).status).toBe(204);
+    const again = await register();
+    expect(await introspectAs(again, old.access_token)).toEqual({ active: false });
+    const fresh = await (await postAs(again, "/token", { grant_type: "client_credentials" })).json<Tokens>();
+    expect(await introspectAs(again, fresh.access_token)).toMatchObject({ active: true });
+  });
+
   it("made-up refresh tokens at /token, /introspect and /revoke leave nothing stored (C15)", async () => {
     const rp = await makeClient();
     for (let i = 0; i < 3; i++) {

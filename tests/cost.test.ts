@@ -160,7 +160,9 @@ describe("the cost of a sign-in and a refresh", () => {
     // Every failure message carries all the figures.
     const figures = JSON.stringify({ first: first.used, repeat: repeat.used, sso: sso.used, refresh: refresh.used });
     // Measured 2026-12 (rows vary a little with which rate-limit and shard objects exist already):
-    // first 10 requests, 28 object calls, 205 object rows, 24 D1 rows; repeat 8, 22, 116, 15; sso 3, 9, 53, 4; refresh 1, 2, 10, 4.
+    // first 10 requests, 29 object calls, 246 object rows, 24 D1 rows; repeat 8, 23, 169, 15; sso 3, 9, 55, 4; refresh 1, 2, 10, 4
+    // (rows went up with the migrations every new object now runs: the token family's successor key and registration, the
+    // rate-limit shards' key column).
     // First sign-in of a new user, with consent.
     expect(first.used.workerRequests, figures).toBeLessThanOrEqual(10);
     expect(first.used.objectCalls, figures).toBeLessThanOrEqual(36);
@@ -168,7 +170,7 @@ describe("the cost of a sign-in and a refresh", () => {
     expect(first.used.d1RowsWritten, figures).toBeLessThanOrEqual(35);
     // Email-link sign-in in another browser, consent remembered.
     expect(repeat.used.objectCalls, figures).toBeLessThanOrEqual(30);
-    expect(repeat.used.objectRowsWritten, figures).toBeLessThanOrEqual(160);
+    expect(repeat.used.objectRowsWritten, figures).toBeLessThanOrEqual(190);
     // Signed in already (session cookie): /authorize, /token, /userinfo.
     expect(sso.used.workerRequests, figures).toBe(3);
     expect(sso.used.objectCalls, figures).toBeLessThanOrEqual(12);

@@ -1,4 +1,5 @@
-import { SELF, env } from "cloudflare:test";
+import { SELF, createExecutionContext, env } from "cloudflare:test";
+import worker from "../src/index";
 import { beforeAll, describe, expect, it } from "vitest";
 import { getClient, insertClient } from "../src/db/clients";
 import { storeDevMessage } from "../src/db/dev-mailbox";
@@ -7,6 +8,15 @@ import { DEMO_CLIENT_ID, demo, demoScript } from "../src/routes/demo";
 import { DEMO_SCRIPT_VERSION } from "../src/ui/demo";
 import { CLIENT_DEFAULTS } from "./helpers/clients";
 import { ORIGIN, uniqueEmail } from "./helpers/front-channel";
+
+/**
+ * A deployed OP: ISSUER set to its origin (with ISSUER unset, a host that is not loopback is refused outright, see
+ * tests/config-guard.test.ts), whatever host the request names.
+ */
+const DEPLOYED = { ...env, ISSUER: "https://op.example" } as Env;
+async function deployedFetch(url: string, init?: RequestInit): Promise<Response> {
+  return await worker.fetch(new Request(url, init) as Parameters<typeof worker.fetch>[0], DEPLOYED, createExecutionContext());
+}
 
 /**
  * What a developer meets first: the demo app at /demo (a public PKCE client, loopback issuers only), the dev mailbox
@@ -82,10 +92,10 @@ describe("the demo app", () => {
   it("off a loopback issuer does not exist: /demo, /demo/callback and /demo/app.js are the 404 of any unknown path", async () => {
     for (const path of ["/demo", "/demo/callback?code=x&state=y", "/demo/app.js"]) {
       for (const origin of ["https://op.example", "http://localhost.example", "http://127.0.0.2"]) {
-        const page = await SELF.fetch(`${origin}${path}`, { headers: NAVIGATION });
+        const page = await deployedFetch(`${origin}${path}`, { headers: NAVIGATION });
         expect(page.status, `${origin}${path}`).toBe(404);
         expect(await page.text()).toContain("Page not found");
-        const api = await SELF.fetch(`${origin}${path}`);
+        const api = await deployedFetch(`${origin}${path}`);
         expect(api.status).toBe(404);
         expect(await api.json()).toEqual({ error: "not_found", error_description: "There is nothing at this address." });
       }
@@ -136,7 +146,7 @@ describe("the dev mailbox", () => {
   });
 
   it("off a loopback issuer is a 404 page for a browser too", async () => {
-    const page = await SELF.fetch("https://op.example/dev/mailbox", { headers: NAVIGATION });
+    const page = await deployedFetch("https://op.example/dev/mailbox", { headers: NAVIGATION });
     expect(page.status).toBe(404);
     expect(await page.text()).toContain("Page not found");
   });
@@ -144,8 +154,8 @@ describe("the dev mailbox", () => {
 
 describe("what a browser gets", () => {
   it("/favicon.ico: an icon, cacheable, on any issuer", async () => {
-    for (const origin of [ORIGIN, "https://op.example"]) {
-      const response = await SELF.fetch(`${origin}/favicon.ico`);
+    for (const fetchIcon of [() => SELF.fetch(`${ORIGIN}/favicon.ico`), () => deployedFetch("https://op.example/favicon.ico")]) {
+      const response = await fetchIcon();
       expect(response.status).toBe(200);
       expect(response.headers.get("content-type")).toBe("image/x-icon");
       expect(response.headers.get("cache-control")).toBe("public, max-age=86400");

@@ -1,4 +1,4 @@
-import { SELF, createExecutionContext, env, runDurableObjectAlarm } from "cloudflare:test";
+import { SELF, createExecutionContext, env, listDurableObjectIds, runDurableObjectAlarm } from "cloudflare:test";
 import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair, type CryptoKey, type JWK } from "jose";
 import { describe, expect, it, vi } from "vitest";
 import { loadConfig } from "../src/config";
@@ -641,8 +641,9 @@ describe("refresh_token grant", () => {
 });
 
 describe("client_credentials grant", () => {
-  it("issues a revocable access token for the client itself, with no ID token and no refresh token", async () => {
+  it("issues a revocable access token for the client itself, with no ID token, no refresh token and no object of its own", async () => {
     const api = await makeClient({ grant_types: ["client_credentials"], scope: "openid reports:read reports:write" });
+    const familiesBefore = (await listDurableObjectIds(env.TOKEN_FAMILIES)).length;
     const response = await postAs(api, "/token", { grant_type: "client_credentials" });
     expect(response.status).toBe(200);
     const tokens = await response.json<Tokens>();
@@ -653,12 +654,17 @@ describe("client_credentials grant", () => {
     const claims = decodePayload(tokens.access_token);
     expect(claims).toMatchObject({ sub: api.clientId, client_id: api.clientId, scope: "reports:read reports:write" });
     expect(claims.auth_time).toBeUndefined();
-    // Its grant exists, so revocation can reach it.
-    const family = await tokenFamilyFor(env, claims.gid as string)!.getFamily();
-    expect(family).toMatchObject({ clientId: api.clientId, sub: api.clientId, authTime: null });
+    // Its grant is the client's registration: no object was made for it, nothing was stored.
+    expect(claims.gid).toBe(`client.${api.client.registered_at}`);
+    expect(await listDurableObjectIds(env.TOKEN_FAMILIES).then((ids) => ids.length)).toBe(familiesBefore);
 
     const narrow = await (await postAs(api, "/token", { grant_type: "client_credentials", scope: "reports:read" })).json<Tokens>();
     expect(narrow.scope).toBe("reports:read");
+    // Revocable one by one (RFC 7009): the revoked token is inactive, the client's other token is not.
+    const active = async (t: string) => ((await (await postAs(api, "/introspect", { token: t })).json()) as { active: boolean }).active;
+    expect([await active(tokens.access_token), await active(narrow.access_token)]).toEqual([true, true]);
+    expect((await postAs(api, "/revoke", { token: tokens.access_token })).status).toBe(200);
+    expect([await active(tokens.access_token), await active(narrow.access_token)]).toEqual([false, true]);
   });
 
   it("refuses user scopes, unregistered scopes, public clients and clients without the grant", async () => {
@@ -677,9 +683,8 @@ describe("a grant without a refresh token (C15)", () => {
   /** The token family (grant) an access token belongs to. */
   const familyOf = (tokens: Tokens) => tokenFamilyFor(env, decodePayload(tokens.access_token).gid as string)!;
 
-  it("is stored for accessTokenTtl + 60 s: still there a moment before, purged by the alarm at that time", async () => {
+  it("is stored for accessTokenTtl + 60 s: still there a moment before, purged by the alarm at that time (a client's own token stores nothing)", async () => {
     const rp = await makeClient();
-    const api = await makeClient({ grant_types: ["client_credentials"], scope: "reports:read" });
     const user = await makeUser();
     // A day ahead of the runtime's clock: no alarm fires by itself mid-test, only the ones the test runs.
     const start = Date.now() + 86_400_000;
@@ -687,10 +692,9 @@ describe("a grant without a refresh token (C15)", () => {
     try {
       vi.setSystemTime(start);
       const online = await redeem(rp, await makeCode(rp.clientId, user.id, { scope: "openid email" })); // no offline_access
-      const service = await (await postAs(api, "/token", { grant_type: "client_credentials" })).json<Tokens>();
-      expect([online.refresh_token, service.refresh_token]).toEqual([undefined, undefined]);
+      expect(online.refresh_token).toBeUndefined();
       const ends = start + (config.accessTokenTtl + 60) * 1000;
-      const families = [familyOf(online), familyOf(service)];
+      const families = [familyOf(online)];
       for (const family of families) expect((await family.getFamily())!.expiresAt).toBe(ends);
 
       vi.setSystemTime(ends - 1);
@@ -718,15 +722,29 @@ describe("a grant without a refresh token (C15)", () => {
       return token(new Request(`${ISSUER}/token`, { method: "POST", headers, body: new URLSearchParams(params) }), settings, createExecutionContext());
     };
     const code = await makeCode(rp.clientId, user.id, { scope: "openid email" });
-    const responses = [
-      await call(rp, { grant_type: "authorization_code", code: code.code, redirect_uri: REDIRECT_URI, code_verifier: code.verifier }),
-      await call(api, { grant_type: "client_credentials" }),
-    ];
-    for (const response of responses) {
+    const online = await (await call(rp, { grant_type: "authorization_code", code: code.code, redirect_uri: REDIRECT_URI, code_verifier: code.verifier })).json<Tokens>();
+    const service = await (await call(api, { grant_type: "client_credentials" })).json<Tokens>();
+    for (const tokens of [online, service]) expect(accessLifetimes(tokens)).toEqual([120, 120]);
+    const family = (await familyOf(online).getFamily())!;
+    expect(family.expiresAt - family.createdAt).toBe(180_000);
+  });
+});
+
+describe("the access token's signing algorithm (ACCESS_TOKEN_SIGNING_ALG)", () => {
+  it("is RS256 by default and ES256 when set; either verifies at /userinfo and /introspect", async () => {
+    const rp = await makeClient();
+    const user = await makeUser();
+    for (const alg of ["RS256", "ES256"] as const) {
+      const settings = { ...env, ACCESS_TOKEN_SIGNING_ALG: alg } as Env;
+      const code = await makeCode(rp.clientId, user.id);
+      const headers = { "content-type": "application/x-www-form-urlencoded", authorization: basic(rp.clientId, rp.secret!) };
+      const body = new URLSearchParams({ grant_type: "authorization_code", code: code.code, redirect_uri: REDIRECT_URI, code_verifier: code.verifier });
+      const response = await token(new Request(`${ISSUER}/token`, { method: "POST", headers, body }), settings, createExecutionContext());
+      expect(response.status).toBe(200);
       const tokens = await response.json<Tokens>();
-      expect(accessLifetimes(tokens)).toEqual([120, 120]);
-      const family = (await familyOf(tokens).getFamily())!;
-      expect(family.expiresAt - family.createdAt).toBe(180_000);
+      expect(JSON.parse(atob(tokens.access_token.split(".")[0]!.replace(/-/g, "+").replace(/_/g, "/")))).toMatchObject({ alg, typ: "at+jwt" });
+      expect((await userinfoWith(tokens.access_token)).status).toBe(200);
+      expect(((await (await postAs(rp, "/introspect", { token: tokens.access_token })).json()) as { active: boolean }).active).toBe(true);
     }
   });
 });

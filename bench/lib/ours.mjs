@@ -12,10 +12,12 @@ import { spawnGroup } from "./procs.mjs";
 
 export const REDIRECT_URI = "http://127.0.0.1:9/cb";
 /** Every rate limit far above what the bench sends: the limiter objects still run on every request, they just never say no. */
-const NO_LIMIT = "1000000000";
+// The largest limit the settings allow (src/config.ts): far above what a bench round sends in one window.
+const NO_LIMIT = "1000000";
 
 /**
- * @param {{ bundle: import("./bundle.mjs").Bundle, stateDir: string, name?: string }} options
+ * @param {{ bundle: import("./bundle.mjs").Bundle, stateDir: string, name?: string, settings?: Record<string, string> }} options
+ *   `settings`: more of the OP's settings (src/config.ts), e.g. `{ ACCESS_TOKEN_SIGNING_ALG: "ES256" }` (`--set`).
  */
 export async function startOurs(options) {
   const adminToken = randomBytes(24).toString("base64url");
@@ -27,6 +29,7 @@ export async function startOurs(options) {
     RATE_LIMIT_AUTHORIZE: NO_LIMIT,
     RATE_LIMIT_LOGIN: NO_LIMIT,
     RATE_LIMIT_ADMIN: NO_LIMIT,
+    ...options.settings,
   };
   const proc = spawnGroup(process.execPath, [path.join(root, "bench", "op-host.mjs")], {
     cwd: root,

@@ -61,6 +61,7 @@ async function phasesOf(response, expected, what) {
  * @param {string} options.out
  * @param {number} [options.iterations]
  * @param {number} [options.warmup]
+ * @param {Record<string, string>} [options.settings]
  */
 export async function runPhases(options) {
   const iterations = options.iterations ?? 40;
@@ -71,7 +72,7 @@ export async function runPhases(options) {
   options.toRemove.push(bundle.dir);
   const stateDir = mkdtempSync(path.join(options.stateRoot, "bench-phases-"));
   options.toRemove.push(stateDir);
-  const ours = await startOurs({ bundle, stateDir, name: "ours (instrumented)" });
+  const ours = await startOurs({ bundle, stateDir, name: "ours (instrumented)", ...(options.settings ? { settings: options.settings } : {}) });
   const { issuer } = ours;
   const pgid = ours.proc.pgid;
 

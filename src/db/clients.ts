@@ -97,8 +97,18 @@ function toClient(row: ClientRow): StoredClient {
 export async function getClient(db: D1Database, clientId: string): Promise<StoredClient | null> {
   // Anything not shaped like a client id is not looked up at all.
   if (!isClientId(clientId)) return null;
-  const row = await db.prepare(`SELECT * FROM clients WHERE id = ?`).bind(clientId).first<ClientRow>();
+  const row = await selectClient(db, clientId).first<ClientRow>();
   return row === null ? null : toClient(row);
+}
+
+/** The statement that reads one client, for a D1 batch that reads it beside other rows (`clientOfRows` reads its answer). */
+export function selectClient(db: D1Database, clientId: string): D1PreparedStatement {
+  return db.prepare(`SELECT * FROM clients WHERE id = ?`).bind(clientId);
+}
+
+export function clientOfRows(rows: unknown[]): StoredClient | null {
+  const row = rows[0] as ClientRow | undefined;
+  return row === undefined ? null : toClient(row);
 }
 
 export async function listClients(db: D1Database): Promise<StoredClient[]> {

@@ -102,14 +102,22 @@ export interface GrantUser {
 /** The user and their grant revocations for `clientId` (and for every client), in one query. */
 export async function userForGrant(db: D1Database, userId: string, clientId: string): Promise<GrantUser | null> {
   if (!isOpaqueId(userId)) return null;
-  const row = await db
+  return grantUserOfRows([await selectGrantUser(db, userId, clientId).first()]);
+}
+
+/** `userForGrant`'s statement, for a D1 batch that reads it beside other rows (`grantUserOfRows` reads its answer). */
+export function selectGrantUser(db: D1Database, userId: string, clientId: string): D1PreparedStatement {
+  return db
     .prepare(
       `SELECT users.*, (SELECT MAX(revoked_before) FROM grant_revocations WHERE user_id = users.id AND client_id IN (?, '*')) AS grants_revoked_before
        FROM users WHERE id = ?`,
     )
-    .bind(clientId, userId)
-    .first<UserRow & { grants_revoked_before: number | null }>();
-  return row === null ? null : { user: toUser(row), grantsRevokedBefore: row.grants_revoked_before };
+    .bind(clientId, userId);
+}
+
+export function grantUserOfRows(rows: unknown[]): GrantUser | null {
+  const row = rows[0] as (UserRow & { grants_revoked_before: number | null }) | undefined | null;
+  return row === undefined || row === null ? null : { user: toUser(row), grantsRevokedBefore: row.grants_revoked_before };
 }
 
 // ── Changes by an administrator (the admin API): each written with its audit event in one D1 batch ──────────────

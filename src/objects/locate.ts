@@ -56,6 +56,14 @@ export function tokenFamilyFor(env: Env, familyId: string) {
   return isOpaqueId(familyId) ? env.TOKEN_FAMILIES.get(env.TOKEN_FAMILIES.idFromName(`family:${familyId}`)) : null;
 }
 
+/**
+ * The access tokens a client was issued for itself (client_credentials) that were revoked before they expire: one
+ * object per client, holding only that list (it has storage only once something was revoked).
+ */
+export function clientTokensFor(env: Env, clientId: string) {
+  return env.TOKEN_FAMILIES.get(env.TOKEN_FAMILIES.idFromName(`client:${clientId}`));
+}
+
 export function keyManager(env: Env) {
   return env.KEYS.get(env.KEYS.idFromName("keys"));
 }

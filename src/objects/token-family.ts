@@ -12,6 +12,9 @@ import { StatefulObject, type SchemaComponent } from "./base";
  *
  * A refresh token is `<familyId>.<secret>`: the /token route finds the object from the token itself
  * (`familyIdOfRefreshToken`), and the object stores only the SHA-256 of the whole token.
+ *
+ * The same class, addressed as `client:<client_id>` (`clientTokensFor`), holds only the revoked access tokens a client
+ * was issued for itself (client_credentials): those tokens have no family (oauth/client-grant.ts).
  */
 
 /** `<familyId>.<secret>`, the secret being 32 random bytes in base64url (43 characters). */
@@ -507,6 +510,12 @@ export class TokenFamily extends StatefulObject {
     if (!row || !isCreated(row) || row.status !== "active" || row.expires_at <= this.now()) return { active: false };
     const revoked = this.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM revoked_access_tokens WHERE jti = ?`, jti).one().n > 0;
     return revoked ? { active: false } : { active: true, grant: toInfo(row) };
+  }
+
+  /** Whether `jti` was revoked (`revokeAccessToken`) and has not expired since: a client's own tokens have no family row. */
+  isAccessTokenRevoked(jti: string): boolean {
+    if (!this.hasStorage()) return false;
+    return this.sql.exec(`SELECT 1 FROM revoked_access_tokens WHERE jti = ? AND expires_at > ?`, jti, this.now()).toArray().length > 0;
   }
 
   getFamily(): FamilyInfo | null {

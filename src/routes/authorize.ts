@@ -1,5 +1,6 @@
 import { issuerOf, loadConfig } from "../config";
 import { getClient } from "../db/clients";
+import { grantedScopes } from "../db/consents";
 import type { Env } from "../env";
 import { verifyWithPublishedKeys } from "../objects/key-cache";
 import type { PendingAuthorization } from "../oauth/authorize/pending";
@@ -7,6 +8,7 @@ import { UntrustedRequestError, responseTarget, validateAuthorizationRequest } f
 import { OAuthError, invalidRequest } from "../oauth/errors";
 import { verifyIdTokenHint } from "../oauth/tokens";
 import { answeringClient, continueAuthorization } from "./support/authorization-flow";
+import { currentSession, sessionCookieUserId } from "./support/browser-session";
 import { frontChannel } from "./support/errors";
 import { clientOfPending, loadInteraction } from "./support/interactions";
 import { readParams } from "./support/params";
@@ -17,13 +19,23 @@ import { clientAddress, enforceRateLimit } from "./support/rate-limit";
 export function authorize(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
   return frontChannel(async () => {
     const config = loadConfig(env);
-    await enforceRateLimit(env, `authorize:ip:${clientAddress(env, request)}`, config.rateLimitAuthorize);
+    const limited = enforceRateLimit(env, `authorize:ip:${clientAddress(env, request)}`, config.rateLimitAuthorize);
+    limited.catch(() => undefined); // awaited below; a request that fails first must not leave it unhandled
     const issuer = issuerOf(env, request);
     // Until the client and redirect URI check out, every problem is a page (OIDC Core §3.1.2.6).
     const params = await readParams(request, "either").catch((error: unknown) => {
       throw error instanceof OAuthError ? new UntrustedRequestError(error.code, error.description, { status: error.status }) : error;
     });
-    const client = params.client_id === undefined ? null : await getClient(env.DB, params.client_id);
+    // Side by side, each one round trip: the rate limit, the client, the browser's session and the consent its user
+    // gave this client. What a refusal makes unnecessary is a read wasted, never a write.
+    const session = currentSession(env, request);
+    const cookieUser = sessionCookieUserId(env, request);
+    const rememberedScopes =
+      cookieUser !== null && params.client_id !== undefined ? { userId: cookieUser, scopes: grantedScopes(env.DB, cookieUser, params.client_id) } : undefined;
+    // Not awaited elsewhere when the request ends early: keep their rejections from going unhandled.
+    session.catch(() => undefined);
+    rememberedScopes?.scopes.catch(() => undefined);
+    const [, client] = await Promise.all([limited, params.client_id === undefined ? null : getClient(env.DB, params.client_id)]);
     const target = responseTarget(params, client);
     return answeringClient(issuer, target, async () => {
       const { idTokenHint, ...rest } = validateAuthorizationRequest(params, client!, target);
@@ -35,7 +47,7 @@ export function authorize(request: Request, env: Env, ctx: ExecutionContext): Pr
         idTokenHintSub = hint.sub;
       }
       const pending: PendingAuthorization = { ...rest, idTokenHintSub, startedAt: Date.now() };
-      return continueAuthorization(env, ctx, request, client!, pending, null, { consentGiven: false });
+      return continueAuthorization(env, ctx, request, client!, pending, null, { consentGiven: false, prefetched: { session, ...(rememberedScopes ? { rememberedScopes } : {}) } });
     });
   });
 }

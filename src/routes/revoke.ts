@@ -1,9 +1,10 @@
 import { issuerOf } from "../config";
 import type { Env } from "../env";
 import { verifyWithPublishedKeys } from "../objects/key-cache";
-import { tokenFamilyFor } from "../objects/locate";
+import { clientTokensFor, tokenFamilyFor } from "../objects/locate";
 import { familyIdOfRefreshToken } from "../objects/token-family";
 import { clientAuthParams } from "../oauth/client-auth";
+import { registrationOfClientGrant } from "../oauth/client-grant";
 import * as z from "zod/mini";
 import { param, parseWith } from "../oauth/schema";
 import { verifyAccessToken } from "../oauth/tokens";
@@ -42,7 +43,9 @@ export async function revoke(request: Request, env: Env): Promise<Response> {
   }
   const claims = await verifyAccessToken((jwt, options) => verifyWithPublishedKeys(env, jwt, options), issuer, params.token);
   if (claims !== null && claims.client_id === client.client_id) {
-    await tokenFamilyFor(env, claims.gid)?.revokeAccessToken(claims.jti, claims.exp * 1000);
+    // A client's own token has no family: its revocation goes to the client's list (oauth/client-grant.ts).
+    const holder = registrationOfClientGrant(claims.gid) !== null ? clientTokensFor(env, claims.client_id) : tokenFamilyFor(env, claims.gid);
+    await holder?.revokeAccessToken(claims.jti, claims.exp * 1000);
   }
   return revoked();
 }

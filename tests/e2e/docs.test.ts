@@ -17,7 +17,7 @@ import { UserAgent, authorizeAsUser, uniqueEmail } from "./helpers/user-agent.ts
  *
  * README.md and operations.md run against `wrangler dev` as `npm start` runs it (loopback issuer, the demo client
  * registered as scripts/start.mjs registers it). deployment.md's checks are for a deployed OP, so they run against one
- * configured like production: `ISSUER=http://id.example.test` (not loopback: no dev mailbox, no demo) and
+ * configured like production: `ISSUER=https://id.example.test` (not loopback: no dev mailbox, no demo) and
  * `EMAIL_TRANSPORT=http`, which curl reaches through a `connect-to` line in its own config file.
  */
 
@@ -88,7 +88,8 @@ describe("every curl in README.md and docs/ works as written", () => {
   let devHome: string;
   let productionHome: string;
   const vars: Record<string, string> = {};
-  const productionIssuer = "http://id.example.test";
+  // Off loopback an issuer must be https (src/config.ts): the server speaks TLS with wrangler's self-signed certificate.
+  const productionIssuer = "https://id.example.test";
   const email = uniqueEmail("docs");
 
   /** A code for the demo client and its verifier, from a sign-in in a scripted browser (the walkthrough's step in a browser). */
@@ -164,8 +165,9 @@ describe("every curl in README.md and docs/ works as written", () => {
           await dev.dispose();
           production = await DevServer.start({
             vars: { ISSUER: productionIssuer, EMAIL_TRANSPORT: "http", EMAIL_API_URL: "http://127.0.0.1:9/emails", EMAIL_API_KEY: "unused" },
+            https: true,
           });
-          writeFileSync(path.join(productionHome, ".curlrc"), `connect-to = "id.example.test:80:127.0.0.1:${production.port}"\n`);
+          writeFileSync(path.join(productionHome, ".curlrc"), `connect-to = "id.example.test:443:127.0.0.1:${production.port}"\ninsecure\n`);
         }
         if (/\$\{?CODE\b/.test(command.text)) {
           const fresh = await demoCode(ua);

@@ -328,7 +328,7 @@ describe("one npm start per state folder, and the state folder is private", () =
 
   it(".wrangler/state is 0700, the files npm start writes are 0600, and nothing in it is open to group or others", () => {
     expect(mode(state()).toString(8)).toBe("700");
-    for (const file of ["admin-token", "worker.env", "demo-client.json", "npm-start.lock"]) {
+    for (const file of ["admin-token", "worker.env", "npm-start.lock"]) {
       expect(mode(path.join(state(), file)).toString(8), file).toBe("600");
     }
     // wrangler and workerd create the D1 and Durable Object files under the same umask.

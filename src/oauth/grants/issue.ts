@@ -12,9 +12,9 @@ export interface AccessTokenFacts {
   authTime: number | null;
 }
 
-/** RFC 9068: signed with the current default key; the JWT `exp` and `expires_in` come from one lifetime. */
+/** RFC 9068: signed with the current key of ACCESS_TOKEN_SIGNING_ALG; the JWT `exp` and `expires_in` come from one lifetime. */
 export async function issueAccessToken({ config, issuer, client, storage }: GrantContext, facts: AccessTokenFacts): Promise<string> {
-  const access = await mintAccessToken(await storage.signingKey(), {
+  const access = await mintAccessToken(await storage.signingKey(config.accessTokenSigningAlg), {
     issuer,
     clientId: client.client_id,
     sub: facts.sub,

@@ -1,9 +1,11 @@
 import { getClient, type StoredClient } from "../../db/clients";
+import { tokenParties } from "../../db/token-parties";
 import { userForGrant, type User } from "../../db/users";
 import type { Env } from "../../env";
 import { verifyWithPublishedKeys } from "../../objects/key-cache";
-import { tokenFamilyFor } from "../../objects/locate";
+import { clientTokensFor, tokenFamilyFor } from "../../objects/locate";
 import { familyIdOfRefreshToken, type FamilyInfo, type InspectResult } from "../../objects/token-family";
+import { clientGrantOf, registrationOfClientGrant } from "../../oauth/client-grant";
 import { bearerInvalidRequest, bearerTokenOf, presentedToken } from "../../oauth/bearer";
 import { OAuthError } from "../../oauth/errors";
 import { grantHasUser, whyGrantIsNotGood, whyTokenIsNotGood } from "../../oauth/token-validity";
@@ -44,18 +46,39 @@ export async function readAccessToken(request: Request, realm: string): Promise<
   return presentedToken(fromHeader, fromBody, realm);
 }
 
-/** The token's facts when it is still good, else null. */
-export async function activeAccessToken(env: Env, issuer: string, token: string): Promise<ActiveAccessToken | null> {
+/**
+ * The token's facts when it is still good, else null. `caller`, when the endpoint has authenticated a client
+ * (introspection): a token of another client is not good for it, and its own client record is the one just read.
+ */
+export async function activeAccessToken(env: Env, issuer: string, token: string, caller?: StoredClient): Promise<ActiveAccessToken | null> {
   const claims = await verifyAccessToken((jwt, options) => verifyWithPublishedKeys(env, jwt, options), issuer, token);
-  if (claims === null) return null;
+  if (claims === null || (caller !== undefined && claims.client_id !== caller.client_id)) return null;
+  const clientGrant = registrationOfClientGrant(claims.gid);
+  if (clientGrant !== null) return activeClientToken(env, claims, clientGrant, caller);
   const family = tokenFamilyFor(env, claims.gid);
   if (family === null) return null;
   // A user's token carries auth_time; a client's own token (client_credentials) does not and has no user to read.
-  const userLookup = claims.auth_time !== undefined ? userForGrant(env.DB, claims.sub, claims.client_id) : Promise.resolve(undefined);
-  const [grant, client, holder] = await Promise.all([family.checkAccessToken(claims.jti), getClient(env.DB, claims.client_id), userLookup]);
-  const facts = { claims, grant, client, holder: grant.active && grantHasUser(grant.grant) ? (holder ?? null) : undefined };
+  const userId = claims.auth_time !== undefined ? claims.sub : null;
+  // One object call and one D1 round trip (a batch of the client and the user), side by side.
+  const parties = tokenParties(env.DB, { clientId: claims.client_id, readClient: caller === undefined, userId });
+  const [grant, read] = await Promise.all([family.checkAccessToken(claims.jti), parties]);
+  const client = caller ?? read.client;
+  const facts = { claims, grant, client, holder: grant.active && grantHasUser(grant.grant) ? read.holder : undefined };
   if (whyTokenIsNotGood(facts) !== null || !grant.active) return null;
-  return { claims, grant: grant.grant, user: holder?.user ?? null, client: client! };
+  // Good means the client is registered (whyTokenIsNotGood), so it is there.
+  return { claims, grant: grant.grant, user: read.holder?.user ?? null, client: client! };
+}
+
+/** A client's own token (client_credentials): its grant is the client's registration, its revocation a jti in the client's list. */
+async function activeClientToken(env: Env, claims: AccessTokenClaims, registeredAt: number, caller?: StoredClient): Promise<ActiveAccessToken | null> {
+  const [revoked, client] = await Promise.all([
+    clientTokensFor(env, claims.client_id).isAccessTokenRevoked(claims.jti),
+    caller ?? getClient(env.DB, claims.client_id),
+  ]);
+  const grant = clientGrantOf(claims, registeredAt);
+  const check = revoked ? ({ active: false } as const) : ({ active: true, grant } as const);
+  if (whyTokenIsNotGood({ claims, grant: check, client }) !== null) return null;
+  return { claims, grant, user: null, client: client! };
 }
 
 /**

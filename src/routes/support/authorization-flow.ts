@@ -48,6 +48,14 @@ export async function answeringClient<T>(issuer: string, target: ResponseTarget,
   }
 }
 
+/** What the caller may already have in flight, read beside its own lookups instead of after them. */
+export interface Prefetched {
+  /** The browser's session (`currentSession`), already being checked. */
+  session?: Promise<CurrentSession | null>;
+  /** The consent the cookie's user gave this client (`grantedScopes`), for that user id. */
+  rememberedScopes?: { userId: string; scopes: Promise<Set<string>> };
+}
+
 export async function continueAuthorization(
   env: Env,
   ctx: ExecutionContext,
@@ -55,10 +63,10 @@ export async function continueAuthorization(
   client: Client,
   pending: PendingAuthorization,
   interactionId: string | null,
-  options: { consentGiven: boolean },
+  options: { consentGiven: boolean; prefetched?: Prefetched },
 ): Promise<Response> {
   const scope = grantableScope(pending.scope, client); // the client's registration now, not when the request arrived (C5)
-  const session = await currentSession(env, request);
+  const session = await (options.prefetched?.session ?? currentSession(env, request));
   const promptNone = pending.prompt.includes("none");
 
   const facts = session && { userId: session.userId, createdAt: session.session.createdAt, authTime: session.session.authTime, amr: session.session.amr };
@@ -74,7 +82,10 @@ export async function continueAuthorization(
   const user = session!;
 
   if (!options.consentGiven) {
-    const consent = await consentRequired(pending, client, scope, () => grantedScopes(env.DB, user.userId, client.client_id));
+    const remembered = options.prefetched?.rememberedScopes;
+    const consent = await consentRequired(pending, client, scope, () =>
+      remembered !== undefined && remembered.userId === user.userId ? remembered.scopes : grantedScopes(env.DB, user.userId, client.client_id),
+    );
     if (consent !== null) {
       log("info", "authorize.consent_required", { reason: consent, client_id: client.client_id, prompt_none: promptNone });
       if (promptNone) throw new OAuthError("consent_required", "the user must consent");

@@ -22,6 +22,12 @@ export interface CurrentSession {
  * exists or is disabled — an admin change is in force at once). Marks it as used. The user is looked up in D1 first,
  * so a forged cookie naming a made-up user never reaches, and never creates, a session object.
  */
+/** The user the session cookie names, before anything checks it (to read that user's data beside the check). */
+export function sessionCookieUserId(env: Env, request: Request): string | null {
+  const raw = readCookie(request, SESSION_COOKIE, issuerOf(env, request));
+  return raw === null ? null : (parseSessionCookie(raw)?.userId ?? null);
+}
+
 export async function currentSession(env: Env, request: Request): Promise<CurrentSession | null> {
   const raw = readCookie(request, SESSION_COOKIE, issuerOf(env, request));
   if (raw === null) return null;

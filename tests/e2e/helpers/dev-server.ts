@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
@@ -78,6 +78,11 @@ export function freePort(): Promise<number> {
 export interface DevServerOptions {
   /** Settings and secrets for the Worker (written to the env file), e.g. `{ RATE_LIMIT_LOGIN: "1000" }`. */
   vars?: Record<string, string>;
+  /**
+   * Serve https (wrangler's self-signed certificate): what an ISSUER off loopback needs, since the settings allow
+   * http only on a loopback host. Clients of such a server must not check the certificate.
+   */
+  https?: boolean;
 }
 
 const running = new Set<DevServer>();
@@ -92,6 +97,7 @@ export class DevServer {
     readonly stateDir: string,
     readonly adminToken: string,
     private readonly envFile: string,
+    private readonly https: boolean,
   ) {
     this.exited = new Promise((resolve) => child.once("exit", () => resolve()));
     const keep = (chunk: Buffer) => (this.output = (this.output + chunk.toString()).slice(-30_000));
@@ -102,7 +108,7 @@ export class DevServer {
 
   /** The issuer identifier: the origin the Worker is reached on (ISSUER is empty in wrangler.jsonc). */
   get issuer(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `${this.https ? "https" : "http"}://127.0.0.1:${this.port}`;
   }
 
   /** What wrangler and the Worker printed (the tail), for failure messages. */
@@ -118,7 +124,7 @@ export class DevServer {
     const vars: Record<string, string> = { EMAIL_TRANSPORT: "dev", ...options.vars, ADMIN_TOKEN: adminToken };
     writeFileSync(envFile, Object.entries(vars).map(([k, v]) => `${k}=${v}\n`).join(""), { mode: 0o600 });
     chmodSync(envFile, 0o600);
-    return DevServer.launch(port, stateDir, adminToken, envFile);
+    return DevServer.launch(port, stateDir, adminToken, envFile, options.https ?? false);
   }
 
   /**
@@ -128,20 +134,21 @@ export class DevServer {
   async restart(whileStopped?: () => Promise<unknown>): Promise<DevServer> {
     await this.stop();
     await whileStopped?.();
-    return DevServer.launch(this.port, this.stateDir, this.adminToken, this.envFile);
+    return DevServer.launch(this.port, this.stateDir, this.adminToken, this.envFile, this.https);
   }
 
-  private static async launch(port: number, stateDir: string, adminToken: string, envFile: string): Promise<DevServer> {
+  private static async launch(port: number, stateDir: string, adminToken: string, envFile: string, https: boolean): Promise<DevServer> {
     mkdirSync(stateDir, { recursive: true });
     // A devtools port of its own: the default 9229 is taken by whichever other wrangler dev runs on the machine.
     const inspectorPort = await freePort();
     const args = [
       wranglerBin, "dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", stateDir,
       "--env-file", envFile, "--show-interactive-dev-session=false", "--inspector-port", String(inspectorPort),
+      ...(https ? ["--local-protocol", "https"] : []),
     ];
     // Its own process group: one signal stops wrangler, esbuild and workerd together.
     const child = spawn(process.execPath, args, { cwd: root, env: wranglerEnv, detached: true, stdio: ["ignore", "pipe", "pipe"] });
-    const server = new DevServer(child, port, stateDir, adminToken, envFile);
+    const server = new DevServer(child, port, stateDir, adminToken, envFile, https);
     running.add(server);
     try {
       await server.waitForHealth(90_000);
@@ -158,9 +165,16 @@ export class DevServer {
     while (Date.now() < deadline) {
       if (this.child.exitCode !== null || this.child.signalCode !== null) throw new Error(`wrangler dev exited:\n${this.output}`);
       try {
-        const response = await fetch(`${this.issuer}/health`, { signal: AbortSignal.timeout(15_000) });
-        if (response.status === 200) return;
-        last = `${response.status} ${await response.text()}`;
+        if (this.https) {
+          // Node's fetch checks certificates and this one is wrangler's self-signed: ask curl, told not to.
+          const probe = spawnSync("curl", ["-sk", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "15", `${this.issuer}/health`], { encoding: "utf8" });
+          if (probe.stdout === "200") return;
+          last = `curl: ${probe.stdout || probe.stderr}`;
+        } else {
+          const response = await fetch(`${this.issuer}/health`, { signal: AbortSignal.timeout(15_000) });
+          if (response.status === 200) return;
+          last = `${response.status} ${await response.text()}`;
+        }
       } catch (error) {
         last = error instanceof Error ? error.message : String(error);
       }
