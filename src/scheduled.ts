@@ -45,7 +45,8 @@ async function writeMetrics(env: Env, dataset: AnalyticsEngineDataset, scheduled
   const counts = await auditCounts(env.DB, from, to);
   const points: Array<[string, string, number]> = [
     ...Object.entries(counts.signIns).map(([method, n]): [string, string, number] => ["sign_ins", method, n]),
-    ...Object.entries(counts.tokenGrants).map(([grant, n]): [string, string, number] => ["token_grants", grant, n]),
+    ["token_grants", "authorization_code", counts.tokenGrants.authorization_code],
+    ["token_grants", "refresh_token", counts.tokenGrants.refresh_token],
     ["refresh_token_reuse_detected", "", counts.refreshTokenReuseDetected],
     ["authorization_code_replays", "", counts.authorizationCodeReplays],
     ...Object.entries(counts.rateLimitDenials).map(([endpoint, n]): [string, string, number] => ["rate_limit_denials", endpoint, n]),

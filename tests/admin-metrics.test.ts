@@ -41,7 +41,6 @@ const FIXTURE: Seeded[] = [
   { type: "session.created", data: { amr: ["hwk", "user", "mfa"] } },
   { type: "token_family.created", subject: "user-1", client_id: "app" },
   { type: "token_family.created", subject: "user-2", client_id: "app" },
-  { type: "token_family.created", subject: "svc", client_id: "svc" },
   { type: "refresh_token.rotated" },
   { type: "refresh_token.rotated" },
   { type: "refresh_token.retry_answered" },
@@ -58,7 +57,8 @@ const FIXTURE: Seeded[] = [
 
 const EXPECTED = {
   sign_ins: { total: 3, by_method: { email: 2, passkey: 1 } },
-  token_grants: { authorization_code: 2, client_credentials: 1, refresh_token: 3 },
+  // client_credentials tokens keep no state and write no event: not counted (null).
+  token_grants: { authorization_code: 2, client_credentials: null, refresh_token: 3 },
   refresh_token_reuse_detected: 1,
   authorization_code_replays: 2,
   rate_limit_denials: { total: 11, by_endpoint: { token: 7, login: 4 } },

@@ -20,7 +20,11 @@ export const METRIC_EVENTS = {
 
 export interface AuditCounts {
   signIns: Record<string, number>;
-  tokenGrants: { authorization_code: number; refresh_token: number; client_credentials: number };
+  /**
+   * `client_credentials` is null: its tokens keep no state and write no event (oauth/client-grant.ts), so there is
+   * nothing durable to count them by — counting them would cost a write per token on the /token path.
+   */
+  tokenGrants: { authorization_code: number; refresh_token: number; client_credentials: null };
   refreshTokenReuseDetected: number;
   authorizationCodeReplays: number;
   rateLimitDenials: Record<string, number>;
@@ -45,7 +49,6 @@ export async function auditCounts(db: D1Database, from: number, to: number): Pro
     .prepare(
       `SELECT type,
               CASE WHEN type = ? THEN json_extract(data, '$.amr')
-                   WHEN type = ? THEN (CASE WHEN subject = client_id THEN 'client_credentials' ELSE 'authorization_code' END)
                    WHEN type = ? THEN substr(json_extract(data, '$.key'), 1, instr(json_extract(data, '$.key') || ':', ':') - 1)
               END AS label,
               SUM(CASE WHEN type = ? THEN COALESCE(json_extract(data, '$.count'), 1) ELSE 1 END) AS n
@@ -53,11 +56,11 @@ export async function auditCounts(db: D1Database, from: number, to: number): Pro
        WHERE occurred_at >= ? AND occurred_at < ? AND type IN (${types.map(() => "?").join(", ")})
        GROUP BY type, label`,
     )
-    .bind(METRIC_EVENTS.signIn, METRIC_EVENTS.grantCreated, METRIC_EVENTS.rateLimited, METRIC_EVENTS.rateLimited, from, to, ...types)
+    .bind(METRIC_EVENTS.signIn, METRIC_EVENTS.rateLimited, METRIC_EVENTS.rateLimited, from, to, ...types)
     .all<{ type: string; label: string | null; n: number }>();
   const counts: AuditCounts = {
     signIns: {},
-    tokenGrants: { authorization_code: 0, refresh_token: 0, client_credentials: 0 },
+    tokenGrants: { authorization_code: 0, refresh_token: 0, client_credentials: null },
     refreshTokenReuseDetected: 0,
     authorizationCodeReplays: 0,
     rateLimitDenials: {},
@@ -76,8 +79,9 @@ export async function auditCounts(db: D1Database, from: number, to: number): Pro
         counts.signIns[method] = (counts.signIns[method] ?? 0) + n;
         break;
       }
+      // Every grant with an object is an authorization-code grant (a client's own tokens have none).
       case METRIC_EVENTS.grantCreated:
-        counts.tokenGrants[label === "client_credentials" ? "client_credentials" : "authorization_code"] += n;
+        counts.tokenGrants.authorization_code += n;
         break;
       case METRIC_EVENTS.refreshRotated:
       case METRIC_EVENTS.refreshRetried:
