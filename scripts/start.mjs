@@ -6,7 +6,7 @@
  *    the Worker's own rules (src/config.ts, see worker-config.mjs): a bad one stops it at once, with one line, exit 2;
  * 1. takes the state folder's lock (one npm start per `.wrangler/state`), keeps the folder private (0700, files 0600);
  * 2. applies the D1 migrations to the local database in `.wrangler/state`;
- * 3. runs `wrangler dev` on 127.0.0.1:$PORT (default 8787) with that same state;
+ * 3. runs `wrangler dev` on 127.0.0.1:$PORT (default 8787) with that same state, printing URLs on localhost (passkeys);
  * 4. waits for GET /health, seeds the demo app (see `seedDemo`) and prints its URL first, then what else to do.
  *
  * The admin token is $ADMIN_TOKEN when set (or ADMIN_TOKEN in .dev.vars), otherwise one generated on first start and
@@ -30,7 +30,12 @@ const lockFile = path.join(stateDir, "npm-start.lock");
 const wrangler = path.join(root, "node_modules", "wrangler", "bin", "wrangler.js");
 const host = "127.0.0.1";
 const port = parsePort(process.env.PORT);
-const issuer = `http://${host}:${port}`;
+/**
+ * The URLs printed use `localhost`: passkeys (WebAuthn) need a domain as their RP ID, and browsers refuse an IP
+ * address. The Worker still listens on 127.0.0.1 only; localhost resolves there, and the issuer is the origin a
+ * request arrives on (ISSUER is empty locally), so http://localhost:PORT is the issuer the browser and the RP see.
+ */
+const issuer = `http://localhost:${port}`;
 
 /**
  * Offline and quiet: no telemetry, no update check, no cf.json download.
@@ -89,7 +94,7 @@ async function adminApi(issuerUrl, token, method, pathname, body, optional = fal
  * @param {string} token
  */
 async function seedDemo(issuerUrl, token) {
-  const both = (/** @type {string} */ p) => [...new Set([`${issuerUrl}${p}`, `http://localhost:${port}${p}`])];
+  const both = (/** @type {string} */ p) => [...new Set([`${issuerUrl}${p}`, `http://localhost:${port}${p}`, `http://127.0.0.1:${port}${p}`])];
   const redirectUris = both("/demo/callback");
   const logoutUris = both("/demo");
   /** @type {AdminClient | null} */
@@ -443,7 +448,11 @@ async function main() {
   demo app:     not seeded: ${error instanceof Error ? error.message : error}
                 (register a client yourself: POST ${issuer}/admin/clients, see README.md)`;
   }
-  if (demoReady) console.log(`\nTry it: open ${issuer}/demo in a browser and press "Sign in".`);
+  if (demoReady) {
+    console.log(`\nTry it: open ${issuer}/demo in a browser and press "Sign in".
+  After the email link, "Sign in faster next time" offers a passkey ("Add a passkey"; later: ${issuer}/account).
+  Sign out of the demo, sign in again and press "Sign in with a passkey": no email this time.`);
+  }
   const { crons } = readWranglerConfig(root);
   const cron = crons[0];
   console.log(`

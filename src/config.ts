@@ -76,6 +76,16 @@ export interface Config {
   loginEmailsPerDay: number;
   /** What access tokens (RFC 9068) are signed with: RS256, which every resource server verifies, or the cheaper ES256. */
   accessTokenSigningAlg: "RS256" | "ES256";
+  /** Passkeys (WebAuthn): the name authenticators show for this OP; empty means the issuer's host. */
+  passkeyRpName: string;
+  /** WebAuthn user verification asked of authenticators; "required" refuses a passkey sign-in without it. */
+  passkeyUserVerification: "preferred" | "required" | "discouraged";
+  /** WebAuthn attestation conveyance at registration: "none" (the default) or "direct" (verified, recorded in the audit). */
+  passkeyAttestation: "none" | "direct";
+  /** Email-link sign-in: "always", or "without_passkey" — only for users who have no passkey yet. */
+  emailLinkSignIn: "always" | "without_passkey";
+  /** Passkey ceremonies started (challenges created) per client address per window. */
+  rateLimitPasskey: number;
 }
 
 /** One setting that breaks its rule. */
@@ -224,6 +234,12 @@ const emailFromRule: Rule = {
   parse: (text) => (text.length <= 320 && (PLAIN_ADDRESS.test(text) || NAMED_ADDRESS.test(text)) ? ok(text) : refused()),
 };
 
+/** What authenticators show as the OP's name: one line of visible text. */
+const rpNameRule: Rule = {
+  rule: "must be at most 64 characters of one line of text",
+  parse: (text) => (text.length <= 64 && !/[\x00-\x1f\x7f]/.test(text) ? ok(text) : refused()),
+};
+
 const DAY = 86400;
 
 /**
@@ -275,6 +291,11 @@ const SPECS: ReadonlyArray<Omit<SettingSpec, "name" | "rule" | "parse" | "secret
   { key: "trustCfConnectingIp", default: true, ...flag() },
   { key: "loginEmailsPerDay", default: 20, ...whole("emails", 1, 1000) },
   { key: "accessTokenSigningAlg", default: "RS256", ...oneOf("RS256", "ES256") },
+  { key: "passkeyRpName", default: "", ...rpNameRule },
+  { key: "passkeyUserVerification", default: "preferred", ...oneOf("preferred", "required", "discouraged") },
+  { key: "passkeyAttestation", default: "none", ...oneOf("none", "direct") },
+  { key: "emailLinkSignIn", default: "always", ...oneOf("always", "without_passkey") },
+  { key: "rateLimitPasskey", default: 60, ...whole("requests", 0, 1_000_000) },
 ];
 
 /** camelCase setting name → the env var that overrides it (`authCodeTtl` → `AUTH_CODE_TTL`). */

@@ -6,8 +6,19 @@ import { demo, demoScript } from "./routes/demo";
 import { devMailbox } from "./routes/dev-mailbox";
 import { favicon } from "./routes/favicon";
 import { confirmLink, finishEmailLogin, loginPage, sendLoginLink } from "./routes/login";
+import {
+  declinePasskeyOffer,
+  finishPasskeyRegistration,
+  finishPasskeySignIn,
+  passkeyOffer,
+  passkeyRegistrationOptions,
+  passkeyScript,
+  passkeySignInOptions,
+} from "./routes/passkeys";
+import { account, deleteAccountPasskey, renameAccountPasskey, signOutEverywhere } from "./routes/account";
 import { health } from "./routes/health";
 import { admin } from "./routes/support/admin-auth";
+import { deleteUserPasskey, listUserPasskeys } from "./routes/admin-passkeys";
 import {
   createClient,
   deleteClientRoute,
@@ -75,6 +86,19 @@ router.get("/demo", demo);
 router.get("/demo/callback", demo);
 router.get("/demo/app.js", demoScript);
 
+// ── Passkeys and the account page ───────────────────────────────────────────────
+router.post("/login/passkey/options", passkeySignInOptions);
+router.post("/login/passkey", finishPasskeySignIn);
+router.get("/passkeys/offer", passkeyOffer);
+router.post("/passkeys/offer", declinePasskeyOffer);
+router.post("/passkeys/register/options", passkeyRegistrationOptions);
+router.post("/passkeys/register", finishPasskeyRegistration);
+router.get("/passkeys.js", () => passkeyScript());
+router.get("/account", account);
+router.post("/account/passkeys/rename", renameAccountPasskey);
+router.post("/account/passkeys/delete", deleteAccountPasskey);
+router.post("/account/sign-out-everywhere", signOutEverywhere);
+
 // ── Token, userinfo, introspection, revocation ──────────────────────────────────
 router.post("/token", withCors(token));
 router.get("/userinfo", withCors(userinfo));
@@ -124,6 +148,8 @@ router.get("/admin/audit", admin(queryAuditRoute));
 router.get("/admin/audit/dead-letters", admin(listDeadLettersRoute));
 router.post("/admin/audit/dead-letters/redrive", admin(redriveDeadLettersRoute));
 router.get("/admin/metrics", admin(metricsRoute));
+router.get("/admin/users/:id/passkeys", admin(listUserPasskeys));
+router.delete("/admin/users/:id/passkeys/:credentialId", admin(deleteUserPasskey));
 router.get("/admin/keys", admin(listSigningKeys));
 router.post("/admin/keys/rotate", admin(rotateSigningKeys));
 router.post("/admin/keys/:kid/withdraw", admin(withdrawSigningKey));

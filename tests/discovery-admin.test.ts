@@ -97,8 +97,9 @@ describe("discovery (OIDC Discovery 1.0, RFC 8414)", () => {
     const user = { id: "u", email: "a@example.com", updatedAt: 0 } as unknown as User;
     expect(new Set(doc.claims_supported as string[])).toEqual(new Set([...idTokenClaims, ...Object.keys(userClaimValues(user))]));
     for (const unheld of ["middle_name", "nickname", "profile", "website", "gender", "birthdate"]) expect(doc.claims_supported).not.toContain(unheld);
-    // Exactly what the OP sets: the email link meets the baseline "0" (OIDC Core §2) and nothing above it (oauth/acr.ts).
-    expect(doc.acr_values_supported).toEqual(["0"]);
+    // Exactly what the OP sets (oauth/acr.ts): a device-bound passkey meets phrh and phr, a synced one phr, the email
+    // link the baseline "0" (OIDC Core §2).
+    expect(doc.acr_values_supported).toEqual(["phrh", "phr", "0"]);
     expect(doc.token_endpoint_auth_signing_alg_values_supported).toEqual(expect.arrayContaining(["RS256", "ES256"]));
     expect(doc.token_endpoint_auth_signing_alg_values_supported).not.toContain("none");
     // RFC 7662 §2.1: introspection needs an authorized caller, so no public clients; RFC 7009 §2.1: revocation takes them.

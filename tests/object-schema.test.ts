@@ -65,3 +65,26 @@ describe("object schema versions", () => {
     });
   });
 });
+
+describe("a new object's first write", () => {
+  const tables = (state: DurableObjectState) =>
+    state.storage.sql
+      .exec<{ name: string }>(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\' ORDER BY name`)
+      .toArray()
+      .map((r) => r.name);
+
+  it("commits with the migrations as one transaction: a first write that fails leaves no tables, the next one makes them", async () => {
+    const stub = env.CHALLENGES.get(env.CHALLENGES.idFromName(crypto.randomUUID()));
+    await runInDurableObject(stub, (instance, state) => {
+      const object = instance as unknown as { transact<R>(fn: () => R): R };
+      expect(() => object.transact(() => {
+        state.storage.sql.exec(`INSERT INTO entries (id, value, created_at, expires_at) VALUES ('x', '{}', 0, 1)`);
+        throw new Error("the write fails after its first statement");
+      })).toThrow(/the write fails/);
+      expect(tables(state)).toEqual([]);
+      object.transact(() => state.storage.sql.exec(`INSERT INTO entries (id, value, created_at, expires_at) VALUES ('y', '{}', 0, 1)`));
+      expect(tables(state)).toEqual(["_schema_versions", "audit_outbox", "entries"]);
+      expect(state.storage.sql.exec(`SELECT id FROM entries`).toArray()).toEqual([{ id: "y" }]);
+    });
+  });
+});

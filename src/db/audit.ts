@@ -28,6 +28,34 @@ export async function insertAuditEvents(db: D1Database, events: AuditEvent[]): P
   );
 }
 
+/**
+ * An audit row as a plain D1 statement, to go in the same `db.batch` as the change it records (a batch is one
+ * transaction: the change and its event commit together or not at all). With `onlyIf` the row is inserted only when
+ * that SQL condition holds when the statement runs — e.g. `changes() > 0` right after the change (`changes()` is per
+ * connection, and a batch runs its statements in order on one), so a change that did not happen writes no event.
+ * `ON CONFLICT DO NOTHING`: a deterministic event id records one event however many requests reach the same verdict.
+ * (The WHERE is always there: SQLite needs one between an INSERT's SELECT and its ON CONFLICT.)
+ */
+export function auditStatement(db: D1Database, event: AuditEvent, onlyIf?: { sql: string; params: unknown[] }): D1PreparedStatement {
+  return db
+    .prepare(
+      `INSERT INTO audit_log (event_id, occurred_at, type, source, actor, subject, client_id, data, recorded_at)
+       SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE ${onlyIf?.sql ?? "true"} ON CONFLICT (event_id) DO NOTHING`,
+    )
+    .bind(
+      event.eventId,
+      event.occurredAt,
+      event.type,
+      event.source,
+      event.actor ?? null,
+      event.subject ?? null,
+      event.clientId ?? null,
+      event.data === undefined || event.data === null ? null : JSON.stringify(event.data),
+      event.occurredAt,
+      ...(onlyIf?.params ?? []),
+    );
+}
+
 /** An event written by the Worker itself (the admin API, a user's own action) rather than by an object's outbox. */
 export interface DirectAuditEvent {
   type: string;
@@ -45,12 +73,7 @@ export interface DirectAuditEvent {
  * and a batch runs its statements in order on one): a lost race writes no event.
  */
 export function adminAuditStatement(db: D1Database, event: DirectAuditEvent, at: number, onlyIfChanged: boolean): D1PreparedStatement {
-  return db
-    .prepare(
-      `INSERT INTO audit_log (event_id, occurred_at, type, source, actor, subject, client_id, data, recorded_at)
-       SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? ${onlyIfChanged ? "WHERE changes() > 0" : ""}`,
-    )
-    .bind(crypto.randomUUID(), at, event.type, event.source ?? "admin", event.actor, event.subject, event.clientId, JSON.stringify(event.data), at);
+  return auditStatement(db, { eventId: crypto.randomUUID(), occurredAt: at, ...event, source: event.source ?? "admin" }, onlyIfChanged ? { sql: "changes() > 0", params: [] } : undefined);
 }
 
 /** An audit event as stored in D1 (`data` parsed), for operators. */

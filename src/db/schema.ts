@@ -83,6 +83,11 @@ export const passkeys = sqliteTable(
     name: text("name"),
     createdAt: integer("created_at").notNull().default(now),
     lastUsedAt: integer("last_used_at"),
+    /**
+     * The WebAuthn challenge of the sign-in that last moved the counter: a retry of that same ceremony (C12) is told
+     * apart from another ceremony presenting the same counter value (a clone, C7).
+     */
+    lastChallenge: text("last_challenge"),
   },
   (t) => [index("passkeys_user_id").on(t.userId)],
 );

@@ -7,8 +7,10 @@
  *   access to a mailbox, not possession of a device (NIST SP 800-63B §5.1.3.1 does not accept email as an
  *   out-of-band authenticator), so it claims no level above the baseline.
  * - `phr` (phishing-resistant) and `phrh` (phishing-resistant, hardware-protected), from OpenID Enhanced
- *   Authentication Profile (EAP) ACR Values 1.0. A passkey sign-in meets `phr` (a hardware-bound one also `phrh`):
- *   when passkeys exist, their amr values go into CLASSES_MET_BY_METHOD and nothing else changes.
+ *   Authentication Profile (EAP) ACR Values 1.0. A passkey sign-in meets `phr`: the signature is bound to this
+ *   origin, so nothing can be phished. A device-bound passkey (RFC 8176 `hwk`: its key never leaves the
+ *   authenticator) also meets `phrh`; a synced one (`swk`: the key is copied between devices by its provider) does not
+ *   (oauth/webauthn.ts passkeyAmr says which a sign-in was).
  * A method lists every class it meets, the baseline included, so a request for `0` is met by a passkey too.
  */
 
@@ -21,12 +23,17 @@ export const ACR = {
   phishingResistantHardware: "phrh",
 } as const;
 
+/** The amr of an email-link sign-in: RFC 8176 has no value for it ("otp" means HOTP/TOTP), so `email` says what was proven. */
+export const EMAIL_LINK_AMR = "email";
+
 /** Strongest first: the order in which a request without values is answered. */
 const STRENGTH: readonly string[] = [ACR.phishingResistantHardware, ACR.phishingResistant, ACR.baseline];
 
 /** The classes each sign-in method meets, by the amr value the session records for it. */
 const CLASSES_MET_BY_METHOD: Readonly<Record<string, readonly string[]>> = {
-  email: [ACR.baseline],
+  [EMAIL_LINK_AMR]: [ACR.baseline],
+  hwk: [ACR.phishingResistantHardware, ACR.phishingResistant, ACR.baseline],
+  swk: [ACR.phishingResistant, ACR.baseline],
 };
 
 /** `acr_values_supported` (OIDC Discovery §3): exactly the classes a sign-in method of this OP can meet. */
@@ -74,4 +81,13 @@ export function assertedAcr(request: AcrRequest | null, amr: readonly string[]):
   const met = classesMet(amr);
   if (request.values.length === 0) return met[0] ?? null;
   return request.values.find((acr) => met.includes(acr)) ?? null;
+}
+
+/**
+ * Whether an email-link sign-in can answer this request's acr: nothing asked, or a requested class the link meets.
+ * When it cannot, the sign-in page leads with the passkey (voluntary) or offers only it (essential), and no link is sent
+ * for an essential request (routes/support/passkey-policy.ts).
+ */
+export function emailLinkMeets(request: AcrRequest | null): boolean {
+  return request === null || acrMet(request, [EMAIL_LINK_AMR]);
 }

@@ -171,8 +171,17 @@ export abstract class StatefulObject extends DurableObject<Env> {
 
   /** Runs `fn` as one SQLite transaction: its writes and the audit events it records commit together or not at all. */
   protected transact<R>(fn: () => R): R {
-    this.ensureSchema();
-    return this.ctx.storage.transactionSync(fn);
+    if (this.schemaReady) return this.ctx.storage.transactionSync(fn);
+    // The first write of an object that has no tables yet (or one made before a deploy): its migrations and the write
+    // commit as one transaction — a new object costs one commit, not one per schema component plus the write. If
+    // `fn` throws, the migrations roll back with it and are applied again by the next write.
+    const result = this.ctx.storage.transactionSync(() => {
+      migrateComponent(this.ctx.storage, OUTBOX);
+      migrateComponent(this.ctx.storage, this.schema());
+      return fn();
+    });
+    this.schemaReady = true;
+    return result;
   }
 
   /** Records an audit event in the outbox. Call inside `transact` together with the change it describes. */

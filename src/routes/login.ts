@@ -8,14 +8,18 @@ import { errorText, log } from "../lib/log";
 import type { Challenge, ChallengeOutcome } from "../objects/challenges";
 import { challengeStoreFor, newChallengeId, userSessionsFor } from "../objects/locate";
 import { formatSessionCookie, newSessionId } from "../objects/sessions";
+import { EMAIL_LINK_AMR } from "../oauth/acr";
+import type { PendingAuthorization } from "../oauth/authorize/pending";
 import { OAuthError } from "../oauth/errors";
 import { mayCreateAccount } from "../oauth/sign-up-policy";
+import { passkeysPossibleOn } from "../oauth/webauthn";
 import { errorPage } from "../ui/error-page";
 import { checkEmailPage, confirmLinkPage, signInPage, signedInPage } from "../ui/pages";
-import { currentSession, sessionCookie } from "./support/browser-session";
+import { endReplacedSession, sessionCookie } from "./support/browser-session";
 import { csrfTokenFor, readCookie, setCookie, verifyFormPost } from "./support/cookies";
 import { frontChannel } from "./support/errors";
 import { clientOfPending, loadInteraction, pageError } from "./support/interactions";
+import { emailLinkOpenTo, passkeyOfferLocation, signInMethodsFor } from "./support/passkey-policy";
 import { readParams } from "./support/params";
 import { htmlResponse, redirectResponse } from "./support/respond";
 import { clientAddress, enforceRateLimit, withinRateLimit } from "./support/rate-limit";
@@ -25,7 +29,9 @@ import { clientAddress, enforceRateLimit, withinRateLimit } from "./support/rate
  *   GET  /login?interaction=ID   the form (one input named `email`, prefilled from login_hint)
  *   POST /login                  sends a single-use link (a magic_link challenge) and says "check your email"
  *   GET  /login/email?token=ID   a confirmation page with one button: link scanners that prefetch URLs do not use the link up
- *   POST /login/email            uses the link (C11), creates the user on first sign-in, starts the session (C12)
+ *   POST /login/email            uses the link (C11), creates the user on first sign-in, starts the session (C12), and
+ *                                offers a passkey to a browser that can make one (routes/passkeys.ts)
+ * Passkey sign-in, offered on the same page, is routes/passkeys.ts.
  */
 
 async function signInForm(
@@ -35,12 +41,21 @@ async function signInForm(
   status = 200,
 ): Promise<Response> {
   let clientName: string | null = null;
+  let pending: PendingAuthorization | null = null;
   if (input.interaction !== null) {
-    const pending = await loadInteraction(env, input.interaction);
+    pending = await loadInteraction(env, input.interaction);
     clientName = (await clientOfPending(env, pending)).client_name;
   }
   const csrf = csrfTokenFor(request, issuerOf(env, request));
-  const html = signInPage({ csrfToken: csrf.token, interaction: input.interaction, email: input.email, clientName, error: input.error });
+  const html = signInPage({
+    csrfToken: csrf.token,
+    interaction: input.interaction,
+    email: input.email,
+    clientName,
+    error: input.error,
+    passkeys: passkeysPossibleOn(issuerOf(env, request)),
+    methods: signInMethodsFor(pending),
+  });
   return htmlResponse(html, { status, headers: csrf.setCookie ? { "set-cookie": csrf.setCookie } : {} });
 }
 
@@ -65,7 +80,7 @@ export function sendLoginLink(request: Request, env: Env): Promise<Response> {
     const params = await readParams(request, "body");
     await verifyFormPost(request, issuer, params.csrf_token);
     const interaction = params.interaction ?? null;
-    if (interaction !== null) await loadInteraction(env, interaction);
+    if (interaction !== null && signInMethodsFor(await loadInteraction(env, interaction)) === "passkey_only") throw pageError(PASSKEY_REQUIRED, 403);
     const submitted = (params.email ?? "").trim();
     if (!isEmailAddress(submitted)) {
       return signInForm(request, env, { interaction, email: submitted.slice(0, 254), error: "Enter a valid email address." }, 400);
@@ -130,6 +145,10 @@ async function requestedHere(request: Request, issuer: string, challenge: Challe
 
 const LINK_UNUSABLE = "This sign-in link has expired or was already used. Ask for a new one.";
 const SIGN_UP_CLOSED = "This address has no account here, and new accounts are not open. Ask the administrator for an invitation.";
+/** The request's essential acr is one only a passkey meets (routes/support/passkey-policy.ts). */
+const PASSKEY_REQUIRED = "This application asks for a sign-in with a passkey; an email link cannot be used for it. Go back and choose \u201cSign in with a passkey\u201d.";
+/** EMAIL_LINK_SIGN_IN=without_passkey and the user has a passkey. */
+const PASSKEY_ACCOUNT = "This account signs in with a passkey. Go back to the sign-in page and choose “Sign in with a passkey”.";
 
 /** The link's challenge while it can still produce a session: live, or used but (perhaps) not finished (C12). */
 async function usableLink(env: Env, token: string | undefined): Promise<{ challenge: Challenge; outcome: ChallengeOutcome | null }> {
@@ -161,21 +180,6 @@ async function sessionExists(env: Env, outcome: ChallengeOutcome): Promise<boole
   return sessions !== null && (await sessions.listSessions()).some((s) => s.sid === outcome.sessionId);
 }
 
-/**
- * A new sign-in in a browser that still holds a session (prompt=login, max_age, another account) replaces its cookie:
- * the old session is ended rather than left to linger unreachable until it idles out. Best effort: it runs after the
- * new session exists, whose cookie must be sent whatever happens here (C12) — a session left over idles out.
- */
-async function endReplacedSession(env: Env, request: Request, newSid: string): Promise<void> {
-  try {
-    const previous = await currentSession(env, request);
-    if (previous === null || previous.sid === newSid) return;
-    await userSessionsFor(env, previous.userId)!.revokeSession(previous.sid, "replaced by a new sign-in");
-  } catch (error) {
-    log("error", "session.end_replaced_failed", { error: errorText(error) });
-  }
-}
-
 /** POST /login/email */
 export function finishEmailLogin(request: Request, env: Env): Promise<Response> {
   return frontChannel(async () => {
@@ -200,7 +204,7 @@ export function finishEmailLogin(request: Request, env: Env): Promise<Response> 
     } else {
       throw pageError(LINK_UNUSABLE);
     }
-    return completeSignIn(env, request, challenge, outcome);
+    return completeSignIn(env, request, challenge, outcome, params.passkey_capable === "1");
   });
 }
 
@@ -208,20 +212,28 @@ export function finishEmailLogin(request: Request, env: Env): Promise<Response> 
  * The steps after the link is used: the user (created on first sign-in, idempotent), then the session with the
  * link's session id. `createSession` answers `created: true` exactly once per id, and only that answer sets a cookie.
  */
-async function completeSignIn(env: Env, request: Request, challenge: Challenge, outcome: Required<ChallengeOutcome>): Promise<Response> {
+async function completeSignIn(
+  env: Env,
+  request: Request,
+  challenge: Challenge,
+  outcome: Required<ChallengeOutcome>,
+  passkeyCapable: boolean,
+): Promise<Response> {
   let cookieValue: string;
   let email: string;
+  let userId: string;
   try {
     const user = await ensureUserForVerifiedEmail(env.DB, challenge.email!, outcome.userId);
     if (user.disabled) throw pageError("This account is disabled.", 403);
+    if (!(await emailLinkOpenTo(env, user.id))) throw pageError(PASSKEY_ACCOUNT, 403);
     email = user.email;
+    userId = user.id;
     const sessions = userSessionsFor(env, user.id)!;
     const result = await sessions.createSession({
       sid: outcome.sessionId,
       userId: user.id,
       authTime: Math.floor(Date.now() / 1000),
-      // RFC 8176 has no value for an emailed link ("otp" means HOTP/TOTP); "email" says what was proven.
-      amr: ["email"],
+      amr: [EMAIL_LINK_AMR],
       acr: null,
     });
     if (!result.created) throw pageError(LINK_UNUSABLE);
@@ -236,6 +248,8 @@ async function completeSignIn(env: Env, request: Request, challenge: Challenge, 
   }
   await endReplacedSession(env, request, outcome.sessionId);
   const headers = { "set-cookie": sessionCookie(env, request, cookieValue) };
+  const offer = passkeyOfferLocation(env, request, userId, challenge.interaction ?? null, passkeyCapable);
+  if (offer !== null) return redirectResponse(offer, headers);
   if (challenge.interaction) return redirectResponse(`/authorize/resume?interaction=${encodeURIComponent(challenge.interaction)}`, headers);
   return htmlResponse(signedInPage(email), { headers });
 }

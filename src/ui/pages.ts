@@ -1,5 +1,6 @@
 import { html, type SafeHtml } from "./html";
 import { hidden, layout, titledPage } from "./layout";
+import { passkeyScriptTag, passkeySignInForm } from "./passkeys";
 
 /**
  * The pages of the sign-in flow: sign-in form, "check your email", the link confirmation, "signed in", consent.
@@ -12,21 +13,36 @@ export interface SignInPageInput {
   email: string;
   clientName: string | null;
   error?: string;
+  /** Whether passkeys can work on this issuer (a domain, not an IP address): else no passkey button. */
+  passkeys: boolean;
+  /** What the request's acr allows (routes/support/passkey-policy.ts): both methods, the passkey first, or only it. */
+  methods: "either" | "passkey_first" | "passkey_only";
 }
 
-/** The sign-in form: one input named `email`; submitting it sends a sign-in link. */
+/**
+ * The sign-in form: one input named `email`; submitting it sends a sign-in link. Above it, "Sign in with a passkey"
+ * (shown by /passkeys.js where WebAuthn exists), and the email field offers passkeys in the browser's autofill
+ * (`autocomplete="username webauthn"`, WebAuthn conditional mediation).
+ */
 export function signInPage(input: SignInPageInput): SafeHtml {
   return titledPage(
     "Sign in",
     html`${input.clientName ? html`<p>to continue to <strong>${input.clientName}</strong></p>` : null}
 ${input.error ? html`<p class="error" role="alert">${input.error}</p>` : null}
-<form method="post" action="/login">
+${input.methods === "either" ? null : html`<p class="notice">${input.clientName ?? "The application"} asks you to sign in with a passkey, which cannot be phished.</p>`}
+${input.passkeys ? passkeySignInForm({ csrfToken: input.csrfToken, interaction: input.interaction, only: input.methods === "passkey_only" }) : null}
+${
+  input.methods === "passkey_only"
+    ? html`<p class="muted">${input.passkeys ? "No passkey yet?" : "Passkeys cannot be used at this address."} <a href="/login">Sign in by email</a>, add a passkey on your account page, then start again from the application.</p>`
+    : html`<form method="post" action="/login">
 ${hidden("csrf_token", input.csrfToken)}
 ${hidden("interaction", input.interaction)}
 <label for="email">Email address</label>
-<input type="email" id="email" name="email" value="${input.email}" required autocomplete="email" autofocus maxlength="254">
+<input type="email" id="email" name="email" value="${input.email}" required autocomplete="${input.passkeys ? "username webauthn" : "email"}" autofocus maxlength="254">
 <button type="submit">Email me a sign-in link</button>
-</form>`,
+</form>`
+}
+${passkeyScriptTag()}`,
   );
 }
 
@@ -55,8 +71,10 @@ ${input.sameBrowser ? null : html`<p class="error">This link was requested from 
 <form method="post" action="/login/email">
 ${hidden("csrf_token", input.csrfToken)}
 ${hidden("token", input.token)}
+<input type="hidden" name="passkey_capable">
 <button type="submit">Sign in</button>
-</form>`,
+</form>
+${passkeyScriptTag()}`,
   );
 }
 
@@ -64,7 +82,8 @@ export function signedInPage(email: string | null): SafeHtml {
   return layout(
     "Signed in",
     html`<h1>You are signed in</h1>
-<p>${email ? html`Signed in as <strong>${email}</strong>. ` : null}You can close this page and return to the application.</p>`,
+<p>${email ? html`Signed in as <strong>${email}</strong>. ` : null}You can close this page and return to the application.</p>
+<p><a href="/account">Your account and passkeys</a></p>`,
   );
 }
 

@@ -216,7 +216,7 @@ describe("openid-client against wrangler dev", () => {
     expect(again.claims()).toMatchObject({ sub: first.sub, email, email_verified: true, name: "Ada Lovelace", acr: "0" });
     // The scope bounds it: no address or phone was asked for.
     expect(again.claims()!.address).toBeUndefined();
-    expect(config.serverMetadata().acr_values_supported).toEqual(["0"]);
+    expect(config.serverMetadata().acr_values_supported).toEqual(["phrh", "phr", "0"]);
   });
 
   it("userinfo answers with the claims of the granted scopes", async () => {

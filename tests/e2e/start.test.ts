@@ -166,13 +166,14 @@ describe("npm start seeds a demo app and prints how to sign in with it", () => {
     running = new NpmStart(root, port);
     first = await running.ready();
     expect(first.registeredNow).toBe(true);
-    expect(first.issuer).toBe(`http://127.0.0.1:${port}`);
+    // Printed on localhost: passkeys need a domain (scripts/start.mjs).
+    expect(first.issuer).toBe(`http://localhost:${port}`);
     expect(first.demoUrl).toBe(`${first.issuer}/demo`);
     expect(first.clientId).toBe("demo");
     expect(running.output).not.toContain("client_secret");
 
-    // The demo page runs with the client npm start registered, on 127.0.0.1 and on localhost (the page names any gap).
-    for (const origin of [first.issuer, `http://localhost:${port}`]) {
+    // The demo page runs with the client npm start registered, on localhost and on 127.0.0.1 (the page names any gap).
+    for (const origin of [first.issuer, `http://127.0.0.1:${port}`]) {
       const page = await fetch(`${origin}/demo`, { headers: { accept: "text/html" } });
       const html = await page.text();
       expect(html, origin).toContain(`data-client-id="demo" data-issuer="${origin}"`);
@@ -182,8 +183,8 @@ describe("npm start seeds a demo app and prints how to sign in with it", () => {
     expect(await registered.json()).toMatchObject({
       client_name: "Demo app",
       token_endpoint_auth_method: "none",
-      redirect_uris: [`${first.issuer}/demo/callback`, `http://localhost:${port}/demo/callback`],
-      post_logout_redirect_uris: [`${first.issuer}/demo`, `http://localhost:${port}/demo`],
+      redirect_uris: [`${first.issuer}/demo/callback`, `http://127.0.0.1:${port}/demo/callback`],
+      post_logout_redirect_uris: [`${first.issuer}/demo`, `http://127.0.0.1:${port}/demo`],
       grant_types: ["authorization_code", "refresh_token"],
     });
     const redirectUri = first.authorizeUrl.searchParams.get("redirect_uri")!;
@@ -361,7 +362,7 @@ describe("one npm start per state folder, and the state folder is private", () =
   });
 
   it("the printout explains the cron (its curl runs the maintenance) and names the inspector port, which is listening on loopback", async () => {
-    const curl = /curl "(http:\/\/127\.0\.0\.1:\d+\/cdn-cgi\/handler\/scheduled\?cron=[^"]+)"/.exec(first!.output);
+    const curl = /curl "(http:\/\/localhost:\d+\/cdn-cgi\/handler\/scheduled\?cron=[^"]+)"/.exec(first!.output);
     expect(curl, first!.output).not.toBeNull();
     expect(first!.output).toMatch(/cron:\s+\*\/15 \* \* \* \* \(wrangler\.jsonc; .*\) is not run by wrangler dev/);
     expect((await fetch(curl![1]!)).status).toBe(200);

@@ -66,3 +66,18 @@ export function recordSessionClient(env: Env, ctx: ExecutionContext, userId: str
   })();
   ctx.waitUntil(recording);
 }
+
+/**
+ * A new sign-in in a browser that still holds a session (prompt=login, max_age, another account) replaces its cookie:
+ * the old session is ended rather than left to linger unreachable until it idles out. Best effort: it runs after the
+ * new session exists, whose cookie must be sent whatever happens here (C12) — a session left over idles out.
+ */
+export async function endReplacedSession(env: Env, request: Request, newSid: string): Promise<void> {
+  try {
+    const previous = await currentSession(env, request);
+    if (previous === null || previous.sid === newSid) return;
+    await userSessionsFor(env, previous.userId)!.revokeSession(previous.sid, "replaced by a new sign-in");
+  } catch (error) {
+    log("error", "session.end_replaced_failed", { error: errorText(error) });
+  }
+}

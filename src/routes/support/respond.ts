@@ -6,14 +6,14 @@ import type { OAuthError } from "../../oauth/errors";
 
 export const NO_STORE = { "cache-control": "no-store", pragma: "no-cache" } as const;
 
-/** Security headers for every HTML page the OP serves (login, consent, logout, errors). */
+/** Security headers for every HTML page the OP serves (login, consent, logout, errors, account). `connect-src 'self'`: /passkeys.js fetches ceremony options from this origin. */
 const PAGE_HEADERS = {
   "content-type": "text/html; charset=utf-8",
   "cache-control": "no-store",
   "x-frame-options": "DENY",
   "x-content-type-options": "nosniff",
   "referrer-policy": "no-referrer",
-  "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; script-src 'self'; img-src 'self' data:; form-action 'self' http: https:; frame-ancestors 'none'; base-uri 'none'",
+  "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; script-src 'self'; connect-src 'self'; img-src 'self' data:; form-action 'self' http: https:; frame-ancestors 'none'; base-uri 'none'",
 } as const;
 
 export function jsonResponse(body: unknown, init: { status?: number; headers?: Record<string, string> } = {}): Response {

@@ -83,6 +83,11 @@ export interface DevServerOptions {
    * http only on a loopback host. Clients of such a server must not check the certificate.
    */
   https?: boolean;
+  /**
+   * The host name clients use: the Worker still listens on 127.0.0.1, but with `localhost` the issuer (the origin a
+   * request arrives on) is http://localhost:PORT — what WebAuthn needs in Chromium (an IP address is not a valid RP ID).
+   */
+  host?: "127.0.0.1" | "localhost";
 }
 
 const running = new Set<DevServer>();
@@ -98,6 +103,7 @@ export class DevServer {
     readonly adminToken: string,
     private readonly envFile: string,
     private readonly https: boolean,
+    private readonly host: string,
   ) {
     this.exited = new Promise((resolve) => child.once("exit", () => resolve()));
     const keep = (chunk: Buffer) => (this.output = (this.output + chunk.toString()).slice(-30_000));
@@ -108,7 +114,7 @@ export class DevServer {
 
   /** The issuer identifier: the origin the Worker is reached on (ISSUER is empty in wrangler.jsonc). */
   get issuer(): string {
-    return `${this.https ? "https" : "http"}://127.0.0.1:${this.port}`;
+    return `${this.https ? "https" : "http"}://${this.host}:${this.port}`;
   }
 
   /** What wrangler and the Worker printed (the tail), for failure messages. */
@@ -124,7 +130,7 @@ export class DevServer {
     const vars: Record<string, string> = { EMAIL_TRANSPORT: "dev", ...options.vars, ADMIN_TOKEN: adminToken };
     writeFileSync(envFile, Object.entries(vars).map(([k, v]) => `${k}=${v}\n`).join(""), { mode: 0o600 });
     chmodSync(envFile, 0o600);
-    return DevServer.launch(port, stateDir, adminToken, envFile, options.https ?? false);
+    return DevServer.launch(port, stateDir, adminToken, envFile, options.https ?? false, options.host ?? "127.0.0.1");
   }
 
   /**
@@ -134,10 +140,10 @@ export class DevServer {
   async restart(whileStopped?: () => Promise<unknown>): Promise<DevServer> {
     await this.stop();
     await whileStopped?.();
-    return DevServer.launch(this.port, this.stateDir, this.adminToken, this.envFile, this.https);
+    return DevServer.launch(this.port, this.stateDir, this.adminToken, this.envFile, this.https, this.host);
   }
 
-  private static async launch(port: number, stateDir: string, adminToken: string, envFile: string, https: boolean): Promise<DevServer> {
+  private static async launch(port: number, stateDir: string, adminToken: string, envFile: string, https: boolean, host: string): Promise<DevServer> {
     mkdirSync(stateDir, { recursive: true });
     // A devtools port of its own: the default 9229 is taken by whichever other wrangler dev runs on the machine.
     const inspectorPort = await freePort();
@@ -148,7 +154,7 @@ export class DevServer {
     ];
     // Its own process group: one signal stops wrangler, esbuild and workerd together.
     const child = spawn(process.execPath, args, { cwd: root, env: wranglerEnv, detached: true, stdio: ["ignore", "pipe", "pipe"] });
-    const server = new DevServer(child, port, stateDir, adminToken, envFile, https);
+    const server = new DevServer(child, port, stateDir, adminToken, envFile, https, host);
     running.add(server);
     try {
       await server.waitForHealth(90_000);

@@ -1,0 +1,131 @@
+import { issuerOf, loadConfig } from "../config";
+import { ALL_CLIENTS, endGrantsIssuedBefore } from "../db/grant-revocations";
+import { deletePasskey, listPasskeys, renamePasskey } from "../db/passkeys";
+import { getUser } from "../db/users";
+import type { Env } from "../env";
+import { userSessionsFor } from "../objects/locate";
+import { param, parseWith } from "../oauth/schema";
+import { emailLinkAllowed, keepsLastPasskey, mayDeletePasskey, passkeyName } from "../oauth/webauthn";
+import { accountPage, accountSignInPage } from "../ui/account";
+import { signedOutPage } from "../ui/logout";
+import * as z from "zod/mini";
+import { currentSession, sessionCookie, type CurrentSession } from "./support/browser-session";
+import { csrfTokenFor, verifyFormPost } from "./support/cookies";
+import { frontChannel } from "./support/errors";
+import { pageError } from "./support/interactions";
+import { readParams } from "./support/params";
+import { clientAddress } from "./support/rate-limit";
+import { htmlResponse, redirectResponse } from "./support/respond";
+
+/**
+ * The account page of the signed-in user (session cookie; CSRF on every form). It is no client: the OP links it from
+ * its own pages.
+ *   GET  /account                        email, name, passkeys, sessions
+ *   POST /account/passkeys/rename        `id`, `name`
+ *   POST /account/passkeys/delete        `id` (never the last way in while email-link sign-in is closed to the user)
+ *   POST /account/sign-out-everywhere    every grant (C22) and every session of the user, one call to one object (C18)
+ */
+
+/** Fixed texts after a change, chosen by `?done=` (the query only selects; it is never shown). */
+const NOTICES: Record<string, string> = {
+  added: "Your passkey was added. Next time, choose \u201cSign in with a passkey\u201d.",
+  renamed: "The passkey was renamed.",
+  deleted: "The passkey was deleted. You can no longer sign in with it.",
+};
+
+const PasskeyForm = z.object({
+  csrf_token: z.optional(param(64)),
+  id: param(1364),
+  name: z.optional(param(256)),
+});
+
+const SignOutForm = z.object({ csrf_token: z.optional(param(64)) });
+
+async function signedIn(env: Env, request: Request): Promise<CurrentSession> {
+  const session = await currentSession(env, request);
+  if (session === null) throw pageError("You are not signed in any more. Sign in again, then try again.", 403);
+  return session;
+}
+
+/** GET /account */
+export function account(request: Request, env: Env): Promise<Response> {
+  return frontChannel(async () => {
+    const session = await currentSession(env, request);
+    if (session === null) return htmlResponse(accountSignInPage());
+    const config = loadConfig(env);
+    const [user, passkeys, sessions] = await Promise.all([
+      getUser(env.DB, session.userId),
+      listPasskeys(env.DB, session.userId),
+      userSessionsFor(env, session.userId)!.listSessions(),
+    ]);
+    if (user === null) return htmlResponse(accountSignInPage());
+    const csrf = csrfTokenFor(request, issuerOf(env, request));
+    const done = new URL(request.url).searchParams.get("done");
+    const page = accountPage({
+      csrfToken: csrf.token,
+      email: user.email,
+      name: user.name,
+      passkeys: passkeys.map((p) => ({
+        id: p.id,
+        name: p.name,
+        createdAt: p.createdAt,
+        lastUsedAt: p.lastUsedAt,
+        transports: p.transports,
+        deviceType: p.deviceType,
+        backedUp: p.backedUp,
+        deletable: mayDeletePasskey(config.emailLinkSignIn, passkeys.length),
+      })),
+      sessionCount: sessions.length,
+      notice: done !== null && Object.hasOwn(NOTICES, done) ? NOTICES[done]! : null,
+      emailLinkOpen: emailLinkAllowed(config.emailLinkSignIn, passkeys.length),
+    });
+    return htmlResponse(page, { headers: csrf.setCookie ? { "set-cookie": csrf.setCookie } : {} });
+  });
+}
+
+/** POST /account/passkeys/rename */
+export function renameAccountPasskey(request: Request, env: Env): Promise<Response> {
+  return frontChannel(async () => {
+    const form = parseWith(PasskeyForm, await readParams(request, "body"));
+    await verifyFormPost(request, issuerOf(env, request), form.csrf_token);
+    const session = await signedIn(env, request);
+    const renamed = await renamePasskey(env.DB, session.userId, form.id, passkeyName(form.name), { actor: "user", data: { remote_ip: clientAddress(env, request) } });
+    if (!renamed) throw pageError("That passkey is not on your account.", 404);
+    return redirectResponse("/account?done=renamed");
+  });
+}
+
+/** POST /account/passkeys/delete */
+export function deleteAccountPasskey(request: Request, env: Env): Promise<Response> {
+  return frontChannel(async () => {
+    const form = parseWith(PasskeyForm, await readParams(request, "body"));
+    await verifyFormPost(request, issuerOf(env, request), form.csrf_token);
+    const session = await signedIn(env, request);
+    const keepOne = keepsLastPasskey(loadConfig(env).emailLinkSignIn);
+    const result = await deletePasskey(env.DB, session.userId, form.id, { keepOne }, { actor: "user", data: { remote_ip: clientAddress(env, request) } });
+    if (result === "not_found") throw pageError("That passkey is not on your account.", 404);
+    if (result === "last_one") throw pageError("This passkey is your only way to sign in, so it cannot be deleted. Add another passkey first.", 409);
+    return redirectResponse("/account?done=deleted");
+  });
+}
+
+/**
+ * POST /account/sign-out-everywhere: every grant of the user ends (C22: refresh fails, access tokens are inactive), then
+ * every session, this one too, in one call to one object (C18) — the same two steps as the admin's revoke-all.
+ */
+export function signOutEverywhere(request: Request, env: Env): Promise<Response> {
+  return frontChannel(async () => {
+    const form = parseWith(SignOutForm, await readParams(request, "body"));
+    await verifyFormPost(request, issuerOf(env, request), form.csrf_token);
+    const session = await signedIn(env, request);
+    await endGrantsIssuedBefore(env.DB, session.userId, ALL_CLIENTS, Date.now(), {
+      type: "user.grants_ended",
+      actor: "user",
+      subject: session.userId,
+      clientId: null,
+      data: { remote_ip: clientAddress(env, request), reason: "sign_out_everywhere" },
+    });
+    await userSessionsFor(env, session.userId)!.revokeAllSessions("signed out everywhere from the account page", "user");
+    return htmlResponse(signedOutPage(), { headers: { "set-cookie": sessionCookie(env, request, null) } });
+  });
+}
