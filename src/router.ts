@@ -15,7 +15,7 @@ import {
   passkeyScript,
   passkeySignInOptions,
 } from "./routes/passkeys";
-import { account, deleteAccountPasskey, renameAccountPasskey, signOutEverywhere } from "./routes/account";
+import { account, deleteAccountPasskey, renameAccountPasskey, revokeAccountConsent, signOutEverywhere } from "./routes/account";
 import { health } from "./routes/health";
 import { admin } from "./routes/support/admin-auth";
 import { deleteUserPasskey, listUserPasskeys } from "./routes/admin-passkeys";
@@ -97,6 +97,7 @@ router.get("/passkeys.js", () => passkeyScript());
 router.get("/account", account);
 router.post("/account/passkeys/rename", renameAccountPasskey);
 router.post("/account/passkeys/delete", deleteAccountPasskey);
+router.post("/account/consents/revoke", revokeAccountConsent);
 router.post("/account/sign-out-everywhere", signOutEverywhere);
 
 // ── Token, userinfo, introspection, revocation ──────────────────────────────────

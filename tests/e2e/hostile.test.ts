@@ -651,6 +651,17 @@ async function corpus(): Promise<Hostile[]> {
   add("admin metrics since after until", { method: "GET", path: "/admin/metrics?since=2031-01-02&until=2031-01-01", headers: adminAuth });
   add("admin redrive with a query", { method: "POST", path: "/admin/audit/dead-letters/redrive?limit=0", headers: adminAuth });
 
+  // ── The account page's "remove access" (the live user consented to the target: that consent must stay) ──
+  for (const [kind, value] of Object.entries(RAW_VALUES)) {
+    add(`account revoke consent client_id=${kind}`, { method: "POST", path: "/account/consents/revoke", headers: { ...FORM, cookie: session }, body: `csrf_token=${live.csrf}&client_id=${value}` });
+  }
+  add("account revoke consent without CSRF", { method: "POST", path: "/account/consents/revoke", headers: { ...FORM, cookie: session }, body: form({ client_id: target.client_id }) });
+  add("account revoke consent wrong CSRF", { method: "POST", path: "/account/consents/revoke", headers: { ...FORM, cookie: session }, body: form({ csrf_token: "C".repeat(43), client_id: target.client_id }) });
+  add("account revoke consent without a session", { method: "POST", path: "/account/consents/revoke", headers: { ...FORM, cookie: `oidc_csrf=${live.csrf}` }, body: form({ csrf_token: live.csrf, client_id: target.client_id }) });
+  add("account revoke consent never given", { method: "POST", path: "/account/consents/revoke", headers: { ...FORM, cookie: session }, body: form({ csrf_token: live.csrf, client_id: bystander.client_id }) });
+  add("account revoke consent twice", { method: "POST", path: "/account/consents/revoke", headers: { ...FORM, cookie: session }, body: `csrf_token=${live.csrf}&client_id=${target.client_id}&client_id=${bystander.client_id}` });
+  add("account revoke consent JSON", { method: "POST", path: "/account/consents/revoke", headers: { "content-type": "application/json", cookie: session }, body: JSON.stringify({ csrf_token: live.csrf, client_id: target.client_id }) });
+
   // ── Dynamic client registration (on, with an initial access token): nothing may register or change ──
   const registrationAuth: Record<string, Record<string, string>> = {
     none: {},
