@@ -50,6 +50,8 @@ export default defineConfig({
           include: ["tests/**/*.test.ts"],
           exclude: ["tests/e2e/**"],
           setupFiles: ["./tests/apply-migrations.ts"],
+          // A loopback RP receiver in Node for back-channel logout (the Worker POSTs Logout Tokens to it for real).
+          globalSetup: ["./tests/e2e/helpers/rp-receiver-setup.ts"],
           // The concurrency tests send hundreds of requests through real objects: on a loaded 2-core machine they
           // take seconds, which says nothing about correctness (timings are the bench's, never the tests').
           testTimeout: 20_000,

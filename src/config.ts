@@ -39,8 +39,19 @@ export interface Config {
   interactionTtl: number;
   passkeyChallengeTtl: number;
   sessionTokenTtl: number;
+  /** How long a pushed authorization request's `request_uri` can be used (RFC 9126 §2.2 `expires_in`). */
   parTtl: number;
+  /** How far a DPoP proof's `iat` may lie in the past (RFC 9449 §11.1); its jti is remembered as long (C10). */
   dpopProofWindow: number;
+  /**
+   * The key of the DPoP server nonces (RFC 9449 §8, §9): a nonce is an HMAC of a minute under it, so every isolate
+   * can issue and check nonces without storage. Empty: the OP asks for no nonces.
+   */
+  dpopNonceSecret: string;
+  /** RFC 9126 §5: every client must push its authorization requests (besides clients that require it themselves). */
+  requirePushedAuthorizationRequests: boolean;
+  /** RFC 9101 / OIDC Core §6.1: accept request objects with `alg: none` (they prove nothing; off by default). */
+  allowUnsignedRequestObjects: boolean;
   /** Signing keys: a key signs for `keyRotationInterval`, then stays published for `keyOverlap` so its tokens still verify (C19). */
   keyRotationInterval: number;
   keyOverlap: number;
@@ -54,6 +65,14 @@ export interface Config {
   auditRetryMax: number;
   auditMaxAttempts: number;
   auditRetentionDays: number;
+  /**
+   * Back-channel logout notices (C21): each POST to an RP waits at most `backchannelLogoutTimeout` seconds; a failed
+   * one is retried with exponential backoff from base to max; after maxAttempts it is dead-lettered.
+   */
+  backchannelLogoutTimeout: number;
+  backchannelLogoutRetryBase: number;
+  backchannelLogoutRetryMax: number;
+  backchannelLogoutMaxAttempts: number;
   /** Rate limits: requests per window (seconds). */
   rateLimitWindow: number;
   rateLimitToken: number;
@@ -220,6 +239,12 @@ const domainListRule: Rule = {
   },
 };
 
+/** A MAC key: at least 32 characters (`openssl rand -base64 32` gives 44), as a dotenv file and a secret carry them. */
+const macSecretRule: Rule = {
+  rule: "must be empty (no DPoP server nonces) or 32 to 512 characters of A-Z a-z 0-9 - . _ ~ + / =",
+  parse: (text) => (/^[A-Za-z0-9._~+/=-]{32,512}$/.test(text) ? ok(text) : refused()),
+};
+
 const apiKeyRule: Rule = {
   rule: "must be at most 1024 visible ASCII characters (no spaces)",
   parse: (text) => (/^[\x21-\x7e]{1,1024}$/.test(text) ? ok(text) : refused()),
@@ -270,6 +295,9 @@ const SPECS: ReadonlyArray<Omit<SettingSpec, "name" | "rule" | "parse" | "secret
   { key: "sessionTokenTtl", default: 60, ...whole("seconds", 10, 600) },
   { key: "parTtl", default: 60, ...whole("seconds", 10, 600) },
   { key: "dpopProofWindow", default: 300, ...whole("seconds", 10, 600) },
+  { key: "dpopNonceSecret", default: "", secret: true, ...macSecretRule },
+  { key: "requirePushedAuthorizationRequests", default: false, ...flag() },
+  { key: "allowUnsignedRequestObjects", default: false, ...flag() },
   { key: "keyRotationInterval", default: 30 * DAY, ...whole("seconds", 3600, 365 * DAY, { offAtZero: "no automatic rotation" }) },
   { key: "keyOverlap", default: 7 * DAY, ...whole("seconds", 0, 365 * DAY) },
   { key: "keyCacheTtl", default: 60, ...whole("seconds", 0, 3600) },
@@ -279,6 +307,10 @@ const SPECS: ReadonlyArray<Omit<SettingSpec, "name" | "rule" | "parse" | "secret
   { key: "auditRetryMax", default: 3600, ...whole("seconds", 1, DAY) },
   { key: "auditMaxAttempts", default: 12, ...whole("attempts", 1, 100) },
   { key: "auditRetentionDays", default: 400, ...whole("days", 1, 3650) },
+  { key: "backchannelLogoutTimeout", default: 5, ...whole("seconds", 1, 30) },
+  { key: "backchannelLogoutRetryBase", default: 5, ...whole("seconds", 1, 3600) },
+  { key: "backchannelLogoutRetryMax", default: 3600, ...whole("seconds", 1, DAY) },
+  { key: "backchannelLogoutMaxAttempts", default: 12, ...whole("attempts", 1, 100) },
   { key: "rateLimitWindow", default: 60, ...whole("seconds", 1, 3600) },
   { key: "rateLimitToken", default: 300, ...whole("requests", 0, 1_000_000) },
   { key: "rateLimitAuthorize", default: 120, ...whole("requests", 0, 1_000_000) },

@@ -15,7 +15,7 @@ import {
   passkeyScript,
   passkeySignInOptions,
 } from "./routes/passkeys";
-import { account, deleteAccountPasskey, renameAccountPasskey, revokeAccountConsent, signOutEverywhere } from "./routes/account";
+import { account, deleteAccountPasskey, renameAccountPasskey, revokeAccountConsent, signOutEverywhereFromAccount } from "./routes/account";
 import { health } from "./routes/health";
 import { admin } from "./routes/support/admin-auth";
 import { deleteUserPasskey, listUserPasskeys } from "./routes/admin-passkeys";
@@ -25,8 +25,6 @@ import {
   getClientRoute,
   listClientsRoute,
   listSigningKeys,
-  listUserSessions,
-  revokeAllUserSessions,
   rotateSigningKeys,
   updateClientRoute,
 } from "./routes/admin";
@@ -45,11 +43,22 @@ import { listDeadLettersRoute, queryAuditRoute, redriveDeadLettersRoute } from "
 import { withdrawSigningKey } from "./routes/admin-keys";
 import { metricsRoute } from "./routes/admin-metrics";
 import { deleteRegistration, readRegistration, register, registrationMethodNotAllowed, updateRegistration } from "./routes/registration";
+import {
+  listLogoutDeadLetters,
+  listUserLogoutNotices,
+  listUserSessions,
+  redriveLogoutDeadLetters,
+  redriveUserLogoutNotices,
+  revokeAllUserSessions,
+  revokeUserSession,
+} from "./routes/admin-sessions";
 import { discovery } from "./routes/discovery";
 import { jwks } from "./routes/jwks";
 import { logout, logoutConfirm } from "./routes/logout";
+import { pushedAuthorizationRequest } from "./routes/par";
 import { introspect } from "./routes/introspect";
 import { revoke } from "./routes/revoke";
+import { redeemSessionToken, sessionTokenFetch, sessionTokenPage, sessionTokenPreflight } from "./routes/session-token";
 import { token } from "./routes/token";
 import { userinfo } from "./routes/userinfo";
 import { preflight, withCors } from "./routes/support/cors";
@@ -98,19 +107,22 @@ router.get("/account", account);
 router.post("/account/passkeys/rename", renameAccountPasskey);
 router.post("/account/passkeys/delete", deleteAccountPasskey);
 router.post("/account/consents/revoke", revokeAccountConsent);
-router.post("/account/sign-out-everywhere", signOutEverywhere);
+router.post("/account/sign-out-everywhere", signOutEverywhereFromAccount);
 
-// ── Token, userinfo, introspection, revocation ──────────────────────────────────
+// ── Token, pushed requests, userinfo, introspection, revocation ─────────────────
 router.post("/token", withCors(token));
+router.post("/par", withCors(pushedAuthorizationRequest));
 router.get("/userinfo", withCors(userinfo));
 router.post("/userinfo", withCors(userinfo));
 router.post("/introspect", withCors(introspect));
 router.post("/revoke", withCors(revoke));
 router.options("/token", () => preflight("POST"));
+router.options("/par", () => preflight("POST"));
 router.options("/userinfo", () => preflight("GET, POST"));
 router.options("/introspect", () => preflight("POST"));
 router.options("/revoke", () => preflight("POST"));
 router.all("/token", () => methodNotAllowed("POST"));
+router.all("/par", () => methodNotAllowed("POST"));
 router.all("/userinfo", () => methodNotAllowed("GET, POST"));
 router.all("/introspect", () => methodNotAllowed("POST"));
 router.all("/revoke", () => methodNotAllowed("POST"));
@@ -127,6 +139,14 @@ router.all("/register/:client_id", (request, env) => registrationMethodNotAllowe
 router.get("/logout", (request, env) => logout(request, env));
 router.post("/logout", (request, env) => logout(request, env));
 router.post("/logout/confirm", (request, env) => logoutConfirm(request, env));
+
+// ── One-time session token (C8) ────────────────────────────────────────────────
+router.get("/session-token", (request, env) => sessionTokenPage(request, env));
+router.post("/session-token", (request, env) => sessionTokenFetch(request, env));
+router.options("/session-token", (request) => sessionTokenPreflight(request));
+router.post("/session-token/redeem", redeemSessionToken);
+router.all("/session-token", () => methodNotAllowed("GET, POST"));
+router.all("/session-token/redeem", () => methodNotAllowed("POST"));
 
 // ── Admin API ──────────────────────────────────────────────────────────────────
 router.post("/admin/clients", admin(createClient));
@@ -151,6 +171,11 @@ router.post("/admin/audit/dead-letters/redrive", admin(redriveDeadLettersRoute))
 router.get("/admin/metrics", admin(metricsRoute));
 router.get("/admin/users/:id/passkeys", admin(listUserPasskeys));
 router.delete("/admin/users/:id/passkeys/:credentialId", admin(deleteUserPasskey));
+router.delete("/admin/users/:id/sessions/:sid", admin(revokeUserSession));
+router.get("/admin/users/:id/logout-notices", admin(listUserLogoutNotices));
+router.post("/admin/users/:id/logout-notices/redrive", admin(redriveUserLogoutNotices));
+router.get("/admin/logout-notices/dead-letters", admin(listLogoutDeadLetters));
+router.post("/admin/logout-notices/redrive", admin(redriveLogoutDeadLetters));
 router.get("/admin/keys", admin(listSigningKeys));
 router.post("/admin/keys/rotate", admin(rotateSigningKeys));
 router.post("/admin/keys/:kid/withdraw", admin(withdrawSigningKey));

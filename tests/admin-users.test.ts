@@ -361,8 +361,8 @@ describe("admin API: consents", () => {
     await expect(errorOf(await refresh(rp, tokens.refresh_token!))).resolves.toEqual({ status: 400, error: "invalid_grant" });
     // The other client's grant is untouched.
     expect((await userinfoWith(kept.access_token)).status).toBe(200);
-    const events = await env.DB.prepare("SELECT type, client_id FROM audit_log WHERE subject = ? AND type = 'admin.consent.revoked'").bind(user.id).all();
-    expect(events.results).toEqual([{ type: "admin.consent.revoked", client_id: rp.clientId }]);
+    const events = await env.DB.prepare("SELECT type, client_id FROM audit_log WHERE subject = ? AND type = 'admin.user.consent_revoked'").bind(user.id).all();
+    expect(events.results).toEqual([{ type: "admin.user.consent_revoked", client_id: rp.clientId }]);
 
     // Revoked already, or never given: 404 and nothing changes (no grant is ended either).
     const third = await makeClient();

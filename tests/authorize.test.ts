@@ -169,8 +169,11 @@ describe("errors per OIDC Core §3.1.2.6", () => {
       [{ ...params, prompt: "bogus" }, "invalid_request"],
       [{ ...params, max_age: "-1" }, "invalid_request"],
       [{ ...params, max_age: "soon" }, "invalid_request"],
-      [{ ...params, request: "eyJhbGciOiJub25lIn0.e30." }, "request_not_supported"],
-      [{ ...params, request_uri: "urn:ietf:params:oauth:request_uri:abc" }, "request_uri_not_supported"],
+      // An unsigned request object naming no redirect URI: refused at the one the parameters name (RFC 9101, OIDC Core §3.1.2.6).
+      [{ ...params, request: "eyJhbGciOiJub25lIn0.e30." }, "invalid_request_object"],
+      // Only /par's request_uri values are taken; nothing is fetched.
+      [{ ...params, request_uri: "https://rp.example/request.jwt" }, "request_uri_not_supported"],
+      [{ ...params, request: "eyJhbGciOiJub25lIn0.e30.", request_uri: "urn:ietf:params:oauth:request_uri:abc" }, "invalid_request"],
       [without("scope"), "invalid_scope"],
       [{ ...params, scope: "bogus other" }, "invalid_scope"],
       [{ ...params, scope: 'openid "quoted"' }, "invalid_scope"],

@@ -77,6 +77,7 @@ describe("discovery (OIDC Discovery 1.0, RFC 8414)", () => {
       introspection_endpoint: `${BASE}/introspect`,
       revocation_endpoint: `${BASE}/revoke`,
       end_session_endpoint: `${BASE}/logout`,
+      pushed_authorization_request_endpoint: `${BASE}/par`,
       response_types_supported: ["code"],
       response_modes_supported: ["query", "fragment", "form_post"],
       grant_types_supported: ["authorization_code", "refresh_token", "client_credentials"],
@@ -85,8 +86,10 @@ describe("discovery (OIDC Discovery 1.0, RFC 8414)", () => {
       token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
       code_challenge_methods_supported: ["S256"],
       claims_parameter_supported: true,
-      request_parameter_supported: false,
+      // Request objects by value (RFC 9101), and request_uri only from /par.
+      request_parameter_supported: true,
       request_uri_parameter_supported: false,
+      require_pushed_authorization_requests: false,
       authorization_response_iss_parameter_supported: true,
       prompt_values_supported: ["none", "login", "consent", "select_account"],
     });
@@ -106,18 +109,30 @@ describe("discovery (OIDC Discovery 1.0, RFC 8414)", () => {
     expect(doc.introspection_endpoint_auth_methods_supported).toEqual(["client_secret_basic", "client_secret_post", "private_key_jwt"]);
     expect(doc.revocation_endpoint_auth_methods_supported).toEqual(["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]);
     expect(doc.token_endpoint_auth_signing_alg_values_supported).not.toContain("HS256");
-    // Only what works: no PAR, DPoP, request objects or back-channel logout yet.
+    // OIDC Back-Channel Logout 1.0 §2.1: built, with sid in every Logout Token.
+    expect(doc.backchannel_logout_supported).toBe(true);
+    expect(doc.backchannel_logout_session_supported).toBe(true);
+    // DPoP proofs and request objects: asymmetric algorithms only, and no unsigned request objects by default.
+    const asymmetric = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"];
+    expect(doc.dpop_signing_alg_values_supported).toEqual(asymmetric);
+    expect(doc.request_object_signing_alg_values_supported).toEqual(asymmetric);
+    // Only what works: no front-channel logout, no registration endpoint, no URLs fetched as request_uri.
     for (const absent of [
-      "pushed_authorization_request_endpoint",
-      "require_pushed_authorization_requests",
-      "dpop_signing_alg_values_supported",
-      "backchannel_logout_supported",
       "frontchannel_logout_supported",
-      "request_object_signing_alg_values_supported",
+      "frontchannel_logout_session_supported",
       "registration_endpoint",
+      "require_request_uri_registration",
     ]) {
       expect(doc).not.toHaveProperty(absent);
     }
+  });
+
+  it("says what the settings change: PAR required for everyone, unsigned request objects allowed", async () => {
+    const { discovery } = await import("../src/routes/discovery");
+    const strict = { ...env, REQUIRE_PUSHED_AUTHORIZATION_REQUESTS: "true", ALLOW_UNSIGNED_REQUEST_OBJECTS: "true" } as Env;
+    const doc = (await discovery(new Request(`${BASE}/.well-known/openid-configuration`), strict).json()) as Json;
+    expect(doc.require_pushed_authorization_requests).toBe(true);
+    expect(doc.request_object_signing_alg_values_supported).toContain("none");
   });
 
   it("uses the configured issuer when one is set", async () => {
@@ -138,6 +153,7 @@ describe("discovery (OIDC Discovery 1.0, RFC 8414)", () => {
       ["introspection_endpoint", "POST"],
       ["revocation_endpoint", "POST"],
       ["end_session_endpoint", "GET"],
+      ["pushed_authorization_request_endpoint", "POST"],
     ];
     for (const [name, method] of endpoints) {
       const url = doc[name]!;

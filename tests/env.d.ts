@@ -7,3 +7,10 @@ declare global {
     }
   }
 }
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    /** The loopback RP receiver of tests/e2e/helpers/rp-receiver.ts (its control API: tests/helpers/rp.ts). */
+    rpReceiver: string;
+  }
+}

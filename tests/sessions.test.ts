@@ -246,9 +246,13 @@ describe("UserSessions", () => {
     // The other session is untouched.
     expect(await stub.getSession(b.sid, secretB)).toMatchObject({ sid: b.sid });
     expect((await stub.listSessions()).map((s) => s.sid)).toEqual([b.sid]);
-    // A revoked session takes no new clients.
+    // A revoked session takes a client learned of only afterwards just to tell it of the logout (C21): one notice.
+    expect((await stub.logoutNotices()).pending).toBe(2);
     await stub.recordClient(a.sid, "client-c");
-    expect(await rows(stub)).toEqual({ sessions: 2, clients: 2 });
+    expect(await rows(stub)).toEqual({ sessions: 2, clients: 3 });
+    expect((await stub.logoutNotices()).notices.map((n) => n.clientId).sort()).toEqual(["client-a", "client-b", "client-c"]);
+    await stub.recordClient(a.sid, "client-c");
+    expect((await stub.logoutNotices()).pending).toBe(3);
     expect((await outboxTypes(stub)).filter((t) => t === "session.revoked")).toHaveLength(1);
   });
 
@@ -275,13 +279,15 @@ describe("UserSessions", () => {
         { sid: values[1]!.sid, clients: ["client-a", "client-b"] },
         { sid: values[0]!.sid, clients: ["client-a"] },
       ],
+      notices: 3,
+      grants: 0,
     });
     for (const [i, value] of values.entries()) expect(await stub.getSession(value.sid, secrets[i]!)).toBeNull();
     expect(await stub.listSessions()).toEqual([]);
     for (const value of values) expect(await stub.createSession(value)).toEqual({ created: false });
     expect((await outboxTypes(stub)).filter((t) => t === "session.revoked_all")).toHaveLength(1);
     expect((await outboxTypes(stub)).filter((t) => t === "session.revoked")).toHaveLength(1); // only the single logout
-    expect(await stub.revokeAllSessions("again")).toEqual({ count: 0, sessions: [] });
+    expect(await stub.revokeAllSessions("again")).toEqual({ count: 0, sessions: [], notices: 0, grants: 0 });
   });
 
   it("touch slides the idle expiry, at most one write a minute, never past the absolute expiry", async () => {
@@ -414,7 +420,10 @@ describe("UserSessions", () => {
 
     expect(await runDurableObjectAlarm(stub)).toBe(true);
     const log = await auditLog(userId);
-    expect(log.map((e) => e.type).sort()).toEqual(["session.client_added", "session.created", "session.created", "session.revoked", "session.revoked_all"]);
+    // client-a is not registered in D1: its logout notice is closed without a request, and that is audited too.
+    expect(log.map((e) => e.type).sort()).toEqual([
+      "logout_notice.skipped", "session.client_added", "session.created", "session.created", "session.revoked", "session.revoked_all",
+    ]);
     expect(log.every((e) => e.source === "sessions")).toBe(true);
     expect(log.find((e) => e.type === "session.client_added")).toMatchObject({ client_id: "client-a", data: { sid: a.sid } });
     expect(log.find((e) => e.type === "session.revoked")).toMatchObject({ data: { sid: b.sid, reason: "logout", clients: [] } });

@@ -4,6 +4,7 @@
  * a server-rendered page, PKCE, client_secret_basic. Setup only — the measured load goes through autocannon.
  */
 import { createHash, randomBytes } from "node:crypto";
+import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair } from "jose";
 
 export class CookieJar {
   /** @type {Map<string, { value: string, path: string }>} */
@@ -151,4 +152,27 @@ export async function mapLimit(items, limit, task) {
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return results;
+}
+
+/**
+ * A DPoP key (RFC 9449) making a fresh proof per request, as a client library does: ES256, a new jti each time, `ath`
+ * for resource access.
+ */
+export async function dpopKey() {
+  const { privateKey, publicKey } = await generateKeyPair("ES256", { extractable: true });
+  const jwk = await exportJWK(publicKey);
+  return {
+    jkt: await calculateJwkThumbprint(jwk),
+    /**
+     * @param {string} htm
+     * @param {string} htu
+     * @param {string} [accessToken]
+     */
+    proof: (htm, htu, accessToken) => {
+      /** @type {Record<string, unknown>} */
+      const claims = { htm, htu, iat: Math.floor(Date.now() / 1000), jti: randomBytes(16).toString("base64url") };
+      if (accessToken !== undefined) claims.ath = createHash("sha256").update(accessToken).digest("base64url");
+      return new SignJWT(claims).setProtectedHeader({ alg: "ES256", typ: "dpop+jwt", jwk }).sign(privateKey);
+    },
+  };
 }

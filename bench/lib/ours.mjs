@@ -7,12 +7,12 @@
 import { randomBytes } from "node:crypto";
 import path from "node:path";
 import { root, quietEnv } from "./bundle.mjs";
-import { Browser, basicAuth, expectStatus, mapLimit, parseForms, pkcePair } from "./http.mjs";
+import { Browser, basicAuth, dpopKey, expectStatus, mapLimit, parseForms, pkcePair } from "./http.mjs";
 import { spawnGroup } from "./procs.mjs";
 
 export const REDIRECT_URI = "http://127.0.0.1:9/cb";
-/** Every rate limit far above what the bench sends: the limiter objects still run on every request, they just never say no. */
-// The largest limit the settings allow (src/config.ts): far above what a bench round sends in one window.
+const SPA_REDIRECT_URI = "https://bench-spa.example/cb";
+/** Every rate limit at the largest value the settings allow (src/config.ts), far above what a bench round sends in one window: the limiter objects still run on every request, they just never say no. */
 const NO_LIMIT = "1000000";
 
 /**
@@ -76,6 +76,18 @@ export async function startOurs(options) {
     grant_types: ["client_credentials"],
     token_endpoint_auth_method: "client_secret_basic",
     scope: "reports:read",
+  });
+  // A public client that takes DPoP-bound tokens (RFC 9449), for the phases report: it skips consent, so a user
+  // signed in to the web client gets its code at once (an https redirect URI: at a loopback one a public client's
+  // user is asked every time, RFC 8252 §8.6).
+  const spa = await adminApi("POST", "/admin/clients", {
+    client_name: "Bench DPoP SPA",
+    redirect_uris: [SPA_REDIRECT_URI],
+    grant_types: ["authorization_code", "refresh_token"],
+    token_endpoint_auth_method: "none",
+    scope: "openid profile email offline_access",
+    skip_consent: true,
+    dpop_bound_access_tokens: true,
   });
   const webAuth = basicAuth(web.client_id, web.client_secret);
   const serviceAuth = basicAuth(service.client_id, service.client_secret);
@@ -245,6 +257,62 @@ export async function startOurs(options) {
     },
 
     refreshBody: (/** @type {string} */ token) => `grant_type=refresh_token&refresh_token=${encodeURIComponent(token)}`,
+
+    /**
+     * A DPoP-bound grant of the public client for user `i`: the code through /authorize with the user's session, the
+     * tokens from /token with a proof. The refresh token is bound to the key (RFC 9449 §5).
+     * @param {number} i
+     */
+    async mintDpopGrant(i) {
+      const key = await dpopKey();
+      const browser = users[i % users.length];
+      if (!browser) throw new Error("no users signed in");
+      const spaPkce = pkcePair();
+      const query = new URLSearchParams({
+        response_type: "code",
+        client_id: spa.client_id,
+        redirect_uri: SPA_REDIRECT_URI,
+        scope: "openid profile email offline_access",
+        state: "bench-dpop",
+        code_challenge: spaPkce.challenge,
+        code_challenge_method: "S256",
+      });
+      const authorized = await fetch(`${issuer}/authorize?${query}`, { headers: { cookie: browser.jar.header("/authorize") ?? "" }, redirect: "manual" });
+      const location = authorized.headers.get("location") ?? "";
+      const code = location.startsWith(SPA_REDIRECT_URI) ? new URL(location).searchParams.get("code") : null;
+      if (code === null) throw new Error(`authorize (DPoP SPA) answered ${authorized.status} ${location}`);
+      const response = await fetch(`${issuer}/token`, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded", dpop: await key.proof("POST", `${issuer}/token`) },
+        body: new URLSearchParams({ grant_type: "authorization_code", client_id: spa.client_id, code, redirect_uri: SPA_REDIRECT_URI, code_verifier: spaPkce.verifier }).toString(),
+      });
+      await expectStatus(response, [200], "POST /token (DPoP code)");
+      const tokens = /** @type {{ access_token: string, refresh_token: string }} */ (await response.json());
+      return { key, accessToken: tokens.access_token, refreshToken: tokens.refresh_token };
+    },
+    spaRefreshBody: (/** @type {string} */ token) => `grant_type=refresh_token&client_id=${encodeURIComponent(spa.client_id)}&refresh_token=${encodeURIComponent(token)}`,
+
+    /** The web client's authorization request as a pushed one (RFC 9126): the body of POST /par. */
+    parBody: () =>
+      new URLSearchParams({
+        response_type: "code",
+        redirect_uri: REDIRECT_URI,
+        scope: "openid profile email",
+        state: "bench-state",
+        nonce: "bench-nonce",
+        code_challenge: pkce.challenge,
+        code_challenge_method: "S256",
+      }).toString(),
+    /**
+     * The authorization request by reference to a pushed one, and the session of user `i`.
+     * @param {string} requestUri
+     * @param {number} i
+     */
+    pushedAuthorizeRequest(requestUri, i) {
+      const browser = users[i % users.length];
+      if (!browser) throw new Error("no users signed in");
+      return { path: `/authorize?${new URLSearchParams({ client_id: web.client_id, request_uri: requestUri })}`, cookie: browser.jar.header("/authorize") ?? "" };
+    },
 
     stop: () => proc.stop(),
   };

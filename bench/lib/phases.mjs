@@ -12,6 +12,7 @@ import { performance } from "node:perf_hooks";
 import { buildBundle, root } from "./bundle.mjs";
 import { settle } from "./load.mjs";
 import { startOurs } from "./ours.mjs";
+import { dpopKey } from "./http.mjs";
 import { groupCpuMs } from "./procs.mjs";
 import { markdownTable, textTable } from "./report.mjs";
 
@@ -111,10 +112,18 @@ export async function runPhases(options) {
       id: "userinfo",
       steps: async () => {
         const token = await ours.mintUserinfoToken(0);
+        const bound = await ours.mintDpopGrant(0);
         return [
           {
             endpoint: "GET /userinfo",
             run: async () => (await phasesOf(await fetch(`${issuer}/userinfo`, { headers: { authorization: `Bearer ${token}` } }), [200], "userinfo")).phases,
+          },
+          {
+            endpoint: "GET /userinfo (DPoP)",
+            run: async () => {
+              const headers = { authorization: `DPoP ${bound.accessToken}`, dpop: await bound.key.proof("GET", `${issuer}/userinfo`, bound.accessToken) };
+              return (await phasesOf(await fetch(`${issuer}/userinfo`, { headers }), [200], "userinfo (DPoP)")).phases;
+            },
           },
         ];
       },
@@ -143,6 +152,8 @@ export async function runPhases(options) {
       id: "refresh",
       steps: async () => {
         let token = (await ours.mintGrant(2)).refreshToken;
+        /** @type {Awaited<ReturnType<typeof ours.mintDpopGrant>> | undefined} */
+        let bound;
         return [
           {
             endpoint: "POST /token (refresh_token)",
@@ -156,6 +167,17 @@ export async function runPhases(options) {
               return phases;
             },
           },
+          {
+            endpoint: "POST /token (refresh_token, DPoP-bound, public client)",
+            run: async () => {
+              bound ??= await ours.mintDpopGrant(3);
+              const { key } = bound;
+              const headers = { "content-type": FORM, dpop: await key.proof("POST", `${issuer}/token`) };
+              const { phases, body } = await phasesOf(await fetch(`${issuer}/token`, { method: "POST", headers, body: ours.spaRefreshBody(bound.refreshToken) }), [200], "refresh (DPoP)");
+              bound = { ...bound, refreshToken: JSON.parse(body).refresh_token };
+              return phases;
+            },
+          },
         ];
       },
     },
@@ -164,6 +186,10 @@ export async function runPhases(options) {
       steps: async () => {
         /** @type {string[]} codes from the authorize step, redeemed by the token step */
         const codes = [];
+        /** @type {string[]} request_uris from the /par step, used by the next authorize step */
+        const pushedUris = [];
+        /** @type {string[]} codes of pushed requests, redeemed with a DPoP proof */
+        const pushedCodes = [];
         return [
           {
             endpoint: "GET /authorize (session, remembered consent)",
@@ -188,6 +214,41 @@ export async function runPhases(options) {
                   "token (code)",
                 )
               ).phases;
+            },
+          },
+          {
+            endpoint: "POST /par",
+            run: async () => {
+              const { phases, body } = await phasesOf(
+                await fetch(`${issuer}/par`, { method: "POST", headers: { authorization: ours.webAuth, "content-type": FORM }, body: ours.parBody() }),
+                [201],
+                "par",
+              );
+              pushedUris.push(JSON.parse(body).request_uri);
+              return phases;
+            },
+          },
+          {
+            endpoint: "GET /authorize (request_uri from /par; session, remembered consent)",
+            run: async (/** @type {number} */ i) => {
+              const requestUri = pushedUris.shift();
+              if (requestUri === undefined) throw new Error("no request_uri left");
+              const { path: p, cookie } = ours.pushedAuthorizeRequest(requestUri, i);
+              const { phases, response } = await phasesOf(await fetch(`${issuer}${p}`, { headers: { cookie }, redirect: "manual" }), [302, 303], "authorize (PAR)");
+              const code = new URL(response.headers.get("location") ?? "").searchParams.get("code");
+              if (code === null) throw new Error("no code");
+              pushedCodes.push(code);
+              return phases;
+            },
+          },
+          {
+            endpoint: "POST /token (authorization_code, with a DPoP proof)",
+            run: async () => {
+              const code = pushedCodes.shift();
+              if (code === undefined) throw new Error("no code left");
+              const key = await dpopKey();
+              const headers = { authorization: ours.webAuth, "content-type": FORM, dpop: await key.proof("POST", `${issuer}/token`) };
+              return (await phasesOf(await fetch(`${issuer}/token`, { method: "POST", headers, body: ours.codeTokenBody(code) }), [200], "token (code, DPoP)")).phases;
             },
           },
         ];
@@ -297,7 +358,7 @@ export async function runPhases(options) {
         `${e.endpoint}\n` +
         (e.typicalTrace.length === 0
           ? "  (no storage calls)\n"
-          : e.typicalTrace.map((/** @type {any} */ c, /** @type {number} */ i) => `  ${String(i + 1).padStart(2)}. ${c.overlapped ? "∥" : " "} +${c.atMs.toFixed(0).padStart(3)} ms  ${c.kind === "d1" ? "D1" : "DO"}  ${c.what}  (${c.ms.toFixed(0)} ms)${c.error ? " ERROR" : ""}`).join("\n") + "\n"),
+          : e.typicalTrace.map((/** @type {any} */ c, /** @type {number} */ i) => `  ${String(i + 1).padStart(2)}. ${c.overlapped ? "∥" : " "} +${c.atMs.toFixed(0).padStart(3)} ms  ${c.kind === "d1" ? "D1" : "DO"}  ${c.what}  (${typeof c.ms === "number" ? `${c.ms.toFixed(0)} ms` : "still running when the answer went"})${c.error ? " ERROR" : ""}`).join("\n") + "\n"),
     )
     .join("\n");
 

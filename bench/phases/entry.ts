@@ -93,7 +93,8 @@ function track<T>(kind: Kind, what: string, run: () => T): T {
       recorder.waits.storage.end(call.end);
     }
   };
-  if (result !== null && typeof result === "object" && typeof (result as { then?: unknown }).then === "function") {
+  // A JS RPC call returns an RpcPromise, which is callable (typeof "function", for pipelining), not a plain object.
+  if (result !== null && (typeof result === "object" || typeof result === "function") && typeof (result as { then?: unknown }).then === "function") {
     (result as unknown as PromiseLike<unknown>).then(
       () => done(false),
       () => done(true),

@@ -147,3 +147,18 @@ export async function queryAuditLog(db: D1Database, query: AuditQuery): Promise<
     .all<Omit<StoredAuditEvent, "data"> & { data: string | null }>();
   return results.map((row) => ({ ...row, data: row.data === null ? null : (JSON.parse(row.data) as unknown) }));
 }
+
+/**
+ * The users whose session object reported a dead-lettered logout notice (`logout_notice.dead_lettered`, C21), most
+ * recent first: where the admin API looks for dead letters. The objects themselves say whether they still hold any.
+ */
+export async function usersWithLogoutDeadLetters(db: D1Database, limit: number): Promise<string[]> {
+  const { results } = await db
+    .prepare(
+      `SELECT subject, MAX(occurred_at) AS last FROM audit_log
+       WHERE type = 'logout_notice.dead_lettered' AND subject IS NOT NULL GROUP BY subject ORDER BY last DESC LIMIT ?`,
+    )
+    .bind(limit)
+    .all<{ subject: string }>();
+  return results.map((r) => r.subject);
+}

@@ -24,6 +24,12 @@ export interface Client {
   extra_claims: string[];
   /** "scope": the ID token carries the user claims of the granted scopes; "minimal": only those the claims request names. */
   id_token_claims: "scope" | "minimal";
+  /** RFC 9126 §6: authorization requests only through /par. */
+  require_pushed_authorization_requests: boolean;
+  /** The one alg its request objects may be signed with (RFC 9101, OIDC Registration §2); null: any advertised one. */
+  request_object_signing_alg: string | null;
+  /** "fapi2": FAPI 2.0 Security Profile rules for this client (oauth/security-profile.ts); null: none. */
+  security_profile: "fapi2" | null;
   client_id_issued_at: number;
   updated_at: number;
 }
@@ -62,6 +68,9 @@ interface ClientRow {
   extra_claims: string;
   registration_token_hash: string | null;
   id_token_claims: string;
+  require_pushed_authorization_requests: number;
+  request_object_signing_alg: string | null;
+  security_profile: string | null;
   created_at: number;
   updated_at: number;
 }
@@ -86,6 +95,9 @@ function toClient(row: ClientRow): StoredClient {
     refresh_token_reuse_interval: row.refresh_token_reuse_interval,
     extra_claims: JSON.parse(row.extra_claims) as string[],
     id_token_claims: row.id_token_claims === "minimal" ? "minimal" : "scope",
+    require_pushed_authorization_requests: row.require_pushed_authorization_requests === 1,
+    request_object_signing_alg: row.request_object_signing_alg,
+    security_profile: row.security_profile === "fapi2" ? "fapi2" : null,
     client_id_issued_at: Math.floor(row.created_at / 1000),
     updated_at: Math.floor(row.updated_at / 1000),
     secret_hash: row.secret_hash,
@@ -151,6 +163,9 @@ function metadataColumns(fields: ClientFields): Array<[string, string | number |
     ["dpop_bound_access_tokens", fields.dpop_bound_access_tokens ? 1 : 0],
     ["refresh_token_reuse_interval", fields.refresh_token_reuse_interval],
     ["id_token_claims", fields.id_token_claims],
+    ["require_pushed_authorization_requests", fields.require_pushed_authorization_requests ? 1 : 0],
+    ["request_object_signing_alg", fields.request_object_signing_alg],
+    ["security_profile", fields.security_profile],
     ["extra_claims", JSON.stringify(fields.extra_claims)],
   ];
 }
@@ -215,4 +230,26 @@ export async function deleteClient(db: D1Database, clientId: string, audit: Clie
 export async function clientVersion(db: D1Database, clientId: string): Promise<number | null> {
   const row = await db.prepare(`SELECT updated_at FROM clients WHERE id = ?`).bind(clientId).first<{ updated_at: number }>();
   return row === null ? null : row.updated_at;
+}
+
+/** What a page names a client by, and whether it is told of logouts (a back-channel logout URI is registered). */
+export interface ClientSummary {
+  client_id: string;
+  client_name: string;
+  backchannel_logout: boolean;
+}
+
+/** The clients of `ids` that still exist, in the order of `ids`: one query, at most 50 of them. */
+export async function clientSummaries(db: D1Database, ids: string[]): Promise<ClientSummary[]> {
+  const wanted = [...new Set(ids.filter(isClientId))].slice(0, 50);
+  if (wanted.length === 0) return [];
+  const { results } = await db
+    .prepare(`SELECT id, client_name, backchannel_logout_uri IS NOT NULL AS backchannel FROM clients WHERE id IN (${wanted.map(() => "?").join(", ")})`)
+    .bind(...wanted)
+    .all<{ id: string; client_name: string; backchannel: number }>();
+  const byId = new Map(results.map((r) => [r.id, r]));
+  return wanted.flatMap((id) => {
+    const row = byId.get(id);
+    return row ? [{ client_id: id, client_name: row.client_name, backchannel_logout: row.backchannel === 1 }] : [];
+  });
 }

@@ -64,6 +64,12 @@ export const clients = sqliteTable("clients", {
   updatedAt: integer("updated_at").notNull().default(now),
   /** Which user claims the ID token carries: "scope" (those of the granted scopes) or "minimal" (only those the claims request names). */
   idTokenClaims: text("id_token_claims").notNull().default("scope"),
+  /** RFC 9126 §6: the client's authorization requests must come through /par. */
+  requirePushedAuthorizationRequests: integer("require_pushed_authorization_requests", { mode: "boolean" }).notNull().default(false),
+  /** RFC 9101 / OIDC Registration §2: the only alg its request objects may use; null: any advertised one. */
+  requestObjectSigningAlg: text("request_object_signing_alg"),
+  /** "fapi2": the FAPI 2.0 Security Profile's rules apply to this client (oauth/security-profile.ts); null: none. */
+  securityProfile: text("security_profile"),
 });
 
 export const passkeys = sqliteTable(
@@ -123,10 +129,12 @@ export const auditLog = sqliteTable(
     data: text("data", { mode: "json" }).$type<Record<string, unknown>>(),
     recordedAt: integer("recorded_at").notNull().default(now),
   },
-  // No index for GET /admin/audit's other filters (type, client) or the metrics: every index is a row written with every
-  // event, the bulk of the OP's D1 writes, while those reads are rare, walk occurred_at newest first, and rows read cost
-  // a thousandth of rows written.
-  (t) => [index("audit_log_occurred_at").on(t.occurredAt), index("audit_log_subject").on(t.subject)],
+  (t) => [
+    index("audit_log_occurred_at").on(t.occurredAt),
+    index("audit_log_subject").on(t.subject),
+    // The admin API finds users with dead-lettered logout notices by their events (db/audit.ts), without a scan.
+    index("audit_log_type_occurred_at").on(t.type, t.occurredAt),
+  ],
 );
 
 /** Messages of the `dev` email transport, served at GET /dev/mailbox only in that mode. Never used in production. */

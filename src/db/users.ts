@@ -207,7 +207,7 @@ export async function userVersion(db: D1Database, userId: string): Promise<numbe
  * Disables or enables a user, audited when it changes anything. Disabling also ends every grant the user holds (C22),
  * in the same batch: re-enabling the account later revives none of the tokens issued before. Null: no such user.
  */
-export async function setUserDisabled(db: D1Database, userId: string, disabled: boolean, audit: UserChangeAudit): Promise<{ changed: boolean } | null> {
+export async function setUserDisabled(db: D1Database, userId: string, disabled: boolean, audit: UserChangeAudit): Promise<{ changed: boolean; at: number } | null> {
   if (!isOpaqueId(userId)) return null;
   const now = Date.now();
   const type = disabled ? "admin.user.disabled" : "admin.user.enabled";
@@ -218,7 +218,7 @@ export async function setUserDisabled(db: D1Database, userId: string, disabled: 
     db.prepare(`SELECT 1 AS found FROM users WHERE id = ?`).bind(userId),
   ]);
   if (results.at(-1)!.results.length === 0) return null;
-  return { changed: results[0]!.meta.changes > 0 };
+  return { changed: results[0]!.meta.changes > 0, at: now };
 }
 
 /** Deletes a user with `admin.user.deleted`; passkeys, consents and grant revocations go with the row (foreign keys). False: no such user. */

@@ -17,3 +17,6 @@ const CLIENT_ID = /^[A-Za-z0-9._~-]{1,128}$/;
 export function isClientId(value: unknown): value is string {
   return typeof value === "string" && CLIENT_ID.test(value);
 }
+
+/** RFC 9126 §2.2: the request_uri of a pushed request is `urn:ietf:params:oauth:request_uri:<reference>`. */
+export const PAR_URN_PREFIX = "urn:ietf:params:oauth:request_uri:";

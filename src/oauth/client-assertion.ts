@@ -1,5 +1,6 @@
 import { jwtVerify, type JWTPayload, type JWTVerifyGetKey } from "jose";
 import { invalidClient } from "./client-auth";
+import { ASYMMETRIC_JWS_ALGS } from "./jws-algs";
 
 /**
  * RFC 7523 §3: a `private_key_jwt` client assertion. No I/O of its own: the client's keys come in as a jose key
@@ -8,7 +9,7 @@ import { invalidClient } from "./client-auth";
  */
 
 /** Algorithms accepted on client assertions: asymmetric only (never `none`, never an HMAC over a secret we only hold hashed). */
-export const CLIENT_ASSERTION_ALGS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"];
+export const CLIENT_ASSERTION_ALGS: string[] = [...ASYMMETRIC_JWS_ALGS];
 
 /** Clock skew tolerated on exp / nbf / iat of assertions. */
 export const ASSERTION_CLOCK_TOLERANCE_SECONDS = 30;
@@ -20,6 +21,10 @@ export interface AssertionExpectation {
   issuer: string;
   /** The token endpoint URL: also accepted as the audience, for clients written to RFC 7523 §3 and OIDC Core §9. */
   tokenEndpoint: string;
+  /** Further URLs accepted as the audience: the PAR endpoint's own, at /par (RFC 9126 §2). */
+  alsoAccepted?: readonly string[];
+  /** The algorithms the client may sign with (a FAPI 2.0 client: PS256, ES256, EdDSA); default all of CLIENT_ASSERTION_ALGS. */
+  algorithms?: readonly string[];
   /** The realm of the invalid_client challenge. */
   realm: string;
   nowSeconds: number;
@@ -38,7 +43,7 @@ export async function verifyClientAssertion(assertion: string, keys: JWTVerifyGe
   let payload: JWTPayload;
   try {
     ({ payload } = await jwtVerify(assertion, keys, {
-      algorithms: CLIENT_ASSERTION_ALGS,
+      algorithms: [...(expected.algorithms ?? CLIENT_ASSERTION_ALGS)],
       issuer: expected.clientId,
       subject: expected.clientId,
       requiredClaims: ["exp", "jti"],
@@ -61,7 +66,7 @@ export async function verifyClientAssertion(assertion: string, keys: JWTVerifyGe
  */
 function namesThisServerOnly(aud: unknown, expected: AssertionExpectation): boolean {
   const values = typeof aud === "string" ? [aud] : Array.isArray(aud) ? aud : [];
-  return values.length > 0 && values.every((value) => value === expected.issuer || value === expected.tokenEndpoint);
+  return values.length > 0 && values.every((value) => value === expected.issuer || value === expected.tokenEndpoint || (expected.alsoAccepted ?? []).includes(value));
 }
 
 /**

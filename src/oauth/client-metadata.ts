@@ -6,6 +6,8 @@ import { ID_TOKEN_CLAIMS } from "./claims";
 import { firstProblem } from "./schema";
 import { parseScope } from "../lib/scope";
 import { MAX_CUSTOM_CLAIMS, customClaimNameProblem } from "./custom-claims";
+import { ASYMMETRIC_JWS_ALGS } from "./jws-algs";
+import { FAPI2_REFRESH_RETRY_INTERVAL, SECURITY_PROFILES, fapi2RegistrationProblem } from "./security-profile";
 
 /**
  * Client metadata rules (RFC 7591 §2), the one validator of the admin API and of dynamic registration. Pure: takes what an operator sent (and, for an update, the
@@ -17,6 +19,8 @@ export const GRANT_TYPES = ["authorization_code", "refresh_token", "client_crede
 export const RESPONSE_TYPES = ["code"] as const;
 export const TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"] as const;
 export const ID_TOKEN_SIGNING_ALGS = ["RS256", "ES256"] as const;
+/** OIDC Registration §2 `request_object_signing_alg`: an advertised asymmetric alg, or `none` (taken only when ALLOW_UNSIGNED_REQUEST_OBJECTS is on). */
+export const REQUEST_OBJECT_SIGNING_ALGS = [...ASYMMETRIC_JWS_ALGS, "none"] as const;
 
 export const DEFAULT_SCOPE = "openid profile email address phone offline_access";
 
@@ -49,7 +53,8 @@ const jwks = z.object({
 });
 
 /**
- * What an operator may send (RFC 7591 names, plus `skip_consent` and `id_token_claims`). Every member optional: on create the defaults
+ * What an operator may send (RFC 7591 names and those of the specs that register client metadata — RFC 9126 §6,
+ * RFC 9449 §5.2, OIDC Registration §2 — plus `skip_consent`, `id_token_claims` and `security_profile`). Every member optional: on create the defaults
  * apply, on update the stored value stays. `null` clears a nullable member. Unknown members are stripped.
  */
 export const clientMetadataSchema = z.object({
@@ -64,8 +69,14 @@ export const clientMetadataSchema = z.object({
   jwks_uri: z.optional(z.nullable(text(MAX_URI_LENGTH))),
   id_token_signed_response_alg: z.optional(z.nullable(z.enum(ID_TOKEN_SIGNING_ALGS))),
   skip_consent: z.optional(z.boolean()),
+  backchannel_logout_uri: z.optional(z.nullable(text(MAX_URI_LENGTH))),
+  backchannel_logout_session_required: z.optional(z.boolean()),
   refresh_token_reuse_interval: z.optional(z.nullable(z.int().check(z.minimum(0, "must be 0 or more"), z.maximum(MAX_REUSE_INTERVAL, `must be at most ${MAX_REUSE_INTERVAL} seconds`)))),
   id_token_claims: z.optional(z.enum(ID_TOKEN_CLAIMS)),
+  require_pushed_authorization_requests: z.optional(z.boolean()),
+  dpop_bound_access_tokens: z.optional(z.boolean()),
+  request_object_signing_alg: z.optional(z.nullable(z.enum(REQUEST_OBJECT_SIGNING_ALGS))),
+  security_profile: z.optional(z.nullable(z.enum(SECURITY_PROFILES))),
   extra_claims: z.optional(z.array(text(100)).check(z.maxLength(MAX_CUSTOM_CLAIMS, `has more than ${MAX_CUSTOM_CLAIMS} entries`))),
 });
 
@@ -127,6 +138,27 @@ export function redirectUriProblem(uri: string): string | null {
   return "must use https, http on a loopback host, or a private-use scheme in reverse domain name form (RFC 8252 §7.1)";
 }
 
+/**
+ * Why `uri` cannot be a back-channel logout URI, or null when it can (OIDC Back-Channel Logout 1.0 §2.2): an absolute
+ * https URL (http only on a loopback host, for local development), which may have a port, path and query but no
+ * fragment, and no credentials — the OP POSTs Logout Tokens to it.
+ */
+export function backchannelLogoutUriProblem(uri: string): string | null {
+  if (/[\s\u0000-\u001f\u007f]/.test(uri)) return "must not contain whitespace or control characters";
+  if (uri.includes("#")) return "must not contain a fragment";
+  let url: URL;
+  try {
+    url = new URL(uri);
+  } catch {
+    return "must be an absolute URL";
+  }
+  if (!/^https?:\/\/[^/?#\\]/i.test(uri)) return "must be an https URL (scheme://host/…)";
+  if (url.username !== "" || url.password !== "") return "must not contain credentials";
+  if (url.protocol === "https:") return url.hostname === "" ? "must name a host" : null;
+  if (url.protocol === "http:") return isLoopbackHostname(url.hostname) ? null : "must use https (http only on localhost, 127.0.0.1 or [::1])";
+  return "must be an https URL";
+}
+
 function checkRedirectUris(member: string, uris: string[]): void {
   uris.forEach((uri, i) => {
     const problem = redirectUriProblem(uri);
@@ -153,15 +185,17 @@ export function newClientFields(input: ClientMetadataInput): ClientFields {
     jwks: input.jwks ?? null,
     jwks_uri: input.jwks_uri ?? null,
     id_token_signed_response_alg: input.id_token_signed_response_alg ?? null,
-    // Not offered by this OP yet: never registered (advertise only what works).
-    backchannel_logout_uri: null,
-    backchannel_logout_session_required: false,
+    backchannel_logout_uri: input.backchannel_logout_uri ?? null,
+    backchannel_logout_session_required: input.backchannel_logout_session_required ?? false,
     skip_consent: input.skip_consent ?? false,
-    dpop_bound_access_tokens: false,
+    dpop_bound_access_tokens: input.dpop_bound_access_tokens ?? false,
     refresh_token_reuse_interval: input.refresh_token_reuse_interval ?? null,
     id_token_claims: input.id_token_claims ?? "scope",
+    require_pushed_authorization_requests: input.require_pushed_authorization_requests ?? false,
+    request_object_signing_alg: input.request_object_signing_alg ?? null,
+    security_profile: input.security_profile ?? null,
     extra_claims: input.extra_claims ?? [],
-  });
+  }, input);
 }
 
 /** The metadata after an update: the stored client with the sent members replaced, checked as a whole. */
@@ -183,18 +217,38 @@ export function updatedClientFields(current: Client, input: ClientMetadataInput)
     jwks: input.jwks === undefined ? current.jwks : input.jwks,
     jwks_uri: input.jwks_uri === undefined ? current.jwks_uri : input.jwks_uri,
     id_token_signed_response_alg: input.id_token_signed_response_alg === undefined ? current.id_token_signed_response_alg : input.id_token_signed_response_alg,
-    backchannel_logout_uri: current.backchannel_logout_uri,
-    backchannel_logout_session_required: current.backchannel_logout_session_required,
+    backchannel_logout_uri: input.backchannel_logout_uri === undefined ? current.backchannel_logout_uri : input.backchannel_logout_uri,
+    backchannel_logout_session_required: input.backchannel_logout_session_required ?? current.backchannel_logout_session_required,
     skip_consent: input.skip_consent ?? current.skip_consent,
-    dpop_bound_access_tokens: current.dpop_bound_access_tokens,
+    dpop_bound_access_tokens: input.dpop_bound_access_tokens ?? current.dpop_bound_access_tokens,
     refresh_token_reuse_interval: input.refresh_token_reuse_interval === undefined ? current.refresh_token_reuse_interval : input.refresh_token_reuse_interval,
     id_token_claims: input.id_token_claims ?? current.id_token_claims,
+    require_pushed_authorization_requests: input.require_pushed_authorization_requests ?? current.require_pushed_authorization_requests,
+    request_object_signing_alg: input.request_object_signing_alg === undefined ? current.request_object_signing_alg : input.request_object_signing_alg,
+    security_profile: input.security_profile === undefined ? current.security_profile : input.security_profile,
     extra_claims: input.extra_claims ?? current.extra_claims,
-  });
+  }, input);
+}
+
+/**
+ * A FAPI 2.0 client (security_profile fapi2) gets what the profile requires for the members that were not sent:
+ * DPoP-bound access tokens, pushed requests, ES256 ID tokens, a refresh retry interval. A member sent with a value
+ * the profile forbids is refused by `fapi2RegistrationProblem`, never silently changed.
+ */
+function withProfileDefaults(fields: ClientFields, input: ClientMetadataInput): ClientFields {
+  if (fields.security_profile !== "fapi2") return fields;
+  return {
+    ...fields,
+    dpop_bound_access_tokens: input.dpop_bound_access_tokens ?? true,
+    require_pushed_authorization_requests: input.require_pushed_authorization_requests ?? true,
+    id_token_signed_response_alg: input.id_token_signed_response_alg === undefined ? "ES256" : fields.id_token_signed_response_alg,
+    refresh_token_reuse_interval: input.refresh_token_reuse_interval === undefined && fields.refresh_token_reuse_interval === null ? FAPI2_REFRESH_RETRY_INTERVAL : fields.refresh_token_reuse_interval,
+  };
 }
 
 /** The rules that relate members to each other. */
-function finalize(fields: ClientFields): ClientFields {
+function finalize(given: ClientFields, input: ClientMetadataInput): ClientFields {
+  const fields = withProfileDefaults(given, input);
   const out: ClientFields = {
     ...fields,
     redirect_uris: distinct(fields.redirect_uris),
@@ -225,6 +279,11 @@ function finalize(fields: ClientFields): ClientFields {
     throw metadataError("grant_types: client_credentials requires a confidential client (token_endpoint_auth_method other than none)");
   }
 
+  if (out.backchannel_logout_uri !== null) {
+    const problem = backchannelLogoutUriProblem(out.backchannel_logout_uri);
+    if (problem) throw metadataError(`backchannel_logout_uri: ${problem}`);
+  }
+
   if (out.jwks !== null && out.jwks_uri !== null) throw metadataError("jwks and jwks_uri must not both be present (RFC 7591 §2)");
   if (out.jwks_uri !== null) {
     let url: URL | null = null;
@@ -246,6 +305,9 @@ function finalize(fields: ClientFields): ClientFields {
   if (scopes === null) throw metadataError("scope: must be space-separated scope tokens (RFC 6749 §3.3)");
   if (scopes.length === 0) throw metadataError("scope: must name at least one scope");
   out.scope = scopes.join(" ");
+
+  const profileProblem = fapi2RegistrationProblem(out);
+  if (profileProblem !== null) throw metadataError(profileProblem);
   return out;
 }
 

@@ -66,3 +66,17 @@ export function whyTokenIsNotGood(facts: TokenFacts): string | null {
 export function grantHasUser(grant: { authTime: number | null }): boolean {
   return grant.authTime !== null;
 }
+
+/** How an access token was presented (RFC 9449 §7): as a Bearer token, or with the DPoP scheme and a proof of a key. */
+export type Presentation = { scheme: "Bearer" } | { scheme: "DPoP"; jkt: string };
+
+/**
+ * RFC 9449 §7.1 and §6.1: a token bound to a key (`cnf.jkt`) is honoured only with a proof of that key — never as a
+ * Bearer token — and the DPoP scheme is for bound tokens only. Null when the presentation fits the token.
+ */
+export function whyPresentationIsNotGood(claims: Pick<AccessTokenClaims, "cnf">, presented: Presentation): string | null {
+  const bound = claims.cnf?.jkt ?? null;
+  if (presented.scheme === "Bearer") return bound === null ? null : "the access token is DPoP-bound: present it with the DPoP scheme and a proof";
+  if (bound === null) return "the access token is not DPoP-bound: present it as a Bearer token";
+  return bound === presented.jkt ? null : "the DPoP proof is not signed by the key the access token is bound to";
+}

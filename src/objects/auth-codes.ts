@@ -26,6 +26,8 @@ export interface CodeRedemption {
   clientId: string;
   redirectUri: string | null;
   codeVerifier: string | null;
+  /** Thumbprint of the key of the request's DPoP proof; null or absent without one. */
+  dpopJkt?: string | null;
 }
 
 interface PreparedRedemption extends CodeRedemption {
@@ -56,6 +58,10 @@ export class AuthCodeStore extends SingleUseResourceStore<AuthorizationCodeGrant
     } else if (r.codeVerifier !== null) {
       // RFC 9700 §2.1.1: a verifier without a challenge is a downgrade attempt.
       return "code_verifier sent but no code_challenge was used";
+    }
+    // RFC 9449 §10: a code bound to a DPoP key (dpop_jkt) is redeemed only with a proof of that key.
+    if (grant.dpopJkt !== null && (r.dpopJkt ?? null) !== grant.dpopJkt) {
+      return r.dpopJkt ? "the DPoP proof is not signed by the key the authorization code is bound to" : "the authorization code is bound to a DPoP key: send a DPoP proof of it";
     }
     return null;
   }

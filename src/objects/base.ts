@@ -5,6 +5,7 @@ import type { Env } from "../env";
 import { errorText, log } from "../lib/log";
 import { purgeTime } from "../lib/time";
 import { deadLetterRegistry } from "./locate";
+import { RetryQueue, retryDelayMs, type QueueStatus } from "./retry-queue";
 
 /** A versioned piece of an object's schema: migration N (1-based) brings the tables from version N-1 to N (C20). */
 export interface SchemaComponent {
@@ -15,11 +16,7 @@ export interface SchemaComponent {
 
 export type NewAuditEvent = Omit<AuditEvent, "eventId" | "occurredAt" | "source"> & { occurredAt?: number };
 
-export interface OutboxStatus {
-  pending: number;
-  deadLettered: number;
-  oldestPendingAt: number | null;
-}
+export type OutboxStatus = QueueStatus;
 
 const OUTBOX: SchemaComponent = {
   name: "audit_outbox",
@@ -129,9 +126,9 @@ export abstract class StatefulObject extends DurableObject<Env> {
       // without storage until its first write, so a read never creates a stored object (C15).
       if (this.createsStorageOnWrite() && !hasSchemaTable(ctx.storage)) return;
       this.ensureSchema();
-      // Safety net: events committed just before a crash still get an alarm to carry them to D1, and a report the
-      // registry has not acknowledged yet is sent.
-      if (this.outboxStatus().pending > 0 || this.registryBehind()) await this.wakeBy(this.now());
+      // Safety net: events (and the subclass's own queued deliveries) committed just before a crash still get an alarm,
+      // and so does a report the registry of undelivered events has not acknowledged yet.
+      if (this.outboxStatus().pending > 0 || this.nextDeliveryAt() !== null || this.registryBehind()) await this.wakeBy(this.now());
     });
   }
 
@@ -250,8 +247,23 @@ export abstract class StatefulObject extends DurableObject<Env> {
     return null;
   }
 
+  /**
+   * A subclass's own outgoing deliveries (UserSessions: back-channel logout notices), run by the alarm before the audit
+   * outbox, so the audit events they record go to D1 in the same run. They use a `RetryQueue` like the outbox does.
+   */
+  protected async deliverQueued(): Promise<void> {}
+
+  /**
+   * When the subclass's next queued delivery is due (ms), or null. Read while the base constructor runs (the safety
+   * net after a crash), so it must use only storage, not fields of the subclass.
+   */
+  protected nextDeliveryAt(): number | null {
+    return null;
+  }
+
   override async alarm(): Promise<void> {
     if (!this.hasStorage()) return;
+    await this.deliverQueued();
     await this.deliverAuditOutbox();
     await this.reportUndelivered();
     const now = this.now();
@@ -278,18 +290,20 @@ export abstract class StatefulObject extends DurableObject<Env> {
   }
 
   private async scheduleNextAlarm(): Promise<void> {
-    const nextDelivery = this.sql
-      .exec<{ at: number | null }>(`SELECT MIN(next_attempt_at) AS at FROM audit_outbox WHERE dead_lettered_at IS NULL`)
-      .one().at;
     const expiry = this.nextExpiry();
     const purgeAt = expiry === null ? null : purgeTime(expiry);
     const report = this.registryBehind() ? this.reportRow().next_attempt_at ?? this.now() : null;
-    const candidates = [nextDelivery, purgeAt, report].filter((t): t is number => t !== null);
+    const candidates = [this.auditQueue().nextAttemptAt(), this.nextDeliveryAt(), purgeAt, report].filter((t): t is number => t !== null);
     if (candidates.length === 0) {
       await this.ctx.storage.deleteAlarm();
       return;
     }
     await this.ctx.storage.setAlarm(Math.max(Math.min(...candidates), this.now()));
+  }
+
+  /** The audit outbox as a retry queue (C4). */
+  private auditQueue(): RetryQueue {
+    return new RetryQueue(this.sql, { table: "audit_outbox", id: "event_id", createdAt: "json_extract(event, '$.occurredAt')", name: "audit" });
   }
 
   /**
@@ -298,13 +312,8 @@ export abstract class StatefulObject extends DurableObject<Env> {
    */
   protected async deliverAuditOutbox(): Promise<{ delivered: number; failed: number }> {
     const now = this.now();
-    const due = this.sql
-      .exec<{ event_id: string; event: string; attempts: number }>(
-        `SELECT event_id, event, attempts FROM audit_outbox
-         WHERE dead_lettered_at IS NULL AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT 100`,
-        now,
-      )
-      .toArray();
+    const queue = this.auditQueue();
+    const due = queue.due<{ event_id: string; event: string }>(now, 100, "event");
     if (due.length === 0) return { delivered: 0, failed: 0 };
     try {
       await insertAuditEvents(
@@ -315,48 +324,18 @@ export abstract class StatefulObject extends DurableObject<Env> {
       // Only the first line: D1 errors list the query's parameters after it.
       const message = errorText(error);
       const { auditRetryBase, auditRetryMax, auditMaxAttempts } = this.config;
-      let deadLettered = 0;
-      this.transact(() => {
-        for (const row of due) {
-          const attempts = row.attempts + 1;
-          if (attempts >= auditMaxAttempts) {
-            deadLettered++;
-            this.sql.exec(
-              `UPDATE audit_outbox SET attempts = ?, dead_lettered_at = ?, last_error = ? WHERE event_id = ?`,
-              attempts,
-              now,
-              message,
-              row.event_id,
-            );
-          } else {
-            const delay = Math.min(auditRetryBase * 2 ** (attempts - 1), auditRetryMax) * 1000;
-            this.sql.exec(
-              `UPDATE audit_outbox SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE event_id = ?`,
-              attempts,
-              now + delay,
-              message,
-              row.event_id,
-            );
-          }
-        }
-      });
-      log("warn", "audit.delivery_failed", { source: this.source, object: this.objectName(), events: due.length, error: message });
-      if (deadLettered > 0) {
-        // The alert: one structured line operators can match on, with the running total.
-        log("error", "audit.dead_letter", {
-          metric: "audit_dead_letter_total",
-          source: this.source,
-          // Which object holds them, so an operator can call deadLetters()/redriveDeadLetters() on it.
-          object: this.objectName(),
-          count: deadLettered,
-          total: this.outboxStatus().deadLettered,
-        });
-      }
+      const dead = this.transact(() =>
+        queue.failed(
+          due.map((row) => ({ id: row.event_id, attempts: row.attempts, error: message })),
+          now,
+          { baseSeconds: auditRetryBase, maxSeconds: auditRetryMax, maxAttempts: auditMaxAttempts },
+        ),
+      );
+      // The object is named, so an operator can call deadLetters()/redriveDeadLetters() on it.
+      queue.report({ source: this.source, object: this.objectName(), events: due.length, error: message }, dead.length);
       return { delivered: 0, failed: due.length };
     }
-    this.transact(() => {
-      for (const row of due) this.sql.exec(`DELETE FROM audit_outbox WHERE event_id = ?`, row.event_id);
-    });
+    this.transact(() => queue.remove(due.map((row) => row.event_id)));
     return { delivered: due.length, failed: 0 };
   }
 
@@ -430,7 +409,8 @@ export abstract class StatefulObject extends DurableObject<Env> {
       await this.undeliveredRegistry().report({ source: this.source, name: this.ctx.id.name ?? null, id: this.ctx.id.toString(), seq, ...state });
     } catch (error) {
       const attempts = report.attempts + 1;
-      const delay = Math.min(this.config.auditRetryBase * 2 ** (attempts - 1), this.config.auditRetryMax) * 1000;
+      // The audit outbox's backoff, never given up: the registry is how operators find dead letters.
+      const delay = retryDelayMs(attempts, { baseSeconds: this.config.auditRetryBase, maxSeconds: this.config.auditRetryMax, maxAttempts: Infinity });
       this.transact(() => this.sql.exec(`UPDATE undelivered_report SET attempts = ?, next_attempt_at = ?, seq = ? WHERE id = 1`, attempts, now + delay, seq));
       log("warn", "audit.registry_report_failed", { source: this.source, object: this.objectName(), attempts, error: errorText(error) });
       return;
@@ -448,39 +428,22 @@ export abstract class StatefulObject extends DurableObject<Env> {
   /** Pending and dead-lettered audit events of this object: dead letters stay queryable until redriven. */
   outboxStatus(): OutboxStatus {
     if (!this.hasStorage()) return { pending: 0, deadLettered: 0, oldestPendingAt: null };
-    const row = this.sql
-      .exec<{ pending: number; dead: number; oldest: number | null }>(
-        `SELECT COUNT(*) FILTER (WHERE dead_lettered_at IS NULL) AS pending,
-                COUNT(*) FILTER (WHERE dead_lettered_at IS NOT NULL) AS dead,
-                MIN(CASE WHEN dead_lettered_at IS NULL THEN json_extract(event, '$.occurredAt') END) AS oldest
-         FROM audit_outbox`,
-      )
-      .one();
-    return { pending: row.pending, deadLettered: row.dead, oldestPendingAt: row.oldest };
+    return this.auditQueue().status();
   }
 
   /** Dead-lettered events, for operators. */
   deadLetters(limit = 100): Array<{ event: AuditEvent; attempts: number; lastError: string | null; deadLetteredAt: number }> {
     if (!this.hasStorage()) return [];
-    return this.sql
-      .exec<{ event: string; attempts: number; last_error: string | null; dead_lettered_at: number }>(
-        `SELECT event, attempts, last_error, dead_lettered_at FROM audit_outbox
-         WHERE dead_lettered_at IS NOT NULL ORDER BY dead_lettered_at LIMIT ?`,
-        Math.min(Math.max(limit, 1), 1000),
-      )
-      .toArray()
-      .map((r) => ({ event: JSON.parse(r.event) as AuditEvent, attempts: r.attempts, lastError: r.last_error, deadLetteredAt: r.dead_lettered_at }));
+    return this.auditQueue()
+      .list<{ event: string }>("event", { deadOnly: true, limit })
+      .map((r) => ({ event: JSON.parse(r.event) as AuditEvent, attempts: r.attempts, lastError: r.last_error, deadLetteredAt: r.dead_lettered_at! }));
   }
 
   /** Puts dead-lettered events back in line for delivery (after the cause is fixed). */
   async redriveDeadLetters(): Promise<number> {
     if (!this.hasStorage()) return 0;
     const now = this.now();
-    const count = this.transact(() => {
-      const { n } = this.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM audit_outbox WHERE dead_lettered_at IS NOT NULL`).one();
-      this.sql.exec(`UPDATE audit_outbox SET dead_lettered_at = NULL, attempts = 0, next_attempt_at = ? WHERE dead_lettered_at IS NOT NULL`, now);
-      return n;
-    });
+    const count = this.transact(() => this.auditQueue().redrive(now));
     if (count > 0) await this.wakeBy(now);
     return count;
   }

@@ -8,6 +8,8 @@ export interface Challenge {
   kind: ChallengeKind;
   /** The user it is for, when known (passkey registration, session token). */
   userId?: string | null;
+  /** The client it was issued to (session token, C8): only that client may use it. */
+  clientId?: string | null;
   email?: string | null;
   /** WebAuthn challenge bytes (base64url) for passkey kinds. */
   webauthnChallenge?: string | null;
@@ -23,14 +25,22 @@ export interface ChallengeOutcome {
 }
 
 /** Magic links, WebAuthn challenges and one-time session tokens: single use, even under concurrent submission (C8, C11). */
-export class ChallengeStore extends SingleUseResourceStore<Challenge, { kind: ChallengeKind }, { kind: ChallengeKind }, ChallengeOutcome> {
+export interface ChallengeExpectation {
+  kind: ChallengeKind;
+  /** The client using it: a challenge issued to a client is refused to any other, in the same step (and not used up). */
+  clientId?: string;
+}
+
+export class ChallengeStore extends SingleUseResourceStore<Challenge, ChallengeExpectation, ChallengeExpectation, ChallengeOutcome> {
   protected readonly source = "challenge";
 
-  protected override verify(challenge: Challenge, expectation: { kind: ChallengeKind }): string | null {
-    return challenge.kind === expectation.kind ? null : "challenge is of another kind";
+  protected override verify(challenge: Challenge, expectation: ChallengeExpectation): string | null {
+    if (challenge.kind !== expectation.kind) return "challenge is of another kind";
+    if ((challenge.clientId ?? null) !== null && challenge.clientId !== expectation.clientId) return "issued to another client";
+    return null;
   }
 
   protected override describe(challenge: Challenge) {
-    return { subject: challenge.userId ?? null };
+    return { subject: challenge.userId ?? null, clientId: challenge.clientId ?? null };
   }
 }

@@ -1,5 +1,5 @@
 import { loadConfig } from "../config";
-import { isOpaqueId } from "../lib/ids";
+import { PAR_URN_PREFIX, isOpaqueId } from "../lib/ids";
 import type { AuditEvent } from "../db/audit";
 import type { Env } from "../env";
 import { newShardedId, shardOfId, shardOfKey } from "./sharding";
@@ -18,9 +18,6 @@ export function authCodeStoreFor(env: Env, code: string) {
   const shard = shardOfId(code, loadConfig(env).shardCount);
   return shard === null ? null : env.AUTH_CODES.get(env.AUTH_CODES.idFromName(`codes:${shard}`));
 }
-
-/** RFC 9126 §2.2: request_uri = urn:ietf:params:oauth:request_uri:<reference>. */
-export const PAR_URN_PREFIX = "urn:ietf:params:oauth:request_uri:";
 
 export function newParRequestUri(env: Env): string {
   return PAR_URN_PREFIX + newShardedId(loadConfig(env).shardCount);

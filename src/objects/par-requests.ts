@@ -6,7 +6,10 @@ export interface PushedAuthorizationRequest {
   params: Record<string, string>;
 }
 
-export class ParRequestStore extends SingleUseResourceStore<PushedAuthorizationRequest, { clientId: string }> {
+/** Nothing is recorded with a used request_uri but the fact (its tombstone makes a replay known as one, and audited). */
+type NoOutcome = null;
+
+export class ParRequestStore extends SingleUseResourceStore<PushedAuthorizationRequest, { clientId: string }, { clientId: string }, NoOutcome> {
   protected readonly source = "par_request";
 
   protected override verify(request: PushedAuthorizationRequest, expectation: { clientId: string }): string | null {

@@ -1,6 +1,6 @@
 import { issuerOf, loadConfig } from "../config";
 import { listConsents, revokeConsentAndGrants } from "../db/consents";
-import { ALL_CLIENTS, endGrantsIssuedBefore } from "../db/grant-revocations";
+import { signOutEverywhere } from "./support/sign-out";
 import { deletePasskey, listPasskeys, renamePasskey } from "../db/passkeys";
 import { getUser } from "../db/users";
 import type { Env } from "../env";
@@ -142,22 +142,20 @@ export function revokeAccountConsent(request: Request, env: Env): Promise<Respon
 }
 
 /**
- * POST /account/sign-out-everywhere: every grant of the user ends (C22: refresh fails, access tokens are inactive), then
- * every session, this one too, in one call to one object (C18) — the same two steps as the admin's revoke-all.
+ * POST /account/sign-out-everywhere: the one "sign out everywhere" (routes/support/sign-out.ts) — every grant of the
+ * user ends (C22), then every session, this one too (C18), and every app each signed in to is told (C21).
  */
-export function signOutEverywhere(request: Request, env: Env): Promise<Response> {
+export function signOutEverywhereFromAccount(request: Request, env: Env): Promise<Response> {
   return frontChannel(async () => {
     const form = parseWith(SignOutForm, await readParams(request, "body"));
     await verifyFormPost(request, issuerOf(env, request), form.csrf_token);
     const session = await signedIn(env, request);
-    await endGrantsIssuedBefore(env.DB, session.userId, ALL_CLIENTS, Date.now(), {
-      type: "user.grants_ended",
-      actor: "user",
-      subject: session.userId,
-      clientId: null,
-      data: { remote_ip: clientAddress(env, request), reason: "sign_out_everywhere" },
+    await signOutEverywhere(env, session.userId, {
+      actor: session.userId,
+      auditType: "user.grants_ended",
+      reason: "user_signed_out_everywhere",
+      data: { remote_ip: clientAddress(env, request), from: "account" },
     });
-    await userSessionsFor(env, session.userId)!.revokeAllSessions("signed out everywhere from the account page", "user");
     return htmlResponse(signedOutPage(), { headers: { "set-cookie": sessionCookie(env, request, null) } });
   });
 }

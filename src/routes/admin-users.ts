@@ -201,7 +201,8 @@ export const disableUserRoute: AdminHandler = async (request, env) => {
   const userId = userIdOf(request);
   const result = await setUserDisabled(env.DB, userId, true, auditOf(env, request));
   if (result === null) throw notFound("user");
-  const ended = await userSessionsFor(env, userId)!.revokeAllSessions("user_disabled", "admin-api");
+  // The grants ended at `at` (in the batch above): the sessions object forgets those it recorded, and tells the apps.
+  const ended = await userSessionsFor(env, userId)!.revokeAllSessions("user_disabled", "admin-api", { grantsEndedAt: result.at });
   return jsonResponse({ ...userView(await storedUser(env, userId)), sessions_ended: ended.count });
 };
 
@@ -220,7 +221,7 @@ export const enableUserRoute: AdminHandler = async (request, env) => {
 export const deleteUserRoute: AdminHandler = async (request, env) => {
   const userId = userIdOf(request);
   await storedUser(env, userId);
-  await userSessionsFor(env, userId)!.revokeAllSessions("user_deleted", "admin-api");
+  await userSessionsFor(env, userId)!.revokeAllSessions("user_deleted", "admin-api", { grantsEndedAt: Date.now() });
   if (!(await deleteUser(env.DB, userId, auditOf(env, request)))) throw notFound("user");
   return new Response(null, { status: 204, headers: { "cache-control": "no-store" } });
 };
@@ -240,7 +241,7 @@ export const revokeUserConsent: AdminHandler = async (request, env) => {
   const clientId = String(request.params.client_id ?? "");
   if (!isClientId(clientId) || (await getClient(env.DB, clientId)) === null) throw notFound("client");
   const revoked = await revokeConsentAndGrants(env.DB, user.id, clientId, {
-    type: "admin.consent.revoked",
+    type: "admin.user.consent_revoked",
     actor: "admin-api",
     subject: user.id,
     clientId,

@@ -1,13 +1,10 @@
-import type { IRequest } from "itty-router";
 import type { AuditData } from "../db/audit";
-import { ALL_CLIENTS, endGrantsIssuedBefore } from "../db/grant-revocations";
 import { clientVersion, deleteClient, getClient, insertClient, listClients, updateClient, type ClientChangeAudit, type ClientFields, type StoredClient } from "../db/clients";
 import type { Env } from "../env";
 import { randomToken } from "../lib/crypto";
 import { isClientId } from "../lib/ids";
 import { SIGNING_ALGS, type SigningAlg } from "../objects/key-manager";
-import { keyManager, userSessionsFor } from "../objects/locate";
-import type { SessionInfo } from "../objects/sessions";
+import { keyManager } from "../objects/locate";
 import { hashClientSecret } from "../oauth/client-auth";
 import { newClientFields, parseClientMetadata, updatedClientFields, usesClientSecret } from "../oauth/client-metadata";
 import { OAuthError } from "../oauth/errors";
@@ -16,8 +13,8 @@ import { adminActor, notFound, type AdminHandler } from "./support/admin-auth";
 import { jsonResponse } from "./support/respond";
 
 /**
- * The admin API: clients CRUD in RFC 7591 metadata names (plus `skip_consent`), a user's sessions and "sign out
- * everywhere", keys. The admin checks are routes/support/admin-auth.ts. Every change is written to D1 with its audit event in one batch; nothing is cached, so an update is in force for
+ * The admin API: clients CRUD in RFC 7591 metadata names (plus `skip_consent`), keys. A user's sessions, "sign out
+ * everywhere" and logout notices are in admin-sessions.ts. The admin checks are routes/support/admin-auth.ts. Every change is written to D1 with its audit event in one batch; nothing is cached, so an update is in force for
  * every request that starts after it returns (C5).
  */
 
@@ -95,7 +92,9 @@ export const getClientRoute: AdminHandler = async (request, env) => {
 
 const METADATA_MEMBERS = [
   "client_name", "redirect_uris", "post_logout_redirect_uris", "grant_types", "response_types", "token_endpoint_auth_method",
-  "scope", "jwks", "jwks_uri", "id_token_signed_response_alg", "skip_consent", "refresh_token_reuse_interval", "id_token_claims", "extra_claims",
+  "scope", "jwks", "jwks_uri", "id_token_signed_response_alg", "skip_consent", "refresh_token_reuse_interval", "id_token_claims",
+  "backchannel_logout_uri", "backchannel_logout_session_required",
+  "require_pushed_authorization_requests", "dpop_bound_access_tokens", "request_object_signing_alg", "security_profile", "extra_claims",
 ] as const satisfies readonly (keyof ClientFields)[];
 
 function changedMembers(before: StoredClient, after: ClientFields): string[] {
@@ -145,52 +144,6 @@ export const deleteClientRoute: AdminHandler = async (request, env) => {
   const deleted = await deleteClient(env.DB, clientId, auditOf(env, request, {}));
   if (!deleted) throw notFound("client");
   return new Response(null, { status: 204, headers: { "cache-control": "no-store" } });
-};
-
-function sessionView(session: SessionInfo) {
-  const seconds = (ms: number) => Math.floor(ms / 1000);
-  return {
-    sid: session.sid,
-    auth_time: session.authTime,
-    amr: session.amr,
-    acr: session.acr,
-    created_at: seconds(session.createdAt),
-    last_seen_at: seconds(session.lastSeenAt),
-    expires_at: seconds(session.expiresAt),
-    idle_expires_at: seconds(session.idleExpiresAt),
-    clients: session.clients,
-  };
-}
-
-function sessionsOf(request: IRequest, env: Env) {
-  const sessions = userSessionsFor(env, String(request.params.id ?? ""));
-  if (sessions === null) throw notFound("user");
-  return sessions;
-}
-
-/** GET /admin/users/:id/sessions — the user's usable sessions, newest first. */
-export const listUserSessions: AdminHandler = async (request, env) => {
-  const sessions = await sessionsOf(request, env).listSessions();
-  return jsonResponse({ sessions: sessions.map(sessionView) });
-};
-
-/**
- * POST /admin/users/:id/sessions/revoke-all — "sign out everywhere": the user's grants end (C22: refresh fails, access
- * tokens are inactive at once), then every session in one call to one object, one transaction (C18). The grants
- * first: a failure after them leaves sessions to end on a retry, never grants that outlive a reported success.
- */
-export const revokeAllUserSessions: AdminHandler = async (request, env) => {
-  const userId = String(request.params.id ?? "");
-  const sessions = sessionsOf(request, env);
-  await endGrantsIssuedBefore(env.DB, userId, ALL_CLIENTS, Date.now(), {
-    type: "admin.user.grants_ended",
-    actor: "admin-api",
-    subject: userId,
-    clientId: null,
-    data: { remote_ip: adminActor(env, request).remote_ip, reason: "revoke_all" },
-  });
-  const result = await sessions.revokeAllSessions("admin", "admin-api");
-  return jsonResponse({ revoked: result.count, sessions: result.sessions.map((s) => s.sid) });
 };
 
 /** GET /admin/keys — the signing keys and their states (never private material). */

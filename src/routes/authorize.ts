@@ -2,19 +2,27 @@ import { issuerOf, loadConfig } from "../config";
 import { getClient } from "../db/clients";
 import { grantedScopes } from "../db/consents";
 import type { Env } from "../env";
-import { verifyWithPublishedKeys } from "../objects/key-cache";
-import type { PendingAuthorization } from "../oauth/authorize/pending";
+import { requestForm, type RequestForm } from "../oauth/authorize/check-request-object";
 import { UntrustedRequestError, responseTarget, validateAuthorizationRequest } from "../oauth/authorize/request";
-import { OAuthError, invalidRequest } from "../oauth/errors";
-import { verifyIdTokenHint } from "../oauth/tokens";
+import { OAuthError } from "../oauth/errors";
+import { invalidRequestObject, unverifiedRequestParams } from "../oauth/request-object";
 import { answeringClient, continueAuthorization } from "./support/authorization-flow";
 import { currentSession, sessionCookieUserId } from "./support/browser-session";
+import { pendingAuthorization, takePushedRequest, verifiedRequestObject } from "./support/authorization-request";
 import { frontChannel } from "./support/errors";
 import { clientOfPending, loadInteraction } from "./support/interactions";
 import { readParams } from "./support/params";
 import { clientAddress, enforceRateLimit } from "./support/rate-limit";
 
-/** GET and POST /authorize (RFC 6749 §4.1, OIDC Core §3.1.2), and /authorize/resume, where sign-in returns to. */
+/**
+ * GET and POST /authorize (RFC 6749 §4.1, OIDC Core §3.1.2), and /authorize/resume, where sign-in returns to.
+ *
+ * A request comes in one of three forms (oauth/authorize/check-request-object.ts): plain parameters; a pushed
+ * request's `request_uri` (RFC 9126 §4), whose parameters alone count — taken once, by the client that pushed it (C9),
+ * in the same round trip as the client lookup; or a request object in `request` (RFC 9101), whose parameters alone
+ * count and whose refusal goes to the redirect URI it names, in its response mode, with its state, read before its
+ * signature is checked (OIDC Core §3.1.2.6). Then the one validator of authorize/request.ts, as at /par.
+ */
 
 export function authorize(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
   return frontChannel(async () => {
@@ -26,27 +34,50 @@ export function authorize(request: Request, env: Env, ctx: ExecutionContext): Pr
     const params = await readParams(request, "either").catch((error: unknown) => {
       throw error instanceof OAuthError ? new UntrustedRequestError(error.code, error.description, { status: error.status }) : error;
     });
+    let form: RequestForm = { form: "plain" };
+    let formError: OAuthError | null = null;
+    try {
+      form = requestForm(params, "authorize");
+    } catch (error) {
+      if (!(error instanceof OAuthError)) throw error;
+      formError = error; // reported at the redirect URI the outer parameters name, if they name a registered one
+    }
+    const clientId = params.client_id;
     // Side by side, each one round trip: the rate limit, the client, the browser's session and the consent its user
-    // gave this client. What a refusal makes unnecessary is a read wasted, never a write.
+    // gave this client; a pushed request is taken (a write) only once the rate limit let the request in. What a
+    // refusal makes unnecessary is a read wasted, never a write.
     const session = currentSession(env, request);
     const cookieUser = sessionCookieUserId(env, request);
     const rememberedScopes =
-      cookieUser !== null && params.client_id !== undefined ? { userId: cookieUser, scopes: grantedScopes(env.DB, cookieUser, params.client_id) } : undefined;
+      cookieUser !== null && clientId !== undefined ? { userId: cookieUser, scopes: grantedScopes(env.DB, cookieUser, clientId) } : undefined;
     // Not awaited elsewhere when the request ends early: keep their rejections from going unhandled.
     session.catch(() => undefined);
     rememberedScopes?.scopes.catch(() => undefined);
-    const [, client] = await Promise.all([limited, params.client_id === undefined ? null : getClient(env.DB, params.client_id)]);
-    const target = responseTarget(params, client);
+    const [, client, pushed] = await Promise.all([
+      limited,
+      clientId === undefined ? null : getClient(env.DB, clientId),
+      form.form === "pushed" && clientId !== undefined ? limited.then(() => takePushedRequest(env, form.requestUri, clientId)) : null,
+    ]);
+    // Where an error may go: the pushed request's redirect URI; the request object's, read from its payload before
+    // anything about it is checked; otherwise (no object, or one that names no redirect URI) the parameters' own.
+    const inner = form.form === "object" ? unverifiedRequestParams(form.jwt) : null;
+    const innerTarget = inner !== null && inner.redirect_uri !== undefined;
+    const targetParams = pushed ?? (innerTarget ? { ...inner, client_id: clientId! } : params);
+    const target = responseTarget(targetParams, client);
     return answeringClient(issuer, target, async () => {
-      const { idTokenHint, ...rest } = validateAuthorizationRequest(params, client!, target);
-      let idTokenHintSub: string | null = null;
-      if (idTokenHint !== null) {
-        // OIDC Core §3.1.2.1: an ID token we issued (expired is fine) to this client.
-        const hint = await verifyIdTokenHint((jwt, opts) => verifyWithPublishedKeys(env, jwt, opts), issuer, idTokenHint);
-        if (hint === null || !hint.aud.includes(client!.client_id)) throw invalidRequest("id_token_hint is not an ID token issued to this application");
-        idTokenHintSub = hint.sub;
+      if (formError !== null) throw formError;
+      let requestParams = targetParams;
+      if (form.form === "object") {
+        requestParams = await verifiedRequestObject(env, issuer, client!, form.jwt, `${issuer}/authorize`);
+        // RFC 9101 §5: only the object's parameters count, so it must name the redirect URI itself.
+        if (!innerTarget) throw invalidRequestObject("the request object must hold redirect_uri");
       }
-      const pending: PendingAuthorization = { ...rest, idTokenHintSub, startedAt: Date.now() };
+      const validated = validateAuthorizationRequest(requestParams, client!, target, {
+        pushed: pushed !== null,
+        serverRequiresPushed: config.requirePushedAuthorizationRequests,
+        proofJkt: null,
+      });
+      const pending = await pendingAuthorization(env, issuer, client!, validated);
       return continueAuthorization(env, ctx, request, client!, pending, null, { consentGiven: false, prefetched: { session, ...(rememberedScopes ? { rememberedScopes } : {}) } });
     });
   });

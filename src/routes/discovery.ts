@@ -5,11 +5,14 @@ import { SUPPORTED_ACR_VALUES } from "../oauth/acr";
 import { CLIENT_ASSERTION_ALGS } from "../oauth/client-assertion";
 import { SUPPORTED_CLAIMS, SUPPORTED_SCOPES } from "../oauth/claims";
 import { GRANT_TYPES, ID_TOKEN_SIGNING_ALGS, TOKEN_ENDPOINT_AUTH_METHODS } from "../oauth/client-metadata";
+import { DPOP_SIGNING_ALGS } from "../oauth/dpop";
+import { REQUEST_OBJECT_ALGS } from "../oauth/request-object";
 
 /**
  * Provider metadata: OIDC Discovery 1.0 §3 at /.well-known/openid-configuration and RFC 8414 §2 at
- * /.well-known/oauth-authorization-server, one document for both. It advertises only what this OP does:
- * no PAR, DPoP, request objects or back-channel logout until they exist.
+ * /.well-known/oauth-authorization-server, one document for both. It advertises only what this OP does: PAR
+ * (RFC 9126 §5), DPoP (RFC 9449 §5.1), request objects by value (RFC 9101 §10.5) but no request_uri other than
+ * PAR's, back-channel logout, and no front-channel logout (not built).
  */
 
 /** The paths of the endpoints, relative to the issuer (which is an origin: routes are served at the root). */
@@ -21,9 +24,20 @@ export const ENDPOINT_PATHS = {
   introspection_endpoint: "/introspect",
   revocation_endpoint: "/revoke",
   end_session_endpoint: "/logout",
+  pushed_authorization_request_endpoint: "/par",
 } as const;
 
-export function providerMetadata(issuer: string, options: { registration?: boolean } = {}) {
+/** What the metadata depends on besides the issuer: the settings that change what the OP accepts. */
+export interface MetadataOptions {
+  /** REQUIRE_PUSHED_AUTHORIZATION_REQUESTS. */
+  requirePushedAuthorizationRequests?: boolean;
+  /** ALLOW_UNSIGNED_REQUEST_OBJECTS: `none` is among the request object algorithms. */
+  unsignedRequestObjects?: boolean;
+  /** DYNAMIC_REGISTRATION is not off: the registration endpoint exists (RFC 7591). */
+  registration?: boolean;
+}
+
+export function providerMetadata(issuer: string, options: MetadataOptions = {}) {
   const endpoints = Object.fromEntries(Object.entries(ENDPOINT_PATHS).map(([name, path]) => [name, issuer + path])) as {
     [K in keyof typeof ENDPOINT_PATHS]: string;
   };
@@ -50,12 +64,23 @@ export function providerMetadata(issuer: string, options: { registration?: boole
     acr_values_supported: [...SUPPORTED_ACR_VALUES],
     claim_types_supported: ["normal"],
     claims_parameter_supported: true,
-    request_parameter_supported: false,
+    // RFC 9101 / OIDC Core §6: request objects by value; request_uri only as /par hands them out (OIDC Discovery's
+    // default for request_uri_parameter_supported is true, so it is said). Unsigned ones only when a setting allows.
+    request_parameter_supported: true,
     request_uri_parameter_supported: false,
+    request_object_signing_alg_values_supported: options.unsignedRequestObjects ? [...REQUEST_OBJECT_ALGS, "none"] : [...REQUEST_OBJECT_ALGS],
+    // RFC 9126 §5: a client may always push; whether every client must.
+    require_pushed_authorization_requests: options.requirePushedAuthorizationRequests ?? false,
+    // RFC 9449 §5.1: the algorithms of DPoP proofs, at /token, /par and /userinfo.
+    dpop_signing_alg_values_supported: [...DPOP_SIGNING_ALGS],
     // select_account: /authorize shows the sign-in page, where another account can be chosen (as for login).
     prompt_values_supported: ["none", "login", "consent", "select_account"],
     // RFC 9207 §3: `iss` is in every authorization response.
     authorization_response_iss_parameter_supported: true,
+    // OIDC Back-Channel Logout 1.0 §2.1: Logout Tokens are sent to registered back-channel logout URIs, always with
+    // `sid` (the same sid as in the ID token). No front-channel logout: not advertised.
+    backchannel_logout_supported: true,
+    backchannel_logout_session_supported: true,
     // RFC 8414 §2 / RFC 7591: only while dynamic registration is on.
     ...(options.registration ? { registration_endpoint: `${issuer}/register` } : {}),
   };
@@ -64,5 +89,11 @@ export function providerMetadata(issuer: string, options: { registration?: boole
 export type ProviderMetadata = ReturnType<typeof providerMetadata>;
 
 export function discovery(request: Request, env: Env): Response {
-  return publicDocument(providerMetadata(issuerOf(env, request), { registration: loadConfig(env).dynamicRegistration !== "off" }), 300);
+  const config = loadConfig(env);
+  const options = {
+    requirePushedAuthorizationRequests: config.requirePushedAuthorizationRequests,
+    unsignedRequestObjects: config.allowUnsignedRequestObjects,
+    registration: config.dynamicRegistration !== "off",
+  };
+  return publicDocument(providerMetadata(issuerOf(env, request), options), 300);
 }

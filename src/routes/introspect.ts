@@ -53,7 +53,7 @@ export async function introspect(request: Request, env: Env): Promise<Response> 
     });
   }
 
-  const claims = (await activeAccessToken(env, issuer, params.token, client))?.claims ?? null;
+  const claims = (await activeAccessToken(env, issuer, params.token, { caller: client }))?.claims ?? null;
   if (claims === null || claims.client_id !== client.client_id) return jsonResponse(INACTIVE);
   return jsonResponse({
     active: true,

@@ -1,5 +1,5 @@
 import { issuerOf } from "../config";
-import { getClient, type StoredClient } from "../db/clients";
+import { clientSummaries, getClient, type StoredClient } from "../db/clients";
 import type { Env } from "../env";
 import { verifyWithPublishedKeys } from "../objects/key-cache";
 import { userSessionsFor } from "../objects/locate";
@@ -7,12 +7,14 @@ import { invalidRequest } from "../oauth/errors";
 import * as z from "zod/mini";
 import { param, parseWith } from "../oauth/schema";
 import { verifyIdTokenHint } from "../oauth/tokens";
-import { logoutConfirmPage, signedOutPage, stillSignedInPage } from "../ui/logout";
+import type { SafeHtml } from "../ui/html";
+import { NO_APPS, logoutConfirmPage, signedOutEverywherePage, signedOutPage, stillSignedInPage, type SessionApps } from "../ui/logout";
 import { currentSession, sessionCookie, type CurrentSession } from "./support/browser-session";
 import { csrfTokenFor, isSameOriginPost, verifyFormPost } from "./support/cookies";
 import { frontChannel } from "./support/errors";
 import { readParams } from "./support/params";
 import { htmlResponse, redirectResponse } from "./support/respond";
+import { signOutEverywhere } from "./support/sign-out";
 
 
 /**
@@ -22,6 +24,9 @@ import { htmlResponse, redirectResponse } from "./support/respond";
  * for the client the request identifies (§3), with `state` echoed; otherwise the user gets a page, never a redirect.
  * The session cookie changes only when a session is ended that way (never on a request that was not confirmed); a
  * cross-site POST, which arrives without the SameSite=Lax cookie, is sent on as the same GET, where the cookie is seen.
+ * Ending the session queues a Back-Channel Logout notice for every client it signed in to (UserSessions, C21), sent
+ * after the answer, never before it; the pages name those apps. Grants outlive a plain logout (Back-Channel Logout
+ * §2.7); the confirmation page also offers "sign out everywhere", which ends them too (C22).
  */
 
 const LogoutRequest = z.object({
@@ -36,7 +41,7 @@ const LogoutRequest = z.object({
 
 const LogoutConfirmation = z.object({
   csrf_token: z.optional(param(64)),
-  decision: z.enum(["yes", "no"]),
+  decision: z.enum(["yes", "no", "everywhere"]),
   client_id: z.optional(param(256)),
   post_logout_redirect_uri: z.optional(param(2048)),
   state: z.optional(param(1024)),
@@ -85,17 +90,25 @@ async function resolveTarget(
   return { client, redirectUri, state: params.state ?? null, hintSub: hint?.sub ?? null };
 }
 
-async function endSession(env: Env, session: CurrentSession | null, reason: string): Promise<void> {
-  if (session === null) return;
-  await userSessionsFor(env, session.userId)?.revokeSession(session.sid, reason);
+/** Ends the session (its logout notices are queued with it); returns the clients it had signed in to. */
+async function endSession(env: Env, session: CurrentSession | null, reason: string): Promise<string[]> {
+  if (session === null) return [];
+  return (await userSessionsFor(env, session.userId)?.revokeSession(session.sid, reason))?.clients ?? [];
+}
+
+/** The apps of a session by name, split by whether they are told of the logout (one D1 query, none without clients). */
+async function appsOf(env: Env, clientIds: string[]): Promise<SessionApps> {
+  if (clientIds.length === 0) return NO_APPS;
+  const clients = await clientSummaries(env.DB, clientIds);
+  return { told: clients.filter((c) => c.backchannel_logout).map((c) => c.client_name), notTold: clients.filter((c) => !c.backchannel_logout).map((c) => c.client_name) };
 }
 
 /**
- * After logout: the registered redirect with `state` (§3), or the "signed out" page. The session cookie is cleared only
- * when `confirmed` — a session was ended on the user's word or by a hint naming them — never on a request that
- * merely arrived without it.
+ * After logout: the registered redirect with `state` (§3), or `page` ("signed out" by default). The session cookie is
+ * cleared only when `confirmed` — a session was ended on the user's word or by a hint naming them — never on a
+ * request that merely arrived without it.
  */
-function finish(env: Env, request: Request, target: LogoutTarget, confirmed: boolean): Response {
+function finish(env: Env, request: Request, target: LogoutTarget, confirmed: boolean, page: SafeHtml = signedOutPage()): Response {
   const headers: Record<string, string> = confirmed ? { "set-cookie": sessionCookie(env, request, null) } : {};
   if (target.redirectUri !== null) {
     // Registered URIs carry no fragment (client-metadata.ts), so a query parameter can be appended as is.
@@ -103,7 +116,7 @@ function finish(env: Env, request: Request, target: LogoutTarget, confirmed: boo
       target.state === null ? target.redirectUri : `${target.redirectUri}${target.redirectUri.includes("?") ? "&" : "?"}state=${encodeURIComponent(target.state)}`;
     return redirectResponse(location, headers);
   }
-  return htmlResponse(signedOutPage(), { headers });
+  return htmlResponse(page, { headers });
 }
 
 function queryOf(params: Record<string, string | undefined>): URLSearchParams {
@@ -124,8 +137,8 @@ export function logout(request: Request, env: Env): Promise<Response> {
     if (session === null) return finish(env, request, target, false); // nothing to end, nothing to ask
     // Tied to a valid ID token of the signed-in user: no question to ask.
     if (target.hintSub !== null && target.hintSub === session.userId) {
-      await endSession(env, session, "rp_initiated_logout");
-      return finish(env, request, target, true);
+      const clients = await endSession(env, session, "rp_initiated_logout");
+      return finish(env, request, target, true, target.redirectUri === null ? signedOutPage(await appsOf(env, clients)) : undefined);
     }
     const csrf = csrfTokenFor(request, issuerOf(env, request));
     const page = logoutConfirmPage({
@@ -134,6 +147,7 @@ export function logout(request: Request, env: Env): Promise<Response> {
       clientId: target.client?.client_id ?? null,
       postLogoutRedirectUri: target.redirectUri,
       state: target.state,
+      apps: await appsOf(env, session.session.clients),
     });
     return htmlResponse(page, { headers: csrf.setCookie === null ? {} : { "set-cookie": csrf.setCookie } });
   });
@@ -147,7 +161,13 @@ export function logoutConfirm(request: Request, env: Env): Promise<Response> {
     // The form's values are checked again: a hidden field is as untrusted as a query parameter.
     const target = await resolveTarget(env, request, params);
     if (params.decision === "no") return htmlResponse(stillSignedInPage());
-    await endSession(env, await currentSession(env, request), "rp_initiated_logout");
-    return finish(env, request, target, true);
+    const session = await currentSession(env, request);
+    if (params.decision === "everywhere") {
+      // The user's own "sign out everywhere": every session and every grant (C22), each app told (C21).
+      const ended = session === null ? 0 : (await signOutEverywhere(env, session.userId, { actor: session.userId, auditType: "user.grants_ended", reason: "user_signed_out_everywhere" })).sessions;
+      return finish(env, request, target, true, signedOutEverywherePage(ended));
+    }
+    const clients = await endSession(env, session, "rp_initiated_logout");
+    return finish(env, request, target, true, target.redirectUri === null ? signedOutPage(await appsOf(env, clients)) : undefined);
   });
 }

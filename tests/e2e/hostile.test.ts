@@ -83,6 +83,8 @@ interface Live {
   interaction: string;
   linkToken: string;
   jwks: { keys: JWK[] };
+  /** A request pushed to /par and not used yet. */
+  requestUri: string;
 }
 
 let server: DevServer;
@@ -164,6 +166,51 @@ async function setUp(): Promise<Live> {
     interaction: loginUrl.searchParams.get("interaction")!,
     linkToken: link.searchParams.get("token")!,
     jwks: (await (await fetch(`${issuer}/jwks.json`)).json()) as { keys: JWK[] },
+    requestUri: await pushRequest(issuer, target),
+  };
+}
+
+/** Pushes an authorization request for `target` (RFC 9126) and returns its request_uri. */
+async function pushRequest(issuer: string, target: RegisteredClient): Promise<string> {
+  const response = await fetch(`${issuer}/par`, {
+    method: "POST",
+    headers: { ...FORM, authorization: basic(target.client_id, target.client_secret!) },
+    body: form({ response_type: "code", redirect_uri: CALLBACK, scope: "openid email", state: "pushed", code_challenge: "x".repeat(43), code_challenge_method: "S256" }),
+  });
+  if (response.status !== 201) throw new Error(`POST /par answered ${response.status}: ${await response.text()}`);
+  return ((await response.json()) as { request_uri: string }).request_uri;
+}
+
+const b64 = (value: unknown) => base64url.encode(typeof value === "string" ? value : JSON.stringify(value));
+
+/**
+ * DPoP headers that must never be honoured (RFC 9449 §4.3): oversized, malformed base64 and JSON, JSON bombs, no or
+ * forged signatures, symmetric algorithms, private keys, repeated headers. None may give a 5xx or change anything.
+ */
+async function hostileProofs(htu: string): Promise<Record<string, string>> {
+  const attacker = await generateKeyPair("ES256", { extractable: true });
+  const jwk = await exportJWK(attacker.publicKey);
+  const claims = { htm: "POST", htu, iat: Math.floor(Date.now() / 1000), jti: "hostile" };
+  const deepArray = "[".repeat(2500) + "]".repeat(2500);
+  const deepObject = '{"a":'.repeat(1200) + "1" + "}".repeat(1200);
+  return {
+    huge: "a".repeat(100_000),
+    justOverLimit: `${"a".repeat(4100)}.${"b".repeat(4100)}.c`,
+    notBase64: "!!!.###.$$$",
+    percent: "%%%.e30.sig",
+    headerNotJson: `${b64("not json")}.${b64(claims)}.sig`,
+    payloadNotJson: `${b64({ typ: "dpop+jwt", alg: "ES256", jwk })}.${b64("not json")}.sig`,
+    jsonBombHeader: `${b64(deepArray)}.${b64(claims)}.sig`,
+    jsonBombPayload: `${b64({ typ: "dpop+jwt", alg: "ES256", jwk })}.${b64(deepObject)}.sig`,
+    jsonBombJwk: `${b64({ typ: "dpop+jwt", alg: "ES256", jwk: JSON.parse(deepObject) })}.${b64(claims)}.sig`,
+    hugeJwkMembers: `${b64({ typ: "dpop+jwt", alg: "ES256", jwk: { kty: "EC", crv: "P-256", x: "A".repeat(2500), y: "B".repeat(2500) } })}.${b64(claims)}.sig`,
+    algNone: `${b64({ typ: "dpop+jwt", alg: "none", jwk })}.${b64(claims)}.`,
+    hs256: await new SignJWT(claims).setProtectedHeader({ typ: "dpop+jwt", alg: "HS256", jwk: { kty: "oct", k: "c2VjcmV0" } as never }).sign(new TextEncoder().encode("s".repeat(32))),
+    privateJwk: await new SignJWT(claims).setProtectedHeader({ typ: "dpop+jwt", alg: "ES256", jwk: await exportJWK(attacker.privateKey) }).sign(attacker.privateKey),
+    forgedSignature: `${b64({ typ: "dpop+jwt", alg: "ES256", jwk })}.${b64(claims)}.${"A".repeat(86)}`,
+    twoHeaders: `${b64({ typ: "dpop+jwt", alg: "ES256", jwk })}.${b64(claims)}.sig, ${b64({ typ: "dpop+jwt", alg: "ES256", jwk })}.${b64(claims)}.sig`,
+    unicode: "é.é.é",
+    spaces: "   ",
   };
 }
 
@@ -425,6 +472,67 @@ async function corpus(): Promise<Hostile[]> {
   add("userinfo JSON body", { method: "POST", path: "/userinfo", headers: { "content-type": "application/json" }, body: JSON.stringify({ access_token: live.accessToken }) });
   for (const method of ["PUT", "DELETE", "PATCH"]) add(`userinfo ${method}`, { method, path: "/userinfo", headers: { authorization: `Bearer ${live.accessToken}` } });
 
+  // ── DPoP headers (RFC 9449) at /token, /userinfo and /par ──
+  const [tokenProofs, userinfoProofs, parProofs] = await Promise.all([
+    hostileProofs(`${server.issuer}/token`),
+    hostileProofs(`${server.issuer}/userinfo`),
+    hostileProofs(`${server.issuer}/par`),
+  ]);
+  for (const [kind, proof] of Object.entries(tokenProofs)) {
+    // With the live refresh token: a refused proof must leave it unrotated.
+    tokenPost(`DPoP ${kind} (live refresh token)`, form({ grant_type: "refresh_token", refresh_token: live.refreshToken }), { ...targetBasic, dpop: proof });
+  }
+  for (const [kind, proof] of Object.entries(userinfoProofs)) {
+    add(`userinfo DPoP scheme, proof ${kind}`, { method: "GET", path: "/userinfo", headers: { authorization: `DPoP ${live.accessToken}`, dpop: proof } });
+    add(`userinfo Bearer with proof ${kind}`, { method: "GET", path: "/userinfo", headers: { authorization: `Bearer ${live.accessToken}`, dpop: proof } });
+  }
+  for (const authorization of ["DPoP", "DPoP     ", `DPoP ${"a".repeat(100_000)}`, `DPoP ${live.accessToken} x`, "dpop !!!"]) {
+    add(`userinfo authorization ${authorization.slice(0, 20)}`, { method: "GET", path: "/userinfo", headers: { authorization, dpop: userinfoProofs.forgedSignature! } });
+  }
+
+  // ── /par (RFC 9126) ──
+  const parBase: Record<string, string> = { response_type: "code", redirect_uri: encodeURIComponent(CALLBACK), scope: "openid", state: "st", code_challenge: "x".repeat(43), code_challenge_method: "S256" };
+  const parPost = (name: string, body: string | Buffer, headers: Record<string, string> = targetBasic) =>
+    add(`par ${name}`, { method: "POST", path: "/par", headers: { ...FORM, ...headers }, body });
+  const parParams = ["redirect_uri", "response_type", "scope", "state", "code_challenge", "code_challenge_method", "claims", "id_token_hint", "max_age", "prompt", "dpop_jkt", "request", "request_uri", "response_mode"];
+  for (const param of parParams) {
+    for (const [kind, value] of Object.entries(RAW_VALUES)) {
+      parPost(`${param}=${kind}`, Object.entries({ ...parBase, [param]: value }).map(([k, v]) => `${k}=${v}`).join("&"));
+    }
+  }
+  for (const uri of REDIRECT_VARIANTS) parPost(`redirect_uri ${uri}`, Object.entries({ ...parBase, redirect_uri: encodeURIComponent(uri) }).map(([k, v]) => `${k}=${v}`).join("&"));
+  for (const [kind, proof] of Object.entries(parProofs)) parPost(`DPoP ${kind}`, form({ ...parBase, redirect_uri: CALLBACK }), { ...targetBasic, dpop: proof });
+  for (const [kind, jwt] of Object.entries(forgedId)) parPost(`request object ${kind}`, form({ request: jwt }));
+  parPost("request object, JSON bomb payload", form({ request: `${b64({ alg: "ES256" })}.${b64("[".repeat(6000) + "]".repeat(6000))}.sig` }));
+  parPost("request object, 100 kB", form({ request: `${b64({ alg: "ES256" })}.${"a".repeat(100_000)}.sig` }));
+  parPost("request object alg none", form({ request: `${b64({ alg: "none" })}.${b64({ ...parBase, redirect_uri: CALLBACK, client_id: target.client_id, iss: target.client_id, aud: server.issuer, exp: 9999999999, jti: "x" })}.` }));
+  parPost("request and request_uri", form({ request: forgedId.algNone!, request_uri: live.requestUri }));
+  parPost("the live request_uri in a push", form({ ...parBase, redirect_uri: CALLBACK, request_uri: live.requestUri }));
+  for (const [kind, authorization] of Object.entries(basicVariants)) parPost(`authorization ${kind}`, form({ ...parBase, redirect_uri: CALLBACK }), { authorization });
+  parPost("no client authentication", form({ ...parBase, redirect_uri: CALLBACK, client_id: target.client_id }), {});
+  parPost("another client's redirect_uri", form({ ...parBase, redirect_uri: bystander.redirect_uris[0]! }));
+  parPost("bystander's client_id with the target's credentials", form({ ...parBase, redirect_uri: CALLBACK, client_id: bystander.client_id }));
+  parPost("duplicate redirect_uri", `${form({ ...parBase, redirect_uri: CALLBACK })}&redirect_uri=${encodeURIComponent("https://evil.example/cb")}`);
+  parPost("100 kB body", `redirect_uri=${BIG}`);
+  parPost("bad UTF-8", Buffer.concat([Buffer.from("state="), Buffer.from([0xff, 0xfe, 0xc3, 0x28])]));
+  parPost("empty body", "");
+  add("par JSON body", { method: "POST", path: "/par", headers: { "content-type": "application/json", ...targetBasic }, body: JSON.stringify({ ...parBase, redirect_uri: CALLBACK }) });
+  add("par no content type", { method: "POST", path: "/par", headers: targetBasic, body: form({ ...parBase, redirect_uri: CALLBACK }) });
+  for (const method of ["GET", "PUT", "DELETE", "PATCH"]) add(`par ${method}`, { method, path: "/par", headers: targetBasic });
+
+  // ── /authorize with pushed requests and request objects ──
+  add("authorize the live request_uri as the bystander", { method: "GET", path: pathOf("/authorize", { client_id: bystander.client_id, request_uri: encodeURIComponent(live.requestUri) }) });
+  add("authorize the live request_uri truncated", { method: "GET", path: pathOf("/authorize", { client_id: target.client_id, request_uri: encodeURIComponent(live.requestUri.slice(0, -3)) }) });
+  add("authorize the live request_uri with request too", { method: "GET", path: pathOf("/authorize", { client_id: target.client_id, request_uri: encodeURIComponent(live.requestUri), request: forgedId.algNone! }) });
+  add("authorize an https request_uri", { method: "GET", path: pathOf("/authorize", { ...authorizeBase, request_uri: encodeURIComponent("https://evil.example/request.jwt") }) });
+  for (const [kind, jwt] of Object.entries(forgedId)) {
+    add(`authorize request object ${kind}`, { method: "GET", path: pathOf("/authorize", { ...authorizeBase, request: jwt }) });
+  }
+  add("authorize request object naming another redirect_uri", {
+    method: "GET",
+    path: pathOf("/authorize", { client_id: target.client_id, request: `${b64({ alg: "none" })}.${b64({ redirect_uri: "https://evil.example/cb", state: "s", client_id: target.client_id })}.` }),
+  });
+
   // ── /introspect and /revoke ──
   for (const endpoint of ["/introspect", "/revoke"]) {
     for (const [kind, jwt] of Object.entries(forgedAccess)) {
@@ -491,7 +599,22 @@ async function corpus(): Promise<Hostile[]> {
     add(`admin ${kind} DELETE client`, { method: "DELETE", path: `/admin/clients/${target.client_id}`, headers });
     add(`admin ${kind} PATCH client`, { method: "PATCH", path: `/admin/clients/${target.client_id}`, headers: { ...headers, "content-type": "application/json" }, body: JSON.stringify({ redirect_uris: ["https://evil.example/cb"] }) });
     add(`admin ${kind} revoke-all`, { method: "POST", path: `/admin/users/${live.userId}/sessions/revoke-all`, headers });
+    add(`admin ${kind} revoke one session`, { method: "DELETE", path: `/admin/users/${live.userId}/sessions/${live.sessionCookie.split(".")[1]}`, headers });
+    add(`admin ${kind} revoke consent`, { method: "DELETE", path: `/admin/users/${live.userId}/consents/${target.client_id}`, headers });
+    add(`admin ${kind} logout notices`, { method: "GET", path: `/admin/users/${live.userId}/logout-notices`, headers });
+    add(`admin ${kind} redrive user's notices`, { method: "POST", path: `/admin/users/${live.userId}/logout-notices/redrive`, headers });
+    add(`admin ${kind} logout dead letters`, { method: "GET", path: "/admin/logout-notices/dead-letters", headers });
+    add(`admin ${kind} redrive all`, { method: "POST", path: "/admin/logout-notices/redrive", headers });
   }
+  // The live session is never ended by a near miss of its sid, and a consent never by a near miss of a client id.
+  const liveSid = live.sessionCookie.split(".")[1]!;
+  for (const [kind, sid] of Object.entries({ truncated: liveSid.slice(0, -1), extended: `${liveSid}x`, upper: liveSid.toUpperCase(), ...RAW_VALUES })) {
+    if (sid === liveSid) continue;
+    add(`admin revoke session sid=${kind}`, { method: "DELETE", path: `/admin/users/${live.userId}/sessions/${sid}`, headers: adminAuth });
+    add(`admin revoke consent client=${kind}`, { method: "DELETE", path: `/admin/users/${live.userId}/consents/${sid}`, headers: adminAuth });
+  }
+  add("admin revoke consent of an unknown client", { method: "DELETE", path: `/admin/users/${live.userId}/consents/no-such-client-0123`, headers: adminAuth });
+  add("admin revoke consent of an unknown user", { method: "DELETE", path: `/admin/users/no-such-user-0123/consents/${target.client_id}`, headers: adminAuth });
   add("admin token in the query", { method: "GET", path: `/admin/clients?access_token=${server.adminToken}` });
   const badMetadata: Record<string, unknown> = {
     javascriptRedirect: { client_name: "X", redirect_uris: ["javascript:alert(1)"] },
@@ -516,6 +639,14 @@ async function corpus(): Promise<Hostile[]> {
     chosenIdTraversal: { client_id: "../../etc/passwd", client_name: "X", redirect_uris: ["https://a.example/cb"] },
     chosenIdSqlish: { client_id: "' OR '1'='1", client_name: "X", redirect_uris: ["https://a.example/cb"] },
     chosenIdTaken: { client_id: target.client_id, client_name: "X", redirect_uris: ["https://a.example/cb"] },
+    backchannelFragment: { client_name: "X", redirect_uris: ["https://a.example/cb"], backchannel_logout_uri: "https://a.example/bcl#x" },
+    backchannelHttpRemote: { client_name: "X", redirect_uris: ["https://a.example/cb"], backchannel_logout_uri: "http://169.254.169.254/bcl" },
+    backchannelUnparseable: { client_name: "X", redirect_uris: ["https://a.example/cb"], backchannel_logout_uri: "not a url" },
+    backchannelJavascript: { client_name: "X", redirect_uris: ["https://a.example/cb"], backchannel_logout_uri: "javascript:alert(1)" },
+    backchannelCredentials: { client_name: "X", redirect_uris: ["https://a.example/cb"], backchannel_logout_uri: "https://u:p@a.example/bcl" },
+    backchannelCrlf: { client_name: "X", redirect_uris: ["https://a.example/cb"], backchannel_logout_uri: "https://a.example/bcl\r\nX-Injected: 1" },
+    backchannelNotString: { client_name: "X", redirect_uris: ["https://a.example/cb"], backchannel_logout_uri: ["https://a.example/bcl"] },
+    backchannelSessionRequiredString: { client_name: "X", redirect_uris: ["https://a.example/cb"], backchannel_logout_session_required: "true" },
     protoPollution: JSON.parse(`{"__proto__": {"skip_consent": true}, "constructor": {"prototype": {"x": 1}}, "client_name": "X", "redirect_uris": ["javascript:x"]}`),
   };
   // As an update these would be valid (client_id is not updatable and is ignored; the other members are fine).
@@ -550,6 +681,10 @@ async function corpus(): Promise<Hostile[]> {
     add(`admin PATCH client ${id.slice(0, 30)}`, { method: "PATCH", path: `/admin/clients/${id}`, headers: { ...adminAuth, "content-type": "application/json" }, body: "{}" });
     add(`admin sessions of ${id.slice(0, 30)}`, { method: "GET", path: `/admin/users/${id}/sessions`, headers: adminAuth });
     add(`admin revoke-all of ${id.slice(0, 30)}`, { method: "POST", path: `/admin/users/${id}/sessions/revoke-all`, headers: adminAuth });
+    add(`admin revoke a session of ${id.slice(0, 30)}`, { method: "DELETE", path: `/admin/users/${id}/sessions/${liveSid}`, headers: adminAuth });
+    add(`admin logout notices of ${id.slice(0, 30)}`, { method: "GET", path: `/admin/users/${id}/logout-notices?dead=${id}`, headers: adminAuth });
+    add(`admin redrive notices of ${id.slice(0, 30)}`, { method: "POST", path: `/admin/users/${id}/logout-notices/redrive`, headers: adminAuth });
+    add(`admin revoke consent of ${id.slice(0, 30)}`, { method: "DELETE", path: `/admin/users/${id}/consents/${id}`, headers: adminAuth });
   }
   add("admin raw traversal", { method: "GET", path: "/admin/clients/../../../etc/passwd", headers: adminAuth });
   add("admin PUT clients", { method: "PUT", path: "/admin/clients", headers: adminAuth });
@@ -692,6 +827,39 @@ async function corpus(): Promise<Hostile[]> {
     add(`register delete ${id.slice(0, 30)}`, { method: "DELETE", path: `/register/${id}`, headers: initial });
   }
   for (const method of ["GET", "PATCH", "PUT"]) add(`register ${method} /register`, { method, path: "/register", headers: initial });
+  // ── The one-time session token (C8) ──
+  // Never with both the live session and a valid client + registered redirect URI / origin: that is a real request.
+  const tokenPage = { client_id: target.client_id, redirect_uri: encodeURIComponent(CALLBACK), state: "st" };
+  for (const [kind, value] of Object.entries(RAW_VALUES)) {
+    add(`session-token page client_id=${kind}`, { method: "GET", path: pathOf("/session-token", { ...tokenPage, client_id: value }), headers: { cookie: session } });
+    add(`session-token page redirect_uri=${kind}`, { method: "GET", path: pathOf("/session-token", { ...tokenPage, redirect_uri: value }), headers: { cookie: session } });
+    add(`session-token page state=${kind} (signed out)`, { method: "GET", path: pathOf("/session-token", { ...tokenPage, state: value }) });
+    add(`session-token fetch client_id=${kind}`, { method: "POST", path: "/session-token", headers: { ...FORM, cookie: session, origin: "https://app.example" }, body: `client_id=${value}` });
+    add(`session-token redeem token=${kind}`, { method: "POST", path: "/session-token/redeem", headers: { ...FORM, ...targetBasic }, body: `session_token=${value}` });
+  }
+  for (const uri of REDIRECT_VARIANTS) {
+    add(`session-token page (signed in) redirect_uri ${uri}`, { method: "GET", path: pathOf("/session-token", { ...tokenPage, redirect_uri: encodeURIComponent(uri) }), headers: { cookie: session } });
+  }
+  add("session-token page another client's redirect_uri", { method: "GET", path: pathOf("/session-token", { ...tokenPage, redirect_uri: encodeURIComponent(bystander.redirect_uris[0]!) }), headers: { cookie: session } });
+  add("session-token page duplicate client_id", { method: "GET", path: `${pathOf("/session-token", tokenPage)}&client_id=${bystander.client_id}`, headers: { cookie: session } });
+  for (const origin of ["https://evil.example", "https://app.example.evil.example", "http://app.example", "https://app.example:444", "null", "https://APP.example", "https://app.example/", server.issuer, "javascript:alert(1)", ""]) {
+    add(`session-token fetch (signed in) Origin ${origin}`, { method: "POST", path: "/session-token", headers: { ...FORM, cookie: session, origin }, body: form({ client_id: target.client_id }) });
+    add(`session-token preflight Origin ${origin}`, { method: "OPTIONS", path: "/session-token", headers: { origin, "access-control-request-method": "POST" } });
+  }
+  add("session-token fetch (signed in) no Origin", { method: "POST", path: "/session-token", headers: { ...FORM, cookie: session }, body: form({ client_id: target.client_id }) });
+  add("session-token fetch JSON", { method: "POST", path: "/session-token", headers: { "content-type": "application/json", cookie: session, origin: "https://app.example" }, body: JSON.stringify({ client_id: target.client_id }) });
+  add("session-token fetch 100 kB", { method: "POST", path: "/session-token", headers: { ...FORM, cookie: session, origin: "https://app.example" }, body: `client_id=${BIG}` });
+  add("session-token redeem without credentials", { method: "POST", path: "/session-token/redeem", headers: FORM, body: form({ session_token: "a.b" }) });
+  add("session-token redeem wrong secret", { method: "POST", path: "/session-token/redeem", headers: { ...FORM, authorization: basic(target.client_id, "nope") }, body: form({ session_token: "a.b" }) });
+  add("session-token redeem client_id only", { method: "POST", path: "/session-token/redeem", headers: FORM, body: form({ session_token: "a.b", client_id: target.client_id }) });
+  add("session-token redeem the link token", { method: "POST", path: "/session-token/redeem", headers: { ...FORM, ...targetBasic }, body: form({ session_token: live.linkToken }) });
+  add("session-token redeem the interaction", { method: "POST", path: "/session-token/redeem", headers: { ...FORM, ...targetBasic }, body: form({ session_token: live.interaction }) });
+  add("session-token redeem the refresh token", { method: "POST", path: "/session-token/redeem", headers: { ...FORM, ...targetBasic }, body: form({ session_token: live.refreshToken }) });
+  add("session-token redeem duplicate", { method: "POST", path: "/session-token/redeem", headers: { ...FORM, ...targetBasic }, body: "session_token=a.b&session_token=c.d" });
+  add("session-token redeem JSON", { method: "POST", path: "/session-token/redeem", headers: { "content-type": "application/json", ...targetBasic }, body: JSON.stringify({ session_token: "a.b" }) });
+  add("session-token redeem 100 kB", { method: "POST", path: "/session-token/redeem", headers: { ...FORM, ...targetBasic }, body: `session_token=${BIG}` });
+  for (const method of ["PUT", "DELETE", "PATCH"]) add(`session-token ${method}`, { method, path: "/session-token", headers: { cookie: session } });
+  add("session-token/redeem GET", { method: "GET", path: "/session-token/redeem", headers: targetBasic });
 
   // ── Discovery, JWKS, dev mailbox ──
   for (const path of ["/.well-known/openid-configuration", "/.well-known/oauth-authorization-server", "/jwks.json"]) {
@@ -819,6 +987,7 @@ describe("hostile input to every endpoint", () => {
       "/authorize", "/authorize/resume", "/login", "/login/email", "/consent", "/token", "/userinfo", "/introspect", "/revoke", "/logout",
       "/logout/confirm", "/admin/clients", "/admin/users", "/.well-known/openid-configuration", "/.well-known/oauth-authorization-server",
       "/jwks.json", "/dev/mailbox", "/admin/audit", "/admin/metrics", "/admin/keys", "/register",
+      "/session-token", "/session-token/redeem", "/admin/logout-notices", "/par",
     ];
     for (const route of routes) {
       const hits = requests.filter((r) => r.path === route || r.path.startsWith(`${route}?`) || r.path.startsWith(`${route}/`));
@@ -850,6 +1019,8 @@ describe("hostile input to every endpoint", () => {
       const location = response.headers.location;
       if (typeof location === "string" && !allowedLocation(location, issuer)) problems.push(`${where}: Location ${location.slice(0, 200)}`);
       if (typeof location === "string" && /[?#&]code=/.test(location)) problems.push(`${where}: an authorization code was issued (${location.slice(0, 120)})`);
+      if (typeof location === "string" && /[?#&]session_token=/.test(location)) problems.push(`${where}: a session token was issued`);
+      if (/"session_token"/.test(response.body)) problems.push(`${where}: a session token was issued`);
       if (response.headers["x-injected"] !== undefined) problems.push(`${where}: injected header`);
       for (const pattern of STACK_TRACE) if (pattern.test(response.body)) problems.push(`${where}: body matches ${pattern}: ${response.body.slice(0, 300)}`);
       const everything = `${headerText(response)}\n${response.body}`;
@@ -889,6 +1060,10 @@ describe("hostile input to every endpoint", () => {
     const pending = await fetch(`${issuer}/login?interaction=${live.interaction}`);
     expect(pending.status).toBe(200);
     await pending.body?.cancel();
+    // The pushed request was never taken by the corpus: its own client's browser still can, once.
+    const pushed = await fetch(`${issuer}/authorize?${form({ client_id: live.target.client_id, request_uri: live.requestUri })}`, { redirect: "manual" });
+    expect(pushed.status).toBe(303);
+    expect(pushed.headers.get("location")).toMatch(/^\/login\?interaction=/);
     const client = await server.admin<RegisteredClient>("GET", `/admin/clients/${live.target.client_id}`);
     expect(client.body.redirect_uris).toEqual([CALLBACK]);
 

@@ -5,8 +5,9 @@ import { UserAgent, authorizeAsUser, uniqueEmail } from "./helpers/user-agent.ts
 
 /**
  * oauth4webapi 3.8.8, unmodified (plain http allowed on loopback), against `wrangler dev`: the core flow with
- * client_secret_post, then the races through the Worker over HTTP, the prompt / max_age rules, and the errors a client
- * meets — each answered as the RFCs say.
+ * client_secret_post, then the races through the Worker over HTTP, the prompt / max_age rules, the errors a client
+ * meets — each answered as the RFCs say — and PAR with DPoP and server nonces (DPOP_NONCE_SECRET is set, so the
+ * library's nonce retry is exercised), for a public client and for a FAPI 2.0 one.
  */
 
 const CALLBACK = "https://app.example/callback";
@@ -21,8 +22,11 @@ let appAuth: oauth.ClientAuth;
 
 const insecure = { [oauth.allowInsecureRequests]: true } as const;
 
+/** The server asks for DPoP nonces: every DPoP client below meets the use_dpop_nonce challenge once, and retries. */
+const NONCE_SECRET = "e2e-dpop-nonce-secret-0123456789abcdef";
+
 beforeAll(async () => {
-  server = await DevServer.start();
+  server = await DevServer.start({ vars: { DPOP_NONCE_SECRET: NONCE_SECRET } });
   issuer = server.issuer;
   [app, otherApp] = await Promise.all([
     server.registerClient({
@@ -299,5 +303,165 @@ describe("errors a client meets", () => {
     expect((await post("/revoke", { token: result.refresh_token! }, other)).status).toBe(200);
     expect(await introspect(result.access_token)).toMatchObject({ active: true });
     expect(await introspect(result.refresh_token!)).toMatchObject({ active: true });
+  });
+});
+
+/**
+ * oauth4webapi's documented way to meet a server nonce: the DPoP handle keeps the nonce of every answer, and a request
+ * refused with use_dpop_nonce (isDPoPNonceError) is sent once more, then carrying it.
+ */
+async function withNonceRetry<T>(send: () => Promise<Response>, process: (response: Response) => Promise<T>): Promise<{ result: T; challenged: boolean }> {
+  try {
+    return { result: await process(await send()), challenged: false };
+  } catch (error) {
+    if (!oauth.isDPoPNonceError(error)) throw error;
+    return { result: await process(await send()), challenged: true };
+  }
+}
+
+describe("PAR, DPoP and server nonces with oauth4webapi (RFC 9126, RFC 9449)", () => {
+  const SPA_CALLBACK = "http://127.0.0.1:5173/callback";
+
+  it("a public client: PAR with a proof (the nonce challenge answered by the library's retry), PKCE, a bound code, DPoP userinfo, DPoP refresh", async () => {
+    const spa = await server.registerClient({
+      client_name: "DPoP SPA",
+      redirect_uris: [SPA_CALLBACK],
+      grant_types: ["authorization_code", "refresh_token"],
+      token_endpoint_auth_method: "none",
+      dpop_bound_access_tokens: true,
+      require_pushed_authorization_requests: true,
+    });
+    const client: oauth.Client = { client_id: spa.client_id };
+    const auth = oauth.None();
+    const keys = await oauth.generateKeyPair("ES256");
+    const DPoP = oauth.DPoP(client, keys);
+    const verifier = oauth.generateRandomCodeVerifier();
+    const state = oauth.generateRandomState();
+    const parameters = {
+      redirect_uri: SPA_CALLBACK,
+      response_type: "code",
+      scope: "openid email offline_access",
+      state,
+      code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: "S256",
+    };
+
+    // A plain authorization request is refused: this client must push its requests.
+    const plain = new URL(as.authorization_endpoint!);
+    for (const [k, v] of Object.entries({ ...parameters, client_id: spa.client_id })) plain.searchParams.set(k, v);
+    const refused = new URL((await fetch(plain, { redirect: "manual" })).headers.get("location")!);
+    expect(refused.searchParams.get("error")).toBe("invalid_request");
+
+    const pushed = await withNonceRetry(
+      () => oauth.pushedAuthorizationRequest(as, client, auth, parameters, { DPoP, ...insecure }),
+      (response) => oauth.processPushedAuthorizationResponse(as, client, response),
+    );
+    expect(pushed.challenged).toBe(true);
+    expect(pushed.result.request_uri).toMatch(/^urn:ietf:params:oauth:request_uri:/);
+
+    const authorizationUrl = new URL(as.authorization_endpoint!);
+    authorizationUrl.searchParams.set("client_id", spa.client_id);
+    authorizationUrl.searchParams.set("request_uri", pushed.result.request_uri);
+    const { callback } = await authorizeAsUser(new UserAgent(issuer), authorizationUrl, { email: uniqueEmail("dpop-spa"), redirectUri: SPA_CALLBACK });
+    const params = oauth.validateAuthResponse(as, client, callback, state);
+
+    // The client registered dpop_bound_access_tokens: a token request without a proof is refused (and the code, bound
+    // to the key it was pushed with, is not spent).
+    const unbound = await oauth.authorizationCodeGrantRequest(as, client, auth, params, SPA_CALLBACK, verifier, insecure);
+    await expect(oauth.processAuthorizationCodeResponse(as, client, unbound)).rejects.toMatchObject({ error: "invalid_dpop_proof" });
+    // The nonce is cached by now: no second challenge.
+    const exchanged = await withNonceRetry(
+      () => oauth.authorizationCodeGrantRequest(as, client, auth, params, SPA_CALLBACK, verifier, { DPoP, ...insecure }),
+      (response) => oauth.processAuthorizationCodeResponse(as, client, response),
+    );
+    expect(exchanged.challenged).toBe(false);
+    const tokens = exchanged.result;
+    expect(tokens.token_type).toBe("dpop");
+    const claims = oauth.getValidatedIdTokenClaims(tokens)!;
+
+    const userinfo = await oauth.processUserInfoResponse(as, client, claims.sub, await oauth.userInfoRequest(as, client, tokens.access_token, { DPoP, ...insecure }));
+    expect(userinfo.sub).toBe(claims.sub);
+    // A bound token is no Bearer token.
+    const asBearer = await oauth.processUserInfoResponse(as, client, claims.sub, await oauth.userInfoRequest(as, client, tokens.access_token, insecure)).catch((e: unknown) => e);
+    expect(asBearer).toBeInstanceOf(oauth.WWWAuthenticateChallengeError);
+    expect((asBearer as oauth.WWWAuthenticateChallengeError).status).toBe(401);
+
+    // The refresh token of a public client is bound to the key too (RFC 9449 §5).
+    const thief = oauth.DPoP(client, await oauth.generateKeyPair("ES256"));
+    const stolen = withNonceRetry(
+      () => oauth.refreshTokenGrantRequest(as, client, auth, tokens.refresh_token!, { DPoP: thief, ...insecure }),
+      (response) => oauth.processRefreshTokenResponse(as, client, response),
+    );
+    await expect(stolen).rejects.toMatchObject({ error: "invalid_grant" });
+    const refreshed = await withNonceRetry(
+      () => oauth.refreshTokenGrantRequest(as, client, auth, tokens.refresh_token!, { DPoP, ...insecure }),
+      (response) => oauth.processRefreshTokenResponse(as, client, response),
+    );
+    expect(refreshed.result.token_type).toBe("dpop");
+    expect(refreshed.result.refresh_token).not.toBe(tokens.refresh_token);
+    const again = await oauth.processUserInfoResponse(as, client, claims.sub, await oauth.userInfoRequest(as, client, refreshed.result.access_token, { DPoP, ...insecure }));
+    expect(again.sub).toBe(claims.sub);
+  });
+
+  it("a FAPI 2.0 client (security_profile fapi2, private_key_jwt): PAR, PKCE and DPoP, ES256 tokens", async () => {
+    const signing = await oauth.generateKeyPair("ES256");
+    const publicJwk = { ...(await crypto.subtle.exportKey("jwk", signing.publicKey)), kid: "fapi-key-1", alg: "ES256", use: "sig" };
+    const bank = await server.registerClient({
+      client_name: "FAPI bank app",
+      redirect_uris: [CALLBACK],
+      grant_types: ["authorization_code", "refresh_token"],
+      token_endpoint_auth_method: "private_key_jwt",
+      jwks: { keys: [publicJwk] },
+      security_profile: "fapi2",
+    });
+    expect(bank).toMatchObject({ dpop_bound_access_tokens: true, require_pushed_authorization_requests: true, id_token_signed_response_alg: "ES256" });
+    const client: oauth.Client = { client_id: bank.client_id, id_token_signed_response_alg: "ES256" };
+    const auth = oauth.PrivateKeyJwt({ key: signing.privateKey, kid: "fapi-key-1" });
+    const DPoP = oauth.DPoP(client, await oauth.generateKeyPair("ES256"));
+    const verifier = oauth.generateRandomCodeVerifier();
+    const state = oauth.generateRandomState();
+    const nonce = oauth.generateRandomNonce();
+    const pushed = await withNonceRetry(
+      () =>
+        oauth.pushedAuthorizationRequest(
+          as,
+          client,
+          auth,
+          { redirect_uri: CALLBACK, response_type: "code", scope: "openid email", state, nonce, code_challenge: "", code_challenge_method: "S256" },
+          { DPoP, ...insecure },
+        ),
+      (response) => oauth.processPushedAuthorizationResponse(as, client, response),
+    ).catch((e: unknown) => e);
+    // Without PKCE (an empty challenge is none), a FAPI client is refused even though it is confidential.
+    expect(pushed).toMatchObject({ error: "invalid_request" });
+
+    const { result } = await withNonceRetry(
+      async () =>
+        oauth.pushedAuthorizationRequest(
+          as,
+          client,
+          auth,
+          { redirect_uri: CALLBACK, response_type: "code", scope: "openid email", state, nonce, code_challenge: await oauth.calculatePKCECodeChallenge(verifier), code_challenge_method: "S256" },
+          { DPoP, ...insecure },
+        ),
+      (response) => oauth.processPushedAuthorizationResponse(as, client, response),
+    );
+    expect(result.expires_in).toBeLessThan(600);
+    const authorizationUrl = new URL(as.authorization_endpoint!);
+    authorizationUrl.searchParams.set("client_id", bank.client_id);
+    authorizationUrl.searchParams.set("request_uri", result.request_uri);
+    const { callback } = await authorizeAsUser(new UserAgent(issuer), authorizationUrl, { email: uniqueEmail("fapi"), redirectUri: CALLBACK });
+    const params = oauth.validateAuthResponse(as, client, callback, state);
+    const { result: tokens } = await withNonceRetry(
+      () => oauth.authorizationCodeGrantRequest(as, client, auth, params, CALLBACK, verifier, { DPoP, ...insecure }),
+      (response) => oauth.processAuthorizationCodeResponse(as, client, response, { expectedNonce: nonce, requireIdToken: true }),
+    );
+    expect(tokens.token_type).toBe("dpop");
+    const claims = oauth.getValidatedIdTokenClaims(tokens)!;
+    const { result: info } = await withNonceRetry(
+      () => oauth.userInfoRequest(as, client, tokens.access_token, { DPoP, ...insecure }),
+      (response) => oauth.processUserInfoResponse(as, client, claims.sub, response),
+    );
+    expect(info.sub).toBe(claims.sub);
   });
 });

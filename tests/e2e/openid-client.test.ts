@@ -26,7 +26,8 @@ let config: client.Configuration;
 const insecureOnLoopback = { execute: [client.allowInsecureRequests] };
 
 beforeAll(async () => {
-  server = await DevServer.start();
+  // DPoP nonces on (RFC 9449 §8): openid-client answers the use_dpop_nonce challenge itself; nothing else changes.
+  server = await DevServer.start({ vars: { DPOP_NONCE_SECRET: "openid-client-e2e-nonce-secret-0123456789" } });
   issuer = server.issuer;
   [webApp, serviceApp, publicApp] = await Promise.all([
     // openid-client authenticates with client_secret_post when given a secret and no method.
@@ -378,5 +379,40 @@ describe("a public client (token_endpoint_auth_method none) with PKCE", () => {
     expect(response.status).toBe(303);
     const answer = new URL(response.headers.get("location")!);
     expect(Object.fromEntries(answer.searchParams)).toMatchObject({ error: "invalid_request", state: "s1", iss: issuer });
+  });
+});
+
+describe("PAR and DPoP with openid-client (it retries the nonce challenge by itself)", () => {
+  it("buildAuthorizationUrlWithPAR with a DPoP handle, then the code, userinfo and refresh, all DPoP-bound", async () => {
+    const app = await server.registerClient({
+      client_name: "Acme PAR app",
+      redirect_uris: [CALLBACK],
+      grant_types: ["authorization_code", "refresh_token"],
+      token_endpoint_auth_method: "client_secret_post",
+      require_pushed_authorization_requests: true,
+      dpop_bound_access_tokens: true,
+    });
+    const parConfig = await client.discovery(new URL(issuer), app.client_id, app.client_secret, undefined, insecureOnLoopback);
+    expect(parConfig.serverMetadata()).toMatchObject({ pushed_authorization_request_endpoint: `${issuer}/par`, dpop_signing_alg_values_supported: expect.arrayContaining(["ES256"]) });
+    const DPoP = client.getDPoPHandle(parConfig, await client.randomDPoPKeyPair("ES256"));
+    const codeVerifier = client.randomPKCECodeVerifier();
+    const state = client.randomState();
+    const nonce = client.randomNonce();
+    const url = await client.buildAuthorizationUrlWithPAR(
+      parConfig,
+      { redirect_uri: CALLBACK, scope: "openid email offline_access", code_challenge: await client.calculatePKCECodeChallenge(codeVerifier), code_challenge_method: "S256", state, nonce },
+      { DPoP },
+    );
+    expect([...url.searchParams.keys()].sort()).toEqual(["client_id", "request_uri"]);
+    const { callback } = await authorizeAsUser(new UserAgent(issuer), url, { email: uniqueEmail("oc-par"), redirectUri: CALLBACK });
+    const tokens = await client.authorizationCodeGrant(parConfig, callback, { pkceCodeVerifier: codeVerifier, expectedState: state, expectedNonce: nonce }, undefined, { DPoP });
+    expect(tokens.token_type).toBe("dpop");
+    const sub = tokens.claims()!.sub;
+    expect(await client.fetchUserInfo(parConfig, tokens.access_token, sub, { DPoP })).toMatchObject({ sub });
+    expect(await challengeOf(client.fetchUserInfo(parConfig, tokens.access_token, sub))).toMatchObject({ status: 401, error: "invalid_token" });
+    const refreshed = await client.refreshTokenGrant(parConfig, tokens.refresh_token!, undefined, { DPoP });
+    expect(refreshed.token_type).toBe("dpop");
+    // Without a proof, this client is refused: its access tokens are DPoP-bound.
+    await expect(client.refreshTokenGrant(parConfig, refreshed.refresh_token!)).rejects.toMatchObject({ error: "invalid_dpop_proof" });
   });
 });

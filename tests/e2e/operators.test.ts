@@ -205,7 +205,7 @@ describe("the admin CLI against wrangler dev", () => {
 
     const audit = await ok(["audit", "--user", userId]);
     expect(audit.split("\n")[0]).toMatch(/^TIME\s+TYPE\s+SOURCE/);
-    for (const type of ["admin.user.created", "admin.user.updated", "admin.user.disabled", "admin.user.enabled", "admin.consent.revoked"]) expect(audit).toContain(type);
+    for (const type of ["admin.user.created", "admin.user.updated", "admin.user.disabled", "admin.user.enabled", "admin.user.consent_revoked"]) expect(audit).toContain(type);
     const tail = await ok(["audit", "tail", "--user", userId, "--type", "admin.user.*"]);
     const lines = tail.trim().split("\n");
     expect(lines[0]).toContain("admin.user.created"); // oldest first

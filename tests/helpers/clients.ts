@@ -23,6 +23,9 @@ export const CLIENT_DEFAULTS: ClientFields = {
   dpop_bound_access_tokens: false,
   refresh_token_reuse_interval: null,
   id_token_claims: "scope",
+  require_pushed_authorization_requests: false,
+  request_object_signing_alg: null,
+  security_profile: null,
   extra_claims: [],
 };
 

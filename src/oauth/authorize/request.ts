@@ -8,7 +8,8 @@ import { checkAcrAttainable } from "./check-acr";
 import { checkClaimsParameter } from "./check-claims";
 import { checkPkce } from "./check-pkce";
 import { parsePrompt, type Prompt } from "./check-prompt";
-import { checkNoRequestObject } from "./check-request-object";
+import { checkDpopJkt } from "./check-dpop-jkt";
+import { checkPushedRequest } from "./check-pushed-request";
 import { checkResponseType } from "./check-response-type";
 
 /**
@@ -55,6 +56,18 @@ export interface AuthorizationRequest extends ResponseTarget {
   claimsSub: string | null;
   /** The acr asked for (`claims.id_token.acr`, else `acr_values`); the OP asserts an acr only when it meets one (oauth/acr.ts). */
   acr: AcrRequest | null;
+  /** RFC 9449 §10: the DPoP key thumbprint the code will be bound to, or null. */
+  dpopJkt: string | null;
+}
+
+/** How the request arrived, for the rules that depend on it. */
+export interface RequestArrival {
+  /** Through /par (RFC 9126): at /par itself, or at /authorize by its request_uri. */
+  pushed: boolean;
+  /** REQUIRE_PUSHED_AUTHORIZATION_REQUESTS. */
+  serverRequiresPushed: boolean;
+  /** At /par: the key of the request's DPoP proof (RFC 9449 §10.1); null otherwise. */
+  proofJkt: string | null;
 }
 
 /** Thrown by stage 1: shown as an error page, never redirected. */
@@ -101,11 +114,16 @@ const AuthorizeRequestSchema = z.object({
   id_token_hint: z.optional(param(8192)),
   claims: z.optional(param(4096)),
   acr_values: z.optional(param(512)),
+  dpop_jkt: z.optional(param(64)),
 });
 
-/** Stage 2: everything but the client and redirect URI. Every problem is an OAuthError for the redirect URI. */
-export function validateAuthorizationRequest(params: Record<string, string>, client: Client, target: ResponseTarget): AuthorizationRequest {
-  checkNoRequestObject(params);
+/**
+ * Stage 2: everything but the client and redirect URI, on the request's own parameters (those of its request object
+ * or of its pushed request once resolved, routes/support/authorization-request.ts). The same rules at /authorize and
+ * at /par. Every problem is an OAuthError for the redirect URI (at /par, the JSON answer).
+ */
+export function validateAuthorizationRequest(params: Record<string, string>, client: Client, target: ResponseTarget, arrival: RequestArrival): AuthorizationRequest {
+  checkPushedRequest(arrival.pushed, client, arrival.serverRequiresPushed);
   const p = parseWith(AuthorizeRequestSchema, params);
   checkResponseType(p.response_type, client);
   const scope = grantableScope(p.scope, client);
@@ -114,6 +132,7 @@ export function validateAuthorizationRequest(params: Record<string, string>, cli
   const { claims, parsed } = checkClaimsParameter(p.claims);
   const acr = requestedAcr(parsed?.idTokenAcr ?? null, p.acr_values);
   checkAcrAttainable(acr);
+  const dpopJkt = checkDpopJkt(p.dpop_jkt, arrival.proofJkt);
   return {
     ...target,
     scope,
@@ -126,5 +145,6 @@ export function validateAuthorizationRequest(params: Record<string, string>, cli
     claims,
     claimsSub: parsed?.idTokenSub ?? null,
     acr,
+    dpopJkt,
   };
 }

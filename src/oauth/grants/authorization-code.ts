@@ -3,7 +3,7 @@ import { invalidGrant, invalidRequest } from "../errors";
 import { issuesRefreshToken, scopeStillGrantable } from "../scope-policy";
 import { whyGrantIsNotGood, whyUserCannotHoldGrant } from "../token-validity";
 import type { Grant, TokenResponse } from "./context";
-import { issueAccessToken, issueIdToken } from "./issue";
+import { issueAccessToken, issueIdToken, tokenTypeOf } from "./issue";
 
 /**
  * RFC 6749 §4.1.3: the code is consumed once, with client, redirect URI and PKCE checked in the same step (C1); a
@@ -11,13 +11,14 @@ import { issueAccessToken, issueIdToken } from "./issue";
  * the grant's creation, not before it, and judged by the one rule (C23).
  */
 export const authorizationCodeGrant: Grant = async (context) => {
-  const { config, client, params, storage } = context;
+  const { config, client, params, storage, dpop } = context;
   if (params.code === undefined) throw invalidRequest("code is required");
   // The grant id is fixed before the code is consumed and stored with it, so a replay can find and revoke the grant.
   const grantId = storage.newGrantId();
   const result = await storage.redeemCode(
     params.code,
-    { clientId: client.client_id, redirectUri: params.redirect_uri ?? null, codeVerifier: params.code_verifier ?? null },
+    // RFC 9449 §10: a code bound to a DPoP key is redeemed only with a proof of it, checked in the same step.
+    { clientId: client.client_id, redirectUri: params.redirect_uri ?? null, codeVerifier: params.code_verifier ?? null, dpopJkt: dpop?.jkt ?? null },
     { grantId },
   );
   if (result === null) throw invalidGrant("the authorization code is invalid");
@@ -39,8 +40,6 @@ export const authorizationCodeGrant: Grant = async (context) => {
   // RFC 9700 §2.1.1: a public client proves nothing but PKCE. /authorize requires a challenge from public clients;
   // a code without one (a client that was confidential when the code was issued, say) is not redeemed by it.
   if (client.token_endpoint_auth_method === "none" && code.codeChallenge === null) throw invalidGrant("PKCE is required for public clients");
-  // RFC 9449 §10: a code bound to a DPoP key needs a proof from that key; this endpoint does not take DPoP proofs yet.
-  if (code.dpopJkt !== null) throw invalidGrant("the authorization code is bound to a DPoP key");
 
   // C5: the code was issued under the registration of then; what it yields is bounded by the registration of now.
   const scope = scopeStillGrantable(code.scope, client);
@@ -59,7 +58,8 @@ export const authorizationCodeGrant: Grant = async (context) => {
       amr: code.amr,
       acr: code.acr,
       claims: code.claims,
-      dpopJkt: null,
+      // RFC 9449 §5: a public client's refresh tokens are bound to its key; a confidential client's are bound to it already.
+      dpopJkt: client.token_endpoint_auth_method === "none" ? (dpop?.jkt ?? null) : null,
       issueRefreshToken: issueRefresh,
       // Without a refresh token the grant only anchors the access token: it lives as long as that token.
       ...(issueRefresh ? {} : { lifetimeSeconds: config.accessTokenTtl + 60 }),
@@ -82,10 +82,13 @@ export const authorizationCodeGrant: Grant = async (context) => {
   const user = holder!.user;
   const refresh = created.refreshToken;
 
-  if (code.sid !== null) storage.recordSessionClient(code.sub, code.sid, client.client_id);
+  if (code.sid !== null) {
+    const grant = created.status === "created" ? { id: grantId, createdAt: created.family.createdAt, expiresAt: created.family.expiresAt } : undefined;
+    storage.recordSessionClient(code.sub, code.sid, client.client_id, { issuer: context.issuer, ...(grant ? { grant } : {}) });
+  }
 
   const accessToken = await issueAccessToken(context, { sub: code.sub, scope, grantId, authTime: code.authTime });
-  const body: TokenResponse = { access_token: accessToken, token_type: "Bearer", expires_in: config.accessTokenTtl, scope };
+  const body: TokenResponse = { access_token: accessToken, token_type: tokenTypeOf(context), expires_in: config.accessTokenTtl, scope };
   if (scopes.includes("openid")) {
     body.id_token = await issueIdToken(context, user, {
       scope,

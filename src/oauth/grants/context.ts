@@ -3,6 +3,7 @@ import type { StoredClient } from "../../db/clients";
 import type { GrantUser } from "../../db/users";
 import type { AuthorizationCodeGrant, CodeOutcome, CodeRedemption } from "../../objects/auth-codes";
 import type { SigningAlg } from "../../objects/key-manager";
+import type { RecordClientFacts } from "../../objects/sessions";
 import type { ConsumeResult } from "../../objects/single-use-store";
 import type { CreateFamilyResult, FamilyInit, RotateRequest, RotateResult } from "../../objects/token-family";
 import type { SigningKey } from "../tokens";
@@ -23,8 +24,11 @@ export interface GrantStorage {
   /** The user a grant for `clientId` speaks for, with the time their grants for it were ended (C22), or null. */
   findGrantUser(sub: string, clientId: string): Promise<GrantUser | null>;
   signingKey(alg?: SigningAlg): Promise<SigningKey>;
-  /** Best effort and off the response's path: the session learns the client it signed in to (for logout). */
-  recordSessionClient(userId: string, sid: string, clientId: string): void;
+  /**
+   * Best effort and off the response's path: the session learns the client it signed in to, the issuer it knows us by
+   * (for its logout notices) and the grant (for revoke-all's count).
+   */
+  recordSessionClient(userId: string, sid: string, clientId: string, facts: RecordClientFacts): void;
 }
 
 export interface GrantContext {
@@ -34,12 +38,18 @@ export interface GrantContext {
   client: StoredClient;
   params: TokenRequest;
   storage: GrantStorage;
+  /**
+   * The request's DPoP proof, checked (RFC 9449 §5): the key its tokens are bound to. A code bound to a key needs a
+   * proof of it, a bound refresh token likewise; null or absent: no proof was sent.
+   */
+  dpop?: { jkt: string } | null;
 }
 
 /** RFC 6749 §5.1. */
 export interface TokenResponse {
   access_token: string;
-  token_type: "Bearer";
+  /** RFC 9449 §5: `DPoP` when the access token is bound to the proof's key. */
+  token_type: "Bearer" | "DPoP";
   expires_in: number;
   scope?: string;
   id_token?: string;

@@ -1,7 +1,8 @@
 import type { User } from "../../db/users";
 import { filterClaims, releasedClaimNames, storedClaimsRequest, userClaimValues } from "../claims";
+import { accessTokenAlgFor } from "../security-profile";
 import { mintAccessToken, mintIdToken } from "../tokens";
-import type { GrantContext } from "./context";
+import type { GrantContext, TokenResponse } from "./context";
 
 /** The tokens every grant issues, minted the same way whichever grant asked. */
 
@@ -12,9 +13,12 @@ export interface AccessTokenFacts {
   authTime: number | null;
 }
 
-/** RFC 9068: signed with the current key of ACCESS_TOKEN_SIGNING_ALG; the JWT `exp` and `expires_in` come from one lifetime. */
-export async function issueAccessToken({ config, issuer, client, storage }: GrantContext, facts: AccessTokenFacts): Promise<string> {
-  const access = await mintAccessToken(await storage.signingKey(config.accessTokenSigningAlg), {
+/**
+ * RFC 9068: signed with the current key of ACCESS_TOKEN_SIGNING_ALG (ES256 for a FAPI 2.0 client); the JWT `exp` and
+ * `expires_in` come from one lifetime. With a DPoP proof the token is bound to its key (`cnf.jkt`, RFC 9449 §6.1).
+ */
+export async function issueAccessToken({ config, issuer, client, storage, dpop }: GrantContext, facts: AccessTokenFacts): Promise<string> {
+  const access = await mintAccessToken(await storage.signingKey(accessTokenAlgFor(client, config.accessTokenSigningAlg)), {
     issuer,
     clientId: client.client_id,
     sub: facts.sub,
@@ -22,8 +26,14 @@ export async function issueAccessToken({ config, issuer, client, storage }: Gran
     grantId: facts.grantId,
     authTime: facts.authTime,
     ttlSeconds: config.accessTokenTtl,
+    dpopJkt: dpop?.jkt ?? null,
   });
   return access.token;
+}
+
+/** RFC 9449 §5: the token_type of the access token `issueAccessToken` made. */
+export function tokenTypeOf({ dpop }: GrantContext): TokenResponse["token_type"] {
+  return dpop ? "DPoP" : "Bearer";
 }
 
 export interface IdTokenFacts {

@@ -3,7 +3,7 @@ import { invalidGrant, invalidRequest, invalidScope } from "../errors";
 import { allowedScopes } from "../scope-policy";
 import { whyGrantIsNotGood } from "../token-validity";
 import type { Grant, TokenResponse } from "./context";
-import { issueAccessToken, issueIdToken } from "./issue";
+import { issueAccessToken, issueIdToken, tokenTypeOf } from "./issue";
 
 /**
  * RFC 6749 §6: one call to the grant's object rotates the token, detects reuse, refuses a grant of an earlier
@@ -14,13 +14,14 @@ import { issueAccessToken, issueIdToken } from "./issue";
  * successor again: a retry after a lost answer (RFC 9700 §4.14.2).
  */
 export const refreshTokenGrant: Grant = async (context) => {
-  const { config, client, params, storage } = context;
+  const { config, client, params, storage, dpop } = context;
   if (params.refresh_token === undefined) throw invalidRequest("refresh_token is required");
   const result = await storage.rotateRefreshToken(params.refresh_token, {
     clientId: client.client_id,
     clientRegisteredAt: client.registered_at,
     scope: params.scope ?? null,
-    dpopJkt: null,
+    // RFC 9449 §5: a grant whose refresh tokens are bound to a key rotates only with a proof of that key.
+    dpopJkt: dpop?.jkt ?? null,
     allowedScope: allowedScopes(client),
     reuseIntervalSeconds: client.refresh_token_reuse_interval ?? config.refreshTokenReuseInterval,
   });
@@ -50,7 +51,7 @@ export const refreshTokenGrant: Grant = async (context) => {
   }
   const user = holder!.user;
   const accessToken = await issueAccessToken(context, { sub: grant.sub, scope: result.scope, grantId: grant.familyId, authTime: grant.authTime });
-  const body: TokenResponse = { access_token: accessToken, token_type: "Bearer", expires_in: config.accessTokenTtl, scope: result.scope };
+  const body: TokenResponse = { access_token: accessToken, token_type: tokenTypeOf(context), expires_in: config.accessTokenTtl, scope: result.scope };
   // OIDC Core §12.2: a new ID token with the original auth_time (and no nonce).
   if ((parseScope(result.scope) ?? []).includes("openid")) {
     body.id_token = await issueIdToken(context, user, {

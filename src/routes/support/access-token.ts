@@ -6,15 +6,17 @@ import { verifyWithPublishedKeys } from "../../objects/key-cache";
 import { clientTokensFor, tokenFamilyFor } from "../../objects/locate";
 import { familyIdOfRefreshToken, type FamilyInfo, type InspectResult } from "../../objects/token-family";
 import { clientGrantOf, registrationOfClientGrant } from "../../oauth/client-grant";
-import { bearerInvalidRequest, bearerTokenOf, presentedToken } from "../../oauth/bearer";
+import { accessTokenOf, bearerInvalidRequest, invalidToken, presentedToken, resourceProofError, tokenRequired, type AuthScheme } from "../../oauth/bearer";
+import { invalidDpopProof } from "../../oauth/dpop";
 import { OAuthError } from "../../oauth/errors";
-import { grantHasUser, whyGrantIsNotGood, whyTokenIsNotGood } from "../../oauth/token-validity";
+import { grantHasUser, whyGrantIsNotGood, whyPresentationIsNotGood, whyTokenIsNotGood } from "../../oauth/token-validity";
 import { verifyAccessToken, type AccessTokenClaims } from "../../oauth/tokens";
+import { checkDpopProof, nonceHeaders, spendProof, type EndpointProof } from "./dpop";
 import { mediaTypeOf, readParams } from "./params";
 
 /**
- * Where presented tokens are validated: the access token a request presents (RFC 6750), and whether a token is still
- * good (C23). An access token: signature, issuer, audience and expiry (RFC 9068), then its grant, its own revocation,
+ * Where presented tokens are validated: the access token a request presents (RFC 6750 Bearer, or RFC 9449 DPoP with
+ * its proof and key binding: `authorizedAccess`), and whether a token is still good (C23). An access token: signature, issuer, audience and expiry (RFC 9068), then its grant, its own revocation,
  * its client and its user, gathered in one round trip (the grant's object and D1 in parallel) and judged by
  * `whyTokenIsNotGood`. A refresh token at introspection: its grant's object, then its user, judged by `whyGrantIsNotGood`
  * (the refresh grant applies the same rule around its rotation).
@@ -29,39 +31,88 @@ export interface ActiveAccessToken {
   client: StoredClient;
 }
 
-/** The access token of a request: `Authorization: Bearer` or, for a POST form, `access_token` (§2.1, §2.2), never both. */
-export async function readAccessToken(request: Request, realm: string): Promise<string | null> {
-  const fromHeader = bearerTokenOf(request.headers.get("authorization"), realm);
+/**
+ * The access token of a request and how it is presented: `Authorization: Bearer` or, for a POST form, `access_token`
+ * (RFC 6750 §2.1, §2.2), never both; or `Authorization: DPoP` (RFC 9449 §7.1, header only).
+ */
+export async function readAccessToken(request: Request, realm: string): Promise<{ scheme: AuthScheme; token: string } | null> {
+  const fromHeader = accessTokenOf(request.headers.get("authorization"), realm);
   let fromBody: string | null = null;
   if (request.method === "POST" && mediaTypeOf(request) === "application/x-www-form-urlencoded") {
     let params: Record<string, string>;
     try {
       params = await readParams(request, "body");
     } catch (error) {
-      if (error instanceof OAuthError) throw bearerInvalidRequest(realm, error.description ?? "the request is malformed");
+      if (error instanceof OAuthError) throw bearerInvalidRequest(realm, error.description ?? "the request is malformed", fromHeader?.scheme);
       throw error;
     }
     fromBody = params.access_token ?? null;
   }
-  return presentedToken(fromHeader, fromBody, realm);
+  const token = presentedToken(fromHeader?.token ?? null, fromBody, realm, fromHeader?.scheme);
+  return token === null ? null : { scheme: fromHeader?.scheme ?? "Bearer", token };
+}
+
+/** A resource request whose access token is good and presented as it must be. */
+export interface AuthorizedAccess extends ActiveAccessToken {
+  scheme: AuthScheme;
+  /** For the answer: `DPoP-Nonce` when the proof's nonce has rolled over (RFC 9449 §9). */
+  headers: Record<string, string>;
 }
 
 /**
- * The token's facts when it is still good, else null. `caller`, when the endpoint has authenticated a client
- * (introspection): a token of another client is not good for it, and its own client record is the one just read.
+ * Resource access (/userinfo): for the DPoP scheme its proof for `path` with `ath` (every rule, no I/O), then the token
+ * (C23's rule) with the proof's one jti call in the same round trip as the token's lookups, then the key binding
+ * (RFC 9449 §7.1). Every refusal is the 401 of the scheme used: a Bearer challenge, or a DPoP one.
  */
-export async function activeAccessToken(env: Env, issuer: string, token: string, caller?: StoredClient): Promise<ActiveAccessToken | null> {
+export async function authorizedAccess(env: Env, request: Request, issuer: string, path: string): Promise<AuthorizedAccess> {
+  const presented = await readAccessToken(request, issuer);
+  if (presented === null) throw tokenRequired(issuer, "no access token was presented");
+  const { scheme, token } = presented;
+  let active: ActiveAccessToken | null;
+  let proof: EndpointProof | null = null;
+  if (scheme === "DPoP") {
+    if (request.headers.get("dpop") === null) throw resourceProofError(issuer, invalidDpopProof("the DPoP scheme needs a DPoP proof"));
+    try {
+      proof = await checkDpopProof(env, request, issuer, path, token);
+      const checked = proof;
+      active = await activeAccessToken(env, issuer, token, { beside: () => spendProof(env, checked) });
+    } catch (error) {
+      throw error instanceof OAuthError ? resourceProofError(issuer, error) : error;
+    }
+  } else {
+    active = await activeAccessToken(env, issuer, token);
+  }
+  if (active === null) throw invalidToken(issuer, "the access token is invalid, expired or revoked", scheme);
+  const why = whyPresentationIsNotGood(active.claims, proof === null ? { scheme: "Bearer" } : { scheme: "DPoP", jkt: proof.jkt });
+  if (why !== null) throw invalidToken(issuer, why, scheme);
+  return { ...active, scheme, headers: nonceHeaders(proof) };
+}
+
+/** How the caller wants the token's lookups done. */
+export interface TokenLookup {
+  /**
+   * The client the endpoint has authenticated (introspection): a token of another client is not good for it, and its
+   * client record is the one just read.
+   */
+  caller?: StoredClient;
+  /** One more storage step to run in the same round trip as the token's lookups (a DPoP proof's jti record). */
+  beside?: () => Promise<void>;
+}
+
+/** The token's facts when it is still good, else null. */
+export async function activeAccessToken(env: Env, issuer: string, token: string, lookup: TokenLookup = {}): Promise<ActiveAccessToken | null> {
+  const { caller, beside } = lookup;
   const claims = await verifyAccessToken((jwt, options) => verifyWithPublishedKeys(env, jwt, options), issuer, token);
   if (claims === null || (caller !== undefined && claims.client_id !== caller.client_id)) return null;
   const clientGrant = registrationOfClientGrant(claims.gid);
-  if (clientGrant !== null) return activeClientToken(env, claims, clientGrant, caller);
+  if (clientGrant !== null) return activeClientToken(env, claims, clientGrant, lookup);
   const family = tokenFamilyFor(env, claims.gid);
   if (family === null) return null;
   // A user's token carries auth_time; a client's own token (client_credentials) does not and has no user to read.
   const userId = claims.auth_time !== undefined ? claims.sub : null;
   // One object call and one D1 round trip (a batch of the client and the user), side by side.
   const parties = tokenParties(env.DB, { clientId: claims.client_id, readClient: caller === undefined, userId });
-  const [grant, read] = await Promise.all([family.checkAccessToken(claims.jti), parties]);
+  const [grant, read] = await Promise.all([family.checkAccessToken(claims.jti), parties, beside?.()]);
   const client = caller ?? read.client;
   const facts = { claims, grant, client, holder: grant.active && grantHasUser(grant.grant) ? read.holder : undefined };
   if (whyTokenIsNotGood(facts) !== null || !grant.active) return null;
@@ -70,10 +121,11 @@ export async function activeAccessToken(env: Env, issuer: string, token: string,
 }
 
 /** A client's own token (client_credentials): its grant is the client's registration, its revocation a jti in the client's list. */
-async function activeClientToken(env: Env, claims: AccessTokenClaims, registeredAt: number, caller?: StoredClient): Promise<ActiveAccessToken | null> {
+async function activeClientToken(env: Env, claims: AccessTokenClaims, registeredAt: number, { caller, beside }: TokenLookup): Promise<ActiveAccessToken | null> {
   const [revoked, client] = await Promise.all([
     clientTokensFor(env, claims.client_id).isAccessTokenRevoked(claims.jti),
     caller ?? getClient(env.DB, claims.client_id),
+    beside?.(),
   ]);
   const grant = clientGrantOf(claims, registeredAt);
   const check = revoked ? ({ active: false } as const) : ({ active: true, grant } as const);

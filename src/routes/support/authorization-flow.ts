@@ -12,6 +12,7 @@ import { UntrustedRequestError, type ResponseTarget } from "../../oauth/authoriz
 import { signInFailure, signInRequired, signedInForThisRequest } from "../../oauth/authorize/sign-in";
 import { OAuthError } from "../../oauth/errors";
 import { grantableScope } from "../../oauth/scope-policy";
+import { codeLifetime } from "../../oauth/security-profile";
 import { currentSession, recordSessionClient, type CurrentSession } from "./browser-session";
 import { completeInteraction, startInteraction } from "./interactions";
 import { authorizationResponse, redirectResponse } from "./respond";
@@ -121,18 +122,20 @@ async function issueCode(
     // Asserted only when the request asked for one and the sign-in met it (OIDC Core §3.1.2.1, §5.5.1.1).
     acr: assertedAcr(pending.acr ?? null, user.session.amr),
     claims: pending.claims,
-    dpopJkt: null,
+    // RFC 9449 §10: dpop_jkt, or the key of the DPoP proof the request was pushed with. (Absent in a request stored before.)
+    dpopJkt: pending.dpopJkt ?? null,
     issuedAt: Date.now(),
   };
   // C12: the code is stored before the interaction is used up, so a failure here leaves the request open for a retry.
   // A stored code whose interaction another submission used first is never sent anywhere; it just expires.
   const code = newAuthCodeId(env);
-  const { stored } = await authCodeStoreFor(env, code)!.put(code, grant, config.authCodeTtl);
+  const { stored } = await authCodeStoreFor(env, code)!.put(code, grant, codeLifetime(client, config.authCodeTtl));
   if (!stored) throw new Error("authorization code collision");
   if (interactionId !== null) await completeInteraction(env, interactionId, { sessionId: user.sid, userId: user.userId });
-  recordSessionClient(env, ctx, user.userId, user.sid, client.client_id);
+  const issuer = issuerOf(env, request);
+  recordSessionClient(env, ctx, user.userId, user.sid, client.client_id, { issuer });
   const params: Record<string, string> = { code };
   if (pending.state !== null) params.state = pending.state;
-  params.iss = issuerOf(env, request);
+  params.iss = issuer;
   return authorizationResponse(pending.redirectUri, pending.responseMode, params);
 }

@@ -3,7 +3,7 @@ import { getUser } from "../../db/users";
 import type { Env } from "../../env";
 import { errorText, log } from "../../lib/log";
 import { userSessionsFor } from "../../objects/locate";
-import { parseSessionCookie, type SessionInfo } from "../../objects/sessions";
+import { parseSessionCookie, type RecordClientFacts, type SessionInfo } from "../../objects/sessions";
 import { SESSION_COOKIE, clearCookie, readCookie, setCookie } from "./cookies";
 
 /**
@@ -52,14 +52,15 @@ export function sessionCookie(env: Env, request: Request, value: string | null):
 }
 
 /**
- * The session learns which clients it signed in to (for logout). Best effort and off the response's path (it runs
- * in `waitUntil`): called when the code is issued and again when it is redeemed, so one failure loses nothing, and it
- * never takes a sign-in or tokens back; a failure is logged.
+ * The session learns which clients it signed in to, and the issuer each knows us by (for their logout notices, C21).
+ * Best effort and off the response's path (it runs in `waitUntil`): called when the code is issued and again when it
+ * is redeemed (then with the grant), so one failure loses nothing, and it never takes a sign-in or tokens back; a
+ * failure is logged.
  */
-export function recordSessionClient(env: Env, ctx: ExecutionContext, userId: string, sid: string, clientId: string): void {
+export function recordSessionClient(env: Env, ctx: ExecutionContext, userId: string, sid: string, clientId: string, facts: RecordClientFacts): void {
   const recording = (async () => {
     try {
-      await userSessionsFor(env, userId)?.recordClient(sid, clientId);
+      await userSessionsFor(env, userId)?.recordClient(sid, clientId, facts);
     } catch (error) {
       log("error", "session.record_client_failed", { error: errorText(error) });
     }

@@ -1,12 +1,12 @@
-import { createLocalJWKSet, createRemoteJWKSet, type JSONWebKeySet, type JWTVerifyGetKey } from "jose";
 import { loadConfig } from "../../config";
 import { getClient, type StoredClient } from "../../db/clients";
 import type { Env } from "../../env";
-import { isLoopbackHostname } from "../../lib/loopback";
 import { jtiStoreFor } from "../../objects/locate";
-import { verifyClientAssertion } from "../../oauth/client-assertion";
+import { CLIENT_ASSERTION_ALGS, verifyClientAssertion } from "../../oauth/client-assertion";
 import { extractClientCredentials, invalidClient, methodMismatch, secretMatches, type CredentialParams, type PresentedCredentials } from "../../oauth/client-auth";
 import { OAuthError } from "../../oauth/errors";
+import { signingAlgsFor } from "../../oauth/security-profile";
+import { clientKeySet } from "./client-keys";
 import { clientAddress, enforceRateLimit } from "./rate-limit";
 
 /**
@@ -30,6 +30,8 @@ export interface ClientAuthContext {
   rateLimit: { name: string; limit: number; counts: "requests" | "failures" };
   /** Refuse public clients (`none`): a client_id alone proves nothing, and this endpoint needs a caller that does (RFC 7662 §2.1). */
   confidentialOnly?: boolean;
+  /** Accept the endpoint's own URL as an assertion's audience too (RFC 9126 §2 asks it of /par). */
+  endpointIsAudience?: boolean;
 }
 
 export async function authenticateClient(env: Env, request: Request, params: CredentialParams, context: ClientAuthContext): Promise<StoredClient> {
@@ -79,6 +81,8 @@ async function verifyCredentials(env: Env, presented: PresentedCredentials, cont
         clientId: client.client_id,
         issuer: context.issuer,
         tokenEndpoint: `${context.issuer}/token`,
+        alsoAccepted: context.endpointIsAudience ? [context.endpointUrl] : [],
+        algorithms: signingAlgsFor(client, CLIENT_ASSERTION_ALGS),
         realm,
         nowSeconds: Math.floor(Date.now() / 1000),
         maxLifetimeSeconds: loadConfig(env).clientAssertionMaxLifetime,
@@ -94,35 +98,6 @@ async function verifyCredentials(env: Env, presented: PresentedCredentials, cont
       // A public client proves nothing here; the authorization code's PKCE check binds the redemption (RFC 7636).
       return client;
   }
-}
-
-/** Remote key sets by URI: jose caches the keys and refetches on an unknown kid (with a cooldown). */
-const remoteKeySets = new Map<string, JWTVerifyGetKey>();
-const MAX_REMOTE_KEY_SETS = 256;
-
-function remoteKeySet(uri: string): JWTVerifyGetKey | null {
-  let url: URL;
-  try {
-    url = new URL(uri);
-  } catch {
-    return null;
-  }
-  if (url.protocol !== "https:" && !(url.protocol === "http:" && isLoopbackHostname(url.hostname))) return null;
-  let set = remoteKeySets.get(url.href);
-  if (!set) {
-    if (remoteKeySets.size >= MAX_REMOTE_KEY_SETS) remoteKeySets.clear();
-    set = createRemoteJWKSet(url, { timeoutDuration: 5000, cooldownDuration: 30_000, cacheMaxAge: 300_000 });
-    remoteKeySets.set(url.href, set);
-  }
-  return set;
-}
-
-function clientKeySet(client: StoredClient): JWTVerifyGetKey | null {
-  if (client.jwks && Array.isArray(client.jwks.keys) && client.jwks.keys.length > 0) {
-    return createLocalJWKSet(client.jwks as unknown as JSONWebKeySet);
-  }
-  if (client.jwks_uri) return remoteKeySet(client.jwks_uri);
-  return null;
 }
 
 /**

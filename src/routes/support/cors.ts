@@ -41,3 +41,35 @@ export function preflight(methods: string): Response {
     },
   });
 }
+
+/**
+ * CORS with credentials, for the one endpoint a browser app calls with the OP's cookie (the one-time session token,
+ * C8): the answer names exactly the one origin the endpoint let in — never `*`, which the Fetch standard refuses with
+ * credentials — and says it varies by Origin.
+ */
+export function credentialedCorsHeaders(origin: string): Record<string, string> {
+  return { "access-control-allow-origin": origin, "access-control-allow-credentials": "true", vary: "Origin" };
+}
+
+/** An origin as a browser sends it: `http(s)://host[:port]`, nothing else (not "null"). */
+export function isWebOrigin(value: string | null): value is string {
+  if (value === null || value.length > 512) return false;
+  try {
+    const url = new URL(value);
+    return (url.protocol === "https:" || url.protocol === "http:") && url.origin === value;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The preflight of a credentialed endpoint. The client is not known yet (it is in the body, which a preflight does not
+ * carry), so any web origin may send the request; the request itself is refused unless its Origin is registered for
+ * the client it names, before anything changes.
+ */
+export function credentialedPreflight(origin: string | null, methods: string): Response {
+  const headers: Record<string, string> = isWebOrigin(origin)
+    ? { ...credentialedCorsHeaders(origin), "access-control-allow-methods": methods, "access-control-allow-headers": "Content-Type", "access-control-max-age": "600" }
+    : { vary: "Origin" };
+  return new Response(null, { status: 204, headers });
+}

@@ -27,6 +27,6 @@ export function grantStorage(env: Env, ctx: ExecutionContext): GrantStorage {
     },
     findGrantUser: (sub, clientId) => userForGrant(env.DB, sub, clientId),
     signingKey: (alg) => currentSigningKey(env, alg),
-    recordSessionClient: (userId, sid, clientId) => recordSessionClient(env, ctx, userId, sid, clientId),
+    recordSessionClient: (userId, sid, clientId, facts) => recordSessionClient(env, ctx, userId, sid, clientId, facts),
   };
 }

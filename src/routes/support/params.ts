@@ -53,10 +53,13 @@ export async function readJsonObject(request: Request): Promise<Record<string, u
   return body as Record<string, unknown>;
 }
 
-/** The body as UTF-8 text, refused with 413 once it passes `limit` bytes, whatever Content-Length claimed (chunked bodies too). */
-export async function readTextLimited(request: Request, limit: number): Promise<string> {
-  if (!request.body) return "";
-  const reader = request.body.getReader();
+/**
+ * The body (of a request, or of a response the OP fetched) as UTF-8 text, refused with 413 once it passes `limit`
+ * bytes, whatever Content-Length claimed (chunked bodies too).
+ */
+export async function readTextLimited(message: { body: ReadableStream<Uint8Array> | null }, limit: number): Promise<string> {
+  if (!message.body) return "";
+  const reader = message.body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
   for (;;) {

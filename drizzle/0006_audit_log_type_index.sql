@@ -1,0 +1,1 @@
+CREATE INDEX `audit_log_type_occurred_at` ON `audit_log` (`type`,`occurred_at`);
