@@ -2,7 +2,7 @@ import { html, type SafeHtml } from "./html";
 import { hidden, titledPage } from "./layout";
 import { passkeyRegisterForm, passkeyScriptTag } from "./passkeys";
 
-/** The user's account page: who they are, their passkeys (add, rename, delete) and "Sign out everywhere". */
+/** The user's account page: who they are, their passkeys (add, rename, delete), the apps they gave access, and "Sign out everywhere". */
 
 export interface AccountPasskey {
   id: string;
@@ -23,10 +23,33 @@ export interface AccountPageInput {
   name: string | null;
   passkeys: AccountPasskey[];
   sessionCount: number;
+  /** The apps the user consented to (remembered consents), newest first. */
+  consents: AccountConsent[];
   /** A fixed notice after a change (never text from the request). */
   notice: string | null;
   /** Whether email-link sign-in is open to this user (else passkeys are their only way in). */
   emailLinkOpen: boolean;
+}
+
+export interface AccountConsent {
+  clientId: string;
+  clientName: string;
+  scopes: string[];
+  /** ms since the epoch */
+  grantedAt: number;
+}
+
+function consentItem(csrfToken: string, consent: AccountConsent): SafeHtml {
+  const what = consent.scopes.filter((s) => s !== "openid");
+  return html`<li class="consent">
+<p><strong>${consent.clientName}</strong><br>
+<span class="muted">${what.length > 0 ? html`${what.join(", ")} · ` : null}since ${when(consent.grantedAt)}</span></p>
+<form method="post" action="/account/consents/revoke">
+${hidden("csrf_token", csrfToken)}${hidden("client_id", consent.clientId)}
+<button type="submit" class="secondary" aria-label="Remove the access of ${consent.clientName}">Remove access</button>
+</form>
+</li>
+`;
 }
 
 const TRANSPORT_NAMES: Record<string, string> = {
@@ -97,6 +120,13 @@ ${
 ${input.passkeys.map((p) => passkeyItem(input.csrfToken, p))}</ul>`
 }
 ${passkeyRegisterForm(input.csrfToken, null, "account")}
+<h2>Apps with access</h2>
+${
+  input.consents.length === 0
+    ? html`<p>No app has access to your account.</p>`
+    : html`<ul class="consents">
+${input.consents.map((c) => consentItem(input.csrfToken, c))}</ul>`
+}
 <h2>Where you are signed in</h2>
 <p>${input.sessionCount <= 1 ? "You have 1 active session: this browser." : `You have ${input.sessionCount} active sessions, this browser included.`}</p>
 <form method="post" action="/account/sign-out-everywhere">

@@ -93,6 +93,7 @@ const SCOPE_DESCRIPTIONS: Record<string, string> = {
   email: "Your email address",
   address: "Your postal address",
   phone: "Your phone number",
+  groups: "The groups you belong to",
   offline_access: "Stay connected when you are not using it",
 };
 

@@ -26,6 +26,7 @@ export const CLIENT_DEFAULTS: ClientFields = {
   require_pushed_authorization_requests: false,
   request_object_signing_alg: null,
   security_profile: null,
+  extra_claims: [],
 };
 
 export async function registerClient(fields: Partial<ClientFields>, secretHash: string | null, idPrefix = "client"): Promise<StoredClient> {
