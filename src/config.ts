@@ -12,6 +12,16 @@ export interface Config {
   /** "dev" works only on a loopback issuer (see isLocalIssuer); a deployed OP sets "http". */
   emailTransport: "dev" | "http";
   adminToken: string;
+  /** A second admin token accepted beside `adminToken` while callers move to it (rotation; docs/operations.md). */
+  adminTokenNext: string;
+  /** Who may get an account at first sign-in: anyone, addresses of `signupDomains`, or only users an admin created. */
+  signupPolicy: "open" | "domains" | "invite";
+  /** With `signupPolicy` "domains": the email domains, lower-case, comma-separated ("example.com,example.org"). */
+  signupDomains: string;
+  /** Dynamic client registration (RFC 7591/7592): off, with the initial access token, or open to anyone. */
+  dynamicRegistration: "off" | "token" | "open";
+  /** RFC 7591 §3: the initial access token `POST /register` requires when `dynamicRegistration` is "token". */
+  initialAccessToken: string;
   /** Lifetimes in seconds. */
   authCodeTtl: number;
   accessTokenTtl: number;
@@ -69,6 +79,7 @@ export interface Config {
   rateLimitAuthorize: number;
   rateLimitLogin: number;
   rateLimitAdmin: number;
+  rateLimitRegistration: number;
   /** HTTP email API used when emailTransport is "http". */
   emailApiUrl: string;
   emailApiKey: string;
@@ -214,10 +225,28 @@ function issuerRule(): Rule {
   };
 }
 
-/** RFC 6750 b64token characters, which is also what a dotenv file and a header carry unchanged. */
-const adminTokenRule: Rule = {
-  rule: "must be empty (admin API off) or 16 to 512 characters of A-Z a-z 0-9 - . _ ~ + / =",
-  parse: (text) => (/^[A-Za-z0-9._~+/=-]{16,512}$/.test(text) ? ok(text) : refused()),
+/**
+ * A bearer secret: RFC 6750 b64token characters, which is also what a dotenv file and a header carry unchanged, and
+ * at least 32 of them (`openssl rand -base64 32` gives 44): long enough that guessing it is hopeless even at the
+ * rate limit.
+ */
+function bearerSecretRule(empty: string): Rule {
+  return {
+    rule: `must be empty (${empty}) or 32 to 512 characters of A-Z a-z 0-9 - . _ ~ + / =`,
+    parse: (text) => (/^[A-Za-z0-9._~+/=-]{32,512}$/.test(text) ? ok(text) : refused()),
+  };
+}
+
+/** Email domains, comma-separated: each a domain name with at least one dot; stored lower-case, without spaces. */
+const domainListRule: Rule = {
+  rule: "must be a comma-separated list of email domains such as example.com,example.org; required when SIGNUP_POLICY=domains",
+  parse(text) {
+    const domains = text.split(",").map((d) => d.trim().toLowerCase());
+    const label = "[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?";
+    const domain = new RegExp(`^${label}(?:\\.${label})+$`);
+    if (domains.length > 100 || !domains.every((d) => d.length <= 253 && domain.test(d))) return refused();
+    return ok([...new Set(domains)].join(","));
+  },
 };
 
 /** A MAC key: at least 32 characters (`openssl rand -base64 32` gives 44), as a dotenv file and a secret carry them. */
@@ -272,7 +301,12 @@ const DAY = 86400;
 const SPECS: ReadonlyArray<Omit<SettingSpec, "name" | "rule" | "parse" | "secret"> & Rule & { secret?: boolean }> = [
   { key: "issuer", default: "", ...issuerRule() },
   { key: "emailTransport", default: "dev", ...oneOf("dev", "http") },
-  { key: "adminToken", default: "", secret: true, ...adminTokenRule },
+  { key: "adminToken", default: "", secret: true, ...bearerSecretRule("admin API off") },
+  { key: "adminTokenNext", default: "", secret: true, ...bearerSecretRule("no second token"), rule: `${bearerSecretRule("no second token").rule}; only with ADMIN_TOKEN set` },
+  { key: "signupPolicy", default: "open", ...oneOf("open", "domains", "invite") },
+  { key: "signupDomains", default: "", ...domainListRule },
+  { key: "dynamicRegistration", default: "off", ...oneOf("off", "token", "open") },
+  { key: "initialAccessToken", default: "", secret: true, ...bearerSecretRule("none"), rule: `${bearerSecretRule("none").rule}; required when DYNAMIC_REGISTRATION=token` },
   { key: "authCodeTtl", default: 60, ...whole("seconds", 10, 600) },
   { key: "accessTokenTtl", default: 600, ...whole("seconds", 60, DAY) },
   { key: "idTokenTtl", default: 3600, ...whole("seconds", 60, DAY) },
@@ -308,6 +342,7 @@ const SPECS: ReadonlyArray<Omit<SettingSpec, "name" | "rule" | "parse" | "secret
   { key: "rateLimitAuthorize", default: 120, ...whole("requests", 0, 1_000_000) },
   { key: "rateLimitLogin", default: 10, ...whole("requests", 0, 1_000_000) },
   { key: "rateLimitAdmin", default: 300, ...whole("requests", 0, 1_000_000) },
+  { key: "rateLimitRegistration", default: 20, ...whole("requests", 0, 1_000_000) },
   { key: "emailApiUrl", default: "", ...httpsUrl(), rule: `${httpsUrl().rule}; required when EMAIL_TRANSPORT=http` },
   { key: "emailApiKey", default: "", secret: true, ...apiKeyRule, rule: `${apiKeyRule.rule}; required when EMAIL_TRANSPORT=http` },
   { key: "emailFrom", default: "no-reply@localhost", ...emailFromRule },
@@ -385,10 +420,15 @@ export function readSettings(vars: Record<string, unknown>): { config: Config; p
     else problems.push(problem(spec, text, parsed.rule ?? spec.rule));
   }
   const result = config as unknown as Config;
-  if (result.emailTransport === "http") {
-    for (const spec of SETTINGS.filter((s) => s.key === "emailApiUrl" || s.key === "emailApiKey")) {
-      if (!texts.has(spec.name)) problems.push(problem(spec, "", "must be set when EMAIL_TRANSPORT=http"));
-    }
+  const spec = (key: keyof Config) => SETTINGS.find((s) => s.key === key)!;
+  const requires = (when: boolean, condition: string, ...keys: (keyof Config)[]) => {
+    for (const key of keys) if (when && !texts.has(spec(key).name)) problems.push(problem(spec(key), "", `must be set when ${condition}`));
+  };
+  requires(result.emailTransport === "http", "EMAIL_TRANSPORT=http", "emailApiUrl", "emailApiKey");
+  requires(result.signupPolicy === "domains", "SIGNUP_POLICY=domains", "signupDomains");
+  requires(result.dynamicRegistration === "token", "DYNAMIC_REGISTRATION=token", "initialAccessToken");
+  if (texts.has(spec("adminTokenNext").name) && !texts.has(spec("adminToken").name)) {
+    problems.push(problem(spec("adminTokenNext"), texts.get(spec("adminTokenNext").name)!, "must be empty while ADMIN_TOKEN is empty (it is the token that comes next)"));
   }
   return { config: result, problems };
 }

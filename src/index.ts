@@ -11,6 +11,7 @@ export { UserSessions } from "./objects/sessions";
 export { TokenFamily } from "./objects/token-family";
 export { KeyManager } from "./objects/key-manager";
 export { RateLimiter } from "./objects/rate-limiter";
+export { DeadLetterRegistry } from "./objects/dead-letter-registry";
 
 export default {
   fetch(request, env, ctx) {

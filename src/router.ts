@@ -15,7 +15,7 @@ import {
   passkeyScript,
   passkeySignInOptions,
 } from "./routes/passkeys";
-import { account, deleteAccountPasskey, renameAccountPasskey, signOutEverywhereFromAccount } from "./routes/account";
+import { account, deleteAccountPasskey, renameAccountPasskey, revokeAccountConsent, signOutEverywhereFromAccount } from "./routes/account";
 import { health } from "./routes/health";
 import { admin } from "./routes/support/admin-auth";
 import { deleteUserPasskey, listUserPasskeys } from "./routes/admin-passkeys";
@@ -29,13 +29,27 @@ import {
   updateClientRoute,
 } from "./routes/admin";
 import {
+  createUser,
+  deleteUserRoute,
+  disableUserRoute,
+  enableUserRoute,
+  getUserRoute,
+  listUserConsents,
+  listUsersRoute,
+  revokeUserConsent,
+  updateUserRoute,
+} from "./routes/admin-users";
+import { listDeadLettersRoute, queryAuditRoute, redriveDeadLettersRoute } from "./routes/admin-audit";
+import { withdrawSigningKey } from "./routes/admin-keys";
+import { metricsRoute } from "./routes/admin-metrics";
+import { deleteRegistration, readRegistration, register, registrationMethodNotAllowed, updateRegistration } from "./routes/registration";
+import {
   listLogoutDeadLetters,
   listUserLogoutNotices,
   listUserSessions,
   redriveLogoutDeadLetters,
   redriveUserLogoutNotices,
   revokeAllUserSessions,
-  revokeUserConsent,
   revokeUserSession,
 } from "./routes/admin-sessions";
 import { discovery } from "./routes/discovery";
@@ -93,6 +107,7 @@ router.get("/passkeys.js", () => passkeyScript());
 router.get("/account", account);
 router.post("/account/passkeys/rename", renameAccountPasskey);
 router.post("/account/passkeys/delete", deleteAccountPasskey);
+router.post("/account/consents/revoke", revokeAccountConsent);
 router.post("/account/sign-out-everywhere", signOutEverywhereFromAccount);
 
 // ── Token, pushed requests, userinfo, introspection, revocation ─────────────────
@@ -113,6 +128,14 @@ router.all("/userinfo", () => methodNotAllowed("GET, POST"));
 router.all("/introspect", () => methodNotAllowed("POST"));
 router.all("/revoke", () => methodNotAllowed("POST"));
 
+// ── Dynamic client registration (RFC 7591, RFC 7592; off unless DYNAMIC_REGISTRATION is set) ──────────────
+router.post("/register", register);
+router.get("/register/:client_id", readRegistration);
+router.put("/register/:client_id", updateRegistration);
+router.delete("/register/:client_id", deleteRegistration);
+router.all("/register", (request, env) => registrationMethodNotAllowed(request, env, "POST"));
+router.all("/register/:client_id", (request, env) => registrationMethodNotAllowed(request, env, "GET, PUT, DELETE"));
+
 // ── Logout ─────────────────────────────────────────────────────────────────────
 router.get("/logout", (request, env) => logout(request, env));
 router.post("/logout", (request, env) => logout(request, env));
@@ -132,17 +155,30 @@ router.get("/admin/clients", admin(listClientsRoute));
 router.get("/admin/clients/:id", admin(getClientRoute));
 router.patch("/admin/clients/:id", admin(updateClientRoute));
 router.delete("/admin/clients/:id", admin(deleteClientRoute));
+router.post("/admin/users", admin(createUser));
+router.get("/admin/users", admin(listUsersRoute));
+router.get("/admin/users/:id", admin(getUserRoute));
+router.patch("/admin/users/:id", admin(updateUserRoute));
+router.delete("/admin/users/:id", admin(deleteUserRoute));
+router.post("/admin/users/:id/disable", admin(disableUserRoute));
+router.post("/admin/users/:id/enable", admin(enableUserRoute));
+router.get("/admin/users/:id/consents", admin(listUserConsents));
+router.delete("/admin/users/:id/consents/:client_id", admin(revokeUserConsent));
 router.get("/admin/users/:id/sessions", admin(listUserSessions));
 router.post("/admin/users/:id/sessions/revoke-all", admin(revokeAllUserSessions));
+router.get("/admin/audit", admin(queryAuditRoute));
+router.get("/admin/audit/dead-letters", admin(listDeadLettersRoute));
+router.post("/admin/audit/dead-letters/redrive", admin(redriveDeadLettersRoute));
+router.get("/admin/metrics", admin(metricsRoute));
 router.get("/admin/users/:id/passkeys", admin(listUserPasskeys));
 router.delete("/admin/users/:id/passkeys/:credentialId", admin(deleteUserPasskey));
 router.delete("/admin/users/:id/sessions/:sid", admin(revokeUserSession));
-router.delete("/admin/users/:id/consents/:client_id", admin(revokeUserConsent));
 router.get("/admin/users/:id/logout-notices", admin(listUserLogoutNotices));
 router.post("/admin/users/:id/logout-notices/redrive", admin(redriveUserLogoutNotices));
 router.get("/admin/logout-notices/dead-letters", admin(listLogoutDeadLetters));
 router.post("/admin/logout-notices/redrive", admin(redriveLogoutDeadLetters));
 router.get("/admin/keys", admin(listSigningKeys));
 router.post("/admin/keys/rotate", admin(rotateSigningKeys));
+router.post("/admin/keys/:kid/withdraw", admin(withdrawSigningKey));
 
 router.all("*", (request, env) => notFound(request, env));

@@ -161,7 +161,7 @@ describe("EMAIL_LINK_SIGN_IN=without_passkey", () => {
 });
 
 describe("admin API: a user's passkeys", () => {
-  const admin = (method: string, path: string, token = "test-admin-token") =>
+  const admin = (method: string, path: string, token = env.ADMIN_TOKEN!) =>
     SELF.fetch(`${ORIGIN}${path}`, { method, headers: { authorization: `Bearer ${token}`, "cf-connecting-ip": `203.0.113.${Math.floor(Math.random() * 200)}` } });
 
   it("lists them without key material and deletes one, each audited", async () => {

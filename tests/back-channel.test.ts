@@ -24,7 +24,7 @@ import {
 /** userinfo (OIDC Core §5.3, RFC 6750), introspection (RFC 7662) and revocation (RFC 7009). */
 
 const config = loadConfig(env);
-const ADMIN = { authorization: "Bearer test-admin-token" };
+const ADMIN = { authorization: `Bearer ${env.ADMIN_TOKEN}` };
 
 const PROFILE = {
   name: "Ada Lovelace",
@@ -541,7 +541,7 @@ describe("an unmodified oauth4webapi client", () => {
 });
 
 describe("ending a user's grants at once (C22)", () => {
-  const admin = (path: string) => SELF.fetch(`${ISSUER}${path}`, { method: "POST", headers: { authorization: "Bearer test-admin-token" } });
+  const admin = (path: string) => SELF.fetch(`${ISSUER}${path}`, { method: "POST", headers: { authorization: "Bearer test-admin-token-0123456789abcdefghij" } });
   const introspect = (c: TestClient, token: string) => postAs(c, "/introspect", { token });
 
   it("the admin's revoke-all: refresh fails, access tokens are inactive at /introspect and 401 at /userinfo, an earlier code is refused; new grants work", async () => {

@@ -44,7 +44,7 @@ describe("invalid settings: every request gets a 500 naming the setting, one log
     expect(response.headers.get("cache-control")).toBe("no-store");
     const body = (await response.json()) as { error: string; error_description: string };
     expect(body.error).toBe("server_error");
-    expect(body.error_description).toContain("ADMIN_TOKEN must be empty (admin API off) or 16 to 512 characters");
+    expect(body.error_description).toContain("ADMIN_TOKEN must be empty (admin API off) or 32 to 512 characters");
     expect(body.error_description).toContain("AUTH_CODE_TTL must be a whole number of seconds between 10 and 600");
     expect(body.error_description).toContain("EMAIL_API_KEY must be at most 1024 visible ASCII characters");
     const text = JSON.stringify(body);

@@ -139,14 +139,53 @@ describe("ISSUER: an https origin, written exactly as RPs compare it (http only 
 });
 
 describe("secrets and email settings", () => {
-  it("ADMIN_TOKEN: empty (admin API off) or a long token; its value is never in a message", () => {
-    expect(readSettings({ ADMIN_TOKEN: "x".repeat(16) }).problems).toEqual([]);
-    const lines = [...messages({ ADMIN_TOKEN: "short-secret" }), ...messages({ ADMIN_TOKEN: "has spaces in the secret token" })];
+  it("ADMIN_TOKEN: empty (admin API off) or a token of at least 32 characters; its value is never in a message", () => {
+    expect(readSettings({ ADMIN_TOKEN: "x".repeat(32) }).problems).toEqual([]);
+    const lines = [
+      ...messages({ ADMIN_TOKEN: "short-secret" }),
+      ...messages({ ADMIN_TOKEN: "secret-of-31-characters-xxxxxxx" }),
+      ...messages({ ADMIN_TOKEN: "has spaces in the secret token, long enough" }),
+    ];
+    const rule = "must be empty (admin API off) or 32 to 512 characters of A-Z a-z 0-9 - . _ ~ + / =";
     expect(lines).toEqual([
-      "ADMIN_TOKEN=(hidden, 12 characters): must be empty (admin API off) or 16 to 512 characters of A-Z a-z 0-9 - . _ ~ + / =",
-      "ADMIN_TOKEN=(hidden, 30 characters): must be empty (admin API off) or 16 to 512 characters of A-Z a-z 0-9 - . _ ~ + / =",
+      `ADMIN_TOKEN=(hidden, 12 characters): ${rule}`,
+      `ADMIN_TOKEN=(hidden, 31 characters): ${rule}`,
+      `ADMIN_TOKEN=(hidden, 43 characters): ${rule}`,
     ]);
     expect(lines.join()).not.toContain("secret");
+  });
+
+  it("ADMIN_TOKEN_NEXT: a second token of the same rule, only beside ADMIN_TOKEN; hidden", () => {
+    const token = "a".repeat(40);
+    expect(readSettings({ ADMIN_TOKEN: token, ADMIN_TOKEN_NEXT: "b".repeat(40) }).problems).toEqual([]);
+    expect(messages({ ADMIN_TOKEN_NEXT: "b".repeat(40) })).toEqual([
+      "ADMIN_TOKEN_NEXT=(hidden, 40 characters): must be empty while ADMIN_TOKEN is empty (it is the token that comes next)",
+    ]);
+    expect(messages({ ADMIN_TOKEN: token, ADMIN_TOKEN_NEXT: "short" })).toEqual([
+      "ADMIN_TOKEN_NEXT=(hidden, 5 characters): must be empty (no second token) or 32 to 512 characters of A-Z a-z 0-9 - . _ ~ + / =; only with ADMIN_TOKEN set",
+    ]);
+  });
+
+  it("SIGNUP_POLICY and SIGNUP_DOMAINS: domains needs its list, which is normalised", () => {
+    expect(readSettings({ SIGNUP_POLICY: "invite" }).problems).toEqual([]);
+    expect(messages({ SIGNUP_POLICY: "closed" })).toEqual(["SIGNUP_POLICY=closed: must be open, domains or invite"]);
+    expect(messages({ SIGNUP_POLICY: "domains" })).toEqual(["SIGNUP_DOMAINS=: must be set when SIGNUP_POLICY=domains"]);
+    const { config, problems } = readSettings({ SIGNUP_POLICY: "domains", SIGNUP_DOMAINS: " Example.COM, example.org,example.com" });
+    expect(problems).toEqual([]);
+    expect(config.signupDomains).toBe("example.com,example.org");
+    for (const bad of ["example", "@example.com", "exa mple.com", "example.com,", "*.example.com", "-a.example.com"]) {
+      expect(readSettings({ SIGNUP_DOMAINS: bad }).problems.map((p) => p.setting), bad).toEqual(["SIGNUP_DOMAINS"]);
+    }
+  });
+
+  it("DYNAMIC_REGISTRATION: off by default; token needs INITIAL_ACCESS_TOKEN (hidden, 32 characters or more)", () => {
+    expect(readSettings({}).config.dynamicRegistration).toBe("off");
+    expect(readSettings({ DYNAMIC_REGISTRATION: "open" }).problems).toEqual([]);
+    expect(messages({ DYNAMIC_REGISTRATION: "token" })).toEqual(["INITIAL_ACCESS_TOKEN=: must be set when DYNAMIC_REGISTRATION=token"]);
+    expect(messages({ DYNAMIC_REGISTRATION: "token", INITIAL_ACCESS_TOKEN: "too-short-secret" })).toEqual([
+      "INITIAL_ACCESS_TOKEN=(hidden, 16 characters): must be empty (none) or 32 to 512 characters of A-Z a-z 0-9 - . _ ~ + / =; required when DYNAMIC_REGISTRATION=token",
+    ]);
+    expect(readSettings({ DYNAMIC_REGISTRATION: "token", INITIAL_ACCESS_TOKEN: "i".repeat(32) }).problems).toEqual([]);
   });
 
   it("EMAIL_TRANSPORT=http needs EMAIL_API_URL (https, or http on loopback) and EMAIL_API_KEY (hidden)", () => {

@@ -16,7 +16,7 @@ import { currentSigningKey } from "../src/objects/key-cache";
 import { uniqueAddress } from "./helpers/front-channel";
 
 const BASE = "http://localhost";
-const ADMIN_AUTH = { authorization: "Bearer test-admin-token" };
+const ADMIN_AUTH = { authorization: "Bearer test-admin-token-0123456789abcdefghij" };
 
 type Json = Record<string, unknown>;
 
@@ -202,9 +202,9 @@ describe("admin API authentication", () => {
     expect(wrong.headers.get("www-authenticate")).toBe('Bearer realm="admin", error="invalid_token"');
     expect(((await wrong.json()) as Json).error).toBe("invalid_token");
 
-    const basic = await adminFetch("GET", "/admin/clients", undefined, { authorization: `Basic ${btoa("admin:test-admin-token")}` });
+    const basic = await adminFetch("GET", "/admin/clients", undefined, { authorization: `Basic ${btoa("admin:test-admin-token-0123456789abcdefghij")}` });
     expect(basic.status).toBe(401);
-    const prefix = await adminFetch("GET", "/admin/clients", undefined, { authorization: "Bearer test-admin-token-and-more" });
+    const prefix = await adminFetch("GET", "/admin/clients", undefined, { authorization: "Bearer test-admin-token-0123456789abcdefghij-and-more" });
     expect(prefix.status).toBe(401);
 
     // Nothing is created with a wrong token.
@@ -216,6 +216,21 @@ describe("admin API authentication", () => {
     const right = await adminFetch("GET", "/admin/clients");
     expect(right.status).toBe(200);
     expect(right.headers.get("cache-control")).toBe("no-store");
+  });
+
+  it("accepts ADMIN_TOKEN_NEXT beside ADMIN_TOKEN during a rotation, and only the configured ones", async () => {
+    const handler = admin(listClientsRoute);
+    const next = "next-admin-token-abcdefghijklmnopqrstuvwxyz";
+    const rotating = { ...env, ADMIN_TOKEN_NEXT: next } as Env;
+    const call = (token: string, on: Env) => handler(routed(`${BASE}/admin/clients`, { authorization: `Bearer ${token}` }), on, createExecutionContext());
+    expect((await call(next, rotating)).status).toBe(200);
+    expect((await call(env.ADMIN_TOKEN!, rotating)).status).toBe(200);
+    await expect(call(next, env)).rejects.toMatchObject({ status: 401 });
+    await expect(call(`${next}x`, rotating)).rejects.toMatchObject({ status: 401 });
+    // After the switch: the new token alone.
+    const switched = { ...env, ADMIN_TOKEN: next } as Env;
+    expect((await call(next, switched)).status).toBe(200);
+    await expect(call(env.ADMIN_TOKEN!, switched)).rejects.toMatchObject({ status: 401 });
   });
 
   it("is off when no admin token is configured", async () => {

@@ -11,7 +11,7 @@ import { logout, logoutConfirm } from "../src/routes/logout";
 import { currentSigningKey } from "../src/objects/key-cache";
 
 const BASE = "http://localhost";
-const ADMIN_AUTH = { authorization: "Bearer test-admin-token", "content-type": "application/json" };
+const ADMIN_AUTH = { authorization: "Bearer test-admin-token-0123456789abcdefghij", "content-type": "application/json" };
 const POST_LOGOUT = "https://rp.example/logged-out";
 const FORM = { "content-type": "application/x-www-form-urlencoded" };
 

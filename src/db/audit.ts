@@ -59,6 +59,8 @@ export function auditStatement(db: D1Database, event: AuditEvent, onlyIf?: { sql
 /** An event written by the Worker itself (the admin API, a user's own action) rather than by an object's outbox. */
 export interface DirectAuditEvent {
   type: string;
+  /** Where the change came from; "admin" (the admin API) unless said ("registration": a client registering itself). */
+  source?: string;
   actor: string | null;
   subject: string | null;
   clientId: string | null;
@@ -71,7 +73,79 @@ export interface DirectAuditEvent {
  * and a batch runs its statements in order on one): a lost race writes no event.
  */
 export function adminAuditStatement(db: D1Database, event: DirectAuditEvent, at: number, onlyIfChanged: boolean): D1PreparedStatement {
-  return auditStatement(db, { eventId: crypto.randomUUID(), occurredAt: at, source: "admin", ...event }, onlyIfChanged ? { sql: "changes() > 0", params: [] } : undefined);
+  return auditStatement(db, { eventId: crypto.randomUUID(), occurredAt: at, ...event, source: event.source ?? "admin" }, onlyIfChanged ? { sql: "changes() > 0", params: [] } : undefined);
+}
+
+/** An audit event as stored in D1 (`data` parsed), for operators. */
+export interface StoredAuditEvent {
+  event_id: string;
+  /** Milliseconds since the epoch, as recorded by the object or the Worker that made the change. */
+  occurred_at: number;
+  type: string;
+  source: string;
+  actor: string | null;
+  subject: string | null;
+  client_id: string | null;
+  data: unknown;
+  /** When the event reached D1 (ms): later than occurred_at for an event that waited in an outbox. */
+  recorded_at: number;
+}
+
+export interface AuditQuery {
+  /** An exact type (`admin.user.created`), or a prefix ending in `*` (`admin.user.*`, `refresh_token*`). */
+  type?: string;
+  /** The event's subject: a user id (or a client id for admin.client.* events). */
+  subject?: string;
+  clientId?: string;
+  /** occurred_at ≥ since and < until (ms). */
+  since?: number;
+  until?: number;
+  /** The position after which the page starts (the last event of the previous page), newest first. */
+  before?: { occurredAt: number; eventId: string };
+  limit: number;
+}
+
+/** Audit events matching the query, newest first (occurred_at, then event_id, descending: a stable order for keyset pages). */
+export async function queryAuditLog(db: D1Database, query: AuditQuery): Promise<StoredAuditEvent[]> {
+  const where: string[] = [];
+  const binds: (string | number)[] = [];
+  if (query.type !== undefined) {
+    if (query.type.endsWith("*")) {
+      where.push(`type LIKE ? ESCAPE '\\'`);
+      binds.push(`${query.type.slice(0, -1).replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+    } else {
+      where.push(`type = ?`);
+      binds.push(query.type);
+    }
+  }
+  if (query.subject !== undefined) {
+    where.push(`subject = ?`);
+    binds.push(query.subject);
+  }
+  if (query.clientId !== undefined) {
+    where.push(`client_id = ?`);
+    binds.push(query.clientId);
+  }
+  if (query.since !== undefined) {
+    where.push(`occurred_at >= ?`);
+    binds.push(query.since);
+  }
+  if (query.until !== undefined) {
+    where.push(`occurred_at < ?`);
+    binds.push(query.until);
+  }
+  if (query.before !== undefined) {
+    where.push(`(occurred_at < ? OR (occurred_at = ? AND event_id < ?))`);
+    binds.push(query.before.occurredAt, query.before.occurredAt, query.before.eventId);
+  }
+  const { results } = await db
+    .prepare(
+      `SELECT event_id, occurred_at, type, source, actor, subject, client_id, data, recorded_at FROM audit_log
+       ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY occurred_at DESC, event_id DESC LIMIT ?`,
+    )
+    .bind(...binds, query.limit)
+    .all<Omit<StoredAuditEvent, "data"> & { data: string | null }>();
+  return results.map((row) => ({ ...row, data: row.data === null ? null : (JSON.parse(row.data) as unknown) }));
 }
 
 /**

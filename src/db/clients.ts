@@ -20,6 +20,8 @@ export interface Client {
   dpop_bound_access_tokens: boolean;
   /** Seconds within which a rotated refresh token is answered again with the same successor (null: the server's setting). */
   refresh_token_reuse_interval: number | null;
+  /** The user's custom claims (by name) this client receives with the `profile` scope; set by an admin only. */
+  extra_claims: string[];
   /** "scope": the ID token carries the user claims of the granted scopes; "minimal": only those the claims request names. */
   id_token_claims: "scope" | "minimal";
   /** RFC 9126 §6: authorization requests only through /par. */
@@ -37,9 +39,10 @@ export interface Client {
   updated_at: number;
 }
 
-/** What the OP keeps besides the metadata: the secret's hash (C13), never the secret. */
+/** What the OP keeps besides the metadata: the secret's hash (C13), never the secret; for a dynamically registered client, its registration access token's hash (RFC 7592). */
 export interface StoredClient extends Client {
   secret_hash: string | null;
+  registration_token_hash: string | null;
   /**
    * When this client_id was (re)registered, in ms. Grants remember the registration they were made under, so deleting a
    * client and registering its client_id again revives none of the old grants (RFC 9700 §4.14).
@@ -67,6 +70,8 @@ interface ClientRow {
   skip_consent: number;
   dpop_bound_access_tokens: number;
   refresh_token_reuse_interval: number | null;
+  extra_claims: string;
+  registration_token_hash: string | null;
   id_token_claims: string;
   require_pushed_authorization_requests: number;
   request_object_signing_alg: string | null;
@@ -97,6 +102,7 @@ function toClient(row: ClientRow): StoredClient {
     skip_consent: row.skip_consent === 1,
     dpop_bound_access_tokens: row.dpop_bound_access_tokens === 1,
     refresh_token_reuse_interval: row.refresh_token_reuse_interval,
+    extra_claims: JSON.parse(row.extra_claims) as string[],
     id_token_claims: row.id_token_claims === "minimal" ? "minimal" : "scope",
     require_pushed_authorization_requests: row.require_pushed_authorization_requests === 1,
     request_object_signing_alg: row.request_object_signing_alg,
@@ -108,6 +114,7 @@ function toClient(row: ClientRow): StoredClient {
     client_id_issued_at: Math.floor(row.created_at / 1000),
     updated_at: Math.floor(row.updated_at / 1000),
     secret_hash: row.secret_hash,
+    registration_token_hash: row.registration_token_hash,
     registered_at: row.created_at,
   };
 }
@@ -141,6 +148,13 @@ export interface ClientChangeAudit {
   /** Who asked (the admin API, with the caller's address). */
   actor: string;
   data: AuditData;
+  /** Through what: the admin API (`admin.client.*` events, the default) or dynamic registration (`registration.client.*`). */
+  by?: "admin" | "registration";
+}
+
+function clientEvent(audit: ClientChangeAudit, change: "created" | "updated" | "deleted", clientId: string) {
+  const by = audit.by ?? "admin";
+  return { type: `${by}.client.${change}`, source: by, actor: audit.actor, subject: clientId, clientId, data: audit.data };
 }
 
 /** The metadata columns, in one order, with their values as stored (lists and key sets as JSON, flags as 0/1). */
@@ -165,6 +179,7 @@ function metadataColumns(fields: ClientFields): Array<[string, string | number |
     ["require_pushed_authorization_requests", fields.require_pushed_authorization_requests ? 1 : 0],
     ["request_object_signing_alg", fields.request_object_signing_alg],
     ["security_profile", fields.security_profile],
+    ["extra_claims", JSON.stringify(fields.extra_claims)],
     ["logo_uri", fields.logo_uri],
     ["client_uri", fields.client_uri],
     ["policy_uri", fields.policy_uri],
@@ -172,22 +187,24 @@ function metadataColumns(fields: ClientFields): Array<[string, string | number |
   ];
 }
 
-/** Inserts a client and its `admin.client.created` event. */
+/** Inserts a client and its `admin.client.created` (or `registration.client.created`) event. */
 export async function insertClient(
   db: D1Database,
   clientId: string,
   fields: ClientFields,
   secretHash: string | null,
   audit: ClientChangeAudit,
+  /** RFC 7592: the hash of the registration access token of a client that registered itself. */
+  registrationTokenHash: string | null = null,
 ): Promise<void> {
   const now = Date.now();
   const columns = metadataColumns(fields);
-  const names = ["id", "secret_hash", ...columns.map(([name]) => name), "created_at", "updated_at"];
+  const names = ["id", "secret_hash", "registration_token_hash", ...columns.map(([name]) => name), "created_at", "updated_at"];
   await db.batch([
     db
       .prepare(`INSERT INTO clients (${names.join(", ")}) VALUES (${names.map(() => "?").join(", ")})`)
-      .bind(clientId, secretHash, ...columns.map(([, value]) => value), now, now),
-    adminAuditStatement(db, { type: "admin.client.created", actor: audit.actor, subject: clientId, clientId, data: audit.data }, now, false),
+      .bind(clientId, secretHash, registrationTokenHash, ...columns.map(([, value]) => value), now, now),
+    adminAuditStatement(db, clientEvent(audit, "created", clientId), now, false),
   ]);
 }
 
@@ -211,7 +228,7 @@ export async function updateClient(
     db
       .prepare(`UPDATE clients SET ${columns.map(([name]) => `${name} = ?`).join(", ")} WHERE id = ? AND updated_at = ?`)
       .bind(...columns.map(([, value]) => value), clientId, expectedUpdatedAt),
-    adminAuditStatement(db, { type: "admin.client.updated", actor: audit.actor, subject: clientId, clientId, data: audit.data }, now, true),
+    adminAuditStatement(db, clientEvent(audit, "updated", clientId), now, true),
   ]);
   return update!.meta.changes > 0;
 }
@@ -221,7 +238,7 @@ export async function deleteClient(db: D1Database, clientId: string, audit: Clie
   const now = Date.now();
   const [removal] = await db.batch([
     db.prepare(`DELETE FROM clients WHERE id = ?`).bind(clientId),
-    adminAuditStatement(db, { type: "admin.client.deleted", actor: audit.actor, subject: clientId, clientId, data: audit.data }, now, true),
+    adminAuditStatement(db, clientEvent(audit, "deleted", clientId), now, true),
   ]);
   return removal!.meta.changes > 0;
 }

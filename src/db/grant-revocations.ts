@@ -10,16 +10,18 @@ import { adminAuditStatement, type DirectAuditEvent } from "./audit";
 /** The `client_id` of a row that covers every client. */
 export const ALL_CLIENTS = "*";
 
+/** The statement that ends the grants, for a batch with the change that causes it (a consent revoked, a user disabled). */
+export function endGrantsStatement(db: D1Database, userId: string, clientId: string, at: number): D1PreparedStatement {
+  return db
+    .prepare(
+      `INSERT INTO grant_revocations (user_id, client_id, revoked_before) SELECT id, ?, ? FROM users WHERE id = ?
+       ON CONFLICT (user_id, client_id) DO UPDATE SET revoked_before = MAX(revoked_before, excluded.revoked_before)`,
+    )
+    .bind(clientId, at, userId);
+}
+
 /** False: no such user, nothing written (a user who does not exist has no grants). */
 export async function endGrantsIssuedBefore(db: D1Database, userId: string, clientId: string, at: number, audit: DirectAuditEvent): Promise<boolean> {
-  const [ended] = await db.batch([
-    db
-      .prepare(
-        `INSERT INTO grant_revocations (user_id, client_id, revoked_before) SELECT id, ?, ? FROM users WHERE id = ?
-         ON CONFLICT (user_id, client_id) DO UPDATE SET revoked_before = MAX(revoked_before, excluded.revoked_before)`,
-      )
-      .bind(clientId, at, userId),
-    adminAuditStatement(db, audit, at, true),
-  ]);
+  const [ended] = await db.batch([endGrantsStatement(db, userId, clientId, at), adminAuditStatement(db, audit, at, true)]);
   return ended!.meta.changes > 0;
 }

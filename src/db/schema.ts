@@ -25,6 +25,10 @@ export const users = sqliteTable(
     phoneNumberVerified: integer("phone_number_verified", { mode: "boolean" }).notNull().default(false),
     /** OIDC Core §5.1.1 address claim, stored as its JSON object. */
     address: text("address", { mode: "json" }).$type<Record<string, string>>(),
+    /** Set by an admin; released as the `groups` claim with the `groups` scope. A JSON array of strings. */
+    groups: text("groups", { mode: "json" }).$type<string[]>().notNull().default(sql`'[]'`),
+    /** Custom claims set by an admin (JSON object; oauth/user-profile.ts limits names and sizes), released to the clients registered for them. */
+    claims: text("claims", { mode: "json" }).$type<Record<string, unknown>>().notNull().default(sql`'{}'`),
     disabled: integer("disabled", { mode: "boolean" }).notNull().default(false),
     createdAt: integer("created_at").notNull().default(now),
     updatedAt: integer("updated_at").notNull().default(now),
@@ -52,6 +56,10 @@ export const clients = sqliteTable("clients", {
   dpopBoundAccessTokens: integer("dpop_bound_access_tokens", { mode: "boolean" }).notNull().default(false),
   /** Seconds a rotated refresh token may be presented again for the same answer; null: the server's setting. */
   refreshTokenReuseInterval: integer("refresh_token_reuse_interval"),
+  /** The user's custom claims (by name) this client receives, with the `profile` scope. A JSON array of strings. */
+  extraClaims: text("extra_claims", { mode: "json" }).$type<string[]>().notNull().default(sql`'[]'`),
+  /** RFC 7592: SHA-256 of the registration access token of a dynamically registered client; null for the admin's clients. */
+  registrationTokenHash: text("registration_token_hash"),
   createdAt: integer("created_at").notNull().default(now),
   updatedAt: integer("updated_at").notNull().default(now),
   /** Which user claims the ID token carries: "scope" (those of the granted scopes) or "minimal" (only those the claims request names). */

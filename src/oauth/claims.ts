@@ -1,4 +1,5 @@
 import type { User } from "../db/users";
+import { isReservedClaimName } from "./custom-claims";
 import type { AcrRequest } from "./acr";
 import { invalidRequest } from "./errors";
 
@@ -15,12 +16,14 @@ export const SCOPE_CLAIMS: Record<string, readonly string[]> = {
   email: ["email", "email_verified"],
   address: ["address"],
   phone: ["phone_number", "phone_number_verified"],
+  // The groups an admin put the user in (admin API).
+  groups: ["groups"],
 };
 
-export const SUPPORTED_SCOPES = ["openid", "profile", "email", "address", "phone", "offline_access"] as const;
-/** The user claims this OP holds (OIDC Core §5.1): exactly the members of `userClaimValues`, so discovery lists no claim it cannot return. */
+export const SUPPORTED_SCOPES = ["openid", "profile", "email", "address", "phone", "groups", "offline_access"] as const;
+/** The user claims this OP holds (OIDC Core §5.1, and the admin's `groups`): exactly the members of `userClaimValues` besides custom claims, so discovery lists no claim it cannot return. */
 export const USER_CLAIMS = ["name", "given_name", "family_name", "preferred_username", "picture", "locale", "zoneinfo", "updated_at",
-  "email", "email_verified", "phone_number", "phone_number_verified", "address"] as const;
+  "email", "email_verified", "phone_number", "phone_number_verified", "address", "groups"] as const;
 export const SUPPORTED_CLAIMS = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid", "at_hash",
   ...USER_CLAIMS] as const;
 
@@ -81,10 +84,15 @@ export function parseClaimsRequest(raw: string | null | undefined): ClaimsReques
   return out;
 }
 
-/** The user claims the scopes of `scope` cover (OIDC Core §5.4). */
-function scopeClaimNames(scope: string): Set<string> {
+/**
+ * The user claims the scopes of `scope` cover (OIDC Core §5.4). A client's `extra_claims` (custom claims an admin
+ * registered it for) are part of the profile: covered by `profile`, like the standard profile claims.
+ */
+function scopeClaimNames(scope: string, extraClaims: readonly string[]): Set<string> {
   const names = new Set<string>();
-  for (const s of scope.split(" ")) for (const claim of SCOPE_CLAIMS[s] ?? []) names.add(claim);
+  const scopes = scope.split(" ");
+  for (const s of scopes) for (const claim of SCOPE_CLAIMS[s] ?? []) names.add(claim);
+  if (scopes.includes("profile")) for (const claim of extraClaims) names.add(claim);
   return names;
 }
 
@@ -109,13 +117,16 @@ export function releasedClaimNames(
   claimsRequest: ClaimsRequest | null,
   target: "userinfo" | "id_token",
   idTokenClaims: IdTokenClaims = "scope",
+  /** The client's `extra_claims`: custom claims it may receive, with `profile`. */
+  extraClaims: readonly string[] = [],
 ): Set<string> {
-  const granted = scopeClaimNames(grantedScope);
+  const granted = scopeClaimNames(grantedScope, extraClaims);
   if (target === "userinfo" || idTokenClaims === "scope") return granted;
   return new Set((claimsRequest?.id_token ?? []).filter((claim) => granted.has(claim)));
 }
 
-export type ClaimValue = string | number | boolean | Record<string, string>;
+/** A claim's value: standard claims are strings, numbers, booleans and the address object; groups and custom claims any small JSON value. */
+export type ClaimValue = string | number | boolean | readonly unknown[] | { readonly [member: string]: unknown };
 
 /** Filters a user's claims (already in OIDC names) to the released set, dropping absent values. `sub` is always there. */
 export function filterClaims(sub: string, all: Record<string, ClaimValue | null>, released: Set<string>) {
@@ -138,8 +149,16 @@ export function storedClaimsRequest(raw: string | null): ClaimsRequest | null {
 
 const ADDRESS_MEMBERS = ["formatted", "street_address", "locality", "region", "postal_code", "country"] as const;
 
-/** A D1 user in OIDC Core §5.1 claim names. Absent values are null (and never released). */
-export function userClaimValues(user: User): Record<(typeof USER_CLAIMS)[number], ClaimValue | null> {
+/**
+ * A D1 user in OIDC Core §5.1 claim names, with `groups` and the custom claims. Absent values are null (and never
+ * released). A custom claim can never stand for a standard one: registered names are refused when they are set, and
+ * skipped here too.
+ */
+export function userClaimValues(user: User): Record<(typeof USER_CLAIMS)[number], ClaimValue | null> & Record<string, ClaimValue | null> {
+  const custom: Record<string, ClaimValue> = {};
+  for (const [name, value] of Object.entries(user.claims ?? {})) {
+    if (!isReservedClaimName(name) && value !== null && value !== undefined) custom[name] = value as ClaimValue;
+  }
   let address: Record<string, string> | null = null;
   if (user.address && typeof user.address === "object") {
     address = {};
@@ -150,6 +169,8 @@ export function userClaimValues(user: User): Record<(typeof USER_CLAIMS)[number]
     if (Object.keys(address).length === 0) address = null;
   }
   return {
+    ...custom,
+    groups: user.groups && user.groups.length > 0 ? user.groups : null,
     name: user.name,
     given_name: user.givenName,
     family_name: user.familyName,

@@ -5,11 +5,12 @@ import * as z from "zod/mini";
 import { ID_TOKEN_CLAIMS } from "./claims";
 import { firstProblem } from "./schema";
 import { parseScope } from "../lib/scope";
+import { MAX_CUSTOM_CLAIMS, customClaimNameProblem } from "./custom-claims";
 import { ASYMMETRIC_JWS_ALGS } from "./jws-algs";
 import { FAPI2_REFRESH_RETRY_INTERVAL, SECURITY_PROFILES, fapi2RegistrationProblem } from "./security-profile";
 
 /**
- * Client metadata rules (RFC 7591 §2) for the admin API. Pure: takes what an operator sent (and, for an update, the
+ * Client metadata rules (RFC 7591 §2), the one validator of the admin API and of dynamic registration. Pure: takes what an operator sent (and, for an update, the
  * client as stored) and returns the complete field set to store, or throws `invalid_client_metadata` /
  * `invalid_redirect_uri` (RFC 7591 §3.2.2). Metadata this OP does not understand is ignored (RFC 7591 §2).
  */
@@ -80,7 +81,16 @@ export const clientMetadataSchema = z.object({
   client_uri: z.optional(z.nullable(text(MAX_URI_LENGTH))),
   policy_uri: z.optional(z.nullable(text(MAX_URI_LENGTH))),
   tos_uri: z.optional(z.nullable(text(MAX_URI_LENGTH))),
+  extra_claims: z.optional(z.array(text(100)).check(z.maxLength(MAX_CUSTOM_CLAIMS, `has more than ${MAX_CUSTOM_CLAIMS} entries`))),
 });
+
+/**
+ * Who registers: an administrator (the admin API) or the client itself (dynamic registration, RFC 7591). Some members
+ * are an operator's decision about other people's data or security and are refused from a client registering itself:
+ * skipping the user's consent, receiving the users' custom claims, a reuse interval that softens theft detection.
+ */
+export type MetadataAuthor = "admin" | "client";
+export const ADMIN_ONLY_MEMBERS = ["skip_consent", "extra_claims", "refresh_token_reuse_interval"] as const;
 
 export type ClientMetadataInput = z.infer<typeof clientMetadataSchema>;
 
@@ -93,8 +103,12 @@ function redirectError(description: string): OAuthError {
 }
 
 /** Parses the JSON body; the first problem names the member, and redirect URI problems get their own code. */
-export function parseClientMetadata(body: unknown): ClientMetadataInput {
+export function parseClientMetadata(body: unknown, author: MetadataAuthor = "admin"): ClientMetadataInput {
   if (typeof body !== "object" || body === null || Array.isArray(body)) throw metadataError("the request body must be a JSON object");
+  if (author === "client") {
+    const adminOnly = ADMIN_ONLY_MEMBERS.find((member) => Object.hasOwn(body, member));
+    if (adminOnly !== undefined) throw metadataError(`${adminOnly}: can only be set by an administrator`);
+  }
   const result = clientMetadataSchema.safeParse(body);
   if (result.success) return result.data;
   const { path, text } = firstProblem(result.error, "metadata");
@@ -188,6 +202,7 @@ export function newClientFields(input: ClientMetadataInput): ClientFields {
     require_pushed_authorization_requests: input.require_pushed_authorization_requests ?? false,
     request_object_signing_alg: input.request_object_signing_alg ?? null,
     security_profile: input.security_profile ?? null,
+    extra_claims: input.extra_claims ?? [],
   }, input);
 }
 
@@ -223,6 +238,7 @@ export function updatedClientFields(current: Client, input: ClientMetadataInput)
     require_pushed_authorization_requests: input.require_pushed_authorization_requests ?? current.require_pushed_authorization_requests,
     request_object_signing_alg: input.request_object_signing_alg === undefined ? current.request_object_signing_alg : input.request_object_signing_alg,
     security_profile: input.security_profile === undefined ? current.security_profile : input.security_profile,
+    extra_claims: input.extra_claims ?? current.extra_claims,
   }, input);
 }
 
@@ -251,7 +267,12 @@ function finalize(given: ClientFields, input: ClientMetadataInput): ClientFields
     post_logout_redirect_uris: distinct(fields.post_logout_redirect_uris),
     grant_types: distinct(fields.grant_types),
     response_types: distinct(fields.response_types),
+    extra_claims: distinct(fields.extra_claims),
   };
+  out.extra_claims.forEach((name, i) => {
+    const problem = customClaimNameProblem(name);
+    if (problem) throw metadataError(`extra_claims.${i}: ${problem}`);
+  });
   checkRedirectUris("redirect_uris", out.redirect_uris);
   checkRedirectUris("post_logout_redirect_uris", out.post_logout_redirect_uris);
 

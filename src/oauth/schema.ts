@@ -9,6 +9,19 @@ import { OAuthError, type OAuthErrorCode } from "./errors";
 /** A bounded string parameter: every OAuth parameter has a sane maximum length. */
 export const param = (max = 2048) => z.string().check(z.maxLength(max, `must be at most ${max} characters`));
 
+/** A point in time: milliseconds since the epoch (as the audit log stores times), or an ISO 8601 date or date-time. */
+export function parseInstant(value: string): number | null {
+  if (/^[0-9]{1,15}$/.test(value)) return Number(value);
+  if (!/^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,3})?)?(?:Z|[+-]\d{2}:\d{2}))?$/.test(value)) return null;
+  const ms = Date.parse(value.length === 10 ? `${value}T00:00:00Z` : value);
+  return Number.isFinite(ms) ? ms : null;
+}
+
+export const instant = z.string().check(
+  z.maxLength(40, "must be at most 40 characters"),
+  z.refine((value) => parseInstant(value) !== null, "must be milliseconds since the epoch or an ISO 8601 date-time such as 2026-01-31T12:00:00Z"),
+);
+
 type Issue = z.core.$ZodIssue;
 
 /** Our wording for an issue that carries no message of its own (zod/mini has no locale loaded). */

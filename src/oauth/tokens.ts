@@ -32,7 +32,7 @@ export interface IdTokenInput {
   accessToken: string | null;
   ttlSeconds: number;
   /** User claims released into the ID token (OIDC Core §5.4, §5.5; which ones: `releasedClaimNames`). */
-  claims?: Record<string, string | number | boolean | Record<string, string>>;
+  claims?: Record<string, unknown>;
 }
 
 /** OIDC Core §2 and §3.1.3.6: iss, sub, aud, exp, iat, auth_time (always, C16), nonce, at_hash, sid, amr, acr; `kid` in the header. */

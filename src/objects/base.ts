@@ -1,10 +1,11 @@
 import { DurableObject } from "cloudflare:workers";
 import { loadConfig, type Config } from "../config";
-import { insertAuditEvents, type AuditEvent } from "../db/audit";
+import { insertAuditEvents, type AuditData, type AuditEvent } from "../db/audit";
 import type { Env } from "../env";
-import { errorText } from "../lib/log";
+import { errorText, log } from "../lib/log";
 import { purgeTime } from "../lib/time";
-import { RetryQueue, type QueueStatus } from "./retry-queue";
+import { deadLetterRegistry } from "./locate";
+import { RetryQueue, retryDelayMs, type QueueStatus } from "./retry-queue";
 
 /** A versioned piece of an object's schema: migration N (1-based) brings the tables from version N-1 to N (C20). */
 export interface SchemaComponent {
@@ -33,6 +34,38 @@ const OUTBOX: SchemaComponent = {
     ],
   ],
 };
+
+/**
+ * What this object last told the registry of undelivered events (objects/dead-letter-registry.ts): whether it holds
+ * events whose delivery failed, and how many are dead-lettered. The truth is the outbox itself, in this same storage
+ * and changed in the same transactions; when it and this row disagree, the alarm tells the registry, and retries with
+ * backoff until the registry acknowledges — so an object with dead letters is never missing from the registry for
+ * longer than the registry is unreachable, even while D1 is down (which is when dead letters happen).
+ * Made by the first failed delivery, not with the object: until then there is nothing to tell (and a healthy object
+ * writes no row for it). No table reads as "nothing told".
+ */
+const UNDELIVERED_REPORT: SchemaComponent = {
+  name: "undelivered_report",
+  migrations: [
+    [
+      `CREATE TABLE undelivered_report (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        undelivered INTEGER NOT NULL,
+        dead_lettered INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        attempts INTEGER NOT NULL,
+        next_attempt_at INTEGER
+      )`,
+      `INSERT INTO undelivered_report (id, undelivered, dead_lettered, seq, attempts) VALUES (1, 0, 0, 0, 0)`,
+    ],
+  ],
+};
+
+/** What an object reports to the registry: whether events failed to reach D1, and how many gave up (dead letters). */
+export interface UndeliveredState {
+  undelivered: boolean;
+  deadLettered: number;
+}
 
 function hasSchemaTable(storage: DurableObjectStorage): boolean {
   return storage.sql.exec(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_schema_versions'`).toArray().length > 0;
@@ -93,8 +126,9 @@ export abstract class StatefulObject extends DurableObject<Env> {
       // without storage until its first write, so a read never creates a stored object (C15).
       if (this.createsStorageOnWrite() && !hasSchemaTable(ctx.storage)) return;
       this.ensureSchema();
-      // Safety net: events (and the subclass's own queued deliveries) committed just before a crash still get an alarm.
-      if (this.outboxStatus().pending > 0 || this.nextDeliveryAt() !== null) await this.wakeBy(this.now());
+      // Safety net: events (and the subclass's own queued deliveries) committed just before a crash still get an alarm,
+      // and so does a report the registry of undelivered events has not acknowledged yet.
+      if (this.outboxStatus().pending > 0 || this.nextDeliveryAt() !== null || this.registryBehind()) await this.wakeBy(this.now());
     });
   }
 
@@ -163,6 +197,31 @@ export abstract class StatefulObject extends DurableObject<Env> {
   }
 
   /**
+   * Counts an occurrence in one audit event per `key`, delivered at `deliverAt` (call inside `transact`): until then
+   * every call adds one to the event's `data.count`, so a flood of occurrences (denied requests) is one event in the
+   * outbox and one row in D1, not one each. The event is not due before `deliverAt`, so it is never in flight while
+   * it is counted; its id is derived from the key, so a redelivery is idempotent like any other. Then `wakeBy(deliverAt)`.
+   */
+  protected countAudit(event: NewAuditEvent & { data: AuditData }, key: string, deliverAt: number): void {
+    const now = this.now();
+    const eventId = `${event.type}:${this.objectName()}:${key}`.slice(0, 400);
+    const counted = this.sql.exec(
+      `UPDATE audit_outbox SET event = json_set(event, '$.data.count', json_extract(event, '$.data.count') + 1)
+       WHERE event_id = ? AND dead_lettered_at IS NULL AND attempts = 0 AND next_attempt_at > ?`,
+      eventId,
+      now,
+    ).rowsWritten;
+    if (counted > 0) return;
+    const full: AuditEvent = { ...event, data: { ...event.data, count: 1 }, eventId, occurredAt: event.occurredAt ?? now, source: this.source };
+    this.sql.exec(
+      `INSERT INTO audit_outbox (event_id, event, attempts, next_attempt_at) VALUES (?, ?, 0, ?) ON CONFLICT (event_id) DO NOTHING`,
+      eventId,
+      JSON.stringify(full),
+      Math.max(deliverAt, now),
+    );
+  }
+
+  /**
    * Makes sure the alarm fires no later than `at`. Called after every write that needs follow-up work
    * (an audit event to deliver, a row that will expire).
    */
@@ -206,6 +265,7 @@ export abstract class StatefulObject extends DurableObject<Env> {
     if (!this.hasStorage()) return;
     await this.deliverQueued();
     await this.deliverAuditOutbox();
+    await this.reportUndelivered();
     const now = this.now();
     this.transact(() => this.purgeExpired(now));
     if (await this.deleteIfEnded(now)) return;
@@ -219,10 +279,12 @@ export abstract class StatefulObject extends DurableObject<Env> {
    */
   private async deleteIfEnded(now: number): Promise<boolean> {
     const { pending, deadLettered } = this.outboxStatus();
-    // A dead letter keeps the object alive until it is redriven and delivered: it is an event not yet in D1 (C4).
-    if (pending > 0 || deadLettered > 0 || this.holdsState(now)) return false;
+    // A dead letter keeps the object alive until it is redriven and delivered: it is an event not yet in D1 (C4). So
+    // does a registry that still lists it: the object stays until the registry has been told it is clear.
+    if (pending > 0 || deadLettered > 0 || this.registryBehind() || this.holdsState(now)) return false;
     const deletions = [this.ctx.storage.deleteAlarm(), this.ctx.storage.deleteAll()];
     this.schemaReady = false;
+    this.reportTable = false;
     await Promise.all(deletions);
     return true;
   }
@@ -230,7 +292,8 @@ export abstract class StatefulObject extends DurableObject<Env> {
   private async scheduleNextAlarm(): Promise<void> {
     const expiry = this.nextExpiry();
     const purgeAt = expiry === null ? null : purgeTime(expiry);
-    const candidates = [this.auditQueue().nextAttemptAt(), this.nextDeliveryAt(), purgeAt].filter((t): t is number => t !== null);
+    const report = this.registryBehind() ? this.reportRow().next_attempt_at ?? this.now() : null;
+    const candidates = [this.auditQueue().nextAttemptAt(), this.nextDeliveryAt(), purgeAt, report].filter((t): t is number => t !== null);
     if (candidates.length === 0) {
       await this.ctx.storage.deleteAlarm();
       return;
@@ -274,6 +337,92 @@ export abstract class StatefulObject extends DurableObject<Env> {
     }
     this.transact(() => queue.remove(due.map((row) => row.event_id)));
     return { delivered: due.length, failed: 0 };
+  }
+
+  /** The registry this object reports to (a method, so a test can stand in for an unreachable one). */
+  protected undeliveredRegistry(): { report(report: UndeliveredState & { source: string; name: string | null; id: string; seq: number }): Promise<void> } {
+    return deadLetterRegistry(this.env);
+  }
+
+  /** Whether this object tells the registry of undelivered events about itself (every object but the registry). */
+  protected reportsUndelivered(): boolean {
+    return true;
+  }
+
+  /** Whether the report's table exists (made by the first failed delivery); cached once it does. */
+  private reportTable = false;
+
+  private hasReportTable(): boolean {
+    if (!this.reportTable) {
+      this.reportTable = this.sql.exec(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'undelivered_report'`).toArray().length > 0;
+    }
+    return this.reportTable;
+  }
+
+  private reportRow(): { undelivered: number; dead_lettered: number; seq: number; attempts: number; next_attempt_at: number | null } {
+    if (!this.hasReportTable()) return { undelivered: 0, dead_lettered: 0, seq: 0, attempts: 0, next_attempt_at: null };
+    return this.sql
+      .exec<{ undelivered: number; dead_lettered: number; seq: number; attempts: number; next_attempt_at: number | null }>(
+        `SELECT undelivered, dead_lettered, seq, attempts, next_attempt_at FROM undelivered_report WHERE id = 1`,
+      )
+      .one();
+  }
+
+  /** The outbox as the registry should know it: events that failed at least once (or gave up), and the dead letters. */
+  private undeliveredState(): UndeliveredState {
+    const row = this.sql
+      .exec<{ failed: number; dead: number }>(
+        `SELECT COUNT(*) FILTER (WHERE attempts > 0 OR dead_lettered_at IS NOT NULL) AS failed,
+                COUNT(*) FILTER (WHERE dead_lettered_at IS NOT NULL) AS dead
+         FROM audit_outbox`,
+      )
+      .one();
+    return { undelivered: row.failed > 0, deadLettered: row.dead };
+  }
+
+  /** Whether the registry was last told something other than what the outbox holds now. */
+  private registryBehind(): boolean {
+    if (!this.reportsUndelivered() || !this.hasStorage()) return false;
+    const state = this.undeliveredState();
+    if (!state.undelivered && state.deadLettered === 0 && !this.hasReportTable()) return false;
+    const reported = this.reportRow();
+    return state.undelivered !== (reported.undelivered === 1) || state.deadLettered !== reported.dead_lettered;
+  }
+
+  /**
+   * Tells the registry what the outbox holds, when it changed since the last acknowledged report (from the alarm).
+   * A failure is retried with the audit backoff and never given up: the registry is how operators find dead letters.
+   */
+  private async reportUndelivered(): Promise<void> {
+    if (!this.registryBehind()) return;
+    const now = this.now();
+    const report = this.reportRow();
+    if (report.next_attempt_at !== null && report.next_attempt_at > now) return;
+    const state = this.undeliveredState();
+    const seq = report.seq + 1;
+    // The first report of this object makes its table (C20: a versioned component like any other).
+    if (!this.hasReportTable()) {
+      migrateComponent(this.ctx.storage, UNDELIVERED_REPORT);
+      this.reportTable = true;
+    }
+    try {
+      await this.undeliveredRegistry().report({ source: this.source, name: this.ctx.id.name ?? null, id: this.ctx.id.toString(), seq, ...state });
+    } catch (error) {
+      const attempts = report.attempts + 1;
+      // The audit outbox's backoff, never given up: the registry is how operators find dead letters.
+      const delay = retryDelayMs(attempts, { baseSeconds: this.config.auditRetryBase, maxSeconds: this.config.auditRetryMax, maxAttempts: Infinity });
+      this.transact(() => this.sql.exec(`UPDATE undelivered_report SET attempts = ?, next_attempt_at = ?, seq = ? WHERE id = 1`, attempts, now + delay, seq));
+      log("warn", "audit.registry_report_failed", { source: this.source, object: this.objectName(), attempts, error: errorText(error) });
+      return;
+    }
+    this.transact(() =>
+      this.sql.exec(
+        `UPDATE undelivered_report SET undelivered = ?, dead_lettered = ?, seq = ?, attempts = 0, next_attempt_at = NULL WHERE id = 1`,
+        state.undelivered ? 1 : 0,
+        state.deadLettered,
+        seq,
+      ),
+    );
   }
 
   /** Pending and dead-lettered audit events of this object: dead letters stay queryable until redriven. */

@@ -8,9 +8,10 @@ export const SIGNING_ALGS: readonly SigningAlg[] = ["RS256", "ES256"];
 
 /**
  * A key's life: `next` (published, not yet signing) → `current` (signs; one per alg) → `previous` (published only,
- * until `retire_after`, so tokens it signed still verify) → `retired` (unpublished; private part erased).
+ * until `retire_after`, so tokens it signed still verify) → `retired` (unpublished; private part erased). An operator
+ * may end it early from any published state: `withdrawn` (unpublished at once, private part erased, its tokens dead).
  */
-export type KeyState = "next" | "current" | "previous" | "retired";
+export type KeyState = "next" | "current" | "previous" | "retired" | "withdrawn";
 
 /** A public signing key as published in the JWKS (RFC 7517 §4). Only public members: n, e (RSA); crv, x, y (EC). */
 export interface PublicJwk {
@@ -55,6 +56,17 @@ export interface Rotation {
   previousKid: string | null;
   /** When the previous key leaves the JWKS (ms epoch), or null when there was no previous key. */
   retireAfter: number | null;
+}
+
+/** What withdrawing a key did. */
+export interface Withdrawal {
+  kid: string;
+  alg: SigningAlg;
+  /** The state the key was in; `retired` or `withdrawn` mean it was not published, and nothing changed. */
+  previousState: KeyState;
+  withdrawn: boolean;
+  /** The key that signs from now on, when the withdrawn key was the current one. */
+  newCurrentKid: string | null;
 }
 
 export interface KeyMaintenance {
@@ -280,6 +292,48 @@ export class KeyManager extends StatefulObject {
         retireAfter: r.retire_after,
         hasPrivateKey: r.private_jwk !== null,
       }));
+  }
+
+  /**
+   * Withdraws a key now (a compromise): it leaves the JWKS, its private part is erased, and tokens it signed stop
+   * verifying at this OP. A current key is replaced in the same transaction by the `next` key or a new one, so
+   * signing never stops. Null: no such key. Audited as `signing_key.withdrawn` (and `signing_key.rotated`).
+   */
+  async withdrawKey(kid: string, reason = "withdrawn"): Promise<Withdrawal | null> {
+    const found = this.sql.exec<KeyRow>(`SELECT * FROM keys WHERE kid = ?`, kid).toArray()[0];
+    if (found === undefined) return null;
+    // A successor is generated before the transaction (generation is async) when one may be needed.
+    const fresh = found.state === "current" && !this.row(found.alg, "next") ? await generateSigningKey(found.alg) : null;
+    const result = this.transact((): Withdrawal => {
+      const row = this.sql.exec<KeyRow>(`SELECT * FROM keys WHERE kid = ?`, kid).one();
+      const unpublished = row.state === "retired" || row.state === "withdrawn";
+      if (unpublished) return { kid, alg: row.alg, previousState: row.state, withdrawn: false, newCurrentKid: null };
+      const now = this.now();
+      this.sql.exec(
+        `UPDATE keys SET state = 'withdrawn', private_jwk = NULL, deactivated_at = COALESCE(deactivated_at, ?), retire_after = ? WHERE kid = ?`,
+        now,
+        now,
+        kid,
+      );
+      this.recordAudit({ type: "signing_key.withdrawn", data: { alg: row.alg, kid, previousState: row.state, reason: reason.slice(0, 200) } });
+      let newCurrentKid: string | null = null;
+      if (row.state === "current") {
+        const next = this.row(row.alg, "next");
+        if (next) {
+          this.sql.exec(`UPDATE keys SET state = 'current', activated_at = ? WHERE kid = ?`, now, next.kid);
+          newCurrentKid = next.kid;
+        } else {
+          if (!fresh) throw new Error("no successor key to promote");
+          this.insertKey(fresh, "current", now, "withdrawal");
+          newCurrentKid = fresh.kid;
+        }
+        this.recordAudit({ type: "signing_key.rotated", data: { alg: row.alg, kid: newCurrentKid, previousKid: kid, retireAfter: now, reason: "withdrawal" } });
+      }
+      return { kid, alg: row.alg, previousState: row.state, withdrawn: true, newCurrentKid };
+    });
+    await this.flushAudit();
+    await this.scheduleKeyEvents();
+    return result;
   }
 
   /** The alarm also does the time-driven key work, so keys rotate and retire on time even without cron. */

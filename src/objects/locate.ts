@@ -1,5 +1,6 @@
 import { loadConfig } from "../config";
 import { PAR_URN_PREFIX, isOpaqueId } from "../lib/ids";
+import type { AuditEvent } from "../db/audit";
 import type { Env } from "../env";
 import { newShardedId, shardOfId, shardOfKey } from "./sharding";
 
@@ -77,4 +78,45 @@ export function rateLimiterFor(env: Env, key: string) {
     hit: (limit: number, windowSeconds: number, cost?: number) => object.hit(key, limit, windowSeconds, cost),
     peekUsage: (windowSeconds: number) => object.peekUsage(key, windowSeconds),
   };
+}
+
+/**
+ * The registry of objects holding audit events not yet in D1 (dead letters, failed deliveries): one object, written
+ * only while deliveries fail, read by operators (GET /admin/audit/dead-letters).
+ */
+export function deadLetterRegistry(env: Env) {
+  return env.DEAD_LETTERS.get(env.DEAD_LETTERS.idFromName("dead-letters"));
+}
+
+/** What every object answers about its audit outbox (objects/base.ts). */
+export interface OutboxHolder {
+  outboxStatus(): Promise<{ pending: number; deadLettered: number; oldestPendingAt: number | null }>;
+  deadLetters(limit?: number): Promise<Array<{ event: AuditEvent; attempts: number; lastError: string | null; deadLetteredAt: number }>>;
+  redriveDeadLetters(): Promise<number>;
+}
+
+/**
+ * The object an entry of the registry names: the namespace by the object's `source` (its class), then the name it was
+ * addressed by (or, without one, its id). Null for a source or id that is not one of ours.
+ */
+export function outboxHolder(env: Env, entry: { source: string; name: string | null; id: string }): OutboxHolder | null {
+  const namespaces: Record<string, DurableObjectNamespace | undefined> = {
+    auth_code: env.AUTH_CODES,
+    par_request: env.PAR_REQUESTS,
+    jti: env.JTIS,
+    challenge: env.CHALLENGES,
+    sessions: env.SESSIONS,
+    token_family: env.TOKEN_FAMILIES,
+    keys: env.KEYS,
+    rate_limiter: env.RATE_LIMITER,
+  };
+  const namespace = Object.hasOwn(namespaces, entry.source) ? namespaces[entry.source] : undefined;
+  if (namespace === undefined) return null;
+  let id: DurableObjectId;
+  try {
+    id = entry.name !== null ? namespace.idFromName(entry.name) : namespace.idFromString(entry.id);
+  } catch {
+    return null;
+  }
+  return namespace.get(id) as unknown as OutboxHolder;
 }

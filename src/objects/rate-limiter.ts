@@ -68,8 +68,10 @@ export class RateLimiter extends StatefulObject {
   }
 
   /**
-   * Counts `cost` against `limit` in the current window of `key`. A denied hit does not consume capacity. A `cost` of 0
-   * asks whether one more hit would pass, counting nothing (for limits that count only failures, checked before the attempt).
+   * Counts `cost` against `limit` in the current window of `key`. A denied hit does not consume capacity; it is counted
+   * in one `rate_limit.denied` audit event per key and window, delivered when the window ends (the metrics read it). A
+   * `cost` of 0 asks whether one more hit would pass, counting nothing (for limits that count only failures, checked
+   * before the attempt).
    */
   async hit(key: string, limit: number, windowSeconds: number, cost = 1): Promise<RateLimitResult> {
     assertKey(key);
@@ -85,7 +87,10 @@ export class RateLimiter extends StatefulObject {
         .exec<{ count: number }>(`SELECT count FROM windows WHERE key = ? AND window_seconds = ? AND window_start = ?`, key, windowSeconds, windowStart)
         .toArray()[0];
       const before = row?.count ?? 0;
-      if (before + Math.max(cost, 1) > limit) return { allowed: false, used: before, created: false };
+      if (before + Math.max(cost, 1) > limit) {
+        this.countAudit({ type: "rate_limit.denied", data: { key, limit, windowSeconds, windowStart } }, `${key}:${windowSeconds}:${windowStart}`, resetAt);
+        return { allowed: false, used: before, created: false };
+      }
       if (cost === 0) return { allowed: true, used: before, created: false };
       this.sql.exec(
         `INSERT INTO windows (key, window_seconds, window_start, count, expires_at) VALUES (?, ?, ?, ?, ?)
@@ -98,8 +103,9 @@ export class RateLimiter extends StatefulObject {
       );
       return { allowed: true, used: before + cost, created: row === undefined };
     });
-    // A new window row will need purging once it is over.
+    // A new window row will need purging once it is over; a denial's event is delivered when the window ends.
     if (created) await this.wakeBy(purgeTime(resetAt));
+    if (!allowed) await this.wakeBy(resetAt);
     return {
       allowed,
       limit,

@@ -1,8 +1,10 @@
 import { issuerOf, loadConfig } from "../config";
+import { listConsents, revokeConsentAndGrants } from "../db/consents";
 import { signOutEverywhere } from "./support/sign-out";
 import { deletePasskey, listPasskeys, renamePasskey } from "../db/passkeys";
 import { getUser } from "../db/users";
 import type { Env } from "../env";
+import { isClientId } from "../lib/ids";
 import { userSessionsFor } from "../objects/locate";
 import { param, parseWith } from "../oauth/schema";
 import { emailLinkAllowed, keepsLastPasskey, mayDeletePasskey, passkeyName } from "../oauth/webauthn";
@@ -21,16 +23,19 @@ import { htmlResponse, redirectResponse } from "./support/respond";
 /**
  * The account page of the signed-in user (session cookie; CSRF on every form). It is no client: the OP links it from
  * its own pages.
- *   GET  /account                        email, name, passkeys, sessions
+ *   GET  /account                        email, name, passkeys, the apps given access (consents), sessions
  *   POST /account/passkeys/rename        `id`, `name`
  *   POST /account/passkeys/delete        `id` (never the last way in while email-link sign-in is closed to the user)
+ *   POST /account/consents/revoke        `client_id`: the consent goes, and that app's grants with it (C22)
  *   POST /account/sign-out-everywhere    every grant (C22) and every session of the user, one call to one object (C18)
  */
 
 /** Fixed texts after a change, chosen by `?done=` (the query only selects; it is never shown). */
-const NOTICES: Record<string, MessageKey> = { added: "notice.added", renamed: "notice.renamed", deleted: "notice.deleted" };
+const NOTICES: Record<string, MessageKey> = { added: "notice.added", renamed: "notice.renamed", deleted: "notice.deleted", revoked: "notice.revoked" };
 
 const BACK = { href: "/account", label: "action.account" } as const;
+
+const ConsentForm = z.object({ csrf_token: z.optional(param(64)), client_id: param(128) });
 
 const PasskeyForm = z.object({
   csrf_token: z.optional(param(64)),
@@ -52,10 +57,11 @@ export function account(request: Request, env: Env): Promise<Response> {
     const session = await currentSession(env, request);
     if (session === null) return htmlResponse(accountSignInPage(page.view));
     const config = loadConfig(env);
-    const [user, passkeys, sessions] = await Promise.all([
+    const [user, passkeys, sessions, consents] = await Promise.all([
       getUser(env.DB, session.userId),
       listPasskeys(env.DB, session.userId),
       userSessionsFor(env, session.userId)!.listSessions(),
+      listConsents(env.DB, session.userId),
     ]);
     if (user === null) return htmlResponse(accountSignInPage(page.view));
     const csrf = csrfTokenFor(request, issuerOf(env, request));
@@ -75,6 +81,7 @@ export function account(request: Request, env: Env): Promise<Response> {
         deletable: mayDeletePasskey(config.emailLinkSignIn, passkeys.length),
       })),
       sessionCount: sessions.length,
+      consents: consents.map((c) => ({ clientId: c.client_id, clientName: c.client_name, scopes: c.scopes, grantedAt: c.granted_at * 1000 })),
       notice: done !== null && Object.hasOwn(NOTICES, done) ? NOTICES[done]! : null,
       emailLinkOpen: emailLinkAllowed(config.emailLinkSignIn, passkeys.length),
     });
@@ -105,6 +112,30 @@ export function deleteAccountPasskey(request: Request, env: Env): Promise<Respon
     if (result === "not_found") throw pageError("passkeyNotYours", 404, BACK);
     if (result === "last_one") throw pageError("lastPasskey", 409, BACK);
     return redirectResponse("/account?done=deleted");
+  });
+}
+
+/**
+ * POST /account/consents/revoke: the user takes back an app's access — the consent and, in the same D1 batch, every
+ * grant of that app for this user (C22: its refresh tokens fail, its access tokens are inactive at once).
+ */
+export function revokeAccountConsent(request: Request, env: Env): Promise<Response> {
+  return frontChannel(request, env, async () => {
+    const form = parseWith(ConsentForm, await readParams(request, "body"));
+    await verifyFormPost(request, issuerOf(env, request), form.csrf_token);
+    const session = await signedIn(env, request);
+    const revoked =
+      isClientId(form.client_id) &&
+      (await revokeConsentAndGrants(env.DB, session.userId, form.client_id, {
+        type: "user.consent.revoked",
+        source: "account",
+        actor: "user",
+        subject: session.userId,
+        clientId: form.client_id,
+        data: { remote_ip: clientAddress(env, request) },
+      }));
+    if (!revoked) throw pageError("appNoAccess", 404, BACK);
+    return redirectResponse("/account?done=revoked");
   });
 }
 

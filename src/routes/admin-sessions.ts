@@ -1,8 +1,5 @@
 import type { IRequest } from "itty-router";
 import { usersWithLogoutDeadLetters } from "../db/audit";
-import { getClient } from "../db/clients";
-import { revokeConsent } from "../db/consents";
-import { endGrantsIssuedBefore } from "../db/grant-revocations";
 import type { Env } from "../env";
 import { userSessionsFor } from "../objects/locate";
 import type { LogoutNoticeInfo, SessionInfo } from "../objects/sessions";
@@ -12,8 +9,9 @@ import { signOutEverywhere } from "./support/sign-out";
 
 /**
  * The admin API of a user's sessions and what ends with them: list the sessions with the clients each signed in to,
- * end one (a logout: the RPs are told, grants survive), end all (C18) with the user's grants (C22), revoke a consent
- * (ends that client's grants), and the back-channel logout notices (C21): pending and dead letters, redrive.
+ * end one (a logout: the RPs are told, grants survive), end all (C18) with the user's grants (C22), and the back-channel
+ * logout notices (C21): pending and dead letters, redrive. Consents (listing, revoking with the client's grants in one
+ * D1 batch) are in admin-users.ts.
  */
 
 const seconds = (ms: number) => Math.floor(ms / 1000);
@@ -87,28 +85,6 @@ export const revokeAllUserSessions: AdminHandler = async (request, env) => {
     data: { remote_ip: adminActor(env, request).remote_ip },
   });
   return jsonResponse({ revoked: result.sessions, sessions: result.sids, grants_ended: result.grants, notices_queued: result.notices });
-};
-
-/**
- * DELETE /admin/users/:id/consents/:client_id — forgets the consent and ends every grant of the user for that client
- * (C22: refresh fails, access tokens are inactive at once). The next authorization asks for consent again.
- */
-export const revokeUserConsent: AdminHandler = async (request, env) => {
-  const userId = userIdOf(request);
-  const clientId = String(request.params.client_id ?? "");
-  if (userSessionsFor(env, userId) === null) throw notFound("user");
-  // Nothing is written for a client that does not exist (a mistyped id must not leave a row behind).
-  if ((await getClient(env.DB, clientId)) === null) throw notFound("client");
-  const ended = await endGrantsIssuedBefore(env.DB, userId, clientId, Date.now(), {
-    type: "admin.user.consent_revoked",
-    actor: "admin-api",
-    subject: userId,
-    clientId,
-    data: { remote_ip: adminActor(env, request).remote_ip },
-  });
-  if (!ended) throw notFound("user");
-  await revokeConsent(env.DB, userId, clientId);
-  return new Response(null, { status: 204, headers: { "cache-control": "no-store" } });
 };
 
 /** GET /admin/users/:id/logout-notices[?dead=1] — the user's pending and dead-lettered logout notices (C21). */

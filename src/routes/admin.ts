@@ -28,7 +28,7 @@ function auditOf(env: Env, request: Request, data: AuditData): ClientChangeAudit
 
 /** RFC 7591 §3.2.1: the registered metadata; the secret only when it was just issued (and never its hash). */
 function clientView(client: StoredClient, secret: string | null = null) {
-  const { secret_hash: _hash, registered_at: _registered, ...metadata } = client;
+  const { secret_hash: _hash, registration_token_hash: _registration, registered_at: _registered, ...metadata } = client;
   return secret === null ? metadata : { ...metadata, client_secret: secret, client_secret_expires_at: 0 };
 }
 
@@ -94,7 +94,7 @@ const METADATA_MEMBERS = [
   "client_name", "redirect_uris", "post_logout_redirect_uris", "grant_types", "response_types", "token_endpoint_auth_method",
   "scope", "jwks", "jwks_uri", "id_token_signed_response_alg", "skip_consent", "refresh_token_reuse_interval", "id_token_claims",
   "backchannel_logout_uri", "backchannel_logout_session_required",
-  "require_pushed_authorization_requests", "dpop_bound_access_tokens", "request_object_signing_alg", "security_profile",
+  "require_pushed_authorization_requests", "dpop_bound_access_tokens", "request_object_signing_alg", "security_profile", "extra_claims",
   "logo_uri", "client_uri", "policy_uri", "tos_uri",
 ] as const satisfies readonly (keyof ClientFields)[];
 

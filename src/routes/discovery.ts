@@ -34,6 +34,8 @@ export interface MetadataOptions {
   requirePushedAuthorizationRequests?: boolean;
   /** ALLOW_UNSIGNED_REQUEST_OBJECTS: `none` is among the request object algorithms. */
   unsignedRequestObjects?: boolean;
+  /** DYNAMIC_REGISTRATION is not off: the registration endpoint exists (RFC 7591). */
+  registration?: boolean;
 }
 
 export function providerMetadata(issuer: string, options: MetadataOptions = {}) {
@@ -80,6 +82,8 @@ export function providerMetadata(issuer: string, options: MetadataOptions = {}) 
     // `sid` (the same sid as in the ID token). No front-channel logout: not advertised.
     backchannel_logout_supported: true,
     backchannel_logout_session_supported: true,
+    // RFC 8414 §2 / RFC 7591: only while dynamic registration is on.
+    ...(options.registration ? { registration_endpoint: `${issuer}/register` } : {}),
     // The languages of the pages and emails (ui/i18n/): ui_locales on /authorize and /logout picks among them.
     // No claims_locales_supported: claims are returned as stored, never in language-tagged variants.
     ui_locales_supported: [...LANGUAGES],
@@ -90,6 +94,10 @@ export type ProviderMetadata = ReturnType<typeof providerMetadata>;
 
 export function discovery(request: Request, env: Env): Response {
   const config = loadConfig(env);
-  const options = { requirePushedAuthorizationRequests: config.requirePushedAuthorizationRequests, unsignedRequestObjects: config.allowUnsignedRequestObjects };
+  const options = {
+    requirePushedAuthorizationRequests: config.requirePushedAuthorizationRequests,
+    unsignedRequestObjects: config.allowUnsignedRequestObjects,
+    registration: config.dynamicRegistration !== "off",
+  };
   return publicDocument(providerMetadata(issuerOf(env, request), options), 300);
 }

@@ -11,6 +11,7 @@ import { formatSessionCookie, newSessionId } from "../objects/sessions";
 import { EMAIL_LINK_AMR } from "../oauth/acr";
 import type { PendingAuthorization } from "../oauth/authorize/pending";
 import { OAuthError } from "../oauth/errors";
+import { mayCreateAccount } from "../oauth/sign-up-policy";
 import { passkeysPossibleOn } from "../oauth/webauthn";
 import { isLanguage } from "../ui/i18n";
 import { signInEmail } from "../ui/email";
@@ -107,18 +108,31 @@ export function sendLoginLink(request: Request, env: Env): Promise<Response> {
     // fill their mailbox. The link mailed last still works. Nothing changes, not even the link-mark cookie.
     if (!(await mayMailTo(env, email))) return htmlResponse(checkEmail());
 
-    const id = newChallengeId(env);
     // The requesting browser gets a mark; opening the link elsewhere is allowed (email on a phone) but said on the page,
     // so a link someone else requested cannot sign this browser into their account unnoticed (login CSRF).
     const mark = randomToken(32);
+    const checkYourEmail = () => htmlResponse(checkEmail(), { headers: { "set-cookie": setCookie(LINK_MARK_COOKIE, mark, issuer, config.magicLinkTtl) } });
+    // SIGNUP_POLICY: an address that may not have an account gets the very same page, and no link and no mail.
+    if (!(await signUpAllowedFor(env, email))) {
+      log("info", "login.sign_up_refused", { policy: config.signupPolicy });
+      return checkYourEmail();
+    }
+
+    const id = newChallengeId(env);
     // The email's language goes with the link, so the page it opens speaks it too.
     const challenge: Challenge = { kind: "magic_link", email, interaction, data: { requestedBy: await sha256Base64url(mark), lang: view.t.lang } };
     const { stored } = await challengeStoreFor(env, id)!.put(id, challenge, config.magicLinkTtl);
     if (!stored) throw new Error("challenge id collision");
     const link = `${issuer}/login/email?token=${encodeURIComponent(id)}`;
     await sendEmail(env, issuer, { to: email, link, ...signInEmail(view, { link, minutes }) });
-    return htmlResponse(checkEmail(), { headers: { "set-cookie": setCookie(LINK_MARK_COOKIE, mark, issuer, config.magicLinkTtl) } });
+    return checkYourEmail();
   });
+}
+
+/** Whether `email` may sign in: it has an account, or SIGNUP_POLICY lets it have one (D1 is read only when the policy is not open). */
+async function signUpAllowedFor(env: Env, email: string): Promise<boolean> {
+  const config = loadConfig(env);
+  return mayCreateAccount(config, email) || (await findUserByEmail(env.DB, email)) !== null;
 }
 
 const DAY_SECONDS = 86_400;
@@ -197,6 +211,8 @@ export function finishEmailLogin(request: Request, env: Env): Promise<Response> 
     // C12: the session and user ids are chosen before the link is used and recorded with it, so that a retry after
     // a later failure finishes the very same session — and a second one can never be made from one link.
     const existing = await findUserByEmail(env.DB, challenge.email!);
+    // A link sent before the policy changed (or before the account was deleted) makes no account it does not allow.
+    if (existing === null && !mayCreateAccount(loadConfig(env), challenge.email!)) throw pageError("signUpClosed", 403);
     const proposed: Required<ChallengeOutcome> = { sessionId: newSessionId(), userId: existing?.id ?? newUserId() };
     const result = await store.consume(token!, { kind: "magic_link" }, proposed);
     let outcome: Required<ChallengeOutcome>;

@@ -13,10 +13,10 @@ import { jsonResponse } from "./support/respond";
  */
 export async function userinfo(request: Request, env: Env): Promise<Response> {
   const issuer = issuerOf(env, request);
-  const { claims, grant, user, scheme, headers } = await authorizedAccess(env, request, issuer, "/userinfo");
+  const { claims, grant, user, client, scheme, headers } = await authorizedAccess(env, request, issuer, "/userinfo");
   const scope = parseScope(claims.scope) ?? [];
   if (!scope.includes("openid")) throw insufficientScope(issuer, "the access token does not carry the openid scope", "openid", scheme);
   if (user === null) throw invalidToken(issuer, "the user is no longer active", scheme);
-  const released = releasedClaimNames(scope.join(" "), storedClaimsRequest(grant.claims), "userinfo");
+  const released = releasedClaimNames(scope.join(" "), storedClaimsRequest(grant.claims), "userinfo", client.id_token_claims, client.extra_claims);
   return jsonResponse(filterClaims(user.id, userClaimValues(user), released), { headers });
 }

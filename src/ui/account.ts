@@ -3,7 +3,7 @@ import type { MessageKey } from "./i18n";
 import { hidden, titledPage, type Page, type View } from "./layout";
 import { passkeyRegisterForm, passkeyScriptTag } from "./passkeys";
 
-/** The user's account page: who they are, their passkeys (add, rename, delete) and "Sign out everywhere". */
+/** The user's account page: who they are, their passkeys (add, rename, delete), the apps they gave access, and "Sign out everywhere". */
 
 export interface AccountPasskey {
   id: string;
@@ -24,6 +24,8 @@ export interface AccountPageInput {
   name: string | null;
   passkeys: AccountPasskey[];
   sessionCount: number;
+  /** The apps the user consented to (remembered consents), newest first. */
+  consents: AccountConsent[];
   /** A fixed notice after a change (never text from the request). */
   notice: MessageKey | null;
   /** Whether email-link sign-in is open to this user (else passkeys are their only way in). */
@@ -31,6 +33,28 @@ export interface AccountPageInput {
 }
 
 const TRANSPORTS = new Set(["internal", "hybrid", "usb", "nfc", "ble", "smart-card"]);
+
+export interface AccountConsent {
+  clientId: string;
+  clientName: string;
+  scopes: string[];
+  /** ms since the epoch */
+  grantedAt: number;
+}
+
+function consentItem(view: View, csrfToken: string, consent: AccountConsent): SafeHtml {
+  const { t } = view;
+  const what = consent.scopes.filter((s) => s !== "openid");
+  return html`<li class="consent">
+<p><strong>${consent.clientName}</strong><br>
+<span class="muted">${what.length > 0 ? html`${what.join(", ")} · ` : null}${t.text("account.since", { date: t.date(consent.grantedAt) })}</span></p>
+<form method="post" action="/account/consents/revoke">
+${hidden("csrf_token", csrfToken)}${hidden("client_id", consent.clientId)}
+<button type="submit" class="secondary" aria-label="${t.text("account.removeAccessLabel", { name: consent.clientName })}">${t.text("account.removeAccess")}</button>
+</form>
+</li>
+`;
+}
 
 function kind(passkey: AccountPasskey): MessageKey {
   if (passkey.deviceType === "multiDevice") return passkey.backedUp ? "kind.synced" : "kind.syncable";
@@ -89,6 +113,13 @@ ${
 ${input.passkeys.map((p) => passkeyItem(view, input.csrfToken, p))}</ul>`
 }
 ${passkeyRegisterForm(view, input.csrfToken, null, "account")}
+<h2>${t.text("account.apps")}</h2>
+${
+  input.consents.length === 0
+    ? html`<p>${t.text("account.noApps")}</p>`
+    : html`<ul class="consents">
+${input.consents.map((c) => consentItem(view, input.csrfToken, c))}</ul>`
+}
 <h2>${t.text("account.sessions")}</h2>
 <p>${input.sessionCount <= 1 ? t.text("account.sessionOne") : t.text("account.sessionMany", { count: input.sessionCount })}</p>
 <form method="post" action="/account/sign-out-everywhere">

@@ -135,7 +135,7 @@ export function signedInPage(view: View, email: string | null): Page {
 }
 
 /** The scopes the catalogue describes; any other is shown by its name. */
-const DESCRIBED_SCOPES = new Set(["openid", "profile", "email", "address", "phone", "offline_access"]);
+const DESCRIBED_SCOPES = new Set(["openid", "profile", "email", "address", "phone", "groups", "offline_access"]);
 
 export interface ConsentPageInput {
   csrfToken: string;

@@ -90,7 +90,9 @@ interface Live {
 let server: DevServer;
 let live: Live;
 
-const limits = { RATE_LIMIT_AUTHORIZE: "1000000", RATE_LIMIT_LOGIN: "1000000", RATE_LIMIT_TOKEN: "1000000", RATE_LIMIT_ADMIN: "1000000" };
+const limits = { RATE_LIMIT_AUTHORIZE: "1000000", RATE_LIMIT_LOGIN: "1000000", RATE_LIMIT_TOKEN: "1000000", RATE_LIMIT_ADMIN: "1000000", RATE_LIMIT_REGISTRATION: "1000000" };
+/** Dynamic registration is on (with an initial access token), so its endpoints get their share of the corpus too. */
+const INITIAL_ACCESS_TOKEN = "hostile-initial-access-token-0123456789abcdef";
 
 const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString("base64")}`;
 const form = (fields: Record<string, string>) => new URLSearchParams(fields).toString();
@@ -688,6 +690,143 @@ async function corpus(): Promise<Hostile[]> {
   add("admin PUT clients", { method: "PUT", path: "/admin/clients", headers: adminAuth });
   add("admin POST to a client", { method: "POST", path: `/admin/clients/${target.client_id}`, headers: { ...adminAuth, "content-type": "application/json" }, body: "{}" });
 
+  // ── Admin API: users, consents, audit, dead letters, keys, metrics (issue 12) ──
+  const userPath = `/admin/users/${live.userId}`;
+  const JSON_TYPE = { "content-type": "application/json" };
+  for (const [kind, headers] of Object.entries(adminAuthVariants)) {
+    const h = { ...headers, ...JSON_TYPE };
+    add(`admin ${kind} POST user`, { method: "POST", path: "/admin/users", headers: h, body: JSON.stringify({ email: "intruder@evil.example" }) });
+    add(`admin ${kind} GET users`, { method: "GET", path: "/admin/users", headers });
+    add(`admin ${kind} GET user`, { method: "GET", path: userPath, headers });
+    add(`admin ${kind} PATCH user`, { method: "PATCH", path: userPath, headers: h, body: JSON.stringify({ email: "taken-over@evil.example" }) });
+    add(`admin ${kind} DELETE user`, { method: "DELETE", path: userPath, headers });
+    add(`admin ${kind} disable user`, { method: "POST", path: `${userPath}/disable`, headers });
+    add(`admin ${kind} enable user`, { method: "POST", path: `${userPath}/enable`, headers });
+    add(`admin ${kind} consents`, { method: "GET", path: `${userPath}/consents`, headers });
+    add(`admin ${kind} revoke consent`, { method: "DELETE", path: `${userPath}/consents/${target.client_id}`, headers });
+    add(`admin ${kind} audit`, { method: "GET", path: "/admin/audit", headers });
+    add(`admin ${kind} dead letters`, { method: "GET", path: "/admin/audit/dead-letters", headers });
+    add(`admin ${kind} redrive`, { method: "POST", path: "/admin/audit/dead-letters/redrive", headers });
+    add(`admin ${kind} metrics`, { method: "GET", path: "/admin/metrics", headers });
+    add(`admin ${kind} keys`, { method: "GET", path: "/admin/keys", headers });
+    add(`admin ${kind} rotate keys`, { method: "POST", path: "/admin/keys/rotate", headers });
+    add(`admin ${kind} withdraw key`, { method: "POST", path: `/admin/keys/${live.jwks.keys[0]!.kid}/withdraw`, headers });
+  }
+  const badUsers: Record<string, unknown> = {
+    noEmail: { name: "X" },
+    badEmail: { email: "not-an-address" },
+    emailInjection: { email: "a@example.com\r\nBcc: b@evil.example" },
+    emailList: { email: "a@example.com,b@evil.example" },
+    takenEmail: { email: live.email },
+    takenEmailUpperCase: { email: live.email.toUpperCase() },
+    unknownMember: { email: "new@example.com", nmae: "typo" },
+    idMember: { email: "new@example.com", id: live.userId },
+    disabledMember: { email: "new@example.com", disabled: true },
+    reservedClaim: { email: "new@example.com", claims: { sub: live.userId } },
+    reservedClaimCase: { email: "new@example.com", claims: { EMAIL: "x@evil.example" } },
+    reservedGroupsClaim: { email: "new@example.com", claims: { groups: ["admin"] } },
+    oversizedClaims: { email: "new@example.com", claims: Object.fromEntries(Array.from({ length: 5 }, (_, i) => [`c${i}`, "x".repeat(1000)])) },
+    tooManyClaims: { email: "new@example.com", claims: Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`c${i}`, i])) },
+    deepClaims: { email: "new@example.com", claims: { a: { b: { c: { d: {} } } } } },
+    claimsArray: { email: "new@example.com", claims: ["x"] },
+    groupsString: { email: "new@example.com", groups: "admin" },
+    groupsControl: { email: "new@example.com", groups: ["a\u0000b"] },
+    javascriptPicture: { email: "new@example.com", picture: "javascript:alert(1)" },
+    markupWithBell: { email: "new@example.com", name: '"><script>alert("xss")</script>\u0007' }, // a control character inside
+    hugeName: { email: "new@example.com", name: BIG },
+    typeConfusion: { email: ["a@example.com"], email_verified: "yes" },
+    protoPollution: JSON.parse(`{"email": "new@example.com", "__proto__": {"disabled": true}, "claims": {"__proto__": {"x": 1}}}`),
+  };
+  for (const [kind, body] of Object.entries(badUsers)) {
+    add(`admin create user ${kind}`, { method: "POST", path: "/admin/users", headers: { ...adminAuth, ...JSON_TYPE }, body: JSON.stringify(body) });
+    // Valid as changes of the live user (a new name; its own address): not hostile there.
+    if (kind === "noEmail" || kind === "takenEmail" || kind === "takenEmailUpperCase") continue;
+    add(`admin update user ${kind}`, { method: "PATCH", path: userPath, headers: { ...adminAuth, ...JSON_TYPE }, body: JSON.stringify(body) });
+  }
+  for (const [kind, [type, body]] of Object.entries(badBodies)) {
+    if (kind === "rotateNotBoolean") continue;
+    const headers = type === "" ? adminAuth : { ...adminAuth, "content-type": type };
+    add(`admin create user body ${kind}`, { method: "POST", path: "/admin/users", headers, body });
+    add(`admin update user body ${kind}`, { method: "PATCH", path: userPath, headers, body });
+  }
+  add("admin update user empty", { method: "PATCH", path: userPath, headers: { ...adminAuth, ...JSON_TYPE }, body: "{}" });
+  add("admin update user stale If-Match", { method: "PATCH", path: userPath, headers: { ...adminAuth, ...JSON_TYPE, "if-match": '"1"' }, body: JSON.stringify({ name: "Lost" }) });
+  add("admin update user bad If-Match", { method: "PATCH", path: userPath, headers: { ...adminAuth, ...JSON_TYPE, "if-match": "*" }, body: JSON.stringify({ name: "Lost" }) });
+  for (const id of idVariants) {
+    const path = `/admin/users/${id}`;
+    add(`admin GET user ${id.slice(0, 30)}`, { method: "GET", path, headers: adminAuth });
+    add(`admin PATCH user ${id.slice(0, 30)}`, { method: "PATCH", path, headers: { ...adminAuth, ...JSON_TYPE }, body: JSON.stringify({ name: "X" }) });
+    add(`admin DELETE user ${id.slice(0, 30)}`, { method: "DELETE", path, headers: adminAuth });
+    add(`admin disable user ${id.slice(0, 30)}`, { method: "POST", path: `${path}/disable`, headers: adminAuth });
+    add(`admin enable user ${id.slice(0, 30)}`, { method: "POST", path: `${path}/enable`, headers: adminAuth });
+    add(`admin consents of ${id.slice(0, 30)}`, { method: "GET", path: `${path}/consents`, headers: adminAuth });
+    // ("..": the path resolves to the live user itself, whose deletion with the right token is no bad input.)
+    if (id !== ".." && id !== "%2e%2e") add(`admin revoke consent ${id.slice(0, 30)}`, { method: "DELETE", path: `${userPath}/consents/${id}`, headers: adminAuth });
+    add(`admin withdraw key ${id.slice(0, 30)}`, { method: "POST", path: `/admin/keys/${id}/withdraw`, headers: adminAuth });
+  }
+  add("admin revoke a consent never given", { method: "DELETE", path: `${userPath}/consents/${bystander.client_id}`, headers: adminAuth });
+  add("admin withdraw key bad body", { method: "POST", path: `/admin/keys/${live.jwks.keys[0]!.kid}/withdraw`, headers: { ...adminAuth, ...JSON_TYPE }, body: JSON.stringify({ reason: 5 }) });
+  add("admin withdraw key unknown member", { method: "POST", path: `/admin/keys/${live.jwks.keys[0]!.kid}/withdraw`, headers: { ...adminAuth, ...JSON_TYPE }, body: JSON.stringify({ why: "x" }) });
+  for (const [path, params] of [
+    ["/admin/users", ["email", "limit", "cursor", "emial"]],
+    ["/admin/audit", ["type", "user", "client", "since", "until", "limit", "cursor", "subject"]],
+    ["/admin/metrics", ["since", "until", "window"]],
+    ["/admin/audit/dead-letters", ["limit", "events", "x"]],
+  ] as const) {
+    for (const param of params) {
+      for (const kind of ["big", "badUtf8", "nul", "crlf", "sqlish", "json", "unicode"] as const) {
+        add(`admin ${path} ${param}=${kind}`, { method: "GET", path: `${path}?${param}=${RAW_VALUES[kind]}`, headers: adminAuth });
+      }
+    }
+    add(`admin ${path} duplicate parameter`, { method: "GET", path: `${path}?limit=1&limit=2`, headers: adminAuth });
+  }
+  for (const query of ["limit=0", "limit=-1", "limit=1e3", "limit=99999", "since=yesterday", "until=2031-13-45", "type=*", "type=a%25", "cursor=W10", "cursor=eyJ4Ijp7fX0"]) {
+    add(`admin audit ${query}`, { method: "GET", path: `/admin/audit?${query}`, headers: adminAuth });
+  }
+  add("admin metrics since after until", { method: "GET", path: "/admin/metrics?since=2031-01-02&until=2031-01-01", headers: adminAuth });
+  add("admin redrive with a query", { method: "POST", path: "/admin/audit/dead-letters/redrive?limit=0", headers: adminAuth });
+
+  // ── The account page's "remove access" (the live user consented to the target: that consent must stay) ──
+  for (const [kind, value] of Object.entries(RAW_VALUES)) {
+    add(`account revoke consent client_id=${kind}`, { method: "POST", path: "/account/consents/revoke", headers: { ...FORM, cookie: session }, body: `csrf_token=${live.csrf}&client_id=${value}` });
+  }
+  add("account revoke consent without CSRF", { method: "POST", path: "/account/consents/revoke", headers: { ...FORM, cookie: session }, body: form({ client_id: target.client_id }) });
+  add("account revoke consent wrong CSRF", { method: "POST", path: "/account/consents/revoke", headers: { ...FORM, cookie: session }, body: form({ csrf_token: "C".repeat(43), client_id: target.client_id }) });
+  add("account revoke consent without a session", { method: "POST", path: "/account/consents/revoke", headers: { ...FORM, cookie: `oidc_csrf=${live.csrf}` }, body: form({ csrf_token: live.csrf, client_id: target.client_id }) });
+  add("account revoke consent never given", { method: "POST", path: "/account/consents/revoke", headers: { ...FORM, cookie: session }, body: form({ csrf_token: live.csrf, client_id: bystander.client_id }) });
+  add("account revoke consent twice", { method: "POST", path: "/account/consents/revoke", headers: { ...FORM, cookie: session }, body: `csrf_token=${live.csrf}&client_id=${target.client_id}&client_id=${bystander.client_id}` });
+  add("account revoke consent JSON", { method: "POST", path: "/account/consents/revoke", headers: { "content-type": "application/json", cookie: session }, body: JSON.stringify({ csrf_token: live.csrf, client_id: target.client_id }) });
+
+  // ── Dynamic client registration (on, with an initial access token): nothing may register or change ──
+  const registrationAuth: Record<string, Record<string, string>> = {
+    none: {},
+    wrong: { authorization: "Bearer wrong" },
+    prefix: { authorization: `Bearer ${INITIAL_ACCESS_TOKEN.slice(0, -1)}` },
+    adminToken: { authorization: `Bearer ${server.adminToken}` },
+    basic: { authorization: `Basic ${Buffer.from(`x:${INITIAL_ACCESS_TOKEN}`).toString("base64")}` },
+    huge: { authorization: `Bearer ${"a".repeat(100_000)}` },
+  };
+  const app = { client_name: "Registered", redirect_uris: ["https://a.example/cb"] };
+  for (const [kind, headers] of Object.entries(registrationAuth)) {
+    add(`register ${kind}`, { method: "POST", path: "/register", headers: { ...headers, ...JSON_TYPE }, body: JSON.stringify(app) });
+    add(`register read ${kind}`, { method: "GET", path: `/register/${target.client_id}`, headers });
+    add(`register replace ${kind}`, { method: "PUT", path: `/register/${target.client_id}`, headers: { ...headers, ...JSON_TYPE }, body: JSON.stringify({ ...app, client_id: target.client_id }) });
+    add(`register delete ${kind}`, { method: "DELETE", path: `/register/${target.client_id}`, headers });
+  }
+  const initial = { authorization: `Bearer ${INITIAL_ACCESS_TOKEN}` };
+  for (const [kind, body] of Object.entries({ ...badMetadata, skipConsent: { ...app, skip_consent: true }, extraClaims: { ...app, extra_claims: ["department"] }, reuse: { ...app, refresh_token_reuse_interval: 300 } })) {
+    if (kind === "chosenIdTraversal" || kind === "chosenIdSqlish" || kind === "chosenIdTaken") continue; // a chosen client_id is ignored here: it would register
+    add(`register ${kind}`, { method: "POST", path: "/register", headers: { ...initial, ...JSON_TYPE }, body: JSON.stringify(body) });
+  }
+  for (const [kind, [type, body]] of Object.entries(badBodies)) {
+    if (kind === "rotateNotBoolean") continue;
+    add(`register body ${kind}`, { method: "POST", path: "/register", headers: type === "" ? initial : { ...initial, "content-type": type }, body });
+  }
+  for (const id of idVariants) {
+    add(`register read ${id.slice(0, 30)}`, { method: "GET", path: `/register/${id}`, headers: initial });
+    add(`register delete ${id.slice(0, 30)}`, { method: "DELETE", path: `/register/${id}`, headers: initial });
+  }
+  for (const method of ["GET", "PATCH", "PUT"]) add(`register ${method} /register`, { method, path: "/register", headers: initial });
   // ── The one-time session token (C8) ──
   // Never with both the live session and a valid client + registered redirect URI / origin: that is a real request.
   const tokenPage = { client_id: target.client_id, redirect_uri: encodeURIComponent(CALLBACK), state: "st" };
@@ -825,7 +964,7 @@ describe("hostile input to every endpoint", () => {
   let before: Awaited<ReturnType<typeof dumpDatabase>>;
 
   beforeAll(async () => {
-    server = await DevServer.start({ vars: limits });
+    server = await DevServer.start({ vars: { ...limits, DYNAMIC_REGISTRATION: "token", INITIAL_ACCESS_TOKEN } });
     live = await setUp();
     // Audit events of the set-up are delivered within moments; then stop, so the dump is of a quiet database.
     await new Promise((r) => setTimeout(r, 1500));
@@ -847,7 +986,8 @@ describe("hostile input to every endpoint", () => {
     const routes = [
       "/authorize", "/authorize/resume", "/login", "/login/email", "/consent", "/token", "/userinfo", "/introspect", "/revoke", "/logout",
       "/logout/confirm", "/admin/clients", "/admin/users", "/.well-known/openid-configuration", "/.well-known/oauth-authorization-server",
-      "/jwks.json", "/dev/mailbox", "/session-token", "/session-token/redeem", "/admin/logout-notices", "/par",
+      "/jwks.json", "/dev/mailbox", "/admin/audit", "/admin/metrics", "/admin/keys", "/register",
+      "/session-token", "/session-token/redeem", "/admin/logout-notices", "/par",
     ];
     for (const route of routes) {
       const hits = requests.filter((r) => r.path === route || r.path.startsWith(`${route}?`) || r.path.startsWith(`${route}/`));

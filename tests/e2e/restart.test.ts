@@ -133,6 +133,17 @@ const states: PersistedState[] = [
     check: async (w, before) => expect(await w.call("RATE_LIMITER", "rl:0", "peekUsage", "restart", RATE_WINDOW)).toEqual(before),
   },
   {
+    what: "the dead-letter registry's entry of an object holding dead letters",
+    write: async (w) => {
+      await w.call("DEAD_LETTERS", "dead-letters", "report", { source: "challenge", name: "challenges:9", id: "00ff", seq: 3, undelivered: true, deadLettered: 2 });
+      return w.call("DEAD_LETTERS", "dead-letters", "list", 100);
+    },
+    check: async (w, before) => {
+      expect(await w.call("DEAD_LETTERS", "dead-letters", "list", 100)).toEqual(before);
+      expect(before).toMatchObject({ total: 1, deadLettered: 2, objects: [{ source: "challenge", name: "challenges:9" }] });
+    },
+  },
+  {
     what: "a refresh-token family and its rotation history (a rotated token is still known as reused)",
     write: async (w) => {
       const created = await w.call<{ refreshToken: string }>("TOKEN_FAMILIES", `family:${FAMILY_ID}`, "createFamily", family);

@@ -278,7 +278,7 @@ describe("npm start checks every setting with the Worker's own rules before star
     const result = await refusal({ ADMIN_TOKEN: "short-secret" });
     expect(result).toMatchObject({
       code: 2,
-      lines: ["ADMIN_TOKEN=(hidden, 12 characters): must be empty (admin API off) or 16 to 512 characters of A-Z a-z 0-9 - . _ ~ + / ="],
+      lines: ["ADMIN_TOKEN=(hidden, 12 characters): must be empty (admin API off) or 32 to 512 characters of A-Z a-z 0-9 - . _ ~ + / ="],
     });
   });
 

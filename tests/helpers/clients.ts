@@ -30,6 +30,7 @@ export const CLIENT_DEFAULTS: ClientFields = {
   client_uri: null,
   policy_uri: null,
   tos_uri: null,
+  extra_claims: [],
 };
 
 export async function registerClient(fields: Partial<ClientFields>, secretHash: string | null, idPrefix = "client"): Promise<StoredClient> {

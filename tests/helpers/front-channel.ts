@@ -28,11 +28,14 @@ export class Browser {
   readonly cookies = new Map<string, string>();
   readonly ip = uniqueAddress();
 
+  /** `send`: how requests reach the Worker — the test Worker by default, or the Worker's fetch with other settings. */
+  constructor(private readonly send: (request: Request) => Promise<Response> = (request) => SELF.fetch(request)) {}
+
   async fetch(path: string, init: RequestInit = {}): Promise<Response> {
     const headers = new Headers(init.headers);
     if (this.cookies.size > 0) headers.set("cookie", [...this.cookies].map(([k, v]) => `${k}=${v}`).join("; "));
     headers.set("cf-connecting-ip", this.ip);
-    const response = await SELF.fetch(new URL(path, ORIGIN).toString(), { ...init, headers, redirect: "manual" });
+    const response = await this.send(new Request(new URL(path, ORIGIN).toString(), { ...init, headers, redirect: "manual" }));
     for (const header of response.headers.getAll("set-cookie")) {
       const [pair] = header.split(";");
       const eq = pair!.indexOf("=");

@@ -55,7 +55,7 @@ export interface IdTokenFacts {
  */
 export async function issueIdToken({ config, issuer, client, storage }: GrantContext, user: User, facts: IdTokenFacts): Promise<string> {
   const alg = client.id_token_signed_response_alg ?? config.defaultSigningAlg;
-  const released = releasedClaimNames(facts.scope, storedClaimsRequest(facts.claims), "id_token", client.id_token_claims);
+  const released = releasedClaimNames(facts.scope, storedClaimsRequest(facts.claims), "id_token", client.id_token_claims, client.extra_claims);
   const { sub: _sub, ...claims } = filterClaims(user.id, userClaimValues(user), released);
   return mintIdToken(await storage.signingKey(alg), {
     issuer,

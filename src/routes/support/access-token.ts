@@ -27,6 +27,8 @@ export interface ActiveAccessToken {
   grant: FamilyInfo;
   /** The user the token speaks for; null for a client's own token (client_credentials). */
   user: User | null;
+  /** The token's client, as registered now (C5). */
+  client: StoredClient;
 }
 
 /**
@@ -114,7 +116,8 @@ export async function activeAccessToken(env: Env, issuer: string, token: string,
   const client = caller ?? read.client;
   const facts = { claims, grant, client, holder: grant.active && grantHasUser(grant.grant) ? read.holder : undefined };
   if (whyTokenIsNotGood(facts) !== null || !grant.active) return null;
-  return { claims, grant: grant.grant, user: read.holder?.user ?? null };
+  // Good means the client is registered (whyTokenIsNotGood), so it is there.
+  return { claims, grant: grant.grant, user: read.holder?.user ?? null, client: client! };
 }
 
 /** A client's own token (client_credentials): its grant is the client's registration, its revocation a jti in the client's list. */
@@ -127,7 +130,7 @@ async function activeClientToken(env: Env, claims: AccessTokenClaims, registered
   const grant = clientGrantOf(claims, registeredAt);
   const check = revoked ? ({ active: false } as const) : ({ active: true, grant } as const);
   if (whyTokenIsNotGood({ claims, grant: check, client }) !== null) return null;
-  return { claims, grant, user: null };
+  return { claims, grant, user: null, client: client! };
 }
 
 /**

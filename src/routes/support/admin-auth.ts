@@ -7,8 +7,9 @@ import { OAuthError } from "../../oauth/errors";
 import { clientAddress, enforceRateLimit, trustedAddress } from "./rate-limit";
 
 /**
- * What every admin endpoint shares: the bearer admin token (config.adminToken) compared in constant time, behind a
- * per-address rate limit; no token configured → the API is off. Admin endpoints live in routes/admin*.ts.
+ * What every admin endpoint shares: the bearer admin token (config.adminToken, and during a rotation also
+ * config.adminTokenNext) compared in constant time, behind a per-address rate limit; no token configured → the API
+ * is off. Admin endpoints live in routes/admin*.ts.
  */
 
 export type AdminHandler = (request: IRequest, env: Env, ctx: ExecutionContext) => Promise<Response>;
@@ -24,7 +25,9 @@ async function requireAdmin(request: Request, env: Env): Promise<void> {
   // RFC 6750 §3.1: a request without credentials gets the challenge with no error code.
   if (header === null || header.trim() === "") throw new OAuthError("invalid_token", "an admin token is required", { status: 401, headers: bearerChallenge("admin") });
   const match = /^Bearer +([\x21-\x7e]{1,1024})$/i.exec(header);
-  if (!match || !(await timingSafeEqualStrings(match[1]!, config.adminToken))) {
+  // Every configured token is compared in full, so the time taken says nothing about which one (if any) matched.
+  const valid = match !== null && (await Promise.all([config.adminToken, config.adminTokenNext].map((t) => t !== "" && timingSafeEqualStrings(match[1]!, t)))).some(Boolean);
+  if (!valid) {
     throw new OAuthError("invalid_token", "the admin token is not valid", { status: 401, headers: bearerChallenge("admin", "invalid_token") });
   }
 }

@@ -84,3 +84,17 @@ export async function readTextLimited(message: { body: ReadableStream<Uint8Array
     throw invalidRequest("the request body is not valid UTF-8");
   }
 }
+
+/**
+ * The query of an admin API listing: only the parameters named (a typo must not look like "no filter"), each at most
+ * once; empty values count as absent.
+ */
+export function readQuery(request: Request, allowed: readonly string[]): Record<string, string> {
+  const params: Record<string, string> = {};
+  for (const [key, value] of new URL(request.url).searchParams) {
+    if (!allowed.includes(key)) throw invalidRequest(`${key.slice(0, 40)}: is not a parameter here (parameters: ${allowed.join(", ")})`);
+    if (Object.hasOwn(params, key)) throw invalidRequest(`parameter ${key.slice(0, 40)} is included more than once`);
+    if (value !== "") params[key] = value;
+  }
+  return params;
+}
