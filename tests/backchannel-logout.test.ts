@@ -16,7 +16,7 @@ import { TestRp, validateLogoutToken } from "./helpers/rp";
  * by itself and each delivery attempt happens exactly when the test runs the alarm.
  */
 
-const ADMIN = { authorization: "Bearer test-admin-token" };
+const ADMIN = { authorization: `Bearer ${env.ADMIN_TOKEN}` };
 const FORM = { "content-type": "application/x-www-form-urlencoded" };
 const T0 = Date.UTC(2043, 0, 1);
 const HOUR = 3600_000;

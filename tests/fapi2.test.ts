@@ -16,7 +16,7 @@ import { Browser, authorizeUrl, followLocal, pkcePair, responseParams, signIn, u
  * what the profile changes at /authorize, /par and /token. docs/fapi2.md says what it covers and what it cannot.
  */
 
-const ADMIN = { authorization: "Bearer test-admin-token", "content-type": "application/json" };
+const ADMIN = { authorization: `Bearer ${env.ADMIN_TOKEN}`, "content-type": "application/json" };
 
 function register(metadata: Record<string, unknown>): Promise<Response> {
   return SELF.fetch(`${ISSUER}/admin/clients`, { method: "POST", headers: ADMIN, body: JSON.stringify(metadata) });

@@ -209,7 +209,7 @@ describe("the admin CLI against wrangler dev", () => {
     const tail = await ok(["audit", "tail", "--user", userId, "--type", "admin.user.*"]);
     const lines = tail.trim().split("\n");
     expect(lines[0]).toContain("admin.user.created"); // oldest first
-    expect(lines.at(-1)).toContain("admin.user.enabled");
+    expect(lines.at(-1)).toContain("admin.user.consent_revoked"); // the last change above
 
     expect(await ok(["users", "delete", userId])).toContain(`deleted user ${userId}`);
     expect((await cli(["users", "get", userId])).code).toBe(1);

@@ -293,7 +293,7 @@ describe("C15: objects whose content has ended give their storage back", () => {
     removeDir(bundle?.dir);
   });
 
-  it("after a bounded load of short-lived grants and rate-limit windows, and one purge cycle, each of their objects is an empty database", { timeout: 120_000 }, async () => {
+  it("after a bounded load of short-lived grants and rate-limit windows, and one purge cycle, each of their objects is an empty database", { timeout: 200_000 }, async () => {
     const w = await WorkerProcess.start(bundle!, stateDir!);
     const before = objectFiles(stateDir!);
     const load = 20;
@@ -314,7 +314,8 @@ describe("C15: objects whose content has ended give their storage back", () => {
     // Purges run on minute boundaries (lib/time.ts): wait for the next one, then for the alarms to finish.
     await new Promise((resolve) => setTimeout(resolve, 60_000 - (Date.now() % 60_000) + 2_000));
     // The local runtime keeps an empty database file per deleted object (Cloudflare keeps nothing): no data, and
-    // once it has checkpointed, no WAL either.
+    // once it has checkpointed, no WAL either. The runtime closes an object's database when it evicts the idle object,
+    // which on a loaded machine (CI beside other work) has taken longer than 45 s for some of the 40: allow 120 s.
     const leftOver = () => {
       const now = objectFiles(stateDir!);
       return [
@@ -322,7 +323,7 @@ describe("C15: objects whose content has ended give their storage back", () => {
         ...[...now.keys()].filter((file) => !before.has(file) && !file.endsWith(".sqlite")),
       ];
     };
-    await expect.poll(leftOver, { timeout: 45_000, interval: 500 }).toEqual([]);
+    await expect.poll(leftOver, { timeout: 120_000, interval: 500 }).toEqual([]);
     const after = objectFiles(stateDir!);
     expect(bytes(after) - bytes(before)).toBeLessThanOrEqual(made.length * EMPTY_SQLITE_BYTES);
     expect(bytes(loaded) - bytes(before)).toBeGreaterThan(made.length * EMPTY_SQLITE_BYTES * 5);
