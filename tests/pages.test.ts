@@ -225,7 +225,7 @@ describe("the operator's brand", () => {
 });
 
 describe("the app's own links (RFC 7591 logo_uri, client_uri, policy_uri, tos_uri)", () => {
-  const ADMIN = { authorization: "Bearer test-admin-token", "content-type": "application/json" };
+  const ADMIN = { authorization: `Bearer ${env.ADMIN_TOKEN}`, "content-type": "application/json" };
   const register = (metadata: Record<string, unknown>) =>
     SELF.fetch(`${ORIGIN}/admin/clients`, {
       method: "POST",

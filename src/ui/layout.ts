@@ -64,9 +64,9 @@ const STYLE = trustedHtml(`
   .notice { background: var(--ok-bg); border-left: 4px solid var(--ok); padding: .5rem .75rem; }
   .divider { display: flex; align-items: center; gap: .75rem; color: var(--muted); font-size: .9rem; margin: 1.4rem 0 0; }
   .divider::before, .divider::after { content: ""; flex: 1; border-top: 1px solid var(--soft); }
-  ul.passkeys { list-style: none; padding: 0; margin: 0; }
-  li.passkey { border: 1px solid var(--soft); border-radius: 8px; padding: .25rem .9rem .9rem; margin-bottom: .75rem; }
-  li.passkey form { display: inline-block; }
+  ul.passkeys, ul.consents { list-style: none; padding: 0; margin: 0; }
+  li.passkey, li.consent { border: 1px solid var(--soft); border-radius: 8px; padding: .25rem .9rem .9rem; margin-bottom: .75rem; }
+  li.passkey form, li.consent form { display: inline-block; }
   li.passkey details form { display: block; }
   summary { display: flex; align-items: center; min-height: 44px; cursor: pointer; color: var(--link); }
   details.technical { margin-top: 1.5rem; } details.technical code { overflow-wrap: anywhere; }

@@ -183,6 +183,19 @@ describe.skipIf(!available)("every page, at phone and desktop sizes, light and d
 
         expect(await page.locator("main").textContent()).toContain("Photo Lab");
         await check(page, "consent", size, scheme);
+        // Allowed, the app is listed on the account page with its "Remove access" (checked there).
+        // The driver's routes do not see a redirect's target (the app's callback has no DNS here): the consent's answer
+        // is read without following it, and the browser shows a stand-in for the app.
+        let backAtTheApp = "";
+        await page.route(`${server.issuer}/consent`, async (route) => {
+          if (route.request().method() !== "POST") return route.continue();
+          backAtTheApp = (await route.fetch({ maxRedirects: 0 })).headers()["location"] ?? "";
+          await route.fulfill({ status: 200, contentType: "text/html", body: "<!doctype html><html lang=en><title>Relying party</title><h1>Back at the app</h1>" });
+        });
+        await page.click('button[value="allow"]');
+        await expect.poll(() => page.locator("h1").textContent()).toBe("Back at the app");
+        expect(backAtTheApp.startsWith(`${callback}?code=`)).toBe(true);
+        await page.unroute(`${server.issuer}/consent`);
 
         // The link again, now that it made a session: used.
         await page.goto(link);
@@ -191,6 +204,7 @@ describe.skipIf(!available)("every page, at phone and desktop sizes, light and d
 
         await page.goto(`${server.issuer}/account`);
         expect(await page.locator("h1").textContent()).toBe("Your account");
+        expect(await page.locator("li.consent").textContent()).toContain("Photo Lab");
         await check(page, "account", size, scheme);
 
         await page.goto(`${server.issuer}/logout`);

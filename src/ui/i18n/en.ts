@@ -186,7 +186,7 @@ export const en = {
   "account.noApps": "No app has access to your account.",
   "account.since": "since {date}",
   "account.removeAccess": "Remove access",
-  "account.removeAccessLabel": "Remove the access of {name}",
+  "account.removeAccessLabel": "Remove access for {name}",
   "account.sessions": "Where you are signed in",
   "account.sessionOne": "You have 1 active session: this browser.",
   "account.sessionMany": "You have {count} active sessions, this browser included.",
