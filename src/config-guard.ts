@@ -4,6 +4,7 @@ import { log } from "./lib/log";
 import { isLoopbackUrl } from "./lib/loopback";
 import { OAuthError } from "./oauth/errors";
 import { audienceOf, renderError } from "./routes/support/errors";
+import { viewFor } from "./routes/support/page-view";
 
 /**
  * The first thing every request meets: a Worker whose settings break their rules (src/config.ts), or whose ISSUER
@@ -19,20 +20,20 @@ export function configRefusal(request: Request, env: Env): Response | null {
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     log("error", "config.invalid", { settings: error.problems.map((p) => p.setting), problems: error.problems.map((p) => p.message) });
-    return refusal(request, "The server's configuration is invalid", error.problems);
+    return refusal(request, env, "The server's configuration is invalid", error.problems);
   }
   if (issuer === "" && !isLoopbackUrl(request.url)) {
     // The issuer would come from the Host header, which the caller chose: refuse rather than mint links for it.
     log("error", "config.issuer_required", { host: new URL(request.url).host.slice(0, 200), problems: [ISSUER_REQUIRED.message] });
-    return refusal(request, "The server is not configured for this address", [ISSUER_REQUIRED]);
+    return refusal(request, env, "The server is not configured for this address", [ISSUER_REQUIRED]);
   }
   return null;
 }
 
-function refusal(request: Request, headline: string, problems: readonly SettingProblem[]): Response {
+function refusal(request: Request, env: Env, headline: string, problems: readonly SettingProblem[]): Response {
   const description = `${headline}: ${problems.map((p) => `${p.setting} ${p.rule}`).join("; ")}. The operator must fix ${problems.length > 1 ? "these settings" : "this setting"}.`;
   const error = new OAuthError("server_error", description, { status: 500 });
-  return renderError(error, audienceOf(request));
+  return renderError(error, audienceOf(request), viewFor(env, request));
 }
 
 /** For the cron trigger: true when the settings are valid; otherwise one log line and the run is skipped. */

@@ -105,6 +105,16 @@ export interface Config {
   emailLinkSignIn: "always" | "without_passkey";
   /** Passkey ceremonies started (challenges created) per client address per window. */
   rateLimitPasskey: number;
+  /** The operator's name on every page and in the email; empty means the issuer's host. */
+  brandName: string;
+  /** An https image shown beside the name; empty means none. */
+  brandLogoUrl: string;
+  /** The colour of buttons and links, `#rrggbb`; empty means the default. */
+  brandColor: string;
+  /** Where users get help: an email address or an https URL, on every page; empty means none. */
+  brandSupport: string;
+  /** The language of pages and email when neither ui_locales nor Accept-Language names one the OP has. */
+  defaultLanguage: "en" | "ja";
 }
 
 /** One setting that breaks its rule. */
@@ -265,6 +275,22 @@ const rpNameRule: Rule = {
   parse: (text) => (text.length <= 64 && !/[\x00-\x1f\x7f]/.test(text) ? ok(text) : refused()),
 };
 
+/** `#rrggbb`: the only form the style sheet is given (it is written into the page's CSS). */
+const colorRule: Rule = {
+  rule: "must be a colour written #rrggbb",
+  parse: (text) => (/^#[0-9a-fA-F]{6}$/.test(text) ? ok(text.toLowerCase()) : refused()),
+};
+
+/** A support contact: an address (a mailto: link) or an https page. */
+const supportRule: Rule = {
+  rule: "must be an email address (name@example.com) or an https URL",
+  parse(text) {
+    if (text.length <= 320 && PLAIN_ADDRESS.test(text)) return ok(text);
+    const url = httpsUrl().parse(text);
+    return url.ok && text.startsWith("https://") ? url : refused();
+  },
+};
+
 const DAY = 86400;
 
 /**
@@ -328,6 +354,11 @@ const SPECS: ReadonlyArray<Omit<SettingSpec, "name" | "rule" | "parse" | "secret
   { key: "passkeyAttestation", default: "none", ...oneOf("none", "direct") },
   { key: "emailLinkSignIn", default: "always", ...oneOf("always", "without_passkey") },
   { key: "rateLimitPasskey", default: 60, ...whole("requests", 0, 1_000_000) },
+  { key: "brandName", default: "", ...rpNameRule },
+  { key: "brandLogoUrl", default: "", ...httpsUrl() },
+  { key: "brandColor", default: "", ...colorRule },
+  { key: "brandSupport", default: "", ...supportRule },
+  { key: "defaultLanguage", default: "en", ...oneOf("en", "ja") },
 ];
 
 /** camelCase setting name → the env var that overrides it (`authCodeTtl` → `AUTH_CODE_TTL`). */

@@ -63,10 +63,11 @@ import { token } from "./routes/token";
 import { userinfo } from "./routes/userinfo";
 import { preflight, withCors } from "./routes/support/cors";
 import { audienceOf, methodNotAllowed, notFound, renderError } from "./routes/support/errors";
+import { viewFor } from "./routes/support/page-view";
 
 /** The whole URL map of the OP. Handlers live in routes/, one file per endpoint family. */
 export const router = Router<IRequest, [Env, ExecutionContext]>({
-  catch: (error, request) => renderError(error, audienceOf(request)),
+  catch: (error, request, env) => renderError(error, audienceOf(request), viewFor(env, request)),
   finally: [json],
 });
 
@@ -180,4 +181,4 @@ router.get("/admin/keys", admin(listSigningKeys));
 router.post("/admin/keys/rotate", admin(rotateSigningKeys));
 router.post("/admin/keys/:kid/withdraw", admin(withdrawSigningKey));
 
-router.all("*", (request) => notFound(request));
+router.all("*", (request, env) => notFound(request, env));

@@ -41,7 +41,8 @@ describe("the account page", () => {
     expect(html).toContain(user.email);
     expect(html).toContain("Device-bound passkey");
     expect(html).toContain("via built into a device, phone");
-    expect(html).toMatch(/Added \d{4}-\d\d-\d\d \d\d:\d\d UTC · last used \d{4}-\d\d-\d\d \d\d:\d\d UTC/);
+    // Dates in the page's language (here English), to the minute, in UTC.
+    expect(html).toMatch(/Added [A-Z][a-z]{2} \d{1,2}, \d{4}, \d{1,2}:\d\d\s[AP]M UTC · last used [A-Z][a-z]{2} \d{1,2}, \d{4}, \d{1,2}:\d\d\s[AP]M UTC/);
     expect(html).toContain('action="/account/passkeys/rename"');
     expect(html).toContain('action="/account/passkeys/delete"');
     expect(html).toContain('action="/account/sign-out-everywhere"');
@@ -55,7 +56,7 @@ describe("the account page", () => {
   it("without a session it asks to sign in", async () => {
     const page = await new Browser().get("/account");
     expect(page.status).toBe(200);
-    expect(await page.text()).toContain('<a href="/login">Sign in</a>');
+    expect(await page.text()).toContain('<a class="button" href="/login">Sign in</a>');
   });
 
   it("renames a passkey (escaped, trimmed, audited) and deletes one (audited); another user's passkey is out of reach", async () => {

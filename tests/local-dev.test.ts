@@ -123,8 +123,8 @@ describe("the dev mailbox", () => {
 
   it("lists an address's messages for a person, newest first, with the link clickable and everything escaped; JSON is unchanged", async () => {
     const to = uniqueEmail("mailbox");
-    const older = { to, subject: "Your sign-in link", text: "first <b>one</b>", link: `${ORIGIN}/login/email?token=a.1&x=<y>`, sentAt: Date.now() - 60_000 };
-    const newer = { to, subject: "Your sign-in link", text: "second", link: `${ORIGIN}/login/email?token=b.2`, sentAt: Date.now() };
+    const older = { to, from: null, subject: "Your sign-in link", text: "first <b>one</b>", html: null, link: `${ORIGIN}/login/email?token=a.1&x=<y>`, sentAt: Date.now() - 60_000 };
+    const newer = { to, from: null, subject: "Your sign-in link", text: "second", html: null, link: `${ORIGIN}/login/email?token=b.2`, sentAt: Date.now() };
     await storeDevMessage(env.DB, older);
     await storeDevMessage(env.DB, newer);
 

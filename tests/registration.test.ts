@@ -67,7 +67,7 @@ describe("dynamic client registration", () => {
   });
 
   it("registers (RFC 7591 §3.2.1), the client works, and it reads, replaces and deletes itself (RFC 7592)", async () => {
-    const created = await json(await withToken("POST", "/register", { ...APP, logo_uri: "https://rp.example/logo.png" }, bearer(INITIAL)), 201);
+    const created = await json(await withToken("POST", "/register", { ...APP, logo_uri: "https://rp.example/logo.png", nonstandard_member: "ignored" }, bearer(INITIAL)), 201);
     const clientId = created.client_id as string;
     const secret = created.client_secret as string;
     const token = created.registration_access_token as string;
@@ -79,8 +79,9 @@ describe("dynamic client registration", () => {
       registration_client_uri: `${ORIGIN}/register/${clientId}`,
     });
     expect(typeof created.client_id_issued_at).toBe("number");
-    // Unknown metadata is ignored (RFC 7591 §2); the operator's members are not shown.
-    expect(created).not.toHaveProperty("logo_uri");
+    // Unknown metadata is ignored (RFC 7591 §2), RFC 7591's logo_uri kept; the operator's members are not shown.
+    expect(created).not.toHaveProperty("nonstandard_member");
+    expect(created.logo_uri).toBe("https://rp.example/logo.png");
     expect(created).not.toHaveProperty("skip_consent");
     const stored = (await getClient(env.DB, clientId))!;
     expect(stored.secret_hash).toBe(await hashClientSecret(secret));

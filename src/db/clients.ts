@@ -30,6 +30,11 @@ export interface Client {
   request_object_signing_alg: string | null;
   /** "fapi2": FAPI 2.0 Security Profile rules for this client (oauth/security-profile.ts); null: none. */
   security_profile: "fapi2" | null;
+  /** RFC 7591 §2 links shown on the sign-in and consent pages (https only). */
+  logo_uri: string | null;
+  client_uri: string | null;
+  policy_uri: string | null;
+  tos_uri: string | null;
   client_id_issued_at: number;
   updated_at: number;
 }
@@ -71,6 +76,10 @@ interface ClientRow {
   require_pushed_authorization_requests: number;
   request_object_signing_alg: string | null;
   security_profile: string | null;
+  logo_uri: string | null;
+  client_uri: string | null;
+  policy_uri: string | null;
+  tos_uri: string | null;
   created_at: number;
   updated_at: number;
 }
@@ -98,6 +107,10 @@ function toClient(row: ClientRow): StoredClient {
     require_pushed_authorization_requests: row.require_pushed_authorization_requests === 1,
     request_object_signing_alg: row.request_object_signing_alg,
     security_profile: row.security_profile === "fapi2" ? "fapi2" : null,
+    logo_uri: row.logo_uri ?? null,
+    client_uri: row.client_uri ?? null,
+    policy_uri: row.policy_uri ?? null,
+    tos_uri: row.tos_uri ?? null,
     client_id_issued_at: Math.floor(row.created_at / 1000),
     updated_at: Math.floor(row.updated_at / 1000),
     secret_hash: row.secret_hash,
@@ -167,6 +180,10 @@ function metadataColumns(fields: ClientFields): Array<[string, string | number |
     ["request_object_signing_alg", fields.request_object_signing_alg],
     ["security_profile", fields.security_profile],
     ["extra_claims", JSON.stringify(fields.extra_claims)],
+    ["logo_uri", fields.logo_uri],
+    ["client_uri", fields.client_uri],
+    ["policy_uri", fields.policy_uri],
+    ["tos_uri", fields.tos_uri],
   ];
 }
 

@@ -70,6 +70,11 @@ export const clients = sqliteTable("clients", {
   requestObjectSigningAlg: text("request_object_signing_alg"),
   /** "fapi2": the FAPI 2.0 Security Profile's rules apply to this client (oauth/security-profile.ts); null: none. */
   securityProfile: text("security_profile"),
+  /** RFC 7591 §2: shown on the sign-in and consent pages; https URLs only (oauth/client-metadata.ts). */
+  logoUri: text("logo_uri"),
+  clientUri: text("client_uri"),
+  policyUri: text("policy_uri"),
+  tosUri: text("tos_uri"),
 });
 
 export const passkeys = sqliteTable(
@@ -146,6 +151,9 @@ export const devMailbox = sqliteTable(
     subject: text("subject").notNull(),
     text: text("text").notNull(),
     link: text("link"),
+    /** The sender (EMAIL_FROM) and the HTML part beside the text. */
+    from: text("from"),
+    html: text("html"),
     sentAt: integer("sent_at").notNull(),
   },
   (t) => [index("dev_mailbox_to").on(t.to, t.sentAt)],

@@ -8,7 +8,7 @@ import { EmailDeliveryError, type EmailMessage } from "./message";
  * for a loopback issuer: on any other the mailbox would serve anyone's sign-in link to anyone, so the transport
  * refuses to "send" (the user sees the could-not-send page) and tells the operator what to set instead.
  */
-export async function sendWithDevTransport(db: D1Database, issuer: string, message: EmailMessage): Promise<void> {
+export async function sendWithDevTransport(db: D1Database, issuer: string, from: string, message: EmailMessage): Promise<void> {
   if (!isLocalIssuer(issuer)) {
     log("error", "email.dev_transport_refused", {
       issuer: issuer.slice(0, 200),
@@ -17,7 +17,7 @@ export async function sendWithDevTransport(db: D1Database, issuer: string, messa
     throw new EmailDeliveryError("dev", "refused: the issuer is not a loopback address");
   }
   try {
-    await storeDevMessage(db, { ...message, sentAt: Date.now() });
+    await storeDevMessage(db, { ...message, from, sentAt: Date.now() });
   } catch (error) {
     throw new EmailDeliveryError("dev", error instanceof Error ? error.name : "failed");
   }

@@ -9,7 +9,7 @@ export interface HttpTransportConfig {
 const TIMEOUT_MS = 10_000;
 
 /**
- * An HTTP email API in the style of Resend and Postmark: `POST url` with JSON `{from, to, subject, text}` and
+ * An HTTP email API in the style of Resend and Postmark: `POST url` with JSON `{from, to, subject, text, html}` and
  * `Authorization: Bearer <key>`. Any 2xx is accepted; anything else (or no answer in time) is a delivery failure.
  * The API's answer is never passed on: it may echo the key or the message.
  */
@@ -20,7 +20,7 @@ export async function sendWithHttpTransport(config: HttpTransportConfig, message
     response = await fetch(config.url, {
       method: "POST",
       headers: { "content-type": "application/json", authorization: `Bearer ${config.apiKey}` },
-      body: JSON.stringify({ from: config.from, to: message.to, subject: message.subject, text: message.text }),
+      body: JSON.stringify({ from: config.from, to: message.to, subject: message.subject, text: message.text, html: message.html }),
       signal: AbortSignal.timeout(TIMEOUT_MS),
     });
   } catch (error) {

@@ -15,7 +15,7 @@ export { EmailDeliveryError, type EmailMessage } from "./message";
  */
 export async function sendEmail(env: Env, issuer: string, message: EmailMessage): Promise<void> {
   const config = loadConfig(env);
-  if (config.emailTransport === "dev") return sendWithDevTransport(env.DB, issuer, message);
+  if (config.emailTransport === "dev") return sendWithDevTransport(env.DB, issuer, config.emailFrom, message);
   await sendWithHttpTransport(
     { url: config.emailApiUrl, apiKey: config.emailApiKey, from: config.emailFrom },
     message,

@@ -3,7 +3,10 @@
 export interface EmailMessage {
   to: string;
   subject: string;
+  /** The plain-text part. */
   text: string;
+  /** The HTML part, beside the text (made by the `html` template: ui/email.ts). */
+  html: string;
   /** The one link the message carries (a sign-in link), so the dev mailbox can hand it to tests. */
   link: string | null;
 }

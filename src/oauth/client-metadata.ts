@@ -77,6 +77,10 @@ export const clientMetadataSchema = z.object({
   dpop_bound_access_tokens: z.optional(z.boolean()),
   request_object_signing_alg: z.optional(z.nullable(z.enum(REQUEST_OBJECT_SIGNING_ALGS))),
   security_profile: z.optional(z.nullable(z.enum(SECURITY_PROFILES))),
+  logo_uri: z.optional(z.nullable(text(MAX_URI_LENGTH))),
+  client_uri: z.optional(z.nullable(text(MAX_URI_LENGTH))),
+  policy_uri: z.optional(z.nullable(text(MAX_URI_LENGTH))),
+  tos_uri: z.optional(z.nullable(text(MAX_URI_LENGTH))),
   extra_claims: z.optional(z.array(text(100)).check(z.maxLength(MAX_CUSTOM_CLAIMS, `has more than ${MAX_CUSTOM_CLAIMS} entries`))),
 });
 
@@ -191,6 +195,10 @@ export function newClientFields(input: ClientMetadataInput): ClientFields {
     dpop_bound_access_tokens: input.dpop_bound_access_tokens ?? false,
     refresh_token_reuse_interval: input.refresh_token_reuse_interval ?? null,
     id_token_claims: input.id_token_claims ?? "scope",
+    logo_uri: input.logo_uri ?? null,
+    client_uri: input.client_uri ?? null,
+    policy_uri: input.policy_uri ?? null,
+    tos_uri: input.tos_uri ?? null,
     require_pushed_authorization_requests: input.require_pushed_authorization_requests ?? false,
     request_object_signing_alg: input.request_object_signing_alg ?? null,
     security_profile: input.security_profile ?? null,
@@ -223,6 +231,10 @@ export function updatedClientFields(current: Client, input: ClientMetadataInput)
     dpop_bound_access_tokens: input.dpop_bound_access_tokens ?? current.dpop_bound_access_tokens,
     refresh_token_reuse_interval: input.refresh_token_reuse_interval === undefined ? current.refresh_token_reuse_interval : input.refresh_token_reuse_interval,
     id_token_claims: input.id_token_claims ?? current.id_token_claims,
+    logo_uri: input.logo_uri === undefined ? current.logo_uri : input.logo_uri,
+    client_uri: input.client_uri === undefined ? current.client_uri : input.client_uri,
+    policy_uri: input.policy_uri === undefined ? current.policy_uri : input.policy_uri,
+    tos_uri: input.tos_uri === undefined ? current.tos_uri : input.tos_uri,
     require_pushed_authorization_requests: input.require_pushed_authorization_requests ?? current.require_pushed_authorization_requests,
     request_object_signing_alg: input.request_object_signing_alg === undefined ? current.request_object_signing_alg : input.request_object_signing_alg,
     security_profile: input.security_profile === undefined ? current.security_profile : input.security_profile,
@@ -301,6 +313,12 @@ function finalize(given: ClientFields, input: ClientMetadataInput): ClientFields
     throw metadataError("token_endpoint_auth_method: private_key_jwt requires jwks or jwks_uri");
   }
 
+  for (const member of PAGE_URIS) {
+    const uri = out[member];
+    const problem = uri === null ? null : pageUriProblem(uri);
+    if (problem !== null) throw metadataError(`${member}: ${problem}`);
+  }
+
   const scopes = parseScope(out.scope);
   if (scopes === null) throw metadataError("scope: must be space-separated scope tokens (RFC 6749 §3.3)");
   if (scopes.length === 0) throw metadataError("scope: must name at least one scope");
@@ -309,6 +327,28 @@ function finalize(given: ClientFields, input: ClientMetadataInput): ClientFields
   const profileProblem = fapi2RegistrationProblem(out);
   if (profileProblem !== null) throw metadataError(profileProblem);
   return out;
+}
+
+/** The RFC 7591 §2 URIs the sign-in and consent pages show (an image, and links a person follows). */
+const PAGE_URIS = ["logo_uri", "client_uri", "policy_uri", "tos_uri"] as const;
+
+/**
+ * Why `uri` cannot be shown on the pages, or null: it must be an absolute https URL with a host and no credentials
+ * or whitespace — never http (the pages are https: a logo over http is mixed content, a link over http can be
+ * rewritten on the way), never javascript: or data:. The pages escape it like any value (the `html` template).
+ */
+export function pageUriProblem(uri: string): string | null {
+  if (/[\s\u0000-\u001f\u007f]/.test(uri)) return "must not contain whitespace or control characters";
+  let url: URL;
+  try {
+    url = new URL(uri);
+  } catch {
+    return "must be an absolute https URL";
+  }
+  if (url.protocol !== "https:" || !/^https:\/\/[^/?#\\]/i.test(uri)) return "must be an absolute https URL";
+  if (url.hostname === "") return "must name a host";
+  if (url.username !== "" || url.password !== "") return "must not contain credentials";
+  return null;
 }
 
 /** Whether the client authenticates with a shared secret, so one is issued and stored hashed (C13). */

@@ -9,6 +9,7 @@ import { userSessionsFor } from "../objects/locate";
 import { param, parseWith } from "../oauth/schema";
 import { emailLinkAllowed, keepsLastPasskey, mayDeletePasskey, passkeyName } from "../oauth/webauthn";
 import { accountPage, accountSignInPage } from "../ui/account";
+import type { MessageKey } from "../ui/i18n";
 import { signedOutPage } from "../ui/logout";
 import * as z from "zod/mini";
 import { currentSession, sessionCookie, type CurrentSession } from "./support/browser-session";
@@ -30,12 +31,9 @@ import { htmlResponse, redirectResponse } from "./support/respond";
  */
 
 /** Fixed texts after a change, chosen by `?done=` (the query only selects; it is never shown). */
-const NOTICES: Record<string, string> = {
-  added: "Your passkey was added. Next time, choose \u201cSign in with a passkey\u201d.",
-  renamed: "The passkey was renamed.",
-  deleted: "The passkey was deleted. You can no longer sign in with it.",
-  revoked: "The app no longer has access. It will ask you again if you use it.",
-};
+const NOTICES: Record<string, MessageKey> = { added: "notice.added", renamed: "notice.renamed", deleted: "notice.deleted", revoked: "notice.revoked" };
+
+const BACK = { href: "/account", label: "action.account" } as const;
 
 const ConsentForm = z.object({ csrf_token: z.optional(param(64)), client_id: param(128) });
 
@@ -49,15 +47,15 @@ const SignOutForm = z.object({ csrf_token: z.optional(param(64)) });
 
 async function signedIn(env: Env, request: Request): Promise<CurrentSession> {
   const session = await currentSession(env, request);
-  if (session === null) throw pageError("You are not signed in any more. Sign in again, then try again.", 403);
+  if (session === null) throw pageError("notSignedIn", 403, { href: "/login", label: "account.signIn" });
   return session;
 }
 
 /** GET /account */
 export function account(request: Request, env: Env): Promise<Response> {
-  return frontChannel(async () => {
+  return frontChannel(request, env, async (page) => {
     const session = await currentSession(env, request);
-    if (session === null) return htmlResponse(accountSignInPage());
+    if (session === null) return htmlResponse(accountSignInPage(page.view));
     const config = loadConfig(env);
     const [user, passkeys, sessions, consents] = await Promise.all([
       getUser(env.DB, session.userId),
@@ -65,10 +63,10 @@ export function account(request: Request, env: Env): Promise<Response> {
       userSessionsFor(env, session.userId)!.listSessions(),
       listConsents(env.DB, session.userId),
     ]);
-    if (user === null) return htmlResponse(accountSignInPage());
+    if (user === null) return htmlResponse(accountSignInPage(page.view));
     const csrf = csrfTokenFor(request, issuerOf(env, request));
     const done = new URL(request.url).searchParams.get("done");
-    const page = accountPage({
+    const html = accountPage(page.view, {
       csrfToken: csrf.token,
       email: user.email,
       name: user.name,
@@ -87,32 +85,32 @@ export function account(request: Request, env: Env): Promise<Response> {
       notice: done !== null && Object.hasOwn(NOTICES, done) ? NOTICES[done]! : null,
       emailLinkOpen: emailLinkAllowed(config.emailLinkSignIn, passkeys.length),
     });
-    return htmlResponse(page, { headers: csrf.setCookie ? { "set-cookie": csrf.setCookie } : {} });
+    return htmlResponse(html, { headers: csrf.setCookie ? { "set-cookie": csrf.setCookie } : {} });
   });
 }
 
 /** POST /account/passkeys/rename */
 export function renameAccountPasskey(request: Request, env: Env): Promise<Response> {
-  return frontChannel(async () => {
+  return frontChannel(request, env, async () => {
     const form = parseWith(PasskeyForm, await readParams(request, "body"));
     await verifyFormPost(request, issuerOf(env, request), form.csrf_token);
     const session = await signedIn(env, request);
     const renamed = await renamePasskey(env.DB, session.userId, form.id, passkeyName(form.name), { actor: "user", data: { remote_ip: clientAddress(env, request) } });
-    if (!renamed) throw pageError("That passkey is not on your account.", 404);
+    if (!renamed) throw pageError("passkeyNotYours", 404, BACK);
     return redirectResponse("/account?done=renamed");
   });
 }
 
 /** POST /account/passkeys/delete */
 export function deleteAccountPasskey(request: Request, env: Env): Promise<Response> {
-  return frontChannel(async () => {
+  return frontChannel(request, env, async () => {
     const form = parseWith(PasskeyForm, await readParams(request, "body"));
     await verifyFormPost(request, issuerOf(env, request), form.csrf_token);
     const session = await signedIn(env, request);
     const keepOne = keepsLastPasskey(loadConfig(env).emailLinkSignIn);
     const result = await deletePasskey(env.DB, session.userId, form.id, { keepOne }, { actor: "user", data: { remote_ip: clientAddress(env, request) } });
-    if (result === "not_found") throw pageError("That passkey is not on your account.", 404);
-    if (result === "last_one") throw pageError("This passkey is your only way to sign in, so it cannot be deleted. Add another passkey first.", 409);
+    if (result === "not_found") throw pageError("passkeyNotYours", 404, BACK);
+    if (result === "last_one") throw pageError("lastPasskey", 409, BACK);
     return redirectResponse("/account?done=deleted");
   });
 }
@@ -122,7 +120,7 @@ export function deleteAccountPasskey(request: Request, env: Env): Promise<Respon
  * grant of that app for this user (C22: its refresh tokens fail, its access tokens are inactive at once).
  */
 export function revokeAccountConsent(request: Request, env: Env): Promise<Response> {
-  return frontChannel(async () => {
+  return frontChannel(request, env, async () => {
     const form = parseWith(ConsentForm, await readParams(request, "body"));
     await verifyFormPost(request, issuerOf(env, request), form.csrf_token);
     const session = await signedIn(env, request);
@@ -136,7 +134,7 @@ export function revokeAccountConsent(request: Request, env: Env): Promise<Respon
         clientId: form.client_id,
         data: { remote_ip: clientAddress(env, request) },
       }));
-    if (!revoked) throw pageError("That app has no access to your account.", 404);
+    if (!revoked) throw pageError("appNoAccess", 404, BACK);
     return redirectResponse("/account?done=revoked");
   });
 }
@@ -146,7 +144,7 @@ export function revokeAccountConsent(request: Request, env: Env): Promise<Respon
  * user ends (C22), then every session, this one too (C18), and every app each signed in to is told (C21).
  */
 export function signOutEverywhereFromAccount(request: Request, env: Env): Promise<Response> {
-  return frontChannel(async () => {
+  return frontChannel(request, env, async (page) => {
     const form = parseWith(SignOutForm, await readParams(request, "body"));
     await verifyFormPost(request, issuerOf(env, request), form.csrf_token);
     const session = await signedIn(env, request);
@@ -156,6 +154,6 @@ export function signOutEverywhereFromAccount(request: Request, env: Env): Promis
       reason: "user_signed_out_everywhere",
       data: { remote_ip: clientAddress(env, request), from: "account" },
     });
-    return htmlResponse(signedOutPage(), { headers: { "set-cookie": sessionCookie(env, request, null) } });
+    return htmlResponse(signedOutPage(page.view), { headers: { "set-cookie": sessionCookie(env, request, null) } });
   });
 }

@@ -95,6 +95,7 @@ const METADATA_MEMBERS = [
   "scope", "jwks", "jwks_uri", "id_token_signed_response_alg", "skip_consent", "refresh_token_reuse_interval", "id_token_claims",
   "backchannel_logout_uri", "backchannel_logout_session_required",
   "require_pushed_authorization_requests", "dpop_bound_access_tokens", "request_object_signing_alg", "security_profile", "extra_claims",
+  "logo_uri", "client_uri", "policy_uri", "tos_uri",
 ] as const satisfies readonly (keyof ClientFields)[];
 
 function changedMembers(before: StoredClient, after: ClientFields): string[] {

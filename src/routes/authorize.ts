@@ -25,7 +25,7 @@ import { clientAddress, enforceRateLimit } from "./support/rate-limit";
  */
 
 export function authorize(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
-  return frontChannel(async () => {
+  return frontChannel(request, env, async (page) => {
     const config = loadConfig(env);
     const limited = enforceRateLimit(env, `authorize:ip:${clientAddress(env, request)}`, config.rateLimitAuthorize);
     limited.catch(() => undefined); // awaited below; a request that fails first must not leave it unhandled
@@ -34,6 +34,7 @@ export function authorize(request: Request, env: Env, ctx: ExecutionContext): Pr
     const params = await readParams(request, "either").catch((error: unknown) => {
       throw error instanceof OAuthError ? new UntrustedRequestError(error.code, error.description, { status: error.status }) : error;
     });
+    page.use(params.ui_locales); // an error page for this request speaks the user's language too
     let form: RequestForm = { form: "plain" };
     let formError: OAuthError | null = null;
     try {
@@ -85,9 +86,10 @@ export function authorize(request: Request, env: Env, ctx: ExecutionContext): Pr
 
 /** GET /authorize/resume?interaction=ID: decides again with the new session. */
 export function resumeAuthorization(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
-  return frontChannel(async () => {
+  return frontChannel(request, env, async (page) => {
     const id = new URL(request.url).searchParams.get("interaction");
     const pending = await loadInteraction(env, id);
+    page.use(pending.uiLocales);
     const client = await clientOfPending(env, pending);
     return answeringClient(issuerOf(env, request), pending, () => continueAuthorization(env, ctx, request, client, pending, id!, { consentGiven: false }));
   });

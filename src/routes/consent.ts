@@ -7,6 +7,7 @@ import { consentPage } from "../ui/pages";
 import { answeringClient, continueAuthorization } from "./support/authorization-flow";
 import { currentSession } from "./support/browser-session";
 import { csrfTokenFor, verifyFormPost } from "./support/cookies";
+import { appInfo } from "./support/app-info";
 import { frontChannel } from "./support/errors";
 import { clientOfPending, completeInteraction, loadInteraction, pageError } from "./support/interactions";
 import { readParams } from "./support/params";
@@ -21,9 +22,10 @@ import { htmlResponse, redirectResponse } from "./support/respond";
 
 /** GET /consent */
 export function consentScreen(request: Request, env: Env): Promise<Response> {
-  return frontChannel(async () => {
+  return frontChannel(request, env, async (page) => {
     const interaction = new URL(request.url).searchParams.get("interaction");
     const pending = await loadInteraction(env, interaction);
+    page.use(pending.uiLocales);
     const client = await clientOfPending(env, pending);
     const session = await currentSession(env, request);
     if (session === null) return redirectResponse(`/login?interaction=${encodeURIComponent(interaction!)}`);
@@ -35,33 +37,32 @@ export function consentScreen(request: Request, env: Env): Promise<Response> {
     if (failed !== null) return failed;
     const user = await getUser(env.DB, session.userId);
     const csrf = csrfTokenFor(request, issuerOf(env, request));
-    const page = consentPage({
+    const html = consentPage(page.view, {
       csrfToken: csrf.token,
       interaction: interaction!,
       sid: session.sid,
-      clientName: client.client_name,
+      app: appInfo(client),
       userEmail: user?.email ?? null,
       scopes: scope.split(" "),
     });
-    return htmlResponse(page, { headers: csrf.setCookie ? { "set-cookie": csrf.setCookie } : {} });
+    return htmlResponse(html, { headers: csrf.setCookie ? { "set-cookie": csrf.setCookie } : {} });
   });
 }
 
 /** POST /consent */
 export function submitConsent(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
-  return frontChannel(async () => {
+  return frontChannel(request, env, async (page) => {
     const issuer = issuerOf(env, request);
     const params = await readParams(request, "body");
     await verifyFormPost(request, issuer, params.csrf_token);
     const interaction = params.interaction;
     const pending = await loadInteraction(env, interaction);
+    page.use(pending.uiLocales);
     const client = await clientOfPending(env, pending);
     const session = await currentSession(env, request);
-    if (session === null || params.sid !== session.sid) {
-      throw pageError("You are no longer signed in as the person this question was for. Start again from the application.", 403);
-    }
+    if (session === null || params.sid !== session.sid) throw pageError("otherPerson", 403);
     const decision = params.decision;
-    if (decision !== "allow" && decision !== "deny") throw pageError("Choose Allow or Deny.");
+    if (decision !== "allow" && decision !== "deny") throw pageError("chooseDecision");
     return answeringClient(issuer, pending, async () => {
       if (decision === "allow") return continueAuthorization(env, ctx, request, client, pending, interaction!, { consentGiven: true });
       // Used up like a completed request, so the same interaction cannot be allowed afterwards.

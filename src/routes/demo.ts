@@ -3,7 +3,9 @@ import { getClient } from "../db/clients";
 import type { Env } from "../env";
 import { DEMO_SCRIPT, DEMO_SCRIPT_VERSION, demoPage } from "../ui/demo";
 import { notFound } from "./support/errors";
-import { htmlResponse, staticResponse } from "./support/respond";
+import { viewFor } from "./support/page-view";
+import { contentSecurityPolicy, htmlResponse, staticResponse } from "./support/respond";
+import { translator } from "../ui/i18n";
 
 /**
  * The demo app that `npm start` points a newcomer to: GET /demo (start, and where logout returns), GET
@@ -16,9 +18,6 @@ import { htmlResponse, staticResponse } from "./support/respond";
 export const DEMO_CLIENT_ID = "demo";
 const DEMO_SCOPE = "openid profile email offline_access";
 
-/** The pages' policy plus `connect-src 'self'`: the script calls /token and /userinfo on this origin, and nothing else. */
-const DEMO_CSP =
-  "default-src 'none'; style-src 'unsafe-inline'; script-src 'self'; connect-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /** What keeps the demo from running on this issuer, or null. */
 async function demoProblem(env: Env, issuer: string): Promise<string | null> {
@@ -32,19 +31,21 @@ async function demoProblem(env: Env, issuer: string): Promise<string | null> {
 /** GET /demo and GET /demo/callback: one page; its script tells them apart. */
 export async function demo(request: Request, env: Env): Promise<Response> {
   const issuer = issuerOf(env, request);
-  if (!isLocalIssuer(issuer)) return notFound(request);
-  const page = demoPage({
+  if (!isLocalIssuer(issuer)) return notFound(request, env);
+  // The OP's frame and brand; the demo's own words are English (it is an app, and apps bring their own languages).
+  const page = demoPage({ ...viewFor(env, request), t: translator("en") }, {
     clientId: DEMO_CLIENT_ID,
     issuer,
     scope: DEMO_SCOPE,
     problem: await demoProblem(env, issuer),
     scriptUrl: `/demo/app.js?v=${DEMO_SCRIPT_VERSION}`,
   });
-  return htmlResponse(page, { headers: { "content-security-policy": DEMO_CSP } });
+  // The pages' policy (connect-src 'self': the script calls /token and /userinfo on this origin), with no form leaving it.
+  return htmlResponse(page, { headers: { "content-security-policy": contentSecurityPolicy(page, { formAction: "'self'" }) } });
 }
 
 /** GET /demo/app.js: the script, cached for a year (its URL carries its version). */
 export function demoScript(request: Request, env: Env): Response {
-  if (!isLocalIssuer(issuerOf(env, request))) return notFound(request);
+  if (!isLocalIssuer(issuerOf(env, request))) return notFound(request, env);
   return staticResponse(DEMO_SCRIPT, "text/javascript; charset=utf-8", 31536000);
 }

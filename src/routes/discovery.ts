@@ -7,6 +7,7 @@ import { SUPPORTED_CLAIMS, SUPPORTED_SCOPES } from "../oauth/claims";
 import { GRANT_TYPES, ID_TOKEN_SIGNING_ALGS, TOKEN_ENDPOINT_AUTH_METHODS } from "../oauth/client-metadata";
 import { DPOP_SIGNING_ALGS } from "../oauth/dpop";
 import { REQUEST_OBJECT_ALGS } from "../oauth/request-object";
+import { LANGUAGES } from "../ui/i18n";
 
 /**
  * Provider metadata: OIDC Discovery 1.0 §3 at /.well-known/openid-configuration and RFC 8414 §2 at
@@ -83,6 +84,9 @@ export function providerMetadata(issuer: string, options: MetadataOptions = {}) 
     backchannel_logout_session_supported: true,
     // RFC 8414 §2 / RFC 7591: only while dynamic registration is on.
     ...(options.registration ? { registration_endpoint: `${issuer}/register` } : {}),
+    // The languages of the pages and emails (ui/i18n/): ui_locales on /authorize and /logout picks among them.
+    // No claims_locales_supported: claims are returned as stored, never in language-tagged variants.
+    ui_locales_supported: [...LANGUAGES],
   };
 }
 

@@ -13,11 +13,14 @@ import type { PendingAuthorization } from "../oauth/authorize/pending";
 import { OAuthError } from "../oauth/errors";
 import { mayCreateAccount } from "../oauth/sign-up-policy";
 import { passkeysPossibleOn } from "../oauth/webauthn";
-import { errorPage } from "../ui/error-page";
+import { isLanguage } from "../ui/i18n";
+import { signInEmail } from "../ui/email";
 import { checkEmailPage, confirmLinkPage, signInPage, signedInPage } from "../ui/pages";
 import { endReplacedSession, sessionCookie } from "./support/browser-session";
 import { csrfTokenFor, readCookie, setCookie, verifyFormPost } from "./support/cookies";
-import { frontChannel } from "./support/errors";
+import { frontChannel, renderError } from "./support/errors";
+import { appInfo } from "./support/app-info";
+import type { PageContext } from "./support/page-view";
 import { clientOfPending, loadInteraction, pageError } from "./support/interactions";
 import { emailLinkOpenTo, passkeyOfferLocation, signInMethodsFor } from "./support/passkey-policy";
 import { readParams } from "./support/params";
@@ -37,22 +40,25 @@ import { clientAddress, enforceRateLimit, withinRateLimit } from "./support/rate
 async function signInForm(
   request: Request,
   env: Env,
-  input: { interaction: string | null; email: string; error?: string },
+  page: PageContext,
+  input: { interaction: string | null; email: string; error?: "signIn.invalidEmail" },
   status = 200,
 ): Promise<Response> {
-  let clientName: string | null = null;
   let pending: PendingAuthorization | null = null;
+  let app = null;
   if (input.interaction !== null) {
     pending = await loadInteraction(env, input.interaction);
-    clientName = (await clientOfPending(env, pending)).client_name;
+    page.use(pending.uiLocales);
+    app = appInfo(await clientOfPending(env, pending));
   }
+  const view = page.view;
   const csrf = csrfTokenFor(request, issuerOf(env, request));
-  const html = signInPage({
+  const html = signInPage(view, {
     csrfToken: csrf.token,
     interaction: input.interaction,
     email: input.email,
-    clientName,
-    error: input.error,
+    app,
+    error: input.error === undefined ? undefined : view.t.text(input.error),
     passkeys: passkeysPossibleOn(issuerOf(env, request)),
     methods: signInMethodsFor(pending),
   });
@@ -61,40 +67,51 @@ async function signInForm(
 
 /** GET /login */
 export function loginPage(request: Request, env: Env): Promise<Response> {
-  return frontChannel(async () => {
+  return frontChannel(request, env, async (page) => {
     const interaction = new URL(request.url).searchParams.get("interaction");
     let email = "";
     if (interaction !== null) {
       const hint = (await loadInteraction(env, interaction)).loginHint;
       if (hint !== null && isEmailAddress(hint)) email = hint;
     }
-    return signInForm(request, env, { interaction, email });
+    return signInForm(request, env, page, { interaction, email });
   });
 }
 
-/** POST /login: the answer is the same whether or not the address has an account (accounts are made on first sign-in). */
+/**
+ * POST /login: the answer is the same whether or not the address has an account (accounts are made on first sign-in).
+ * "Send again" on the "check your email" page is this same POST, under the same limits.
+ */
 export function sendLoginLink(request: Request, env: Env): Promise<Response> {
-  return frontChannel(async () => {
+  return frontChannel(request, env, async (page) => {
     const issuer = issuerOf(env, request);
     const config = loadConfig(env);
     const params = await readParams(request, "body");
     await verifyFormPost(request, issuer, params.csrf_token);
     const interaction = params.interaction ?? null;
-    if (interaction !== null && signInMethodsFor(await loadInteraction(env, interaction)) === "passkey_only") throw pageError(PASSKEY_REQUIRED, 403);
+    if (interaction !== null) {
+      const pending = await loadInteraction(env, interaction);
+      page.use(pending.uiLocales);
+      if (signInMethodsFor(pending) === "passkey_only") throw pageError("passkeyRequired", 403);
+    }
     const submitted = (params.email ?? "").trim();
     if (!isEmailAddress(submitted)) {
-      return signInForm(request, env, { interaction, email: submitted.slice(0, 254), error: "Enter a valid email address." }, 400);
+      return signInForm(request, env, page, { interaction, email: submitted.slice(0, 254), error: "signIn.invalidEmail" }, 400);
     }
     const email = normalizeEmail(submitted);
     await enforceRateLimit(env, `login:ip:${clientAddress(env, request)}`, config.rateLimitLogin);
+    const view = page.view;
+    const minutes = Math.max(1, Math.round(config.magicLinkTtl / 60));
+    const csrf = csrfTokenFor(request, issuer);
+    const checkEmail = () => checkEmailPage(view, { email, csrfToken: csrf.token, interaction, minutes });
     // Over the limits for this address, the same page and no new email: nobody can lock the owner out with 429s or
     // fill their mailbox. The link mailed last still works. Nothing changes, not even the link-mark cookie.
-    if (!(await mayMailTo(env, email))) return htmlResponse(checkEmailPage(email));
+    if (!(await mayMailTo(env, email))) return htmlResponse(checkEmail());
 
     // The requesting browser gets a mark; opening the link elsewhere is allowed (email on a phone) but said on the page,
     // so a link someone else requested cannot sign this browser into their account unnoticed (login CSRF).
     const mark = randomToken(32);
-    const checkYourEmail = () => htmlResponse(checkEmailPage(email), { headers: { "set-cookie": setCookie(LINK_MARK_COOKIE, mark, issuer, config.magicLinkTtl) } });
+    const checkYourEmail = () => htmlResponse(checkEmail(), { headers: { "set-cookie": setCookie(LINK_MARK_COOKIE, mark, issuer, config.magicLinkTtl) } });
     // SIGNUP_POLICY: an address that may not have an account gets the very same page, and no link and no mail.
     if (!(await signUpAllowedFor(env, email))) {
       log("info", "login.sign_up_refused", { policy: config.signupPolicy });
@@ -102,17 +119,12 @@ export function sendLoginLink(request: Request, env: Env): Promise<Response> {
     }
 
     const id = newChallengeId(env);
-    const challenge: Challenge = { kind: "magic_link", email, interaction, data: { requestedBy: await sha256Base64url(mark) } };
+    // The email's language goes with the link, so the page it opens speaks it too.
+    const challenge: Challenge = { kind: "magic_link", email, interaction, data: { requestedBy: await sha256Base64url(mark), lang: view.t.lang } };
     const { stored } = await challengeStoreFor(env, id)!.put(id, challenge, config.magicLinkTtl);
     if (!stored) throw new Error("challenge id collision");
     const link = `${issuer}/login/email?token=${encodeURIComponent(id)}`;
-    const minutes = Math.max(1, Math.round(config.magicLinkTtl / 60));
-    await sendEmail(env, issuer, {
-      to: email,
-      subject: "Your sign-in link",
-      text: `Use this link to sign in:\n\n${link}\n\nIt works once and expires in ${minutes} minute${minutes === 1 ? "" : "s"}. If you did not ask to sign in, ignore this email.\n`,
-      link,
-    });
+    await sendEmail(env, issuer, { to: email, link, ...signInEmail(view, { link, minutes }) });
     return checkYourEmail();
   });
 }
@@ -143,33 +155,39 @@ async function requestedHere(request: Request, issuer: string, challenge: Challe
   return mark !== null && typeof expected === "string" && (await timingSafeEqualStrings(await sha256Base64url(mark), expected));
 }
 
-const LINK_UNUSABLE = "This sign-in link has expired or was already used. Ask for a new one.";
-const SIGN_UP_CLOSED = "This address has no account here, and new accounts are not open. Ask the administrator for an invitation.";
-/** The request's essential acr is one only a passkey meets (routes/support/passkey-policy.ts). */
-const PASSKEY_REQUIRED = "This application asks for a sign-in with a passkey; an email link cannot be used for it. Go back and choose \u201cSign in with a passkey\u201d.";
-/** EMAIL_LINK_SIGN_IN=without_passkey and the user has a passkey. */
-const PASSKEY_ACCOUNT = "This account signs in with a passkey. Go back to the sign-in page and choose “Sign in with a passkey”.";
+/** A link that can no longer sign anyone in: used, or expired (or never issued); "Get a new link" goes back to its sign-in. */
+function linkUnusable(used: boolean, interaction: string | null | undefined): Error {
+  const href = interaction ? `/login?interaction=${encodeURIComponent(interaction)}` : "/login";
+  return pageError(used ? "linkUsed" : "linkExpired", 400, { href, label: "action.newLink" });
+}
 
 /** The link's challenge while it can still produce a session: live, or used but (perhaps) not finished (C12). */
 async function usableLink(env: Env, token: string | undefined): Promise<{ challenge: Challenge; outcome: ChallengeOutcome | null }> {
   const store = token === undefined ? null : challengeStoreFor(env, token);
-  if (token === undefined || store === null) throw pageError(LINK_UNUSABLE);
+  if (token === undefined || store === null) throw linkUnusable(false, null);
   const found = await store.peek(token);
   if (found.status === "active" && found.value.kind === "magic_link") return { challenge: found.value, outcome: null };
   if (found.status === "consumed" && found.value.kind === "magic_link" && found.outcome !== null) return { challenge: found.value, outcome: found.outcome };
-  throw pageError(LINK_UNUSABLE);
+  throw linkUnusable(found.status === "consumed", found.status === "consumed" ? found.value.interaction : null);
+}
+
+/** The language the link's email was written in: its pages speak it, before the browser's own preference. */
+function linkLanguage(challenge: Challenge): string | null {
+  const lang = challenge.data?.lang;
+  return typeof lang === "string" && isLanguage(lang) ? lang : null;
 }
 
 /** GET /login/email?token=ID: confirm with a POST, so a prefetch cannot use the link. */
 export function confirmLink(request: Request, env: Env): Promise<Response> {
-  return frontChannel(async () => {
+  return frontChannel(request, env, async (page) => {
     const token = new URL(request.url).searchParams.get("token") ?? undefined;
     const { challenge, outcome } = await usableLink(env, token);
-    if (outcome !== null && (await sessionExists(env, outcome))) throw pageError(LINK_UNUSABLE);
+    page.use(linkLanguage(challenge));
+    if (outcome !== null && (await sessionExists(env, outcome))) throw linkUnusable(true, challenge.interaction);
     const issuer = issuerOf(env, request);
     const csrf = csrfTokenFor(request, issuer);
-    const page = confirmLinkPage({ csrfToken: csrf.token, token: token!, email: challenge.email ?? "", sameBrowser: await requestedHere(request, issuer, challenge) });
-    return htmlResponse(page, { headers: csrf.setCookie ? { "set-cookie": csrf.setCookie } : {} });
+    const html = confirmLinkPage(page.view, { csrfToken: csrf.token, token: token!, email: challenge.email ?? "", sameBrowser: await requestedHere(request, issuer, challenge) });
+    return htmlResponse(html, { headers: csrf.setCookie ? { "set-cookie": csrf.setCookie } : {} });
   });
 }
 
@@ -182,18 +200,19 @@ async function sessionExists(env: Env, outcome: ChallengeOutcome): Promise<boole
 
 /** POST /login/email */
 export function finishEmailLogin(request: Request, env: Env): Promise<Response> {
-  return frontChannel(async () => {
+  return frontChannel(request, env, async (page) => {
     const params = await readParams(request, "body");
     await verifyFormPost(request, issuerOf(env, request), params.csrf_token);
     const token = params.token;
     const { challenge } = await usableLink(env, token);
+    page.use(linkLanguage(challenge));
     const store = challengeStoreFor(env, token!)!;
 
     // C12: the session and user ids are chosen before the link is used and recorded with it, so that a retry after
     // a later failure finishes the very same session — and a second one can never be made from one link.
     const existing = await findUserByEmail(env.DB, challenge.email!);
     // A link sent before the policy changed (or before the account was deleted) makes no account it does not allow.
-    if (existing === null && !mayCreateAccount(loadConfig(env), challenge.email!)) throw pageError(SIGN_UP_CLOSED, 403);
+    if (existing === null && !mayCreateAccount(loadConfig(env), challenge.email!)) throw pageError("signUpClosed", 403);
     const proposed: Required<ChallengeOutcome> = { sessionId: newSessionId(), userId: existing?.id ?? newUserId() };
     const result = await store.consume(token!, { kind: "magic_link" }, proposed);
     let outcome: Required<ChallengeOutcome>;
@@ -202,9 +221,9 @@ export function finishEmailLogin(request: Request, env: Env): Promise<Response> 
     } else if (result.status === "consumed" && result.outcome?.sessionId !== undefined && result.outcome.userId !== undefined) {
       outcome = { sessionId: result.outcome.sessionId, userId: result.outcome.userId };
     } else {
-      throw pageError(LINK_UNUSABLE);
+      throw linkUnusable(true, challenge.interaction);
     }
-    return completeSignIn(env, request, challenge, outcome, params.passkey_capable === "1");
+    return completeSignIn(env, request, page, challenge, outcome, params.passkey_capable === "1");
   });
 }
 
@@ -215,6 +234,7 @@ export function finishEmailLogin(request: Request, env: Env): Promise<Response> 
 async function completeSignIn(
   env: Env,
   request: Request,
+  page: PageContext,
   challenge: Challenge,
   outcome: Required<ChallengeOutcome>,
   passkeyCapable: boolean,
@@ -224,8 +244,8 @@ async function completeSignIn(
   let userId: string;
   try {
     const user = await ensureUserForVerifiedEmail(env.DB, challenge.email!, outcome.userId);
-    if (user.disabled) throw pageError("This account is disabled.", 403);
-    if (!(await emailLinkOpenTo(env, user.id))) throw pageError(PASSKEY_ACCOUNT, 403);
+    if (user.disabled) throw pageError("disabled", 403);
+    if (!(await emailLinkOpenTo(env, user.id))) throw pageError("passkeyAccount", 403);
     email = user.email;
     userId = user.id;
     const sessions = userSessionsFor(env, user.id)!;
@@ -236,21 +256,20 @@ async function completeSignIn(
       amr: [EMAIL_LINK_AMR],
       acr: null,
     });
-    if (!result.created) throw pageError(LINK_UNUSABLE);
+    if (!result.created) throw linkUnusable(true, challenge.interaction);
     cookieValue = formatSessionCookie(user.id, outcome.sessionId, result.secret);
   } catch (error) {
     if (error instanceof OAuthError) throw error;
     log("error", "sign_in_incomplete", { error: errorText(error) });
-    return htmlResponse(
-      errorPage("We could not finish signing you in", "Something failed on our side. Open the link from your email again to retry."),
-      { status: 503, headers: { "retry-after": "5" } },
-    );
+    const failed = renderError(pageError("incomplete", 503), "browser", page.view);
+    failed.headers.set("retry-after", "5");
+    return failed;
   }
   await endReplacedSession(env, request, outcome.sessionId);
   const headers = { "set-cookie": sessionCookie(env, request, cookieValue) };
   const offer = passkeyOfferLocation(env, request, userId, challenge.interaction ?? null, passkeyCapable);
   if (offer !== null) return redirectResponse(offer, headers);
   if (challenge.interaction) return redirectResponse(`/authorize/resume?interaction=${encodeURIComponent(challenge.interaction)}`, headers);
-  return htmlResponse(signedInPage(email), { headers });
+  return htmlResponse(signedInPage(page.view, email), { headers });
 }
 

@@ -8,10 +8,11 @@ import * as z from "zod/mini";
 import { param, parseWith } from "../oauth/schema";
 import { verifyIdTokenHint } from "../oauth/tokens";
 import type { SafeHtml } from "../ui/html";
-import { NO_APPS, logoutConfirmPage, signedOutEverywherePage, signedOutPage, stillSignedInPage, type SessionApps } from "../ui/logout";
+import { NO_APPS, logoutConfirmPage, notSignedInPage, signedOutEverywherePage, signedOutPage, stillSignedInPage, type SessionApps } from "../ui/logout";
 import { currentSession, sessionCookie, type CurrentSession } from "./support/browser-session";
 import { csrfTokenFor, isSameOriginPost, verifyFormPost } from "./support/cookies";
 import { frontChannel } from "./support/errors";
+import type { PageContext } from "./support/page-view";
 import { readParams } from "./support/params";
 import { htmlResponse, redirectResponse } from "./support/respond";
 import { signOutEverywhere } from "./support/sign-out";
@@ -34,8 +35,9 @@ const LogoutRequest = z.object({
   client_id: z.optional(param(256)),
   post_logout_redirect_uri: z.optional(param(2048)),
   state: z.optional(param(1024)),
-  // Accepted and not used: this OP has one language and identifies the session by its cookie.
+  // §2: the languages of the pages shown here (the logout pages speak the first the OP has).
   ui_locales: z.optional(param(256)),
+  // Accepted and not used: the session is identified by its cookie.
   logout_hint: z.optional(param(1024)),
 });
 
@@ -45,6 +47,7 @@ const LogoutConfirmation = z.object({
   client_id: z.optional(param(256)),
   post_logout_redirect_uri: z.optional(param(2048)),
   state: z.optional(param(1024)),
+  ui_locales: z.optional(param(256)),
 });
 
 interface LogoutTarget {
@@ -104,11 +107,11 @@ async function appsOf(env: Env, clientIds: string[]): Promise<SessionApps> {
 }
 
 /**
- * After logout: the registered redirect with `state` (§3), or `page` ("signed out" by default). The session cookie is
- * cleared only when `confirmed` — a session was ended on the user's word or by a hint naming them — never on a
- * request that merely arrived without it.
+ * After logout: the registered redirect with `state` (§3), or `html` ("signed out" by default; "not signed in" when
+ * there was no session to end). The session cookie is cleared only when `confirmed` — a session was ended on the
+ * user's word or by a hint naming them — never on a request that merely arrived without it.
  */
-function finish(env: Env, request: Request, target: LogoutTarget, confirmed: boolean, page: SafeHtml = signedOutPage()): Response {
+function finish(env: Env, request: Request, page: PageContext, target: LogoutTarget, confirmed: boolean, html?: SafeHtml): Response {
   const headers: Record<string, string> = confirmed ? { "set-cookie": sessionCookie(env, request, null) } : {};
   if (target.redirectUri !== null) {
     // Registered URIs carry no fragment (client-metadata.ts), so a query parameter can be appended as is.
@@ -116,7 +119,7 @@ function finish(env: Env, request: Request, target: LogoutTarget, confirmed: boo
       target.state === null ? target.redirectUri : `${target.redirectUri}${target.redirectUri.includes("?") ? "&" : "?"}state=${encodeURIComponent(target.state)}`;
     return redirectResponse(location, headers);
   }
-  return htmlResponse(page, { headers });
+  return htmlResponse(html ?? signedOutPage(page.view), { headers });
 }
 
 function queryOf(params: Record<string, string | undefined>): URLSearchParams {
@@ -125,8 +128,9 @@ function queryOf(params: Record<string, string | undefined>): URLSearchParams {
 
 /** GET and POST /logout (RP-Initiated Logout §2). */
 export function logout(request: Request, env: Env): Promise<Response> {
-  return frontChannel(async () => {
+  return frontChannel(request, env, async (page) => {
     const params = parseWith(LogoutRequest, await readParams(request, "either"));
+    page.use(params.ui_locales);
     const target = await resolveTarget(env, request, params);
     const session = await currentSession(env, request);
     if (session === null && request.method === "POST" && !isSameOriginPost(request, issuerOf(env, request))) {
@@ -134,40 +138,44 @@ export function logout(request: Request, env: Env): Promise<Response> {
       // a top-level navigation, which does carry it: there the session is seen and the user asked (or the hint honoured).
       return redirectResponse(`/logout?${queryOf(params)}`);
     }
-    if (session === null) return finish(env, request, target, false); // nothing to end, nothing to ask
+    if (session === null) return finish(env, request, page, target, false, notSignedInPage(page.view)); // nothing to end, nothing to ask
     // Tied to a valid ID token of the signed-in user: no question to ask.
     if (target.hintSub !== null && target.hintSub === session.userId) {
       const clients = await endSession(env, session, "rp_initiated_logout");
-      return finish(env, request, target, true, target.redirectUri === null ? signedOutPage(await appsOf(env, clients)) : undefined);
+      return finish(env, request, page, target, true, target.redirectUri === null ? signedOutPage(page.view, await appsOf(env, clients)) : undefined);
     }
     const csrf = csrfTokenFor(request, issuerOf(env, request));
-    const page = logoutConfirmPage({
+    const html = logoutConfirmPage(page.view, {
       clientName: target.client?.client_name ?? null,
       csrfToken: csrf.token,
       clientId: target.client?.client_id ?? null,
       postLogoutRedirectUri: target.redirectUri,
       state: target.state,
+      uiLocales: params.ui_locales ?? null,
       apps: await appsOf(env, session.session.clients),
     });
-    return htmlResponse(page, { headers: csrf.setCookie === null ? {} : { "set-cookie": csrf.setCookie } });
+    return htmlResponse(html, { headers: csrf.setCookie === null ? {} : { "set-cookie": csrf.setCookie } });
   });
 }
 
 /** POST /logout/confirm: the user's answer to "Sign out?". Only "yes" with a valid CSRF token ends the session. */
 export function logoutConfirm(request: Request, env: Env): Promise<Response> {
-  return frontChannel(async () => {
+  return frontChannel(request, env, async (page) => {
     const params = parseWith(LogoutConfirmation, await readParams(request, "body"));
+    page.use(params.ui_locales);
     await verifyFormPost(request, issuerOf(env, request), params.csrf_token);
     // The form's values are checked again: a hidden field is as untrusted as a query parameter.
     const target = await resolveTarget(env, request, params);
-    if (params.decision === "no") return htmlResponse(stillSignedInPage());
+    if (params.decision === "no") return htmlResponse(stillSignedInPage(page.view));
     const session = await currentSession(env, request);
+    // "Signed out" only when a session was ended; a confirmation that finds none says so.
+    if (session === null) return finish(env, request, page, target, true, notSignedInPage(page.view));
     if (params.decision === "everywhere") {
       // The user's own "sign out everywhere": every session and every grant (C22), each app told (C21).
-      const ended = session === null ? 0 : (await signOutEverywhere(env, session.userId, { actor: session.userId, auditType: "user.grants_ended", reason: "user_signed_out_everywhere" })).sessions;
-      return finish(env, request, target, true, signedOutEverywherePage(ended));
+      const ended = (await signOutEverywhere(env, session.userId, { actor: session.userId, auditType: "user.grants_ended", reason: "user_signed_out_everywhere" })).sessions;
+      return finish(env, request, page, target, true, signedOutEverywherePage(page.view, ended));
     }
     const clients = await endSession(env, session, "rp_initiated_logout");
-    return finish(env, request, target, true, target.redirectUri === null ? signedOutPage(await appsOf(env, clients)) : undefined);
+    return finish(env, request, page, target, true, target.redirectUri === null ? signedOutPage(page.view, await appsOf(env, clients)) : undefined);
   });
 }

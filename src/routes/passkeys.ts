@@ -20,13 +20,13 @@ import {
   verifyAssertion,
   verifyRegistration,
 } from "../oauth/webauthn";
-import { counterRegressionPage, passkeyOfferPage, passkeyProblemPage } from "../ui/passkeys";
+import { passkeyOfferPage } from "../ui/passkeys";
 import { PASSKEY_SCRIPT } from "../ui/passkeys-script";
 import * as z from "zod/mini";
 import { currentSession, endReplacedSession, sessionCookie } from "./support/browser-session";
 import { csrfTokenFor, verifyFormPost } from "./support/cookies";
-import { frontChannel, renderError } from "./support/errors";
-import { loadInteraction } from "./support/interactions";
+import { frontChannel, renderError, PageError, type ProblemName } from "./support/errors";
+import { loadInteraction, pageError } from "./support/interactions";
 import { continueTo, offerCookie, offerPath } from "./support/passkey-policy";
 import { readParams } from "./support/params";
 import { clientAddress, enforceRateLimit } from "./support/rate-limit";
@@ -80,32 +80,12 @@ function signInPath(interaction: string | null | undefined): string {
   return interaction ? `/login?interaction=${encodeURIComponent(interaction)}` : "/login";
 }
 
-/** A refused passkey step, as a page: nothing changed, and where to try again. Never a 5xx. */
-class PasskeyProblem extends Error {
-  constructor(
-    readonly title: string,
-    readonly detail: string,
-    readonly retry: { href: string; label: string },
-    readonly status = 400,
-  ) {
-    super(detail);
-  }
-}
+/** Where a refused passkey step sends the user back to (the one error page shows it as the button). */
+type Back = NonNullable<PageError["action"]>;
 
-function problemResponse(problem: PasskeyProblem, headers: Record<string, string> = {}): Response {
-  return htmlResponse(passkeyProblemPage(problem.title, problem.detail, problem.retry), { status: problem.status, headers });
-}
-
-/** A front-channel passkey step: its problems are pages with a way back; anything else goes to the one error renderer. */
-function passkeyStep(run: () => Promise<Response>): Promise<Response> {
-  return frontChannel(async () => {
-    try {
-      return await run();
-    } catch (error) {
-      if (error instanceof PasskeyProblem) return problemResponse(error);
-      throw error;
-    }
-  });
+/** A refused passkey step, as a page: what happened, that nothing else changed, and where to try again. Never a 5xx but for our own failure. */
+function problem(name: ProblemName, back: Back, status = 400): PageError {
+  return pageError(name, status, back);
 }
 
 /** The challenge of a ceremony while it can still finish: live, or used by a request that may not have finished (C12). */
@@ -154,24 +134,20 @@ export function passkeySignInOptions(request: Request, env: Env): Promise<Respon
  * recorded ids: a retry after a failure finishes the same session; a duplicate gets "already used".
  */
 export function finishPasskeySignIn(request: Request, env: Env): Promise<Response> {
-  return passkeyStep(async () => {
+  return frontChannel(request, env, async () => {
     const issuer = issuerOf(env, request);
     const config = loadConfig(env);
     const form = parseWith(CeremonyForm, await readParams(request, "body"));
     await verifyFormPost(request, issuer, form.csrf_token);
 
     const challenge = await usableChallenge(env, form.challenge, "passkey_authentication");
-    const back = { href: signInPath(challenge?.interaction ?? form.interaction), label: "Back to sign-in" };
-    const notVerified = new PasskeyProblem("Passkey not accepted", "We could not verify that passkey. Nothing was changed; try again.", back);
-    if (challenge === null || !(await sameBrowser(challenge, form.csrf_token))) {
-      throw new PasskeyProblem("Passkey sign-in expired", "This passkey sign-in has expired or was already used. Try again.", back);
-    }
+    const back: Back = { href: signInPath(challenge?.interaction ?? form.interaction), label: "action.startAgain" };
+    const notVerified = problem("passkeyRefused", back);
+    if (challenge === null || !(await sameBrowser(challenge, form.csrf_token))) throw problem("passkeyExpired", back);
     const response = parseAuthenticationResponse(form.response);
     if (response === null) throw notVerified;
     const passkey = await getPasskey(env.DB, response.id);
-    if (passkey === null) {
-      throw new PasskeyProblem("Passkey not recognised", "That passkey is not registered here. It may have been removed; sign in with your email instead.", back);
-    }
+    if (passkey === null) throw problem("passkeyUnknown", back);
     const rp = relyingParty(issuer, config.passkeyRpName);
     const verified = await verifyAssertion(response, {
       challenge: challenge.webauthnChallenge!,
@@ -193,7 +169,7 @@ export function finishPasskeySignIn(request: Request, env: Env): Promise<Respons
     else if (used.status === "consumed" && used.outcome?.sessionId !== undefined && used.outcome.userId === passkey.userId) {
       outcome = { sessionId: used.outcome.sessionId, userId: used.outcome.userId };
     } else {
-      throw new PasskeyProblem("Passkey sign-in expired", "This passkey sign-in has expired or was already used. Try again.", back);
+      throw problem("passkeyExpired", back);
     }
 
     let cookieValue: string;
@@ -207,12 +183,12 @@ export function finishPasskeySignIn(request: Request, env: Env): Promise<Respons
       });
       if (use.status === "counter_regression") {
         log("warn", "passkey.counter_regression", { subject: passkey.userId, presented: verified.counter, stored: use.storedCounter });
-        return htmlResponse(counterRegressionPage(back.href), { status: 403 });
+        throw problem("passkeyCopied", back, 403);
       }
-      if (use.status === "gone") throw new PasskeyProblem("Passkey not recognised", "That passkey was removed from your account. Sign in with your email instead.", back);
+      if (use.status === "gone") throw problem("passkeyUnknown", back);
       const user = await getUser(env.DB, passkey.userId);
-      if (user === null) throw new PasskeyProblem("Passkey not recognised", "That passkey belongs to no account here.", back);
-      if (user.disabled) throw new PasskeyProblem("Account disabled", "This account is disabled.", back, 403);
+      if (user === null) throw problem("passkeyUnknown", back);
+      if (user.disabled) throw problem("disabled", back, 403);
       const created = await userSessionsFor(env, user.id)!.createSession({
         sid: outcome.sessionId,
         userId: user.id,
@@ -220,12 +196,12 @@ export function finishPasskeySignIn(request: Request, env: Env): Promise<Respons
         amr: passkeyAmr(verified),
         acr: null,
       });
-      if (!created.created) throw new PasskeyProblem("Passkey sign-in expired", "This passkey sign-in was already used. Try again.", back);
+      if (!created.created) throw problem("passkeyExpired", back);
       cookieValue = formatSessionCookie(user.id, outcome.sessionId, created.secret);
     } catch (error) {
-      if (error instanceof PasskeyProblem || error instanceof OAuthError) throw error;
+      if (error instanceof OAuthError) throw error;
       log("error", "passkey.sign_in_incomplete", { error: errorText(error) });
-      throw new PasskeyProblem("We could not finish signing you in", "Something failed on our side. Try again in a moment.", back, 503);
+      throw problem("passkeyIncomplete", back, 503);
     }
     await endReplacedSession(env, request, outcome.sessionId);
     const headers = new Headers({ location: continueTo(challenge.interaction), "cache-control": "no-store" });
@@ -239,21 +215,21 @@ export function finishPasskeySignIn(request: Request, env: Env): Promise<Respons
 
 /** GET /passkeys/offer?interaction=ID */
 export function passkeyOffer(request: Request, env: Env): Promise<Response> {
-  return frontChannel(async () => {
+  return frontChannel(request, env, async (page) => {
     const interaction = new URL(request.url).searchParams.get("interaction");
-    if (interaction !== null) await loadInteraction(env, interaction);
+    if (interaction !== null) page.use((await loadInteraction(env, interaction)).uiLocales);
     const session = await currentSession(env, request);
     if (session === null) return redirectResponse(signInPath(interaction));
     const user = await getUser(env.DB, session.userId);
     const csrf = csrfTokenFor(request, issuerOf(env, request));
-    const page = passkeyOfferPage({ csrfToken: csrf.token, interaction, email: user?.email ?? "" });
-    return htmlResponse(page, { headers: csrf.setCookie ? { "set-cookie": csrf.setCookie } : {} });
+    const html = passkeyOfferPage(page.view, { csrfToken: csrf.token, interaction, email: user?.email ?? "" });
+    return htmlResponse(html, { headers: csrf.setCookie ? { "set-cookie": csrf.setCookie } : {} });
   });
 }
 
 /** POST /passkeys/offer: "Not now" — not asked again in this browser for a while. */
 export function declinePasskeyOffer(request: Request, env: Env): Promise<Response> {
-  return frontChannel(async () => {
+  return frontChannel(request, env, async () => {
     const form = parseWith(OfferAnswer, await readParams(request, "body"));
     await verifyFormPost(request, issuerOf(env, request), form.csrf_token);
     const session = await currentSession(env, request);
@@ -303,17 +279,15 @@ export function passkeyRegistrationOptions(request: Request, env: Env): Promise<
  * passkeys (the credential id is the primary key, and the challenge is used once).
  */
 export function finishPasskeyRegistration(request: Request, env: Env): Promise<Response> {
-  return passkeyStep(async () => {
+  return frontChannel(request, env, async () => {
     const issuer = issuerOf(env, request);
     const config = loadConfig(env);
     const form = parseWith(CeremonyForm, await readParams(request, "body"));
     await verifyFormPost(request, issuer, form.csrf_token);
     const interaction = form.interaction ?? null;
-    const back = form.from === "offer" ? { href: offerPath(interaction), label: "Try again" } : { href: "/account", label: "Back to your account" };
+    const back: Back = form.from === "offer" ? { href: offerPath(interaction), label: "action.tryAgain" } : { href: "/account", label: "action.account" };
     const session = await currentSession(env, request);
-    if (session === null) {
-      throw new PasskeyProblem("You are not signed in", "Sign in again, then add your passkey.", { href: signInPath(interaction), label: "Sign in" }, 403);
-    }
+    if (session === null) throw problem("addSignedOut", { href: signInPath(interaction), label: "account.signIn" }, 403);
     const challenge = await usableChallenge(env, form.challenge, "passkey_registration");
     if (
       challenge === null ||
@@ -322,9 +296,9 @@ export function finishPasskeyRegistration(request: Request, env: Env): Promise<R
       (challenge.interaction ?? null) !== interaction ||
       !(await sameBrowser(challenge, form.csrf_token))
     ) {
-      throw new PasskeyProblem("Passkey not added", "This request to add a passkey has expired or was already used. Nothing was changed; try again.", back);
+      throw problem("passkeyNotAdded", back);
     }
-    const notAdded = new PasskeyProblem("Passkey not added", "We could not verify the new passkey. Nothing was changed; try again.", back);
+    const notAdded = problem("passkeyNotAdded", back);
     const response = parseRegistrationResponse(form.response);
     if (response === null) throw notAdded;
     const verified = await verifyRegistration(response, {
@@ -336,12 +310,12 @@ export function finishPasskeyRegistration(request: Request, env: Env): Promise<R
       log("warn", "passkey.registration_refused", { reason: verified.reason });
       throw notAdded;
     }
-    const alreadyRegistered = new PasskeyProblem("Passkey already registered", "That passkey is already registered. Nothing was changed.", back);
+    const alreadyRegistered = problem("passkeyTaken", back);
     if ((await getPasskey(env.DB, verified.credential.id)) !== null) throw alreadyRegistered;
 
     const used = await challengeStoreFor(env, form.challenge)!.consume(form.challenge, { kind: "passkey_registration" }, { userId: session.userId });
     if (used.status !== "ok") {
-      throw new PasskeyProblem("Passkey not added", "This request to add a passkey was already used. Nothing was changed; try again.", back);
+      throw problem("passkeyNotAdded", back);
     }
     let inserted: boolean;
     try {
@@ -361,7 +335,7 @@ export function finishPasskeyRegistration(request: Request, env: Env): Promise<R
       );
     } catch (error) {
       log("error", "passkey.registration_incomplete", { error: errorText(error) });
-      throw new PasskeyProblem("We could not save your passkey", "Something failed on our side. You are still signed in; try again in a moment.", back, 503);
+      throw problem("passkeyNotSaved", back, 503);
     }
     if (!inserted) throw alreadyRegistered;
     const next = form.from === "offer" ? continueTo(interaction) : "/account?done=added";

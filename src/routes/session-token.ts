@@ -56,7 +56,7 @@ function unredeemable(): OAuthError {
 
 /** GET /session-token: a page of the OP in the signed-in browser, answering to the client's registered redirect URI. */
 export function sessionTokenPage(request: Request, env: Env): Promise<Response> {
-  return frontChannel(async () => {
+  return frontChannel(request, env, async () => {
     const params = parseWith(PageRequest, await readParams(request, "query"));
     const client = await getClient(env.DB, params.client_id);
     if (client === null) throw invalidRequest("the client_id is not a registered client");

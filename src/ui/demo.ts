@@ -1,5 +1,5 @@
-import { html, trustedHtml, type SafeHtml } from "./html";
-import { layout } from "./layout";
+import { html, trustedHtml } from "./html";
+import { layout, type Page, type View } from "./layout";
 
 /**
  * The demo app (GET /demo and /demo/callback, loopback issuers only; routes/demo.ts): a real public OIDC client with
@@ -21,18 +21,20 @@ export interface DemoPageInput {
 const STYLE = trustedHtml(`<style>
   main { max-width: 44rem; }
   h2 { font-size: 1.05rem; margin: 1.5rem 0 .25rem; }
-  pre { white-space: pre-wrap; overflow-wrap: anywhere; background: #f4f5f7; padding: .6rem; border-radius: 6px; font-size: .85rem; }
+  pre { white-space: pre-wrap; overflow-wrap: anywhere; padding: .6rem; border-radius: 6px; font-size: .85rem; }
   button + button { margin-left: .5rem; }
 </style>`);
 
-export function demoPage(input: DemoPageInput): SafeHtml {
+/** The demo is an app, not the OP: its own words stay English (an app brings its own languages); the frame is the OP's. */
+export function demoPage(view: View, input: DemoPageInput): Page {
   if (input.problem !== null) {
-    return layout("Demo app", html`${STYLE}<h1>Demo app</h1>
+    return layout(view, "Demo app", html`${STYLE}<h1>Demo app</h1>
 <p class="error" role="alert">${input.problem}</p>
 <p><code>npm start</code> registers it (a public client with id <code>${input.clientId}</code>, redirect URI
 <code>${input.issuer}/demo/callback</code>, post-logout redirect URI <code>${input.issuer}/demo</code>).</p>`);
   }
   return layout(
+    view,
     "Demo app",
     html`${STYLE}<div id="demo" data-client-id="${input.clientId}" data-issuer="${input.issuer}" data-scope="${input.scope}">
 <h1 id="title">Demo app</h1>

@@ -1,11 +1,11 @@
 import { html, type SafeHtml } from "./html";
-import { hidden, titledPage } from "./layout";
+import { hidden, titledPage, type Page, type View } from "./layout";
 
 /**
  * The pages of RP-initiated logout: "Sign out?" (when the request is not tied to a valid ID token), "signed out",
- * "signed out everywhere" and "still signed in". Errors are the front channel's one error page (never a redirect to an
- * unregistered URI). The apps a session signed in to are named, split by whether the OP tells them (back-channel
- * logout) or the user has to sign out there too.
+ * "signed out everywhere", "still signed in", and "not signed in" (there was no session to end). Errors are the front
+ * channel's one error page (never a redirect to an unregistered URI). The apps a session signed in to are named,
+ * split by whether the OP tells them (back-channel logout) or the user has to sign out there too.
  */
 
 export interface SessionApps {
@@ -25,6 +25,8 @@ export interface LogoutConfirmation {
   clientId: string | null;
   postLogoutRedirectUri: string | null;
   state: string | null;
+  /** The request's ui_locales, carried so the answer is in the same language. */
+  uiLocales?: string | null;
   apps: SessionApps;
 }
 
@@ -37,40 +39,49 @@ function appsPart(apps: SessionApps, told: string, notTold: string): SafeHtml {
 ${apps.notTold.length > 0 ? html`<p class="muted">${notTold}</p>\n${appList(apps.notTold)}` : null}`;
 }
 
-export function logoutConfirmPage(c: LogoutConfirmation): SafeHtml {
-  const who = c.clientName === null ? "An application" : html`<strong>${c.clientName}</strong>`;
+export function logoutConfirmPage(view: View, c: LogoutConfirmation): Page {
+  const { t } = view;
+  const who: SafeHtml | string = c.clientName === null ? t.text("logout.anApp") : html`<strong>${c.clientName}</strong>`;
   return titledPage(
-    "Sign out?",
-    html`<p>${who} asked to sign you out. Do you want to sign out of this identity provider?</p>
-${appsPart(c.apps, "These apps will be signed out too:", "These apps are not told; sign out there too:")}
+    view,
+    t.text("logout.title"),
+    html`<p>${t.html("logout.asked", { app: who })}</p>
+${appsPart(c.apps, t.text("logout.appsTold"), t.text("logout.appsNotTold"))}
 <form method="post" action="/logout/confirm">
-${hidden("csrf_token", c.csrfToken)}${hidden("client_id", c.clientId)}${hidden("post_logout_redirect_uri", c.postLogoutRedirectUri)}${hidden("state", c.state)}
-<button type="submit" name="decision" value="yes">Yes, sign out</button>
-<button class="secondary" type="submit" name="decision" value="no">No, stay signed in</button>
-<p class="muted">Lost a device, or signed in somewhere you should not be? Sign out everywhere ends every session of
-yours, on every device, and the access every app was given to your account.</p>
-<button class="secondary" type="submit" name="decision" value="everywhere">Sign out everywhere</button>
+${hidden("csrf_token", c.csrfToken)}${hidden("client_id", c.clientId)}${hidden("post_logout_redirect_uri", c.postLogoutRedirectUri)}${hidden("state", c.state)}${hidden("ui_locales", c.uiLocales)}
+<button type="submit" name="decision" value="yes">${t.text("logout.yes")}</button>
+<button class="secondary" type="submit" name="decision" value="no">${t.text("logout.no")}</button>
+<p class="muted">${t.text("logout.everywhereWhy")}</p>
+<button class="secondary" type="submit" name="decision" value="everywhere">${t.text("account.signOutAll")}</button>
 </form>`,
   );
 }
 
-export function signedOutPage(apps: SessionApps = NO_APPS): SafeHtml {
+export function signedOutPage(view: View, apps: SessionApps = NO_APPS): Page {
+  const { t } = view;
   return titledPage(
-    "Signed out",
-    html`<p>You have been signed out. You can close this window.</p>
-${appsPart(apps, "These apps were told to sign you out too:", "These apps were not told; sign out there too:")}`,
+    view,
+    t.text("logout.done"),
+    html`<p>${t.text("logout.doneText")}</p>
+${appsPart(apps, t.text("logout.appsWereTold"), t.text("logout.appsWereNotTold"))}`,
   );
 }
 
-export function signedOutEverywherePage(sessions: number): SafeHtml {
-  const ended = sessions === 1 ? "1 session was ended" : `${sessions} sessions were ended`;
+export function signedOutEverywherePage(view: View, sessions: number): Page {
+  const { t } = view;
   return titledPage(
-    "Signed out everywhere",
-    html`<p>You have been signed out on every device: ${ended}, and every app's access to your account was withdrawn.</p>
-<p class="muted">Apps that stay open will ask you to sign in again. You can close this window.</p>`,
+    view,
+    t.text("logout.everywhereTitle"),
+    html`<p>${sessions === 1 ? t.text("logout.everywhereOne") : t.text("logout.everywhereMany", { count: sessions })}</p>
+<p class="muted">${t.text("logout.everywhereAfter")}</p>`,
   );
 }
 
-export function stillSignedInPage(): SafeHtml {
-  return titledPage("Still signed in", html`<p>You are still signed in. You can close this window.</p>`);
+export function stillSignedInPage(view: View): Page {
+  return titledPage(view, view.t.text("logout.kept"), html`<p>${view.t.text("logout.keptText")}</p>`);
+}
+
+/** A logout that found no session: nothing was signed out, so the page does not say it was. */
+export function notSignedInPage(view: View): Page {
+  return titledPage(view, view.t.text("logout.none"), html`<p>${view.t.text("logout.noneText")}</p>`);
 }

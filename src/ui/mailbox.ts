@@ -1,54 +1,60 @@
-import { html, trustedHtml, type SafeHtml } from "./html";
-import { titledPage } from "./layout";
+import { html, trustedHtml } from "./html";
+import { titledPage, type Page, type View } from "./layout";
 
 /**
  * The dev mailbox for a person (GET /dev/mailbox in a browser; scripts get JSON): a form for the address, then that
- * address's messages, newest first, each with its sign-in link as a link. Local development only (routes/dev-mailbox.ts).
+ * address's messages, newest first, each with its sign-in link as a link and both of its parts — the text, and the
+ * HTML shown in a sandboxed frame (no script, no navigation of this page). Local development only (routes/dev-mailbox.ts).
  */
 
 export interface MailboxMessage {
+  from: string | null;
   subject: string;
   text: string;
+  html: string | null;
   link: string | null;
   sentAt: number;
 }
 
 const STYLE = trustedHtml(`<style>
   main { max-width: 40rem; }
-  article { border-top: 1px solid #dde; padding: .75rem 0; }
+  article { border-top: 1px solid var(--soft); padding: .75rem 0; }
   article h2 { font-size: 1rem; margin: 0; }
-  pre { white-space: pre-wrap; overflow-wrap: anywhere; background: #f4f5f7; padding: .6rem; border-radius: 6px; font-size: .85rem; }
-  a.button { display: inline-block; margin: .5rem 0; padding: .45rem 1rem; border-radius: 6px; background: #245; color: #fff; text-decoration: none; }
+  pre { white-space: pre-wrap; overflow-wrap: anywhere; padding: .6rem; font-size: .85rem; }
+  iframe { width: 100%; height: 22rem; border: 1px solid var(--soft); border-radius: 6px; background: #fff; }
+  h3 { font-size: .9rem; margin: .75rem 0 .25rem; }
 </style>`);
 
-function when(sentAt: number): string {
-  return `${new Date(sentAt).toISOString().slice(0, 19).replace("T", " ")} UTC`;
-}
-
 /** `to`: the address asked for (null: only the form); `messages`: its messages, newest first. */
-export function mailboxPage(to: string | null, messages: readonly MailboxMessage[]): SafeHtml {
+export function mailboxPage(view: View, to: string | null, messages: readonly MailboxMessage[]): Page {
+  const { t } = view;
+  const reload = (label: string) => html`<a href="/dev/mailbox?to=${encodeURIComponent(to ?? "")}">${label}</a>`;
   const list =
     to === null
       ? null
       : messages.length === 0
-        ? html`<p>No messages for <strong>${to}</strong> yet. Ask for a sign-in link, then <a href="/dev/mailbox?to=${encodeURIComponent(to)}">reload this page</a>.</p>`
-        : html`<p>${messages.length} message${messages.length === 1 ? "" : "s"} for <strong>${to}</strong>, newest first. <a href="/dev/mailbox?to=${encodeURIComponent(to)}">Reload</a></p>
+        ? html`<p>${t.html("mailbox.empty", { to: html`<strong>${to}</strong>`, reload: reload(t.text("mailbox.reloadPage")) })}</p>`
+        : html`<p>${t.html(messages.length === 1 ? "mailbox.countOne" : "mailbox.countMany", { count: messages.length, to: html`<strong>${to}</strong>` })} ${reload(t.text("mailbox.reload"))}</p>
 ${messages.map(
-  (m) => html`<article>
+  (m, i) => html`<article>
 <h2>${m.subject}</h2>
-<p class="muted">${when(m.sentAt)}</p>
-${m.link === null ? null : html`<a class="button" href="${m.link}">Open the sign-in link</a>`}
+<p class="muted">${m.from === null ? null : html`${t.text("mailbox.from", { from: m.from })} · `}${t.date(m.sentAt)}</p>
+${m.link === null ? null : html`<a class="button" href="${m.link}">${t.text("mailbox.open")}</a>`}
+<h3>${t.text("mailbox.text")}</h3>
 <pre>${m.text}</pre>
+${m.html === null ? null : html`<h3>${t.text("mailbox.html")}</h3>
+<iframe sandbox srcdoc="${m.html}" title="${t.text("mailbox.html")} ${i + 1}"></iframe>`}
 </article>
 `,
 )}`;
   return titledPage(
-    "Dev mailbox",
-    html`${STYLE}<p class="muted">Local development only: with <code>EMAIL_TRANSPORT=dev</code> on a loopback issuer, email is kept here instead of being sent.</p>
+    view,
+    t.text("mailbox.title"),
+    html`${STYLE}<p class="muted">${t.text("mailbox.about")}</p>
 <form method="get" action="/dev/mailbox">
-<label for="to">Email address</label>
+<label for="to">${t.text("mailbox.address")}</label>
 <input type="email" id="to" name="to" value="${to ?? ""}" required maxlength="320" autocomplete="email"${to === null ? trustedHtml(" autofocus") : null}>
-<button type="submit">Show messages</button>
+<button type="submit">${t.text("mailbox.show")}</button>
 </form>
 ${list}`,
   );

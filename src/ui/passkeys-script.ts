@@ -68,9 +68,10 @@ export const PASSKEY_SCRIPT = String.raw`"use strict";
     var element = form.elements.namedItem(name);
     return element && "value" in element ? element : null;
   }
-  function say(form, text) {
+  // What the script says comes from the page, in its language: the form's data-say-NAME attributes.
+  function say(form, name) {
     var status = form.querySelector("[role=status]");
-    if (status) status.textContent = text;
+    if (status) status.textContent = form.getAttribute("data-say-" + name) || "";
   }
   function busy(form, on) {
     var buttons = form.querySelectorAll("button");
@@ -85,7 +86,10 @@ export const PASSKEY_SCRIPT = String.raw`"use strict";
     var answer = await fetch(form.dataset.options, { method: "POST", body: body, credentials: "same-origin", headers: { accept: "application/json" } });
     var data = await answer.json().catch(function () { return null; });
     if (!answer.ok || !data || !data.publicKey) {
-      throw new Error((data && data.error_description) || "The server did not answer. Try again in a moment.");
+      var code = data && data.error;
+      var failure = new Error(code || "no answer");
+      failure.say = code === "rate_limited" ? "too-many" : code === "login_required" ? "signed-out" : "failed";
+      throw failure;
     }
     return data;
   }
@@ -95,10 +99,10 @@ export const PASSKEY_SCRIPT = String.raw`"use strict";
     form.submit();
   }
   function problem(error) {
-    if (error && error.name === "NotAllowedError") return "The passkey request was cancelled or timed out. Try again when you are ready.";
-    if (error && error.name === "InvalidStateError") return "This device already holds a passkey for your account.";
-    if (error && error.name === "SecurityError") return "Passkeys cannot be used on this address.";
-    return (error && error.message) || "Something went wrong. Try again.";
+    if (error && error.name === "NotAllowedError") return "cancelled";
+    if (error && error.name === "InvalidStateError") return "exists";
+    if (error && error.name === "SecurityError") return "bad-address";
+    return (error && error.say) || "failed";
   }
 
   var inputs = document.querySelectorAll("input[name=passkey_capable]");
@@ -114,11 +118,11 @@ export const PASSKEY_SCRIPT = String.raw`"use strict";
       event.preventDefault();
       if (waiting) waiting.abort();
       busy(signIn, true);
-      say(signIn, "Waiting for your passkey…");
+      say(signIn, "waiting");
       try {
         var options = await fetchOptions(signIn);
         var credential = await navigator.credentials.get({ publicKey: requestOptions(options.publicKey) });
-        say(signIn, "Signing you in…");
+        say(signIn, "signing-in");
         finish(signIn, options.challenge, credential);
       } catch (error) {
         say(signIn, problem(error));
@@ -148,11 +152,11 @@ export const PASSKEY_SCRIPT = String.raw`"use strict";
     form.addEventListener("submit", async function (event) {
       event.preventDefault();
       busy(form, true);
-      say(form, "Follow your browser's prompt to create the passkey…");
+      say(form, "creating");
       try {
         var options = await fetchOptions(form);
         var credential = await navigator.credentials.create({ publicKey: creationOptions(options.publicKey) });
-        say(form, "Saving your passkey…");
+        say(form, "saving");
         finish(form, options.challenge, credential);
       } catch (error) {
         say(form, problem(error));

@@ -26,6 +26,10 @@ export const CLIENT_DEFAULTS: ClientFields = {
   require_pushed_authorization_requests: false,
   request_object_signing_alg: null,
   security_profile: null,
+  logo_uri: null,
+  client_uri: null,
+  policy_uri: null,
+  tos_uri: null,
   extra_claims: [],
 };
 

@@ -56,6 +56,8 @@ export interface AuthorizationRequest extends ResponseTarget {
   claimsSub: string | null;
   /** The acr asked for (`claims.id_token.acr`, else `acr_values`); the OP asserts an acr only when it meets one (oauth/acr.ts). */
   acr: AcrRequest | null;
+  /** The languages the user prefers for the pages (OIDC Core §3.1.2.1), space-separated, kept as sent: the pages choose. */
+  uiLocales: string | null;
   /** RFC 9449 §10: the DPoP key thumbprint the code will be bound to, or null. */
   dpopJkt: string | null;
 }
@@ -70,8 +72,15 @@ export interface RequestArrival {
   proofJkt: string | null;
 }
 
-/** Thrown by stage 1: shown as an error page, never redirected. */
-export class UntrustedRequestError extends OAuthError {}
+/** Thrown by stage 1: shown as an error page, never redirected; `clientName` names the app on the page when it is known. */
+export class UntrustedRequestError extends OAuthError {
+  readonly clientName: string | null;
+
+  constructor(code: OAuthError["code"], description?: string, options: { status?: number; headers?: Record<string, string>; clientName?: string } = {}) {
+    super(code, description, options);
+    this.clientName = options.clientName ?? null;
+  }
+}
 
 /**
  * Stage 1: the client exists and the redirect URI is one it registered, compared as exact strings
@@ -83,9 +92,10 @@ export function responseTarget(params: Record<string, string>, client: Client | 
   if (clientId === undefined) throw new UntrustedRequestError("invalid_request", "client_id is missing");
   if (client === null) throw new UntrustedRequestError("invalid_client", "the application (client_id) is not known here");
   const redirectUri = params.redirect_uri;
-  if (redirectUri === undefined) throw new UntrustedRequestError("invalid_request", "redirect_uri is missing");
+  const app = { clientName: client.client_name };
+  if (redirectUri === undefined) throw new UntrustedRequestError("invalid_request", "redirect_uri is missing", app);
   if (!client.redirect_uris.includes(redirectUri)) {
-    throw new UntrustedRequestError("invalid_request", "redirect_uri is not registered for this application");
+    throw new UntrustedRequestError("invalid_request", "redirect_uri is not registered for this application", app);
   }
   const mode = params.response_mode;
   const state = params.state;
@@ -114,6 +124,7 @@ const AuthorizeRequestSchema = z.object({
   id_token_hint: z.optional(param(8192)),
   claims: z.optional(param(4096)),
   acr_values: z.optional(param(512)),
+  ui_locales: z.optional(param(256)),
   dpop_jkt: z.optional(param(64)),
 });
 
@@ -145,6 +156,7 @@ export function validateAuthorizationRequest(params: Record<string, string>, cli
     claims,
     claimsSub: parsed?.idTokenSub ?? null,
     acr,
+    uiLocales: p.ui_locales ?? null,
     dpopJkt,
   };
 }

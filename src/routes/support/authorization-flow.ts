@@ -15,6 +15,7 @@ import { grantableScope } from "../../oauth/scope-policy";
 import { codeLifetime } from "../../oauth/security-profile";
 import { currentSession, recordSessionClient, type CurrentSession } from "./browser-session";
 import { completeInteraction, startInteraction } from "./interactions";
+import { viewFor } from "./page-view";
 import { authorizationResponse, redirectResponse } from "./respond";
 
 /**
@@ -137,5 +138,5 @@ async function issueCode(
   const params: Record<string, string> = { code };
   if (pending.state !== null) params.state = pending.state;
   params.iss = issuer;
-  return authorizationResponse(pending.redirectUri, pending.responseMode, params);
+  return authorizationResponse(pending.redirectUri, pending.responseMode, params, viewFor(env, request, pending.uiLocales).t);
 }

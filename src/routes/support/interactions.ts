@@ -3,7 +3,7 @@ import { getClient, type Client } from "../../db/clients";
 import type { Env } from "../../env";
 import { challengeStoreFor, newChallengeId } from "../../objects/locate";
 import type { PendingAuthorization } from "../../oauth/authorize/pending";
-import { UntrustedRequestError } from "../../oauth/authorize/request";
+import { PageError, type ProblemName } from "./errors";
 
 /**
  * Where a pending /authorize request lives while the user signs in and consents: an `interaction` challenge in the
@@ -11,12 +11,10 @@ import { UntrustedRequestError } from "../../oauth/authorize/request";
  * authorize, sign-in and consent routes.
  */
 
-/** A problem that must be shown to the user, never sent to the client (OIDC Core §3.1.2.6). */
-export function pageError(description: string, status = 400): UntrustedRequestError {
-  return new UntrustedRequestError("invalid_request", description, { status });
+/** A problem that must be shown to the user, never sent to the client (OIDC Core §3.1.2.6): a page of the catalogue. */
+export function pageError(problem: ProblemName, status = 400, action: PageError["action"] = null): PageError {
+  return new PageError(problem, status, action);
 }
-
-export const ALREADY_COMPLETED = "This sign-in request was already completed. Start again from the application.";
 
 /** Never shorter than the link it waits for, plus time to consent. */
 export function interactionTtl(env: Env): number {
@@ -38,21 +36,19 @@ export async function startInteraction(env: Env, pending: PendingAuthorization):
 /** The pending request of a live interaction; anything else (unknown, expired, completed, another kind) is a page. */
 export async function loadInteraction(env: Env, id: string | undefined | null): Promise<PendingAuthorization> {
   const store = id === undefined || id === null ? null : challengeStoreFor(env, id);
-  if (id === undefined || id === null || store === null) throw pageError("This sign-in request is not valid. Start again from the application.");
+  if (id === undefined || id === null || store === null) throw pageError("requestInvalid");
   const found = await store.peek(id);
-  if (found.status === "consumed") throw pageError(ALREADY_COMPLETED);
-  if (found.status !== "active" || found.value.kind !== "interaction") {
-    throw pageError("This sign-in request has expired or is not valid. Start again from the application.");
-  }
+  if (found.status === "consumed") throw pageError("requestDone");
+  if (found.status !== "active" || found.value.kind !== "interaction") throw pageError("requestExpired");
   const raw = found.value.data?.request;
-  if (typeof raw !== "string") throw pageError("This sign-in request is not valid. Start again from the application.");
+  if (typeof raw !== "string") throw pageError("requestInvalid");
   return JSON.parse(raw) as PendingAuthorization;
 }
 
 /** Uses the interaction up, once: of two submissions, one goes on, the other gets a page. */
 export async function completeInteraction(env: Env, id: string, outcome: { sessionId: string; userId: string }): Promise<void> {
   const result = await challengeStoreFor(env, id)!.consume(id, { kind: "interaction" }, outcome);
-  if (result.status !== "ok") throw pageError(ALREADY_COMPLETED);
+  if (result.status !== "ok") throw pageError("requestDone");
 }
 
 /**
@@ -62,7 +58,7 @@ export async function completeInteraction(env: Env, id: string, outcome: { sessi
 export async function clientOfPending(env: Env, pending: PendingAuthorization): Promise<Client> {
   const client = await getClient(env.DB, pending.clientId);
   if (client === null || !client.redirect_uris.includes(pending.redirectUri)) {
-    throw pageError("The application that started this sign-in is no longer registered here.");
+    throw pageError("appGone");
   }
   return client;
 }

@@ -1,20 +1,32 @@
 import type { SafeHtml } from "../../ui/html";
 import { FORM_POST_SCRIPT_HASH, formPostPage } from "../../ui/form-post";
+import type { Translator } from "../../ui/i18n";
+import { Page } from "../../ui/layout";
 import type { OAuthError } from "../../oauth/errors";
 
 /** Where responses are formatted: JSON, HTML pages, redirects, authorization responses. Errors: errors.ts. */
 
 export const NO_STORE = { "cache-control": "no-store", pragma: "no-cache" } as const;
 
-/** Security headers for every HTML page the OP serves (login, consent, logout, errors, account). `connect-src 'self'`: /passkeys.js fetches ceremony options from this origin. */
+/** Security headers for every HTML page the OP serves (login, consent, logout, errors, account). */
 const PAGE_HEADERS = {
   "content-type": "text/html; charset=utf-8",
   "cache-control": "no-store",
   "x-frame-options": "DENY",
   "x-content-type-options": "nosniff",
   "referrer-policy": "no-referrer",
-  "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; script-src 'self'; connect-src 'self'; img-src 'self' data:; form-action 'self' http: https:; frame-ancestors 'none'; base-uri 'none'",
 } as const;
+
+/**
+ * The CSP of a page: scripts only from this origin (/passkeys.js, which fetches ceremony options: `connect-src
+ * 'self'`), and images from this origin and exactly the origins of the logos the page shows (the operator's, the
+ * app's: `Page.imageOrigins`, https only by the settings' and client metadata's rules).
+ */
+export function contentSecurityPolicy(page: SafeHtml, options: { formAction?: string } = {}): string {
+  const images = page instanceof Page ? page.imageOrigins.map((origin) => ` ${origin}`).join("") : "";
+  const formAction = options.formAction ?? "'self' http: https:";
+  return `default-src 'none'; style-src 'unsafe-inline'; script-src 'self'; connect-src 'self'; img-src 'self' data:${images}; form-action ${formAction}; frame-ancestors 'none'; base-uri 'none'`;
+}
 
 export function jsonResponse(body: unknown, init: { status?: number; headers?: Record<string, string> } = {}): Response {
   return new Response(JSON.stringify(body), {
@@ -44,7 +56,10 @@ export function oauthErrorResponse(error: OAuthError): Response {
 
 /** A page: only markup made by the `html` template reaches a browser. */
 export function htmlResponse(page: SafeHtml, init: { status?: number; headers?: Record<string, string> } = {}): Response {
-  return new Response(page.value, { status: init.status ?? 200, headers: { ...PAGE_HEADERS, ...init.headers } });
+  return new Response(page.value, {
+    status: init.status ?? 200,
+    headers: { ...PAGE_HEADERS, "content-security-policy": contentSecurityPolicy(page), ...init.headers },
+  });
 }
 
 /** A file of ours that never changes at its URL (an icon, a versioned script): public, cacheable for `maxAge` seconds. */
@@ -65,9 +80,9 @@ export type AuthorizationResponseMode = "query" | "fragment" | "form_post";
  * An authorization response (success or error) to a redirect URI that the caller has checked is registered for the
  * client: `query` and `fragment` are 303 redirects; `form_post` is a page that posts the parameters by itself.
  */
-export function authorizationResponse(redirectUri: string, mode: AuthorizationResponseMode, params: Record<string, string>): Response {
+export function authorizationResponse(redirectUri: string, mode: AuthorizationResponseMode, params: Record<string, string>, t?: Translator): Response {
   if (mode === "form_post") {
-    return htmlResponse(formPostPage(redirectUri, params), {
+    return htmlResponse(formPostPage(redirectUri, params, t), {
       headers: {
         "content-security-policy": `default-src 'none'; script-src '${FORM_POST_SCRIPT_HASH}'; form-action http: https:; frame-ancestors 'none'; base-uri 'none'`,
       },
