@@ -122,15 +122,8 @@ export function parseClientMetadata(body: unknown, author: MetadataAuthor = "adm
  * or a private-use scheme in reverse-DNS form (native apps).
  */
 export function redirectUriProblem(uri: string): string | null {
-  // The URL parser would quietly strip whitespace and control characters; a registered URI must be exactly what is compared.
-  if (/[\s\u0000-\u001f\u007f]/.test(uri)) return "must not contain whitespace or control characters";
-  if (uri.includes("#")) return "must not contain a fragment";
-  let url: URL;
-  try {
-    url = new URL(uri);
-  } catch {
-    return "must be an absolute URI";
-  }
+  const url = parseRegisteredUri(uri, { fragment: false, unparseable: "must be an absolute URI" });
+  if (typeof url === "string") return url;
   const scheme = url.protocol.slice(0, -1).toLowerCase();
   if (DANGEROUS_SCHEMES.has(scheme)) return `must not use the ${scheme}: scheme`;
   if (url.username !== "" || url.password !== "") return "must not contain credentials";
@@ -143,19 +136,27 @@ export function redirectUriProblem(uri: string): string | null {
 }
 
 /**
+ * The checks every registered URI starts with; the URL, or why there is none. The URL parser would quietly strip
+ * whitespace and control characters, and a registered URI must be exactly what is later compared or shown.
+ */
+function parseRegisteredUri(uri: string, rules: { fragment: boolean; unparseable: string }): URL | string {
+  if (/[\s\u0000-\u001f\u007f]/.test(uri)) return "must not contain whitespace or control characters";
+  if (!rules.fragment && uri.includes("#")) return "must not contain a fragment";
+  try {
+    return new URL(uri);
+  } catch {
+    return rules.unparseable;
+  }
+}
+
+/**
  * Why `uri` cannot be a back-channel logout URI, or null when it can (OIDC Back-Channel Logout 1.0 §2.2): an absolute
  * https URL (http only on a loopback host, for local development), which may have a port, path and query but no
  * fragment, and no credentials — the OP POSTs Logout Tokens to it.
  */
 export function backchannelLogoutUriProblem(uri: string): string | null {
-  if (/[\s\u0000-\u001f\u007f]/.test(uri)) return "must not contain whitespace or control characters";
-  if (uri.includes("#")) return "must not contain a fragment";
-  let url: URL;
-  try {
-    url = new URL(uri);
-  } catch {
-    return "must be an absolute URL";
-  }
+  const url = parseRegisteredUri(uri, { fragment: false, unparseable: "must be an absolute URL" });
+  if (typeof url === "string") return url;
   if (!/^https?:\/\/[^/?#\\]/i.test(uri)) return "must be an https URL (scheme://host/…)";
   if (url.username !== "" || url.password !== "") return "must not contain credentials";
   if (url.protocol === "https:") return url.hostname === "" ? "must name a host" : null;
@@ -338,13 +339,8 @@ const PAGE_URIS = ["logo_uri", "client_uri", "policy_uri", "tos_uri"] as const;
  * rewritten on the way), never javascript: or data:. The pages escape it like any value (the `html` template).
  */
 export function pageUriProblem(uri: string): string | null {
-  if (/[\s\u0000-\u001f\u007f]/.test(uri)) return "must not contain whitespace or control characters";
-  let url: URL;
-  try {
-    url = new URL(uri);
-  } catch {
-    return "must be an absolute https URL";
-  }
+  const url = parseRegisteredUri(uri, { fragment: true, unparseable: "must be an absolute https URL" });
+  if (typeof url === "string") return url;
   if (url.protocol !== "https:" || !/^https:\/\/[^/?#\\]/i.test(uri)) return "must be an absolute https URL";
   if (url.hostname === "") return "must name a host";
   if (url.username !== "" || url.password !== "") return "must not contain credentials";
