@@ -17,12 +17,12 @@ import {
   Browser,
   ORIGIN,
   REDIRECT_URI,
+  authorizeParams,
   authorizeUrl,
   decide,
   followLocal,
   formFields,
   makeClient,
-  pkcePair,
   redeem,
   requestLink,
   responseParams,
@@ -42,23 +42,6 @@ async function challengesHeld(): Promise<number> {
   return total;
 }
 
-async function authorizeParams(clientId: string, extra: Record<string, string> = {}) {
-  const { verifier, challenge } = await pkcePair();
-  return {
-    verifier,
-    params: {
-      response_type: "code",
-      client_id: clientId,
-      redirect_uri: REDIRECT_URI,
-      scope: "openid email",
-      state: `st-${crypto.randomUUID()}`,
-      nonce: `n-${crypto.randomUUID()}`,
-      code_challenge: challenge,
-      code_challenge_method: "S256",
-      ...extra,
-    },
-  };
-}
 
 /** Signs a browser in and consents once for the client, returning the signed-in user's id. */
 async function signedInBrowser(clientId: string, email = uniqueEmail()): Promise<{ browser: Browser; userId: string; email: string }> {

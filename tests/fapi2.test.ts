@@ -9,7 +9,7 @@ import { renderError } from "../src/routes/support/errors";
 import { ISSUER, REDIRECT_URI, errorOf, makeClient, post, type TestClient, type Tokens } from "./helpers/back-channel";
 import { ClientKey } from "./helpers/client-keys";
 import { DpopKey, decodePayload } from "./helpers/dpop";
-import { Browser, authorizeUrl, followLocal, pkcePair, responseParams, signIn, uniqueAddress, uniqueEmail } from "./helpers/front-channel";
+import { Browser, authorizeParams, authorizeUrl, followLocal, responseParams, signIn, uniqueAddress, uniqueEmail } from "./helpers/front-channel";
 
 /**
  * The per-client FAPI 2.0 Security Profile switch (`"security_profile": "fapi2"`): what registration requires, and
@@ -37,21 +37,9 @@ async function fapiClient(): Promise<TestClient & { key: ClientKey }> {
   return { ...c, key };
 }
 
-async function requestParams(clientId: string, extra: Record<string, string> = {}) {
-  const { verifier, challenge } = await pkcePair();
-  const params: Record<string, string> = {
-    response_type: "code",
-    client_id: clientId,
-    redirect_uri: REDIRECT_URI,
-    scope: "openid email offline_access",
-    state: `st-${crypto.randomUUID()}`,
-    nonce: `n-${crypto.randomUUID()}`,
-    code_challenge: challenge,
-    code_challenge_method: "S256",
-    ...extra,
-  };
-  return { verifier, params };
-}
+
+/** FAPI 2.0 requests here ask for a refresh token too. */
+const requestParams = (clientId: string, extra: Record<string, string> = {}) => authorizeParams(clientId, { scope: "openid email offline_access", ...extra });
 
 describe("registering a FAPI 2.0 client", () => {
   it("takes security_profile fapi2 with private_key_jwt and fills in what the profile requires", async () => {

@@ -9,7 +9,7 @@ import { renderError } from "../src/routes/support/errors";
 import { ISSUER, REDIRECT_URI, credentials, errorOf, makeClient, post, verifyIdToken, type TestClient, type Tokens } from "./helpers/back-channel";
 import { ClientKey } from "./helpers/client-keys";
 import { DpopKey, decodePayload } from "./helpers/dpop";
-import { Browser, authorizeUrl, followLocal, pkcePair, responseParams, signIn, uniqueEmail } from "./helpers/front-channel";
+import { Browser, authorizeParams, authorizeUrl, followLocal, responseParams, signIn, uniqueEmail } from "./helpers/front-channel";
 
 /**
  * RFC 9126 end to end on workerd: /par authenticates the client as /token does and validates with /authorize's one
@@ -24,21 +24,6 @@ interface Pushed {
   expires_in: number;
 }
 
-async function authorizationParams(clientId: string, extra: Record<string, string> = {}) {
-  const { verifier, challenge } = await pkcePair();
-  const params: Record<string, string> = {
-    response_type: "code",
-    client_id: clientId,
-    redirect_uri: REDIRECT_URI,
-    scope: "openid email",
-    state: `st-${crypto.randomUUID()}`,
-    nonce: `n-${crypto.randomUUID()}`,
-    code_challenge: challenge,
-    code_challenge_method: "S256",
-    ...extra,
-  };
-  return { verifier, params };
-}
 
 /** POST /par authenticated as `c`, with extra headers (a DPoP proof). */
 function push(c: TestClient, params: Record<string, string>, headers: Record<string, string> = {}): Promise<Response> {
@@ -55,7 +40,7 @@ async function pushed(c: TestClient, params: Record<string, string>, headers: Re
 /** A browser signed in (through a pushed request) to a client that skips consent: its next authorize gets a code at once. */
 async function signedInBrowser(c: TestClient): Promise<Browser> {
   const browser = new Browser();
-  const { params } = await authorizationParams(c.clientId);
+  const { params } = await authorizeParams(c.clientId);
   const { request_uri } = await pushed(c, params);
   const start = await browser.get(authorizeUrl({ client_id: c.clientId, request_uri }));
   const done = await followLocal(browser, await signIn(browser, start.headers.get("location")!, uniqueEmail("par")));
@@ -79,7 +64,7 @@ describe("POST /par (RFC 9126)", () => {
   it("answers 201 with a request_uri; /authorize with client_id and request_uri goes on with the pushed parameters alone (§4), and the code redeems with the pushed PKCE", async () => {
     const rp = await makeClient({ skip_consent: true });
     const browser = await signedInBrowser(rp);
-    const { verifier, params } = await authorizationParams(rp.clientId);
+    const { verifier, params } = await authorizeParams(rp.clientId);
     const response = await push(rp, params);
     expect(response.status).toBe(201);
     expect(response.headers.get("cache-control")).toBe("no-store");
@@ -101,7 +86,7 @@ describe("POST /par (RFC 9126)", () => {
   it("refuses what /authorize refuses, and what /par alone refuses, as JSON errors, never a redirect, storing nothing", async () => {
     const rp = await makeClient();
     const spa = await makeClient({ token_endpoint_auth_method: "none" });
-    const { params } = await authorizationParams(rp.clientId);
+    const { params } = await authorizeParams(rp.clientId);
     const without = (name: string) => Object.fromEntries(Object.entries(params).filter(([k]) => k !== name));
     const before = await pushedHeld();
     const cases: Array<[string, Promise<Response>, number, string]> = [
@@ -135,7 +120,7 @@ describe("POST /par (RFC 9126)", () => {
   it("is rate-limited as /token is: with RATE_LIMIT_TOKEN=N, N pushes pass and the next is 429 with Retry-After", async () => {
     const limited = { ...env, RATE_LIMIT_TOKEN: "3" } as Env;
     const rp = await makeClient();
-    const { params } = await authorizationParams(rp.clientId);
+    const { params } = await authorizeParams(rp.clientId);
     const auth = credentials(rp);
     const request = () =>
       new Request(`${ISSUER}/par`, {
@@ -151,7 +136,7 @@ describe("POST /par (RFC 9126)", () => {
   it("takes an assertion whose audience is the PAR endpoint's URL (§2), as well as the issuer", async () => {
     const key = await ClientKey.generate();
     const rp = await makeClient({ token_endpoint_auth_method: "private_key_jwt", jwks: key.jwks });
-    const { params } = await authorizationParams(rp.clientId);
+    const { params } = await authorizeParams(rp.clientId);
     for (const aud of [ISSUER, `${ISSUER}/par`, `${ISSUER}/token`]) {
       expect((await post("/par", { ...params, ...(await key.assertionParams(rp.clientId, aud)) })).status, aud).toBe(201);
     }
@@ -163,7 +148,7 @@ describe("a request_uri is bound to its client, short-lived and usable once (C9)
   it("50 concurrent /authorize with one request_uri: exactly one code, 49 pages (invalid_request_uri), none redirected", async () => {
     const rp = await makeClient({ skip_consent: true });
     const browser = await signedInBrowser(rp);
-    const { params } = await authorizationParams(rp.clientId);
+    const { params } = await authorizeParams(rp.clientId);
     const { request_uri } = await pushed(rp, params);
     const answers = await Promise.all(Array.from({ length: 50 }, () => browser.get(authorizeUrl({ client_id: rp.clientId, request_uri }))));
     const codes = answers.filter((a) => a.status === 303 && new URL(a.headers.get("location")!).searchParams.get("code") !== null);
@@ -186,7 +171,7 @@ describe("a request_uri is bound to its client, short-lived and usable once (C9)
     const rp = await makeClient({ skip_consent: true });
     const other = await makeClient({ skip_consent: true });
     const browser = await signedInBrowser(rp);
-    const { params } = await authorizationParams(rp.clientId);
+    const { params } = await authorizeParams(rp.clientId);
     const { request_uri } = await pushed(rp, params);
     const foreign = await browser.get(authorizeUrl({ client_id: other.clientId, request_uri }));
     expect(foreign.status).toBe(400);
@@ -198,7 +183,7 @@ describe("a request_uri is bound to its client, short-lived and usable once (C9)
   it("after PAR_TTL it is a page (expired), and a made-up one is too", async () => {
     const rp = await makeClient({ skip_consent: true });
     const browser = await signedInBrowser(rp);
-    const { params } = await authorizationParams(rp.clientId);
+    const { params } = await authorizeParams(rp.clientId);
     const start = Date.now();
     vi.useFakeTimers({ toFake: ["Date"] });
     vi.setSystemTime(start);
@@ -219,7 +204,7 @@ describe("a request_uri is bound to its client, short-lived and usable once (C9)
 describe("requiring pushed requests (RFC 9126 §5, §6)", () => {
   it("a client registered with require_pushed_authorization_requests: a plain request is invalid_request at its redirect URI; pushed, it goes on", async () => {
     const rp = await makeClient({ require_pushed_authorization_requests: true });
-    const { params } = await authorizationParams(rp.clientId);
+    const { params } = await authorizeParams(rp.clientId);
     const plain = await new Browser().get(authorizeUrl(params));
     const { params: answer } = responseParams(plain);
     expect([answer.get("error"), answer.get("state")]).toEqual(["invalid_request", params.state]);
@@ -231,7 +216,7 @@ describe("requiring pushed requests (RFC 9126 §5, §6)", () => {
   it("REQUIRE_PUSHED_AUTHORIZATION_REQUESTS=true does it for every client", async () => {
     const strict = { ...env, REQUIRE_PUSHED_AUTHORIZATION_REQUESTS: "true" } as Env;
     const rp = await makeClient();
-    const { params } = await authorizationParams(rp.clientId);
+    const { params } = await authorizeParams(rp.clientId);
     const response = await authorize(new Request(`${ISSUER}${authorizeUrl(params)}`, { headers: { "cf-connecting-ip": "203.0.113.78" } }), strict, createExecutionContext());
     expect(responseParams(response).params.get("error")).toBe("invalid_request");
   });
@@ -244,13 +229,13 @@ describe("DPoP at /par binds the code to the key (RFC 9449 §10.1)", () => {
     const key = await DpopKey.generate();
     const other = await DpopKey.generate();
 
-    const mismatch = await push(rp, (await authorizationParams(rp.clientId, { dpop_jkt: other.jkt })).params, { dpop: await key.proof("POST", `${ISSUER}/par`) });
+    const mismatch = await push(rp, (await authorizeParams(rp.clientId, { dpop_jkt: other.jkt })).params, { dpop: await key.proof("POST", `${ISSUER}/par`) });
     expect(await errorOf(mismatch)).toEqual({ status: 400, error: "invalid_request" });
-    const badProof = await push(rp, (await authorizationParams(rp.clientId)).params, { dpop: await key.proof("POST", `${ISSUER}/token`) });
+    const badProof = await push(rp, (await authorizeParams(rp.clientId)).params, { dpop: await key.proof("POST", `${ISSUER}/token`) });
     expect(await errorOf(badProof)).toEqual({ status: 400, error: "invalid_dpop_proof" });
 
     for (const how of ["proof", "dpop_jkt"] as const) {
-      const { verifier, params } = await authorizationParams(rp.clientId, how === "dpop_jkt" ? { dpop_jkt: key.jkt } : {});
+      const { verifier, params } = await authorizeParams(rp.clientId, how === "dpop_jkt" ? { dpop_jkt: key.jkt } : {});
       const headers: Record<string, string> = how === "proof" ? { dpop: await key.proof("POST", `${ISSUER}/par`) } : {};
       const { request_uri } = await pushed(rp, params, headers);
       const code = responseParams(await browser.get(authorizeUrl({ client_id: rp.clientId, request_uri }))).params.get("code")!;

@@ -7,8 +7,8 @@ import { challengeStoreFor, userSessionsFor } from "../src/objects/locate";
 import { parseSessionCookie } from "../src/objects/sessions";
 import { finishPasskeyRegistration, finishPasskeySignIn } from "../src/routes/passkeys";
 import { SoftAuthenticator } from "./helpers/authenticator";
-import { REDIRECT_URI, makeClient as makeConfidentialClient, redeem as redeemAtToken, verifyIdToken } from "./helpers/back-channel";
-import { Browser, ORIGIN, authorizeUrl, followLocal, formFields, pkcePair, responseParams, uniqueEmail } from "./helpers/front-channel";
+import { makeClient as makeConfidentialClient, redeem as redeemAtToken, verifyIdToken } from "./helpers/back-channel";
+import { Browser, ORIGIN, authorizeParams, authorizeUrl, followLocal, formFields, responseParams, uniqueEmail } from "./helpers/front-channel";
 import {
   addPasskey,
   auditEvents,
@@ -36,23 +36,6 @@ afterEach(() => {
   vi.restoreAllMocks();
 });
 
-async function authorizeParams(clientId: string, extra: Record<string, string> = {}) {
-  const { verifier, challenge } = await pkcePair();
-  return {
-    verifier,
-    params: {
-      response_type: "code",
-      client_id: clientId,
-      redirect_uri: REDIRECT_URI,
-      scope: "openid email",
-      state: `st-${crypto.randomUUID()}`,
-      nonce: `n-${crypto.randomUUID()}`,
-      code_challenge: challenge,
-      code_challenge_method: "S256",
-      ...extra,
-    },
-  };
-}
 
 /** A request as the Worker receives it from the browser, for calling a handler with a stand-in binding. */
 function postOf(browser: Browser, path: string, form: Record<string, string>): Request {

@@ -80,6 +80,23 @@ export async function pkcePair(): Promise<{ verifier: string; challenge: string 
   return { verifier, challenge: await s256Challenge(verifier) };
 }
 
+/** A code request's parameters with PKCE (S256) and a fresh state and nonce, for `clientId`; `extra` adds or overrides. */
+export async function authorizeParams(clientId: string, extra: Record<string, string> = {}): Promise<{ verifier: string; params: Record<string, string> }> {
+  const { verifier, challenge } = await pkcePair();
+  const params: Record<string, string> = {
+    response_type: "code",
+    client_id: clientId,
+    redirect_uri: REDIRECT_URI,
+    scope: "openid email",
+    state: `st-${crypto.randomUUID()}`,
+    nonce: `n-${crypto.randomUUID()}`,
+    code_challenge: challenge,
+    code_challenge_method: "S256",
+    ...extra,
+  };
+  return { verifier, params };
+}
+
 export function authorizeUrl(params: Record<string, string>): string {
   return `/authorize?${new URLSearchParams(params).toString()}`;
 }

@@ -11,17 +11,9 @@
  * Messages out: { type: "ready", url } once, then { id, ok: true, value } or { id, ok: false, error } per request.
  * Requests are handled concurrently, so N requests sent at once are N concurrent calls into workerd.
  */
-import { readdirSync, readFileSync } from "node:fs";
-import path from "node:path";
-import { Miniflare } from "miniflare";
+import { applyMigrations, localWorker } from "../../../scripts/local-worker.mjs";
 
-/**
- * @typedef {object} HostOptions
- * @property {string} scriptPath   the bundle written by `wrangler deploy --dry-run --outdir`
- * @property {string} stateDir     persisted Durable Object and D1 storage
- * @property {string} migrationsDir  D1 migrations (drizzle/), applied on start like `wrangler d1 migrations apply`
- * @property {Record<string, unknown>} worker  the wrangler.jsonc bindings as Miniflare worker options
- */
+/** @typedef {import("../../../scripts/local-worker.mjs").LocalWorkerOptions} HostOptions */
 
 const raw = process.env.WORKER_HOST_OPTIONS;
 if (!raw || !process.send) {
@@ -33,34 +25,7 @@ const options = JSON.parse(raw);
 /** @param {unknown} message */
 const send = (message) => process.send?.(message);
 
-const mf = new Miniflare({
-  ...options.worker,
-  scriptPath: options.scriptPath,
-  modulesRoot: path.dirname(options.scriptPath),
-  modules: true,
-  cf: false,
-  host: "127.0.0.1",
-  port: 0,
-  durableObjectsPersist: path.join(options.stateDir, "do"),
-  d1Persist: path.join(options.stateDir, "d1"),
-  kvPersist: path.join(options.stateDir, "kv"),
-});
-
-/** Applies the migrations not yet applied, recorded in the same `d1_migrations` table wrangler uses. */
-async function applyMigrations() {
-  const db = await mf.getD1Database("DB");
-  await db.exec("CREATE TABLE IF NOT EXISTS d1_migrations (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT UNIQUE, applied_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP)");
-  const applied = new Set((await db.prepare("SELECT name FROM d1_migrations").all()).results.map((r) => String(r.name)));
-  const files = readdirSync(options.migrationsDir).filter((f) => f.endsWith(".sql")).sort();
-  for (const file of files) {
-    if (applied.has(file)) continue;
-    const statements = readFileSync(path.join(options.migrationsDir, file), "utf8")
-      .split("--> statement-breakpoint")
-      .map((s) => s.trim())
-      .filter((s) => s.length > 0);
-    await db.batch([...statements.map((s) => db.prepare(s)), db.prepare("INSERT INTO d1_migrations (name) VALUES (?)").bind(file)]);
-  }
-}
+const mf = localWorker(options);
 
 /**
  * @param {Record<string, unknown>} request
@@ -119,7 +84,7 @@ process.on("SIGTERM", () => void shutdown());
 
 try {
   const url = await mf.ready;
-  await applyMigrations();
+  await applyMigrations(mf, options.migrationsDir);
   send({ type: "ready", url: url.href });
 } catch (error) {
   console.error(error);
