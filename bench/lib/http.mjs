@@ -129,6 +129,30 @@ export async function expectStatus(response, expected, what) {
   }
 }
 
+/**
+ * The code grant of one confidential web client with its PKCE pair, the same against either OP: the token request's
+ * body, and a redemption that must answer 200.
+ * @param {string} issuer
+ * @param {string} webAuth  its Authorization header (basicAuth)
+ * @param {{ verifier: string }} pkce
+ * @param {string} redirectUri
+ */
+export function codeGrant(issuer, webAuth, pkce, redirectUri) {
+  /** @param {string} code */
+  const codeTokenBody = (code) => new URLSearchParams({ grant_type: "authorization_code", code, redirect_uri: redirectUri, code_verifier: pkce.verifier }).toString();
+  /** @param {string} code */
+  const redeem = async (code) => {
+    const response = await fetch(`${issuer}/token`, {
+      method: "POST",
+      headers: { authorization: webAuth, "content-type": "application/x-www-form-urlencoded" },
+      body: codeTokenBody(code),
+    });
+    await expectStatus(response, [200], "POST /token (code)");
+    return /** @type {{ access_token: string, refresh_token?: string, id_token?: string }} */ (await response.json());
+  };
+  return { codeTokenBody, redeem };
+}
+
 /** @param {number} ms */
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 

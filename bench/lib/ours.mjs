@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import path from "node:path";
 import { root, quietEnv } from "./bundle.mjs";
-import { Browser, basicAuth, dpopKey, expectStatus, mapLimit, parseForms, pkcePair } from "./http.mjs";
+import { Browser, basicAuth, codeGrant, dpopKey, expectStatus, mapLimit, parseForms, pkcePair } from "./http.mjs";
 import { spawnGroup } from "./procs.mjs";
 
 export const REDIRECT_URI = "http://127.0.0.1:9/cb";
@@ -112,20 +112,7 @@ export async function startOurs(options) {
       code_challenge_method: "S256",
     })}`;
 
-  /** @param {string} code */
-  const codeTokenBody = (code) =>
-    new URLSearchParams({ grant_type: "authorization_code", code, redirect_uri: REDIRECT_URI, code_verifier: pkce.verifier }).toString();
-
-  /** @param {string} code */
-  const redeem = async (code) => {
-    const response = await fetch(`${issuer}/token`, {
-      method: "POST",
-      headers: { authorization: webAuth, "content-type": "application/x-www-form-urlencoded" },
-      body: codeTokenBody(code),
-    });
-    await expectStatus(response, [200], "POST /token (code)");
-    return /** @type {{ access_token: string, refresh_token?: string, id_token?: string }} */ (await response.json());
-  };
+  const { codeTokenBody, redeem } = codeGrant(issuer, webAuth, pkce, REDIRECT_URI);
 
   /**
    * Follows an authorization request like a person with a browser: the sign-in form, the emailed link and its

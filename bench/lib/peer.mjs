@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import path from "node:path";
 import { root } from "./bundle.mjs";
-import { Browser, basicAuth, expectStatus, mapLimit, pkcePair } from "./http.mjs";
+import { Browser, basicAuth, codeGrant, expectStatus, mapLimit, pkcePair } from "./http.mjs";
 import { spawnGroup } from "./procs.mjs";
 
 export const REDIRECT_URI = "http://127.0.0.1:9/cb";
@@ -70,20 +70,7 @@ export async function startPeer(options) {
       ...(request.prompt ? { prompt: request.prompt } : {}),
     })}`;
 
-  /** @param {string} code */
-  const codeTokenBody = (code) =>
-    new URLSearchParams({ grant_type: "authorization_code", code, redirect_uri: REDIRECT_URI, code_verifier: pkce.verifier }).toString();
-
-  /** @param {string} code */
-  const redeem = async (code) => {
-    const response = await fetch(`${issuer}/token`, {
-      method: "POST",
-      headers: { authorization: webAuth, "content-type": "application/x-www-form-urlencoded" },
-      body: codeTokenBody(code),
-    });
-    await expectStatus(response, [200], "POST /token (code)");
-    return /** @type {{ access_token: string, refresh_token?: string, id_token?: string }} */ (await response.json());
-  };
+  const { codeTokenBody, redeem } = codeGrant(issuer, webAuth, pkce, REDIRECT_URI);
 
   /**
    * Follows an authorization request through the interaction: sign in with `email` if asked, grant what is asked.
