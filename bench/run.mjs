@@ -25,7 +25,10 @@ import { runPhases } from "./lib/phases.mjs";
 const USAGE = `npm run bench [-- options]
 
   --quick               one short round per cell (1.5–3 minutes, depending on how busy the machine is)
-  --phases              the per-request cost report of our OP instead (round trips, signatures, time in each)
+  --phases              the per-request cost report of our OP instead (round trips, signatures, time in each), then
+                        the building blocks (an empty request, a D1 read, an object call, a signature …) each under
+                        load, and the floor each hot endpoint's guarantees put under its CPU time
+  --no-blocks           with --phases: the per-request report only
   --rounds N            measured rounds per server and cell, best one reported (default 3; quick 1)
   --duration S          seconds per measured window (default 1)
   --warmup S            seconds of warm-up per scenario and server, not reported (default 0.5; quick 0.3)
@@ -48,6 +51,7 @@ const { values: args } = parseArgs({
   options: {
     quick: { type: "boolean", default: false },
     phases: { type: "boolean", default: false },
+    "no-blocks": { type: "boolean", default: false },
     rounds: { type: "string" },
     duration: { type: "string" },
     warmup: { type: "string" },
@@ -293,6 +297,7 @@ try {
       machine,
       scenarios: scenarioIds,
       settings: opSettings,
+      blocks: !args["no-blocks"],
       out: args.out ? path.resolve(String(args.out)) : path.join(resultsDir, "phases.json"),
     });
   } else {

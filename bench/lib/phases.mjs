@@ -10,7 +10,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { buildBundle, root } from "./bundle.mjs";
-import { settle } from "./load.mjs";
+import { fail, runRound, settle } from "./load.mjs";
 import { startOurs } from "./ours.mjs";
 import { dpopKey } from "./http.mjs";
 import { groupCpuMs } from "./procs.mjs";
@@ -29,6 +29,130 @@ const FORM = "application/x-www-form-urlencoded";
  * @property {{ kind: string, what: string, atMs: number, ms: number, overlapped?: boolean, error?: boolean }[]} trace
  * @property {{ kind: string, what: string, ms: number }[]} background
  */
+
+/**
+ * The building blocks of bench/phases/entry.ts (GET /__bench/block/<id>), each measured alone under load.
+ * @type {{ id: string, what: string }[]}
+ */
+const BLOCKS = [
+  { id: "empty", what: "a request that does nothing: HTTP, Miniflare's entry worker, the Worker's fetch" },
+  { id: "d1-read", what: "one D1 point read (SELECT * FROM clients WHERE id = ?)" },
+  { id: "do-read", what: "one Durable Object call that reads a row" },
+  { id: "do-write", what: "one Durable Object call that writes a row in a transaction (a rate-limit hit)" },
+  { id: "sign-RS256", what: "signing an access token, RS256 (2048-bit key)" },
+  { id: "sign-ES256", what: "signing an access token, ES256" },
+  { id: "sign-EdDSA", what: "signing an access token, EdDSA (Ed25519)" },
+  { id: "verify-RS256", what: "verifying an access token, RS256" },
+  { id: "verify-ES256", what: "verifying an access token, ES256" },
+];
+
+/**
+ * What each hot endpoint cannot do without, by the guarantee that asks for it; its floor is the empty request plus
+ * each block's cost above the empty one. The issue's targets (CPU ms per request) beside them.
+ * @type {{ endpoint: string, target: number, blocks: { id: string, why: string }[] }[]}
+ */
+const FLOORS = [
+  {
+    endpoint: "POST /token (client_credentials)",
+    target: 1.5,
+    blocks: [
+      { id: "do-write", why: "rate limit, exact and durable (C6, C2)" },
+      { id: "d1-read", why: "the client as registered now (C5)" },
+      { id: "sign-RS256", why: "the access token, RS256 by default (RFC 9068)" },
+    ],
+  },
+  {
+    endpoint: "GET /userinfo",
+    target: 0.4,
+    blocks: [
+      { id: "verify-RS256", why: "the access token" },
+      { id: "d1-read", why: "the user's claims from D1, user not disabled (C17, C23)" },
+      { id: "do-read", why: "the grant not revoked (C22, C23)" },
+    ],
+  },
+  {
+    endpoint: "POST /token (refresh_token)",
+    target: 1.5,
+    blocks: [
+      { id: "do-write", why: "rate limit (C6, C2)" },
+      { id: "d1-read", why: "the client (C5)" },
+      { id: "do-write", why: "the rotation, atomic and durable (C3)" },
+      { id: "d1-read", why: "the user exists and is not disabled (C23)" },
+      { id: "sign-RS256", why: "the access token" },
+      { id: "sign-RS256", why: "the ID token (RS256: OIDC Core's default)" },
+    ],
+  },
+  {
+    endpoint: "GET /authorize (session, remembered consent)",
+    target: 2,
+    blocks: [
+      { id: "do-write", why: "rate limit (C6, C2)" },
+      { id: "d1-read", why: "the client (C5)" },
+      { id: "d1-read", why: "the user not disabled (C23), the remembered consent" },
+      { id: "do-read", why: "the session" },
+      { id: "do-write", why: "the code, single-use and durable (C1, C2)" },
+    ],
+  },
+  {
+    endpoint: "POST /token (authorization_code)",
+    target: 2.5,
+    blocks: [
+      { id: "do-write", why: "rate limit (C6, C2)" },
+      { id: "d1-read", why: "the client (C5)" },
+      { id: "do-write", why: "the code redeemed once, PKCE inside (C1)" },
+      { id: "d1-read", why: "the user (C23)" },
+      { id: "do-write", why: "the grant's refresh-token family (C3)" },
+      { id: "sign-RS256", why: "the access token" },
+      { id: "sign-RS256", why: "the ID token" },
+    ],
+  },
+];
+
+/**
+ * Each block under load (10 connections, best of 3 short rounds by CPU per request).
+ * @param {string} issuer
+ * @param {number} pgid
+ * @param {(message: string) => void} progress
+ */
+async function measureBlocks(issuer, pgid, progress) {
+  /** @type {Record<string, { cpuMsPerOp: number, opsPerSec: number }>} */
+  const measured = {};
+  for (const block of BLOCKS) {
+    const path = `/__bench/block/${block.id}`;
+    const probe = await fetch(`${issuer}${path}`);
+    if (probe.status !== 200) throw new Error(`${path}: HTTP ${probe.status} ${(await probe.text()).slice(0, 200)}`);
+    await probe.body?.cancel();
+    /** @type {{ cpuMsPerOp: number, opsPerSec: number } | null} */
+    let best = null;
+    for (let round = 0; round < 3; round++) {
+      await settle(pgid, 300);
+      const result = await runRound({
+        url: issuer,
+        connections: 10,
+        durationSec: 1,
+        pgid,
+        requestsFor: (_i, stats) => [
+          {
+            method: "GET",
+            path,
+            onResponse(status, body) {
+              if (status === 200) stats.ok++;
+              else fail(stats, status, body);
+            },
+          },
+        ],
+      });
+      if (result.failed > 0) throw new Error(`${path}: ${result.failed} failed requests: ${result.failureSamples.join(" | ")}`);
+      if (best === null || result.cpuMsPerOp < best.cpuMsPerOp) best = { cpuMsPerOp: result.cpuMsPerOp, opsPerSec: result.opsPerSec };
+    }
+    measured[block.id] = /** @type {{ cpuMsPerOp: number, opsPerSec: number }} */ (best);
+    progress(`block ${block.id}: ${measured[block.id]?.cpuMsPerOp.toFixed(3)} CPU ms/request, ${measured[block.id]?.opsPerSec.toFixed(0)} requests/s`);
+  }
+  const empty = measured.empty?.cpuMsPerOp ?? 0;
+  const above = (/** @type {string} */ id) => (id === "empty" ? empty : (measured[id]?.cpuMsPerOp ?? NaN) - empty);
+  const floors = FLOORS.map((f) => ({ ...f, floorMs: empty + f.blocks.reduce((sum, b) => sum + above(b.id), 0) }));
+  return { measured, floors, above };
+}
 
 /** @param {number[]} values */
 function median(values) {
@@ -63,6 +187,7 @@ async function phasesOf(response, expected, what) {
  * @param {number} [options.iterations]
  * @param {number} [options.warmup]
  * @param {Record<string, string>} [options.settings]
+ * @param {boolean} [options.blocks]  measure the building blocks too (default true)
  */
 export async function runPhases(options) {
   const iterations = options.iterations ?? 40;
@@ -258,6 +383,8 @@ export async function runPhases(options) {
 
   /** @type {any[]} */
   const endpoints = [];
+  /** @type {Awaited<ReturnType<typeof measureBlocks>> | null} */
+  let blocks = null;
   try {
     await ours.signInUsers(4);
     progress(`${ours.name} up at ${issuer}`);
@@ -316,6 +443,10 @@ export async function runPhases(options) {
         );
       }
     }
+    if (options.blocks !== false) {
+      progress("the building blocks, each alone under load (10 connections)");
+      blocks = await measureBlocks(issuer, pgid, progress);
+    }
   } finally {
     await ours.stop();
   }
@@ -362,15 +493,44 @@ export async function runPhases(options) {
     )
     .join("\n");
 
+  const blockRows = blocks
+    ? [
+        ["building block", "CPU ms/request", "above the empty request", "requests/s"],
+        ...BLOCKS.map((b) => [
+          `${b.id}: ${b.what}`,
+          ms(blocks?.measured[b.id]?.cpuMsPerOp ?? NaN),
+          b.id === "empty" ? "" : ms(blocks?.above(b.id) ?? NaN),
+          (blocks?.measured[b.id]?.opsPerSec ?? NaN).toFixed(0),
+        ]),
+      ]
+    : null;
+  const floorRows = blocks
+    ? [
+        ["endpoint", "floor CPU ms", "target", "what it cannot do without (blocks above the empty request)"],
+        ...blocks.floors.map((f) => [f.endpoint, ms(f.floorMs), ms(f.target), f.blocks.map((b) => `${b.id} (${b.why})`).join(" + ")]),
+      ]
+    : null;
+  const blocksText = blockRows && floorRows
+    ? `Building blocks, each alone under load (10 connections, best of 3 rounds of 1 s, CPU of the whole process tree per request):\n\n${textTable(blockRows, ["l", "r", "r", "r"])}\n\n` +
+      `Floors: the empty request plus what each endpoint's guarantees need, from the blocks above:\n\n${textTable(floorRows, ["l", "r", "r", "l"])}\n\n`
+    : "";
+  const blocksMarkdown = blockRows && floorRows
+    ? `\n## Building blocks and floors\n\nEach block alone under load (10 connections, best of 3 rounds of 1 s, CPU of the whole process tree per request):\n\n${markdownTable(blockRows)}\n\n` +
+      `The floor of an endpoint is the empty request plus the blocks its guarantees need:\n\n${markdownTable(floorRows)}\n`
+    : "";
+
   mkdirSync(path.dirname(options.out), { recursive: true });
-  writeFileSync(options.out, `${JSON.stringify({ kind: "phases", date: new Date().toISOString(), machine: options.machine, iterations, warmup, endpoints, table: rows }, null, 2)}\n`);
+  writeFileSync(
+    options.out,
+    `${JSON.stringify({ kind: "phases", date: new Date().toISOString(), machine: options.machine, iterations, warmup, endpoints, table: rows, blocks: blocks ? { measured: blocks.measured, floors: blocks.floors } : null }, null, 2)}\n`,
+  );
   const md = path.join(path.dirname(options.out), "round-trips.md");
-  writeFileSync(md, `Counts are medians of ${iterations} requests (min–max when they vary); times are means, in ms.\n\n${markdownTable(rows)}\n\nCalls of a typical request (median Worker time), in order, with their start time (∥ = started while another call was pending, so no round trip of its own; times have the 1 ms resolution of workerd's clock):\n\n\`\`\`\n${traces}\`\`\`\n`);
+  writeFileSync(md, `Counts are medians of ${iterations} requests (min–max when they vary); times are means, in ms.\n\n${markdownTable(rows)}\n\nCalls of a typical request (median Worker time), in order, with their start time (∥ = started while another call was pending, so no round trip of its own; times have the 1 ms resolution of workerd's clock):\n\n\`\`\`\n${traces}\`\`\`\n${blocksMarkdown}`);
   process.stdout.write(
     `\nPer-request cost of our OP (instrumented deploy bundle in Miniflare, one request at a time, median of ${iterations}; ` +
       `"sequential" = waits on the critical path, overlapping calls counted once; counts are medians (min–max when they vary), ` +
       `times are means, from workerd's clock, which has a resolution of 1 ms)\n\n` +
-      `${textTable(rows, rows[0]?.map((_, c) => (c === 0 ? "l" : "r")) ?? [])}\n\n${traces}\n` +
+      `${textTable(rows, rows[0]?.map((_, c) => (c === 0 ? "l" : "r")) ?? [])}\n\n${traces}\n${blocksText}` +
       `JSON in ${path.relative(root, options.out)}, markdown in ${path.relative(root, md)}\n`,
   );
 }

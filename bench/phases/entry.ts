@@ -10,6 +10,8 @@
  * Calls that overlap in time (a Promise.all) count as one sequential round trip: on the critical path they cost one
  * network latency in production, not two.
  */
+import { SignJWT, jwtVerify } from "jose";
+import type { Env } from "../../src/env";
 import product from "../../src/index";
 
 export * from "../../src/index";
@@ -257,8 +259,87 @@ function summary(recorder: Recorder, totalMs: number) {
   return report;
 }
 
+// ── building blocks ────────────────────────────────────────────────────────────────
+/**
+ * GET /__bench/block/<name>: one building block of the endpoints alone, on the real env (not the counting one),
+ * so the bench can put a CPU cost on each under load: what a request costs that does nothing, one D1 point read,
+ * one Durable Object call that reads or writes one row, one signature or verification of an access token.
+ * The endpoints' floors in the report are sums of these.
+ */
+const BLOCK_PREFIX = "/__bench/block/";
+
+const ACCESS_TOKEN_CLAIMS = {
+  iss: "http://127.0.0.1",
+  sub: "user-0000000000000000",
+  aud: "http://127.0.0.1",
+  client_id: "client-000000000000",
+  scope: "openid profile email offline_access",
+  jti: "grant-0000000000000000000000",
+};
+
+const signers = new Map<string, Promise<{ key: CryptoKeyPair; jwt: string }>>();
+
+function signerFor(alg: "RS256" | "ES256" | "EdDSA") {
+  let signer = signers.get(alg);
+  if (!signer) {
+    signer = (async () => {
+      const params =
+        alg === "RS256"
+          ? { name: "RSASSA-PKCS1-v1_5", modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" }
+          : alg === "ES256"
+            ? { name: "ECDSA", namedCurve: "P-256" }
+            : { name: "Ed25519" };
+      const key = (await crypto.subtle.generateKey(params, false, ["sign", "verify"])) as CryptoKeyPair;
+      return { key, jwt: await signAccessToken(alg, key) };
+    })();
+    signers.set(alg, signer);
+  }
+  return signer;
+}
+
+function signAccessToken(alg: string, key: CryptoKeyPair): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+  return new SignJWT({ ...ACCESS_TOKEN_CLAIMS, iat: now, exp: now + 600 }).setProtectedHeader({ alg, kid: "bench", typ: "at+jwt" }).sign(key.privateKey);
+}
+
+async function runBlock(name: string, env: Env): Promise<Response | null> {
+  const limiter = () => env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName("rl:bench-block"));
+  switch (name) {
+    case "empty":
+      return new Response("ok");
+    case "d1-read":
+      await env.DB.prepare("SELECT * FROM clients WHERE id = ?").bind("bench-block-none").first();
+      return new Response("ok");
+    case "do-read":
+      await limiter().peekUsage("bench-block", 60);
+      return new Response("ok");
+    case "do-write":
+      await limiter().hit("bench-block", 1_000_000_000, 60);
+      return new Response("ok");
+    case "sign-RS256":
+    case "sign-ES256":
+    case "sign-EdDSA": {
+      const alg = name.slice(5) as "RS256" | "ES256" | "EdDSA";
+      await signAccessToken(alg, (await signerFor(alg)).key);
+      return new Response("ok");
+    }
+    case "verify-RS256":
+    case "verify-ES256": {
+      const { key, jwt } = await signerFor(name.slice(7) as "RS256" | "ES256");
+      await jwtVerify(jwt, key.publicKey);
+      return new Response("ok");
+    }
+    default:
+      return null;
+  }
+}
+
 export default {
   async fetch(request, env, ctx) {
+    const url = new URL(request.url);
+    if (url.pathname.startsWith(BLOCK_PREFIX)) {
+      return (await runBlock(url.pathname.slice(BLOCK_PREFIX.length), env)) ?? new Response("no such block", { status: 404 });
+    }
     const recorder = new Recorder();
     current = recorder;
     let response: Response;
