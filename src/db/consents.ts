@@ -14,8 +14,16 @@ function liveScopes(row: ConsentRow | null, now: number): string[] {
 
 /** The scopes a user has granted a client, or an empty set. Expired consent counts as none. */
 export async function grantedScopes(db: D1Database, userId: string, clientId: string, now = Date.now()): Promise<Set<string>> {
-  const row = await db.prepare(`SELECT scopes, expires_at FROM consents WHERE user_id = ? AND client_id = ?`).bind(userId, clientId).first<ConsentRow>();
-  return new Set(liveScopes(row, now));
+  return grantedScopesOfRows([await selectConsent(db, userId, clientId).first()], now);
+}
+
+/** `grantedScopes`'s statement, for a D1 batch that reads it beside other rows (`grantedScopesOfRows` reads its answer). */
+export function selectConsent(db: D1Database, userId: string, clientId: string): D1PreparedStatement {
+  return db.prepare(`SELECT scopes, expires_at FROM consents WHERE user_id = ? AND client_id = ?`).bind(userId, clientId);
+}
+
+export function grantedScopesOfRows(rows: unknown[], now = Date.now()): Set<string> {
+  return new Set(liveScopes((rows[0] as ConsentRow | undefined | null) ?? null, now));
 }
 
 /**

@@ -63,8 +63,17 @@ function toUser(row: UserRow): User {
 
 export async function getUser(db: D1Database, userId: string): Promise<User | null> {
   if (!isOpaqueId(userId)) return null;
-  const row = await db.prepare(`SELECT * FROM users WHERE id = ?`).bind(userId).first<UserRow>();
-  return row === null ? null : toUser(row);
+  return userOfRows([await selectUser(db, userId).first()]);
+}
+
+/** `getUser`'s statement, for a D1 batch that reads it beside other rows (`userOfRows` reads its answer). */
+export function selectUser(db: D1Database, userId: string): D1PreparedStatement {
+  return db.prepare(`SELECT * FROM users WHERE id = ?`).bind(userId);
+}
+
+export function userOfRows(rows: unknown[]): User | null {
+  const row = rows[0] as UserRow | undefined | null;
+  return row === undefined || row === null ? null : toUser(row);
 }
 
 export async function findUserByEmail(db: D1Database, email: string): Promise<User | null> {

@@ -1,6 +1,5 @@
 import { issuerOf, loadConfig } from "../config";
-import { getClient } from "../db/clients";
-import { grantedScopes } from "../db/consents";
+import { authorizationParties } from "../db/token-parties";
 import type { Env } from "../env";
 import { requestForm, type RequestForm } from "../oauth/authorize/check-request-object";
 import { UntrustedRequestError, responseTarget, validateAuthorizationRequest } from "../oauth/authorize/request";
@@ -44,19 +43,20 @@ export function authorize(request: Request, env: Env, ctx: ExecutionContext): Pr
       formError = error; // reported at the redirect URI the outer parameters name, if they name a registered one
     }
     const clientId = params.client_id;
-    // Side by side, each one round trip: the rate limit, the client, the browser's session and the consent its user
-    // gave this client; a pushed request is taken (a write) only once the rate limit let the request in. What a
-    // refusal makes unnecessary is a read wasted, never a write.
-    const session = currentSession(env, request);
+    // Side by side: the rate limit, and one D1 batch of the client, the user the session cookie names and the consent
+    // that user gave this client; then the session object checks the cookie, if the user is there. A pushed request is
+    // taken (a write) only once the rate limit let the request in. What a refusal makes unnecessary is a read wasted,
+    // never a write.
     const cookieUser = sessionCookieUserId(env, request);
-    const rememberedScopes =
-      cookieUser !== null && clientId !== undefined ? { userId: cookieUser, scopes: grantedScopes(env.DB, cookieUser, clientId) } : undefined;
+    const parties = authorizationParties(env.DB, { clientId: clientId ?? null, userId: cookieUser });
+    const session = currentSession(env, request, parties.then((p) => p.user));
+    const rememberedScopes = cookieUser !== null && clientId !== undefined ? { userId: cookieUser, scopes: parties.then((p) => p.grantedScopes) } : undefined;
     // Not awaited elsewhere when the request ends early: keep their rejections from going unhandled.
     session.catch(() => undefined);
     rememberedScopes?.scopes.catch(() => undefined);
     const [, client, pushed] = await Promise.all([
       limited,
-      clientId === undefined ? null : getClient(env.DB, clientId),
+      parties.then((p) => p.client),
       form.form === "pushed" && clientId !== undefined ? limited.then(() => takePushedRequest(env, form.requestUri, clientId)) : null,
     ]);
     // Where an error may go: the pushed request's redirect URI; the request object's, read from its payload before

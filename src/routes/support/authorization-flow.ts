@@ -134,7 +134,9 @@ async function issueCode(
   if (!stored) throw new Error("authorization code collision");
   if (interactionId !== null) await completeInteraction(env, interactionId, { sessionId: user.sid, userId: user.userId });
   const issuer = issuerOf(env, request);
-  recordSessionClient(env, ctx, user.userId, user.sid, client.client_id, { issuer });
+  // A client the session already knows is recorded again when its code is redeemed (with the grant and the issuer);
+  // telling the session again here would be a write for nothing.
+  if (!user.session.clients.includes(client.client_id)) recordSessionClient(env, ctx, user.userId, user.sid, client.client_id, { issuer });
   const params: Record<string, string> = { code };
   if (pending.state !== null) params.state = pending.state;
   params.iss = issuer;

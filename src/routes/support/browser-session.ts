@@ -1,5 +1,5 @@
 import { issuerOf, loadConfig } from "../../config";
-import { getUser } from "../../db/users";
+import { getUser, type User } from "../../db/users";
 import type { Env } from "../../env";
 import { errorText, log } from "../../lib/log";
 import { userSessionsFor } from "../../objects/locate";
@@ -17,23 +17,24 @@ export interface CurrentSession {
   session: SessionInfo;
 }
 
-/**
- * The usable session of this browser, or null (no cookie, a cookie not ours, revoked, expired, or a user who no longer
- * exists or is disabled — an admin change is in force at once). Marks it as used. The user is looked up in D1 first,
- * so a forged cookie naming a made-up user never reaches, and never creates, a session object.
- */
 /** The user the session cookie names, before anything checks it (to read that user's data beside the check). */
 export function sessionCookieUserId(env: Env, request: Request): string | null {
   const raw = readCookie(request, SESSION_COOKIE, issuerOf(env, request));
   return raw === null ? null : (parseSessionCookie(raw)?.userId ?? null);
 }
 
-export async function currentSession(env: Env, request: Request): Promise<CurrentSession | null> {
+/**
+ * The usable session of this browser, or null (no cookie, a cookie not ours, revoked, expired, or a user who no longer
+ * exists or is disabled — an admin change is in force at once). Marks it as used. The user is looked up in D1 first,
+ * so a forged cookie naming a made-up user never reaches, and never creates, a session object. `cookieUser`: that
+ * lookup, when the caller read it in a batch of its own (the user `sessionCookieUserId` names).
+ */
+export async function currentSession(env: Env, request: Request, cookieUser?: Promise<User | null>): Promise<CurrentSession | null> {
   const raw = readCookie(request, SESSION_COOKIE, issuerOf(env, request));
   if (raw === null) return null;
   const parsed = parseSessionCookie(raw);
   if (parsed === null) return null;
-  const user = await getUser(env.DB, parsed.userId);
+  const user = await (cookieUser ?? getUser(env.DB, parsed.userId));
   if (user === null || user.disabled) return null;
   const sessions = userSessionsFor(env, parsed.userId);
   if (sessions === null) return null;
