@@ -4,7 +4,7 @@ import { familyIdOfRefreshToken } from "../objects/token-family";
 import { clientAuthParams } from "../oauth/client-auth";
 import * as z from "zod/mini";
 import { param, parseWith } from "../oauth/schema";
-import { activeAccessToken, activeRefreshToken } from "./support/access-token";
+import { activeRefreshToken, introspectedAccessToken } from "./support/access-token";
 import { authenticateClient, failedClientAuthentication } from "./support/client-authentication";
 import { readParams } from "./support/params";
 import { jsonResponse } from "./support/respond";
@@ -29,14 +29,10 @@ const INACTIVE = { active: false } as const;
 export async function introspect(request: Request, env: Env): Promise<Response> {
   const params = parseWith(IntrospectionRequest, await readParams(request, "body"));
   const issuer = issuerOf(env, request);
-  const client = await authenticateClient(env, request, params, {
-    issuer,
-    endpointUrl: `${issuer}/introspect`,
-    rateLimit: failedClientAuthentication(env),
-    confidentialOnly: true,
-  });
+  const authentication = { issuer, endpointUrl: `${issuer}/introspect`, rateLimit: failedClientAuthentication(env), confidentialOnly: true };
 
   if (familyIdOfRefreshToken(params.token) !== null) {
+    const client = await authenticateClient(env, request, params, authentication);
     const inspected = await activeRefreshToken(env, params.token, client);
     if (inspected === null) return jsonResponse(INACTIVE);
     const grant = inspected.family;
@@ -53,8 +49,10 @@ export async function introspect(request: Request, env: Env): Promise<Response> 
     });
   }
 
-  const claims = (await activeAccessToken(env, issuer, params.token, { caller: client }))?.claims ?? null;
-  if (claims === null || claims.client_id !== client.client_id) return jsonResponse(INACTIVE);
+  // The caller's row and the token's lookups in one round trip; another client's token is inactive for the caller.
+  const active = await introspectedAccessToken(env, issuer, params.token, (readClient) => authenticateClient(env, request, params, { ...authentication, readClient }));
+  const claims = active?.claims ?? null;
+  if (claims === null) return jsonResponse(INACTIVE);
   return jsonResponse({
     active: true,
     scope: claims.scope,

@@ -1,10 +1,10 @@
 import { getClient, type StoredClient } from "../../db/clients";
 import { tokenParties } from "../../db/token-parties";
-import { userForGrant, type User } from "../../db/users";
+import { userForGrant, type GrantUser, type User } from "../../db/users";
 import type { Env } from "../../env";
 import { verifyWithPublishedKeys } from "../../objects/key-cache";
 import { clientTokensFor, tokenFamilyFor } from "../../objects/locate";
-import { familyIdOfRefreshToken, type FamilyInfo, type InspectResult } from "../../objects/token-family";
+import { familyIdOfRefreshToken, type AccessTokenCheck, type FamilyInfo, type InspectResult } from "../../objects/token-family";
 import { clientGrantOf, registrationOfClientGrant } from "../../oauth/client-grant";
 import { accessTokenOf, bearerInvalidRequest, invalidToken, presentedToken, resourceProofError, tokenRequired, type AuthScheme } from "../../oauth/bearer";
 import { invalidDpopProof } from "../../oauth/dpop";
@@ -90,47 +90,96 @@ export async function authorizedAccess(env: Env, request: Request, issuer: strin
 
 /** How the caller wants the token's lookups done. */
 export interface TokenLookup {
-  /**
-   * The client the endpoint has authenticated (introspection): a token of another client is not good for it, and its
-   * client record is the one just read.
-   */
-  caller?: StoredClient;
   /** One more storage step to run in the same round trip as the token's lookups (a DPoP proof's jti record). */
   beside?: () => Promise<void>;
 }
 
 /** The token's facts when it is still good, else null. */
 export async function activeAccessToken(env: Env, issuer: string, token: string, lookup: TokenLookup = {}): Promise<ActiveAccessToken | null> {
-  const { caller, beside } = lookup;
-  const claims = await verifyAccessToken((jwt, options) => verifyWithPublishedKeys(env, jwt, options), issuer, token);
-  if (claims === null || (caller !== undefined && claims.client_id !== caller.client_id)) return null;
-  const clientGrant = registrationOfClientGrant(claims.gid);
-  if (clientGrant !== null) return activeClientToken(env, claims, clientGrant, lookup);
+  const claims = await verifiedAccessToken(env, issuer, token);
+  const started = claims === null ? null : startTokenLookups(env, claims, lookup.beside);
+  return started === null ? null : await judgeToken(started, null);
+}
+
+/**
+ * Introspection (RFC 7662) of an access token by the client `authenticate` authenticates, which reads the caller's
+ * row through `readClient`, once the caller's rate limit let it in. There the signature is checked (no I/O); when the
+ * token is the caller's, the read is the token's own D1 batch (its client and user), side by side with its grant's
+ * object, so authentication and the token's lookups are one round trip. Another client's token is never good for the
+ * caller (C14), and is not looked up.
+ */
+export async function introspectedAccessToken(
+  env: Env,
+  issuer: string,
+  token: string,
+  authenticate: (readClient: (clientId: string) => Promise<StoredClient | null>) => Promise<StoredClient>,
+): Promise<ActiveAccessToken | null> {
+  let started: StartedLookups | null = null;
+  const caller = await authenticate(async (clientId) => {
+    // Here, not before: the caller's rate limit has let the request in.
+    const claims = await verifiedAccessToken(env, issuer, token);
+    started = claims === null || claims.client_id !== clientId ? null : startTokenLookups(env, claims);
+    return started === null ? await getClient(env.DB, clientId) : await started.client;
+  });
+  const lookups = started as StartedLookups | null;
+  return lookups === null || lookups.claims.client_id !== caller.client_id ? null : await judgeToken(lookups, caller);
+}
+
+function verifiedAccessToken(env: Env, issuer: string, token: string): Promise<AccessTokenClaims | null> {
+  return verifyAccessToken((jwt, options) => verifyWithPublishedKeys(env, jwt, options), issuer, token);
+}
+
+/** A token's lookups, in flight: its client as registered now, and the rest of what C23's rule needs. */
+interface StartedLookups {
+  claims: AccessTokenClaims;
+  client: Promise<StoredClient | null>;
+  /** The token's grant and its user (undefined for a grant with no user), once every lookup is in. */
+  facts: Promise<{ grant: AccessTokenCheck; holder: GrantUser | null | undefined }>;
+}
+
+/**
+ * Starts, side by side, everything C23's rule needs to judge the token: for a user's token its grant's object and one
+ * D1 batch (the client and the user); for a client's own token (client_credentials: its grant is the client's
+ * registration) its revocation in the client's list and the client. Null when the token names no grant we could hold.
+ */
+function startTokenLookups(env: Env, claims: AccessTokenClaims, beside?: () => Promise<void>): StartedLookups | null {
+  const registeredAt = registrationOfClientGrant(claims.gid);
+  if (registeredAt !== null) {
+    const client = getClient(env.DB, claims.client_id);
+    const revoked = clientTokensFor(env, claims.client_id).isAccessTokenRevoked(claims.jti);
+    const facts = Promise.all([revoked, client, beside?.()]).then(([isRevoked]) => ({
+      grant: isRevoked ? ({ active: false } as const) : ({ active: true, grant: clientGrantOf(claims, registeredAt) } as const),
+      holder: undefined,
+    }));
+    return settledLater({ claims, client, facts });
+  }
   const family = tokenFamilyFor(env, claims.gid);
   if (family === null) return null;
   // A user's token carries auth_time; a client's own token (client_credentials) does not and has no user to read.
   const userId = claims.auth_time !== undefined ? claims.sub : null;
-  // One object call and one D1 round trip (a batch of the client and the user), side by side.
-  const parties = tokenParties(env.DB, { clientId: claims.client_id, readClient: caller === undefined, userId });
-  const [grant, read] = await Promise.all([family.checkAccessToken(claims.jti), parties, beside?.()]);
-  const client = caller ?? read.client;
-  const facts = { claims, grant, client, holder: grant.active && grantHasUser(grant.grant) ? read.holder : undefined };
-  if (whyTokenIsNotGood(facts) !== null || !grant.active) return null;
-  // Good means the client is registered (whyTokenIsNotGood), so it is there.
-  return { claims, grant: grant.grant, user: read.holder?.user ?? null, client: client! };
+  const parties = tokenParties(env.DB, { clientId: claims.client_id, readClient: true, userId });
+  const facts = Promise.all([family.checkAccessToken(claims.jti), parties, beside?.()]).then(([grant, read]) => ({
+    grant,
+    holder: grant.active && grantHasUser(grant.grant) ? read.holder : undefined,
+  }));
+  return settledLater({ claims, client: parties.then((read) => read.client), facts });
 }
 
-/** A client's own token (client_credentials): its grant is the client's registration, its revocation a jti in the client's list. */
-async function activeClientToken(env: Env, claims: AccessTokenClaims, registeredAt: number, { caller, beside }: TokenLookup): Promise<ActiveAccessToken | null> {
-  const [revoked, client] = await Promise.all([
-    clientTokensFor(env, claims.client_id).isAccessTokenRevoked(claims.jti),
-    caller ?? getClient(env.DB, claims.client_id),
-    beside?.(),
-  ]);
-  const grant = clientGrantOf(claims, registeredAt);
-  const check = revoked ? ({ active: false } as const) : ({ active: true, grant } as const);
-  if (whyTokenIsNotGood({ claims, grant: check, client }) !== null) return null;
-  return { claims, grant, user: null, client: client! };
+/** Lookups a refusal may leave unread (a caller whose credentials fail): their rejections must not go unhandled. */
+function settledLater(lookups: StartedLookups): StartedLookups {
+  lookups.client.catch(() => undefined);
+  lookups.facts.catch(() => undefined);
+  return lookups;
+}
+
+/** C23's one rule on the token's facts; `caller`: the client the endpoint authenticated (its row is the one just read). */
+async function judgeToken(started: StartedLookups, caller: StoredClient | null): Promise<ActiveAccessToken | null> {
+  const [{ grant, holder }, read] = await Promise.all([started.facts, started.client]);
+  const client = caller ?? read;
+  const { claims } = started;
+  if (whyTokenIsNotGood({ claims, grant, client, holder }) !== null || !grant.active) return null;
+  // Good means the client is registered (whyTokenIsNotGood), so it is there.
+  return { claims, grant: grant.grant, user: holder?.user ?? null, client: client! };
 }
 
 /**

@@ -32,6 +32,8 @@ export interface ClientAuthContext {
   confidentialOnly?: boolean;
   /** Accept the endpoint's own URL as an assertion's audience too (RFC 9126 §2 asks it of /par). */
   endpointIsAudience?: boolean;
+  /** How the client's row is read (default `getClient`): introspection reads it in the same batch as the token's user. */
+  readClient?: (clientId: string) => Promise<StoredClient | null>;
 }
 
 export async function authenticateClient(env: Env, request: Request, params: CredentialParams, context: ClientAuthContext): Promise<StoredClient> {
@@ -64,7 +66,7 @@ async function authenticate(env: Env, request: Request, params: CredentialParams
 
 async function verifyCredentials(env: Env, presented: PresentedCredentials, context: ClientAuthContext): Promise<StoredClient> {
   const realm = context.issuer;
-  const client = await getClient(env.DB, presented.clientId);
+  const client = await (context.readClient ?? ((clientId: string) => getClient(env.DB, clientId)))(presented.clientId);
   if (client === null) throw invalidClient("client authentication failed", realm);
   const mismatch = methodMismatch(client.token_endpoint_auth_method, presented.method);
   if (mismatch !== null) throw invalidClient(mismatch, realm);
