@@ -1,7 +1,7 @@
 import { abortAllDurableObjects, env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { tokenFamilyFor } from "../src/objects/locate";
-import { familyIdOfRefreshToken, newFamilyId, type FamilyInit, type RotateRequest, type TokenFamily } from "../src/objects/token-family";
+import { familyIdOfRefreshToken, newFamilyId, userOfRefreshToken, type FamilyInit, type RotateRequest, type TokenFamily } from "../src/objects/token-family";
 import { isScopeSubset, normalizeScope, parseScope } from "../src/lib/scope";
 
 const CLIENT = "client-a";
@@ -115,6 +115,17 @@ describe("refresh token format", () => {
     expect(familyIdOfRefreshToken(`bad id.${"A".repeat(43)}`)).toBeNull();
     expect(familyIdOfRefreshToken(`${"a".repeat(129)}.${"A".repeat(43)}`)).toBeNull();
     expect(familyIdOfRefreshToken("")).toBeNull();
+  });
+
+  it("may name its user too (<family>.<sub>.<secret>), as a hint; the older form names none", () => {
+    const id = newFamilyId();
+    const sub = `user-${crypto.randomUUID()}`;
+    expect(familyIdOfRefreshToken(`${id}.${sub}.${"A".repeat(43)}`)).toBe(id);
+    expect(userOfRefreshToken(`${id}.${sub}.${"A".repeat(43)}`)).toBe(sub);
+    expect(userOfRefreshToken(`${id}.${"A".repeat(43)}`)).toBeNull();
+    expect(userOfRefreshToken(`${id}.not a user.${"A".repeat(43)}`)).toBeNull();
+    expect(familyIdOfRefreshToken(`${id}.${sub}.${sub}.${"A".repeat(43)}`)).toBeNull();
+    expect(familyIdOfRefreshToken(`${id}.${"u".repeat(129)}.${"A".repeat(43)}`)).toBeNull();
   });
 });
 
@@ -458,6 +469,23 @@ describe("reuse interval: a retry after a lost answer (RFC 9700 §4.14.2)", () =
     vi.setSystemTime(start);
     return start;
   }
+
+  it("a family's refresh tokens name its user, and a successor keeps the form of the token it replaces, retries included", async () => {
+    const { id, stub } = family();
+    const value = init(id);
+    const t1 = await created(stub, value);
+    expect(userOfRefreshToken(t1)).toBe(value.sub);
+    const t2 = await rotated(stub, t1, withInterval);
+    expect(userOfRefreshToken(t2)).toBe(value.sub);
+    expect(await stub.rotateRefreshToken(t1, withInterval)).toMatchObject({ status: "ok", refreshToken: t2 });
+    // A user id that could not ride along (not shaped like an id): the older form, kept along the chain.
+    const older = family();
+    const o1 = await created(older.stub, init(older.id, { sub: "user@legacy" }));
+    expect(o1).toMatch(new RegExp(`^${older.id}\\.[A-Za-z0-9_-]{43}$`));
+    const o2 = await rotated(older.stub, o1, withInterval);
+    expect(o2).toMatch(new RegExp(`^${older.id}\\.[A-Za-z0-9_-]{43}$`));
+    expect(await older.stub.rotateRefreshToken(o1, withInterval)).toMatchObject({ status: "ok", refreshToken: o2 });
+  });
 
   it("interval 0 is today's strict rule: the rotated token again revokes the family", async () => {
     const { id, stub } = family();

@@ -62,7 +62,9 @@ describe("authorization_code grant", () => {
     expect(tokens.token_type).toBe("Bearer");
     expect(accessLifetimes(tokens)).toEqual([config.accessTokenTtl, config.accessTokenTtl]);
     expect(tokens.scope).toBe("openid profile email offline_access");
-    expect(tokens.refresh_token).toMatch(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$/);
+    // <grant>.<sub>.<secret>: the user rides along, so a refresh reads them beside the client (one D1 round trip).
+    expect(tokens.refresh_token).toMatch(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$/);
+    expect(tokens.refresh_token!.split(".")[1]).toBe(user.id);
 
     // RFC 9068 access token: typ at+jwt, jti, gid.
     const header = JSON.parse(atob(tokens.access_token.split(".")[0]!.replace(/-/g, "+").replace(/_/g, "/")));
@@ -583,7 +585,10 @@ describe("refresh_token grant", () => {
     const user = await makeUser();
     const first = await redeem(rp, await makeCode(rp.clientId, user.id));
     expect((await errorOf(await refresh(other, first.refresh_token!))).error).toBe("invalid_grant");
-    for (const garbage of ["x", `${first.refresh_token!.split(".")[0]}.${"A".repeat(43)}`, "a.b.c", "€".repeat(100)]) {
+    const [grant, , secret] = first.refresh_token!.split(".");
+    // The user part is only a hint: naming another user (or none) with the real secret is not the token.
+    const otherUser = await makeUser();
+    for (const garbage of ["x", `${grant}.${"A".repeat(43)}`, `${grant}.${secret}`, `${grant}.${otherUser.id}.${secret}`, "a.b.c", "€".repeat(100)]) {
       expect(await errorOf(await refresh(rp, garbage))).toEqual({ status: 400, error: "invalid_grant" });
     }
     expect((await refresh(rp, first.refresh_token!)).status).toBe(200);

@@ -10,22 +10,42 @@ import { StatefulObject, type SchemaComponent } from "./base";
  * valid for it, the tokens it replaced, and the access tokens revoked early. One object per family, found by
  * `tokenFamilyFor(env, familyId)`, so rotation and revocation of a family never contend with another family.
  *
- * A refresh token is `<familyId>.<secret>`: the /token route finds the object from the token itself
- * (`familyIdOfRefreshToken`), and the object stores only the SHA-256 of the whole token.
+ * A refresh token is `<familyId>.<sub>.<secret>` (`<familyId>.<secret>` before the user rode along): the /token
+ * route finds the object from the token itself (`familyIdOfRefreshToken`) and reads the user it names beside the
+ * client (`userOfRefreshToken`: a hint, taken only when the family says the same); the object stores only the
+ * SHA-256 of the whole token.
  *
  * The same class, addressed as `client:<client_id>` (`clientTokensFor`), holds only the revoked access tokens a client
  * was issued for itself (client_credentials): those tokens have no family (oauth/client-grant.ts).
  */
 
-/** `<familyId>.<secret>`, the secret being 32 random bytes in base64url (43 characters). */
-const REFRESH_TOKEN = new RegExp(`^(${OPAQUE_ID_PATTERN})\\.([A-Za-z0-9_-]{43})$`);
+/** `<familyId>.<sub>.<secret>` or `<familyId>.<secret>`, the secret being 32 random bytes in base64url (43 characters). */
+const REFRESH_TOKEN = new RegExp(`^(${OPAQUE_ID_PATTERN})\\.(?:(${OPAQUE_ID_PATTERN})\\.)?([A-Za-z0-9_-]{43})$`);
+const MAX_REFRESH_TOKEN_LENGTH = 400;
 const MAX_JTI_LENGTH = 256;
+
+function refreshTokenParts(token: string): { familyId: string; sub: string | null } | null {
+  if (typeof token !== "string" || token.length > MAX_REFRESH_TOKEN_LENGTH) return null;
+  const match = REFRESH_TOKEN.exec(token);
+  return match ? { familyId: match[1]!, sub: match[2] ?? null } : null;
+}
 
 /** The family id a refresh token names, or null when the string is not one of our refresh tokens (no object is touched). */
 export function familyIdOfRefreshToken(token: string): string | null {
-  if (typeof token !== "string" || token.length > 200) return null;
-  const match = REFRESH_TOKEN.exec(token);
-  return match ? match[1]! : null;
+  return refreshTokenParts(token)?.familyId ?? null;
+}
+
+/**
+ * The user a refresh token names, unverified: only its family's object knows whether the token is real, so this is a
+ * hint for reading the user beside the client, and the grant's own `sub` decides. Null for the older form.
+ */
+export function userOfRefreshToken(token: string): string | null {
+  return refreshTokenParts(token)?.sub ?? null;
+}
+
+/** A refresh token of the family: the user rides along when their id has the shape of one (every user id has). */
+function refreshTokenOf(familyId: string, sub: string | null, secret: string): string {
+  return sub !== null && isOpaqueId(sub) ? `${familyId}.${sub}.${secret}` : `${familyId}.${secret}`;
 }
 
 /** A fresh family id: opaque and random, usable in `tokenFamilyFor`. */
@@ -201,7 +221,10 @@ const TABLES: SchemaComponent = {
  * never leaves the object, and the tokens themselves are stored only as hashes.
  */
 async function successorOf(familyId: string, successorKey: string | null, presented: string): Promise<string> {
-  return `${familyId}.${successorKey === null ? randomToken(32) : await hmacSha256Base64url(successorKey, presented)}`;
+  const secret = successorKey === null ? randomToken(32) : await hmacSha256Base64url(successorKey, presented);
+  // The successor keeps the form of the token it replaces, so the same token always has the same successor, whichever
+  // deploy derived it first.
+  return refreshTokenOf(familyId, userOfRefreshToken(presented), secret);
 }
 
 function isCreated(row: FamilyRow): row is CreatedFamilyRow {
@@ -271,7 +294,7 @@ export class TokenFamily extends StatefulObject {
     const lifetime = init.lifetimeSeconds ?? this.config.refreshTokenTtl;
     if (!Number.isFinite(lifetime) || lifetime <= 0) throw new Error("createFamily: lifetimeSeconds must be positive");
 
-    const refreshToken = init.issueRefreshToken ? `${init.familyId}.${randomToken(32)}` : null;
+    const refreshToken = init.issueRefreshToken ? refreshTokenOf(init.familyId, init.sub, randomToken(32)) : null;
     const successorKey = init.issueRefreshToken ? randomToken(32) : null;
     const tokenHash = refreshToken === null ? null : await sha256Base64url(refreshToken);
     const now = this.now();
