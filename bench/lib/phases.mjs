@@ -129,6 +129,7 @@ async function measureBlocks(issuer, pgid, progress) {
       const result = await runRound({
         url: issuer,
         connections: 10,
+        requestsPerOp: 1,
         durationSec: 1,
         pgid,
         requestsFor: (_i, stats) => [
