@@ -13,6 +13,8 @@
 import { SignJWT, jwtVerify } from "jose";
 import type { Env } from "../../src/env";
 import product from "../../src/index";
+import { tokenFamilyFor } from "../../src/objects/locate";
+import { newFamilyId } from "../../src/objects/token-family";
 
 export * from "../../src/index";
 
@@ -263,7 +265,8 @@ function summary(recorder: Recorder, totalMs: number) {
 /**
  * GET /__bench/block/<name>: one building block of the endpoints alone, on the real env (not the counting one),
  * so the bench can put a CPU cost on each under load: what a request costs that does nothing, one D1 point read,
- * one Durable Object call that reads or writes one row, one signature or verification of an access token.
+ * one Durable Object call that reads or writes one row, a new grant's object, one signature or verification of an
+ * access token.
  * The endpoints' floors in the report are sums of these.
  */
 const BLOCK_PREFIX = "/__bench/block/";
@@ -310,12 +313,47 @@ async function runBlock(name: string, env: Env): Promise<Response | null> {
     case "d1-read":
       await env.DB.prepare("SELECT * FROM clients WHERE id = ?").bind("bench-block-none").first();
       return new Response("ok");
+    case "d1-batch2":
+    case "d1-batch3": {
+      const reads = [
+        env.DB.prepare("SELECT * FROM clients WHERE id = ?").bind("bench-block-none"),
+        env.DB.prepare("SELECT * FROM users WHERE id = ?").bind("bench-block-none"),
+        env.DB.prepare("SELECT scopes, expires_at FROM consents WHERE user_id = ? AND client_id = ?").bind("bench-block-none", "bench-block-none"),
+      ];
+      await env.DB.batch(reads.slice(0, name === "d1-batch2" ? 2 : 3));
+      return new Response("ok");
+    }
     case "do-read":
       await limiter().peekUsage("bench-block", 60);
       return new Response("ok");
     case "do-write":
       await limiter().hit("bench-block", 1_000_000_000, 60);
       return new Response("ok");
+    case "do-create":
+      // A new object's first write: its tables made, one row, an alarm set for the row's expiry.
+      await env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(`rl:bench-block-${crypto.randomUUID()}`)).hit("bench-block", 1_000_000_000, 60);
+      return new Response("ok");
+    case "do-create-grant": {
+      // What every authorization-code grant costs: a new TokenFamily object (its tables, the family row, a refresh
+      // token, the audit event its alarm then delivers to D1).
+      const familyId = newFamilyId();
+      await tokenFamilyFor(env, familyId)!.createFamily({
+        familyId,
+        clientId: "bench-block",
+        clientRegisteredAt: 0,
+        sub: "bench-block-user",
+        scope: "openid offline_access",
+        sid: null,
+        authTime: Math.floor(Date.now() / 1000),
+        amr: ["email"],
+        acr: null,
+        claims: null,
+        dpopJkt: null,
+        issueRefreshToken: true,
+        lifetimeSeconds: 60,
+      });
+      return new Response("ok");
+    }
     case "sign-RS256":
     case "sign-ES256":
     case "sign-EdDSA": {
