@@ -9,6 +9,7 @@ import { mintIdToken } from "../src/oauth/tokens";
 import type { Env } from "../src/env";
 import { logout, logoutConfirm } from "../src/routes/logout";
 import { currentSigningKey } from "../src/objects/key-cache";
+import { authorizeParams, authorizeUrl, makeClient } from "./helpers/front-channel";
 
 const BASE = "http://localhost";
 const ADMIN_AUTH = { authorization: "Bearer test-admin-token-0123456789abcdefghij", "content-type": "application/json" };
@@ -329,6 +330,19 @@ describe("forged session cookies", () => {
       const cookie = formatSessionCookie(randomToken(12), newSessionId(), randomToken(32));
       const response = await SELF.fetch("http://localhost/logout", { headers: { cookie: `oidc_session=${cookie}` } });
       expect(response.status).toBeLessThan(500);
+    }
+    expect((await listDurableObjectIds(env.SESSIONS)).length).toBe(before);
+  });
+
+  it("at /authorize too, where the cookie's user is read in the batch with the client (C15)", async () => {
+    const client = await makeClient();
+    const before = (await listDurableObjectIds(env.SESSIONS)).length;
+    for (let i = 0; i < 5; i++) {
+      const cookie = formatSessionCookie(randomToken(12), newSessionId(), randomToken(32));
+      const { params } = await authorizeParams(client.client_id);
+      const response = await SELF.fetch(`http://localhost${authorizeUrl(params)}`, { redirect: "manual", headers: { cookie: `oidc_session=${cookie}` } });
+      expect(response.status).toBe(303);
+      expect(response.headers.get("location")).toMatch(/^\/login\?/);
     }
     expect((await listDurableObjectIds(env.SESSIONS)).length).toBe(before);
   });

@@ -19,9 +19,11 @@ import { Browser, REDIRECT_URI, authorizeParams, authorizeUrl, decide, followLin
 interface Calls {
   d1: string[];
   objects: string[];
+  /** Both kinds, in the order they reached their store. */
+  order: string[];
 }
 
-const calls: Calls = { d1: [], objects: [] };
+const calls: Calls = { d1: [], objects: [], order: [] };
 let instrumented = false;
 
 const sqlOf = new WeakMap<object, string>();
@@ -44,6 +46,7 @@ function instrument(): void {
       if (typeof original !== "function") throw new Error(`${binding}.${name} is not a method`);
       methods[name] = function (...args) {
         calls.objects.push(`${binding}.${name}`);
+        calls.order.push(`${binding}.${name}`);
         return original.apply(this, args);
       };
     }
@@ -66,6 +69,7 @@ function instrument(): void {
     // An object's alarm delivering its audit outbox to D1 is not the request's round trip.
     if (sqls.some((sql) => /INSERT\s+INTO\s+audit_log/i.test(sql))) return;
     calls.d1.push(sqls.length === 1 ? sqls[0]!.replace(/\s+/g, " ").slice(0, 60) : `batch of ${sqls.length}`);
+    calls.order.push("D1");
   };
   for (const name of ["first", "all", "run", "raw"]) {
     const original = statement[name]!;
@@ -82,15 +86,16 @@ function instrument(): void {
 }
 
 /** The calls `request` makes, including what it leaves running after its answer (waitUntil), given a moment to start. */
-async function callsOf(request: () => Promise<Response>): Promise<{ response: Response; d1: number; objects: string[]; trace: string }> {
+async function callsOf(request: () => Promise<Response>): Promise<{ response: Response; d1: number; objects: string[]; order: string[]; trace: string }> {
   await new Promise((resolve) => setTimeout(resolve, 300)); // earlier requests' background work and alarms are done
   calls.d1.length = 0;
   calls.objects.length = 0;
+  calls.order.length = 0;
   const response = await request();
   const body = await response.clone().arrayBuffer();
   await new Promise((resolve) => setTimeout(resolve, 300));
-  const trace = JSON.stringify({ status: response.status, bytes: body.byteLength, d1: calls.d1, objects: calls.objects });
-  return { response, d1: calls.d1.length, objects: [...calls.objects].sort(), trace };
+  const trace = JSON.stringify({ status: response.status, bytes: body.byteLength, d1: calls.d1, order: calls.order });
+  return { response, d1: calls.d1.length, objects: [...calls.objects].sort(), order: [...calls.order], trace };
 }
 
 describe("storage round trips per request (docs/round-trips.md)", () => {
@@ -138,6 +143,8 @@ describe("storage round trips per request (docs/round-trips.md)", () => {
     expect(refresh.response.status, refresh.trace).toBe(200);
     expect(refresh.d1, refresh.trace).toBe(1);
     expect(refresh.objects, refresh.trace).toEqual(["RATE_LIMITER.hit", "TOKEN_FAMILIES.rotateRefreshToken"]);
+    // The rate limit first (issue 6): a refused request reads nothing.
+    expect(refresh.order, refresh.trace).toEqual(["RATE_LIMITER.hit", "D1", "TOKEN_FAMILIES.rotateRefreshToken"]);
     const refreshed = await refresh.response.json<Tokens>();
 
     // GET /userinfo: one D1 batch (client, user) beside the grant's object.
@@ -152,12 +159,14 @@ describe("storage round trips per request (docs/round-trips.md)", () => {
     expect(await introspect.response.json(), introspect.trace).toMatchObject({ active: true });
     expect(introspect.d1, introspect.trace).toBe(1);
     expect(introspect.objects, introspect.trace).toEqual(["RATE_LIMITER.hit", "TOKEN_FAMILIES.checkAccessToken"]);
+    expect(introspect.order[0], introspect.trace).toBe("RATE_LIMITER.hit");
 
     // POST /token, client_credentials: the rate limit and the client; no object for the grant.
     const cc = await callsOf(() => postAs(api, "/token", { grant_type: "client_credentials" }));
     expect(cc.response.status, cc.trace).toBe(200);
     expect(cc.d1, cc.trace).toBe(1);
     expect(cc.objects, cc.trace).toEqual(["RATE_LIMITER.hit"]);
+    expect(cc.order, cc.trace).toEqual(["RATE_LIMITER.hit", "D1"]);
 
     // Introspection by another client reads only the caller, and says inactive (C14).
     const other = await makeClient();
@@ -165,6 +174,12 @@ describe("storage round trips per request (docs/round-trips.md)", () => {
     expect(await foreign.response.json(), foreign.trace).toEqual({ active: false });
     expect(foreign.d1, foreign.trace).toBe(1);
     expect(foreign.objects, foreign.trace).toEqual(["RATE_LIMITER.hit"]);
+    // The token's own client with a wrong secret: the lookups that started beside its row are left unused, and the
+    // answer is the authentication failure, nothing about the token.
+    const badCaller = await callsOf(() => postAs({ ...rp, secret: "not-the-secret-not-the-secret-xx" }, "/introspect", { token: refreshed.access_token }));
+    expect(badCaller.response.status, badCaller.trace).toBe(401);
+    expect(await badCaller.response.json(), badCaller.trace).toMatchObject({ error: "invalid_client" });
+    expect(badCaller.order[0], badCaller.trace).toBe("RATE_LIMITER.hit");
     // A refresh whose client fails to authenticate rotates nothing; the token still works.
     const wrong = await callsOf(() => postAs({ ...rp, secret: "not-the-secret-not-the-secret-xx" }, "/token", { grant_type: "refresh_token", refresh_token: refreshed.refresh_token! }));
     expect((await errorOf(wrong.response)).error, wrong.trace).toBe("invalid_client");

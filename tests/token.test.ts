@@ -1,9 +1,11 @@
-import { SELF, createExecutionContext, env, listDurableObjectIds, runDurableObjectAlarm } from "cloudflare:test";
+import { SELF, createExecutionContext, env, listDurableObjectIds, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair, type CryptoKey, type JWK } from "jose";
 import { describe, expect, it, vi } from "vitest";
 import { loadConfig } from "../src/config";
 import { patchClient } from "./helpers/clients";
 import { rateLimiterFor, tokenFamilyFor, userSessionsFor } from "../src/objects/locate";
+import { familyIdOfRefreshToken } from "../src/objects/token-family";
+import { randomToken, sha256Base64url } from "../src/lib/crypto";
 import { newSessionId } from "../src/objects/sessions";
 import { JWT_BEARER_ASSERTION_TYPE, hashClientSecret } from "../src/oauth/client-auth";
 import type { Env } from "../src/env";
@@ -577,6 +579,37 @@ describe("refresh_token grant", () => {
     expect((await errorOf(await refresh(rp, winner.refresh_token!))).error).toBe("invalid_grant");
     expect((await userinfoWith(winner.access_token)).status).toBe(401);
     expect((await userinfoWith(first.access_token)).status).toBe(401);
+  });
+
+  it("still rotates a refresh token of the older form (<grant>.<secret>, before the user rode along), keeping its form", async () => {
+    const rp = await makeClient();
+    const user = await makeUser();
+    const first = await redeem(rp, await makeCode(rp.clientId, user.id));
+    const [grant] = first.refresh_token!.split(".");
+    // What a release before the user part stored: the same grant, its token without the user.
+    const older = `${grant}.${randomToken(32)}`;
+    await runInDurableObject(tokenFamilyFor(env, grant!)!, async (_object, state) => {
+      state.storage.sql.exec(`UPDATE refresh_tokens SET token_hash = ? WHERE generation = 1`, await sha256Base64url(older));
+    });
+    const rotated = await refresh(rp, older);
+    expect(rotated.status).toBe(200);
+    const next = (await rotated.json<Tokens>()).refresh_token!;
+    expect(next).toMatch(new RegExp(`^${grant}\\.[A-Za-z0-9_-]{43}$`));
+    expect((await refresh(rp, next)).status).toBe(200);
+    // The user was read after the rotation, as before: disabling them ends the older-form chain too (C22).
+    await env.DB.prepare("UPDATE users SET disabled = 1 WHERE id = ?").bind(user.id).run();
+    expect((await errorOf(await refresh(rp, older))).error).toBe("invalid_grant");
+  });
+
+  it("never takes an access token for a refresh token: RS256 and ES256 JWTs name no grant object", async () => {
+    const rp = await makeClient();
+    const user = await makeUser();
+    const rs = await redeem(rp, await makeCode(rp.clientId, user.id));
+    expect(familyIdOfRefreshToken(rs.access_token)).toBeNull();
+    expect(familyIdOfRefreshToken(rs.id_token!)).toBeNull();
+    const es = await makeClient({ id_token_signed_response_alg: "ES256" });
+    const esTokens = await redeem(es, await makeCode(es.clientId, user.id));
+    expect(familyIdOfRefreshToken(esTokens.id_token!)).toBeNull();
   });
 
   it("refuses another client's refresh token without harming the grant, and garbage tokens", async () => {

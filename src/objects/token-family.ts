@@ -13,7 +13,8 @@ import { StatefulObject, type SchemaComponent } from "./base";
  * A refresh token is `<familyId>.<sub>.<secret>` (`<familyId>.<secret>` before the user rode along): the /token
  * route finds the object from the token itself (`familyIdOfRefreshToken`) and reads the user it names beside the
  * client (`userOfRefreshToken`: a hint, taken only when the family says the same); the object stores only the
- * SHA-256 of the whole token.
+ * SHA-256 of the whole token. The user part is the `sub` the client already has in its ID tokens (subjects are public);
+ * pairwise subjects would need another hint here. A release before this form cannot read it (docs/deployment.md).
  *
  * The same class, addressed as `client:<client_id>` (`clientTokensFor`), holds only the revoked access tokens a client
  * was issued for itself (client_credentials): those tokens have no family (oauth/client-grant.ts).

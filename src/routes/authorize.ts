@@ -49,9 +49,11 @@ export function authorize(request: Request, env: Env, ctx: ExecutionContext): Pr
     // never a write.
     const cookieUser = sessionCookieUserId(env, request);
     const parties = authorizationParties(env.DB, { clientId: clientId ?? null, userId: cookieUser });
-    const session = currentSession(env, request, parties.then((p) => p.user));
+    const namedUser = parties.then((p) => p.user);
+    const session = currentSession(env, request, namedUser);
     const rememberedScopes = cookieUser !== null && clientId !== undefined ? { userId: cookieUser, scopes: parties.then((p) => p.grantedScopes) } : undefined;
     // Not awaited elsewhere when the request ends early: keep their rejections from going unhandled.
+    namedUser.catch(() => undefined);
     session.catch(() => undefined);
     rememberedScopes?.scopes.catch(() => undefined);
     const [, client, pushed] = await Promise.all([

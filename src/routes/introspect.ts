@@ -14,7 +14,7 @@ import { jsonResponse } from "./support/respond";
  * resource must be authorized, which a public client's client_id alone does not do) and only ever learns about its own
  * tokens: another client's token, like an unknown, expired or revoked one, or one whose user was disabled or whose
  * client was registered again since, is `{"active": false}` (§2.2) — by the one rule of C23.
- * Refresh tokens (`<grant>.<secret>`) and access tokens (JWTs) cannot be confused, so `token_type_hint` is
+ * Refresh tokens (`<grant>.<sub>.<secret>`, a 43-character secret) and access tokens (JWTs, RS256 or ES256 signatures of 342 or 86 characters) cannot be confused, so `token_type_hint` is
  * accepted and not needed (§2.1: the server may ignore it).
  */
 

@@ -260,7 +260,8 @@ async function corpus(): Promise<Hostile[]> {
   const session = `oidc_session=${live.sessionCookie}; oidc_csrf=${live.csrf}`;
   const targetBasic = { authorization: basic(target.client_id, target.client_secret!) };
   const [forgedAccess, forgedId] = await Promise.all([forgedJwts(live.accessToken), forgedJwts(live.idToken)]);
-  const [familyId, refreshSecret] = live.refreshToken.split(".") as [string, string];
+  // <grant>.<sub>.<secret>
+  const [familyId, refreshUser, refreshSecret] = live.refreshToken.split(".") as [string, string, string];
 
   // ── /authorize (GET and POST) ──
   const authorizeBase: Record<string, string> = {
@@ -392,13 +393,15 @@ async function corpus(): Promise<Hostile[]> {
     tokenPost(`code=${kind}`, `grant_type=authorization_code&code=${code}&redirect_uri=${encodeURIComponent(CALLBACK)}&code_verifier=${"v".repeat(43)}`);
   }
   const refreshVariants: Record<string, string> = {
-    wrongSecret: `${familyId}.${"A".repeat(refreshSecret.length)}`,
-    truncatedSecret: `${familyId}.${refreshSecret.slice(0, -2)}`,
+    wrongSecret: `${familyId}.${refreshUser}.${"A".repeat(refreshSecret.length)}`,
+    truncatedSecret: `${familyId}.${refreshUser}.${refreshSecret.slice(0, -2)}`,
     extended: `${live.refreshToken}x`,
     familyOnly: familyId,
     familyDot: `${familyId}.`,
-    noFamily: `.${refreshSecret}`,
-    traversal: `../../${familyId}.${refreshSecret}`,
+    noFamily: `.${refreshUser}.${refreshSecret}`,
+    noUser: `${familyId}.${refreshSecret}`,
+    otherUser: `${familyId}.${"u".repeat(refreshUser.length)}.${refreshSecret}`,
+    traversal: `../../${familyId}.${refreshUser}.${refreshSecret}`,
     ...Object.fromEntries(Object.entries(RAW_VALUES).map(([k, v]) => [k, v])),
   };
   for (const [kind, token] of Object.entries(refreshVariants)) {
@@ -999,7 +1002,7 @@ describe("hostile input to every endpoint", () => {
       live.target.client_secret!,
       live.bystander.client_secret!,
       live.sessionCookie.split(".")[2]!,
-      live.refreshToken.split(".")[1]!,
+      live.refreshToken.split(".")[2]!,
       live.linkToken,
     ];
 

@@ -103,10 +103,11 @@ export async function activeAccessToken(env: Env, issuer: string, token: string,
 
 /**
  * Introspection (RFC 7662) of an access token by the client `authenticate` authenticates, which reads the caller's
- * row through `readClient`, once the caller's rate limit let it in. There the signature is checked (no I/O); when the
- * token is the caller's, the read is the token's own D1 batch (its client and user), side by side with its grant's
- * object, so authentication and the token's lookups are one round trip. Another client's token is never good for the
- * caller (C14), and is not looked up.
+ * row through `readClient`, once the caller's rate limit let it in. There the signature is checked (the JWKS comes from
+ * this isolate's cache); when the token names the presented client, the read is the token's own D1 batch (its client
+ * and user), side by side with its grant's object, so authentication and the token's lookups are one round trip —
+ * reads a failed authentication leaves unused, never a write. Another client's token is never good for the caller
+ * (C14), and is not looked up.
  */
 export async function introspectedAccessToken(
   env: Env,

@@ -35,7 +35,7 @@ export async function currentSession(env: Env, request: Request, cookieUser?: Pr
   const parsed = parseSessionCookie(raw);
   if (parsed === null) return null;
   const user = await (cookieUser ?? getUser(env.DB, parsed.userId));
-  if (user === null || user.disabled) return null;
+  if (user === null || user.id !== parsed.userId || user.disabled) return null;
   const sessions = userSessionsFor(env, parsed.userId);
   if (sessions === null) return null;
   const session = await sessions.touchSession(parsed.sid, parsed.secret);
@@ -54,9 +54,9 @@ export function sessionCookie(env: Env, request: Request, value: string | null):
 
 /**
  * The session learns which clients it signed in to, and the issuer each knows us by (for their logout notices, C21).
- * Best effort and off the response's path (it runs in `waitUntil`): called when the code is issued and again when it
- * is redeemed (then with the grant), so one failure loses nothing, and it never takes a sign-in or tokens back; a
- * failure is logged.
+ * Best effort and off the response's path (it runs in `waitUntil`): called when the code is issued (unless the session
+ * knows the client already) and again when it is redeemed (then with the grant), so one failure loses nothing, and it
+ * never takes a sign-in or tokens back; a failure is logged.
  */
 export function recordSessionClient(env: Env, ctx: ExecutionContext, userId: string, sid: string, clientId: string, facts: RecordClientFacts): void {
   const recording = (async () => {

@@ -1,4 +1,5 @@
 import { getClient, type StoredClient } from "../../db/clients";
+import { isClientId } from "../../lib/ids";
 import { tokenParties } from "../../db/token-parties";
 import { userForGrant, type GrantUser } from "../../db/users";
 import type { Env } from "../../env";
@@ -23,7 +24,8 @@ export function tokenRequestReads(env: Env, params: { grant_type: string; refres
   let prefetched: { sub: string; clientId: string; holder: Promise<GrantUser | null> } | null = null;
   return {
     readClient(clientId) {
-      if (hinted === null) return getClient(env.DB, clientId);
+      // No user read for a client id that names no client: a refused request costs no more than before.
+      if (hinted === null || !isClientId(clientId)) return getClient(env.DB, clientId);
       const parties = tokenParties(env.DB, { clientId, readClient: true, userId: hinted });
       const holder = parties.then((p) => p.holder);
       holder.catch(() => undefined); // unread when the client's authentication fails
