@@ -43,6 +43,7 @@ const BLOCKS = [
   { id: "do-write", what: "one Durable Object call that writes a row in a transaction (a rate-limit hit)" },
   { id: "do-create", what: "a new Durable Object's first write: its tables, one row, an alarm for its expiry" },
   { id: "do-create-grant", what: "a new grant's object: its tables, the grant, its audit event delivered to D1 by the alarm" },
+  { id: "do-rotate", what: "a refresh-token rotation in an existing grant, with its audit event delivered to D1 by the alarm" },
   { id: "sign-RS256", what: "signing an access token, RS256 (2048-bit key)" },
   { id: "sign-ES256", what: "signing an access token, ES256" },
   { id: "sign-EdDSA", what: "signing an access token, EdDSA (Ed25519)" },
@@ -91,7 +92,7 @@ const FLOORS = [
     blocks: [
       { id: "do-write", why: "rate limit (C6, C2)" },
       { id: "d1-batch2", why: "the client (C5) and the user, not disabled (C23)" },
-      { id: "do-write", why: "the rotation, atomic and durable (C3)" },
+      { id: "do-rotate", why: "the rotation, atomic and durable (C3), audited (C4)" },
       { id: "sign-RS256", why: "the access token", es256: "sign-ES256" },
       { id: "sign-RS256", why: "the ID token (RS256: OIDC Core's default)" },
     ],

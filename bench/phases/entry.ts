@@ -305,6 +305,30 @@ function signAccessToken(alg: string, key: CryptoKeyPair): Promise<string> {
   return new SignJWT({ ...ACCESS_TOKEN_CLAIMS, iat: now, exp: now + 600 }).setProtectedHeader({ alg, kid: "bench", typ: "at+jwt" }).sign(key.privateKey);
 }
 
+/** Refresh chains of the `do-rotate` block not in use by a request. */
+const idleChains: { familyId: string; token: string }[] = [];
+
+async function createBlockGrant(env: Env): Promise<{ familyId: string; token: string }> {
+  const familyId = newFamilyId();
+  const created = await tokenFamilyFor(env, familyId)!.createFamily({
+    familyId,
+    clientId: "bench-block",
+    clientRegisteredAt: 0,
+    sub: "bench-block-user",
+    scope: "openid offline_access",
+    sid: null,
+    authTime: Math.floor(Date.now() / 1000),
+    amr: ["email"],
+    acr: null,
+    claims: null,
+    dpopJkt: null,
+    issueRefreshToken: true,
+    lifetimeSeconds: 600,
+  });
+  if (created.status !== "created" || created.refreshToken === null) throw new Error(`createFamily: ${created.status}`);
+  return { familyId, token: created.refreshToken };
+}
+
 async function runBlock(name: string, env: Env): Promise<Response | null> {
   const limiter = () => env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName("rl:bench-block"));
   switch (name) {
@@ -333,25 +357,25 @@ async function runBlock(name: string, env: Env): Promise<Response | null> {
       // A new object's first write: its tables made, one row, an alarm set for the row's expiry.
       await env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(`rl:bench-block-${crypto.randomUUID()}`)).hit("bench-block", 1_000_000_000, 60);
       return new Response("ok");
-    case "do-create-grant": {
+    case "do-create-grant":
       // What every authorization-code grant costs: a new TokenFamily object (its tables, the family row, a refresh
       // token, the audit event its alarm then delivers to D1).
-      const familyId = newFamilyId();
-      await tokenFamilyFor(env, familyId)!.createFamily({
-        familyId,
+      await createBlockGrant(env);
+      return new Response("ok");
+    case "do-rotate": {
+      // One refresh-token rotation in an existing grant (a write transaction, two hashes and an HMAC, and the
+      // rotation's audit event delivered to D1 by the alarm). A chain is used by one request at a time.
+      const chain = idleChains.pop() ?? { familyId: "", token: "" };
+      if (chain.token === "") Object.assign(chain, await createBlockGrant(env));
+      const rotated = await tokenFamilyFor(env, chain.familyId)!.rotateRefreshToken(chain.token, {
         clientId: "bench-block",
         clientRegisteredAt: 0,
-        sub: "bench-block-user",
-        scope: "openid offline_access",
-        sid: null,
-        authTime: Math.floor(Date.now() / 1000),
-        amr: ["email"],
-        acr: null,
-        claims: null,
+        scope: null,
         dpopJkt: null,
-        issueRefreshToken: true,
-        lifetimeSeconds: 60,
       });
+      if (rotated.status !== "ok") return new Response(`rotation: ${rotated.status}`, { status: 500 });
+      chain.token = rotated.refreshToken;
+      idleChains.push(chain);
       return new Response("ok");
     }
     case "sign-RS256":
