@@ -35,7 +35,7 @@ function instrument(): void {
     [RateLimiter.prototype, "RATE_LIMITER", ["hit", "peekUsage"]],
     [SingleUseResourceStore.prototype, "SINGLE_USE", ["put", "peek", "consume"]],
     [UserSessions.prototype, "SESSIONS", ["createSession", "getSession", "touchSession", "recordClient", "revokeSession", "listSessions"]],
-    [TokenFamily.prototype, "TOKEN_FAMILIES", ["createFamily", "rotateRefreshToken", "checkAccessToken", "inspectRefreshToken", "revokeFamily", "isAccessTokenRevoked"]],
+    [TokenFamily.prototype, "TOKEN_FAMILIES", ["createFamily", "rotateRefreshToken", "checkAccessToken", "inspectRefreshToken", "revokeFamily", "isAccessTokenRevoked", "isRevoked"]],
     [KeyManager.prototype, "KEY_MANAGER", ["getSigningKey", "getJwks"]],
     [JtiStore.prototype, "JTIS", ["recordJti"]],
   ];
@@ -137,6 +137,20 @@ describe("storage round trips per request (docs/round-trips.md)", () => {
     expect(exchange.response.status, exchange.trace).toBe(200);
     expect(exchange.d1, exchange.trace).toBe(2);
     expect(exchange.objects, exchange.trace).toEqual(["RATE_LIMITER.hit", "SESSIONS.recordClient", "SINGLE_USE.consume", "TOKEN_FAMILIES.createFamily"]);
+
+    // Without offline_access the grant lives in its access tokens: the code's exchange makes no object, it only asks
+    // whether a replay revoked the grant already (C1); /userinfo asks the same of the grant's id.
+    const online = await authorizeParams(rp.clientId, { scope: "openid profile email" });
+    const onlineCode = new URL((await browser.get(authorizeUrl(online.params))).headers.get("location")!).searchParams.get("code")!;
+    const onlineExchange = await callsOf(() => redeem(onlineCode, online.verifier));
+    expect(onlineExchange.response.status, onlineExchange.trace).toBe(200);
+    expect(onlineExchange.d1, onlineExchange.trace).toBe(2);
+    expect(onlineExchange.objects, onlineExchange.trace).toEqual(["RATE_LIMITER.hit", "SESSIONS.recordClient", "SINGLE_USE.consume", "TOKEN_FAMILIES.isRevoked"]);
+    const onlineTokens = await onlineExchange.response.json<Tokens>();
+    const onlineUserinfo = await callsOf(() => userinfoWith(onlineTokens.access_token));
+    expect(onlineUserinfo.response.status, onlineUserinfo.trace).toBe(200);
+    expect(onlineUserinfo.d1, onlineUserinfo.trace).toBe(1);
+    expect(onlineUserinfo.objects, onlineUserinfo.trace).toEqual(["TOKEN_FAMILIES.isAccessTokenRevoked"]);
 
     // POST /token, refresh_token: the rate limit, one D1 batch of the client and the user the token names, the rotation.
     const refresh = await callsOf(() => postAs(rp, "/token", { grant_type: "refresh_token", refresh_token: tokens.refresh_token! }));

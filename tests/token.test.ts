@@ -1,10 +1,12 @@
-import { SELF, createExecutionContext, env, listDurableObjectIds, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { SELF, createExecutionContext, env, listDurableObjectIds, runInDurableObject } from "cloudflare:test";
 import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair, type CryptoKey, type JWK } from "jose";
 import { describe, expect, it, vi } from "vitest";
 import { loadConfig } from "../src/config";
 import { patchClient } from "./helpers/clients";
 import { rateLimiterFor, tokenFamilyFor, userSessionsFor } from "../src/objects/locate";
 import { familyIdOfRefreshToken } from "../src/objects/token-family";
+import { accessTokenGrantOf } from "../src/oauth/access-token-grant";
+import { endGrantsIssuedBefore } from "../src/db/grant-revocations";
 import { randomToken, sha256Base64url } from "../src/lib/crypto";
 import { newSessionId } from "../src/objects/sessions";
 import { JWT_BEARER_ASSERTION_TYPE, hashClientSecret } from "../src/oauth/client-auth";
@@ -188,10 +190,13 @@ describe("authorization_code grant", () => {
     }
   });
 
-  it("a redemption whose grant a replay revoked before it was made answers invalid_grant, with no tokens (RFC 6749 §4.1.2, C1)", async () => {
+  it.each([
+    ["with a refresh token (an object per grant)", "openid profile email offline_access"],
+    ["without one (the grant lives in its access tokens)", "openid email"],
+  ])("a redemption whose grant a replay revoked before it was made answers invalid_grant, with no tokens (RFC 6749 §4.1.2, C1): %s", async (_kind, scope) => {
     const rp = await makeClient();
     const user = await makeUser();
-    const code = await makeCode(rp.clientId, user.id);
+    const code = await makeCode(rp.clientId, user.id, { scope });
     const params = { grant_type: "authorization_code", code: code.code, redirect_uri: REDIRECT_URI, code_verifier: code.verifier };
     const real = grantStorage(env, createExecutionContext());
     let replay: Response | undefined;
@@ -717,40 +722,81 @@ describe("client_credentials grant", () => {
   });
 });
 
-describe("a grant without a refresh token (C15)", () => {
-  /** The token family (grant) an access token belongs to. */
-  const familyOf = (tokens: Tokens) => tokenFamilyFor(env, decodePayload(tokens.access_token).gid as string)!;
+describe("a grant without a refresh token lives in its access tokens (C15, C1, C22)", () => {
+  const introspected = async (c: TestClient, accessToken: string) => ((await (await postAs(c, "/introspect", { token: accessToken })).json()) as { active: boolean }).active;
+  /** The tables of the object of a grant id (the runtime's own aside), and its alarm: what the grant stores. */
+  const storageOf = (grantId: string) =>
+    runInDurableObject(tokenFamilyFor(env, grantId)!, async (_object, state) => ({
+      tables: state.storage.sql.exec<{ name: string }>(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\'`).toArray().length,
+      alarm: await state.storage.getAlarm(),
+    }));
 
-  it("is stored for accessTokenTtl + 60 s: still there a moment before, purged by the alarm at that time (a client's own token stores nothing)", async () => {
+  it("stores nothing: its gid names the grant, the client's registration and when it was made, and the token is good everywhere", async () => {
     const rp = await makeClient();
     const user = await makeUser();
-    // A day ahead of the runtime's clock: no alarm fires by itself mid-test, only the ones the test runs.
-    const start = Date.now() + 86_400_000;
-    vi.useFakeTimers({ toFake: ["Date"] });
-    try {
-      vi.setSystemTime(start);
-      const online = await redeem(rp, await makeCode(rp.clientId, user.id, { scope: "openid email" })); // no offline_access
-      expect(online.refresh_token).toBeUndefined();
-      const ends = start + (config.accessTokenTtl + 60) * 1000;
-      const families = [familyOf(online)];
-      for (const family of families) expect((await family.getFamily())!.expiresAt).toBe(ends);
-
-      vi.setSystemTime(ends - 1);
-      for (const family of families) {
-        await runDurableObjectAlarm(family);
-        expect(await family.getFamily()).not.toBeNull();
-      }
-      vi.setSystemTime(ends);
-      for (const family of families) {
-        expect(await runDurableObjectAlarm(family)).toBe(true);
-        expect(await family.getFamily()).toBeNull();
-      }
-    } finally {
-      vi.useRealTimers();
-    }
+    const code = await makeCode(rp.clientId, user.id, { scope: "openid email" }); // no offline_access
+    const online = await redeem(rp, code);
+    expect(online.refresh_token).toBeUndefined();
+    const gid = decodePayload(online.access_token).gid as string;
+    const made = accessTokenGrantOf(gid);
+    expect(made).toMatchObject({ clientRegisteredAt: rp.client.registered_at });
+    expect(Math.abs(made!.createdAt - Date.now())).toBeLessThan(60_000);
+    expect((await userinfoWith(online.access_token)).status).toBe(200);
+    expect(await introspected(rp, online.access_token)).toBe(true);
+    expect(await storageOf(made!.grantId)).toEqual({ tables: 0, alarm: null });
+    // A code with a claims request keeps its grant in an object (userinfo answers by the request).
+    const withClaims = await redeem(rp, await makeCode(rp.clientId, user.id, { scope: "openid email", claims: JSON.stringify({ userinfo: { email: null } }) }));
+    const familyId = decodePayload(withClaims.access_token).gid as string;
+    expect(accessTokenGrantOf(familyId)).toBeNull();
+    expect((await storageOf(familyId)).tables).toBeGreaterThan(0);
   });
 
-  it("with another ACCESS_TOKEN_TTL: expires_in and exp − iat follow it, and the grant lives 60 s longer", async () => {
+  it("a replay of its code revokes it (RFC 6749 §4.1.2, C1), and RFC 7009 revokes one token of it", async () => {
+    const rp = await makeClient();
+    const user = await makeUser();
+    const code = await makeCode(rp.clientId, user.id, { scope: "openid email" });
+    const online = await redeem(rp, code);
+    expect(await introspected(rp, online.access_token)).toBe(true);
+    const replay = await postAs(rp, "/token", { grant_type: "authorization_code", code: code.code, redirect_uri: REDIRECT_URI, code_verifier: code.verifier });
+    expect((await errorOf(replay)).error).toBe("invalid_grant");
+    expect(await introspected(rp, online.access_token)).toBe(false);
+    expect((await userinfoWith(online.access_token)).status).toBe(401);
+
+    const other = await redeem(rp, await makeCode(rp.clientId, user.id, { scope: "openid email" }));
+    const second = await redeem(rp, await makeCode(rp.clientId, user.id, { scope: "openid email" }));
+    expect((await postAs(rp, "/revoke", { token: other.access_token })).status).toBe(200);
+    expect(await introspected(rp, other.access_token)).toBe(false);
+    expect(await introspected(rp, second.access_token)).toBe(true);
+    // Another client cannot revoke it (C14).
+    const stranger = await makeClient();
+    expect((await postAs(stranger, "/revoke", { token: second.access_token })).status).toBe(200);
+    expect(await introspected(rp, second.access_token)).toBe(true);
+  });
+
+  it("ends with the user's grants, the user, and the client's registration (C22, RFC 9700 §4.14)", async () => {
+    const rp = await makeClient();
+    const user = await makeUser();
+    const online = async () => (await redeem(rp, await makeCode(rp.clientId, user.id, { scope: "openid email", issuedAt: Date.now() }))).access_token;
+    const ended = await online();
+    await endGrantsIssuedBefore(env.DB, user.id, "*", Date.now(), { actor: "test", type: "admin.user.grants_ended", subject: user.id, clientId: null, data: {} });
+    expect(await introspected(rp, ended)).toBe(false);
+    expect((await userinfoWith(ended)).status).toBe(401);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const after = await online();
+    expect(await introspected(rp, after)).toBe(true);
+
+    await env.DB.prepare("UPDATE users SET disabled = 1 WHERE id = ?").bind(user.id).run();
+    expect(await introspected(rp, after)).toBe(false);
+    await env.DB.prepare("UPDATE users SET disabled = 0 WHERE id = ?").bind(user.id).run();
+    expect(await introspected(rp, after)).toBe(true);
+
+    // The same client_id registered again: the grant named the earlier registration.
+    await env.DB.prepare("UPDATE clients SET created_at = created_at + 1000 WHERE id = ?").bind(rp.clientId).run();
+    expect(await introspected({ ...rp }, after)).toBe(false);
+    expect((await userinfoWith(after)).status).toBe(401);
+  });
+
+  it("with another ACCESS_TOKEN_TTL: expires_in and exp − iat follow it", async () => {
     const rp = await makeClient();
     const api = await makeClient({ grant_types: ["client_credentials"], scope: "reports:read" });
     const user = await makeUser();
@@ -763,8 +809,6 @@ describe("a grant without a refresh token (C15)", () => {
     const online = await (await call(rp, { grant_type: "authorization_code", code: code.code, redirect_uri: REDIRECT_URI, code_verifier: code.verifier })).json<Tokens>();
     const service = await (await call(api, { grant_type: "client_credentials" })).json<Tokens>();
     for (const tokens of [online, service]) expect(accessLifetimes(tokens)).toEqual([120, 120]);
-    const family = (await familyOf(online).getFamily())!;
-    expect(family.expiresAt - family.createdAt).toBe(180_000);
   });
 });
 

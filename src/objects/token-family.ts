@@ -536,10 +536,21 @@ export class TokenFamily extends StatefulObject {
     return revoked ? { active: false } : { active: true, grant: toInfo(row) };
   }
 
-  /** Whether `jti` was revoked (`revokeAccessToken`) and has not expired since: a client's own tokens have no family row. */
+  /**
+   * For a grant without an object of its own (a client's grant, oauth/client-grant.ts; a code grant without a refresh
+   * token, oauth/access-token-grant.ts): whether `jti` was revoked (`revokeAccessToken`) and has not expired since, or
+   * the grant itself was (`revokeFamily` left its tombstone: a replayed code, RFC 6749 §4.1.2). No storage: neither.
+   */
   isAccessTokenRevoked(jti: string): boolean {
     if (!this.hasStorage()) return false;
+    if (this.family()?.status === "revoked") return true;
     return this.sql.exec(`SELECT 1 FROM revoked_access_tokens WHERE jti = ? AND expires_at > ?`, jti, this.now()).toArray().length > 0;
+  }
+
+  /** Whether this grant was revoked: its family, or the tombstone `revokeFamily` leaves for a grant it never saw made. */
+  isRevoked(): boolean {
+    if (!this.hasStorage()) return false;
+    return this.family()?.status === "revoked";
   }
 
   getFamily(): FamilyInfo | null {

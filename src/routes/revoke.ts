@@ -4,6 +4,7 @@ import { verifyWithPublishedKeys } from "../objects/key-cache";
 import { clientTokensFor, tokenFamilyFor } from "../objects/locate";
 import { familyIdOfRefreshToken } from "../objects/token-family";
 import { clientAuthParams } from "../oauth/client-auth";
+import { accessTokenGrantOf } from "../oauth/access-token-grant";
 import { registrationOfClientGrant } from "../oauth/client-grant";
 import * as z from "zod/mini";
 import { param, parseWith } from "../oauth/schema";
@@ -43,8 +44,13 @@ export async function revoke(request: Request, env: Env): Promise<Response> {
   }
   const claims = await verifyAccessToken((jwt, options) => verifyWithPublishedKeys(env, jwt, options), issuer, params.token);
   if (claims !== null && claims.client_id === client.client_id) {
-    // A client's own token has no family: its revocation goes to the client's list (oauth/client-grant.ts).
-    const holder = registrationOfClientGrant(claims.gid) !== null ? clientTokensFor(env, claims.client_id) : tokenFamilyFor(env, claims.gid);
+    // A client's own token has no family: its revocation goes to the client's list (oauth/client-grant.ts). A grant
+    // that lives in its tokens (oauth/access-token-grant.ts) keeps its list in the object of its grant id.
+    const inTokens = accessTokenGrantOf(claims.gid);
+    const holder =
+      registrationOfClientGrant(claims.gid) !== null
+        ? clientTokensFor(env, claims.client_id)
+        : tokenFamilyFor(env, inTokens !== null ? inTokens.grantId : claims.gid);
     await holder?.revokeAccessToken(claims.jti, claims.exp * 1000);
   }
   return revoked();

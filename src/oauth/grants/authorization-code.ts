@@ -2,7 +2,10 @@ import { parseScope } from "../../lib/scope";
 import { invalidGrant, invalidRequest } from "../errors";
 import { issuesRefreshToken, scopeStillGrantable } from "../scope-policy";
 import { whyGrantIsNotGood, whyUserCannotHoldGrant } from "../token-validity";
-import type { Grant, TokenResponse } from "./context";
+import type { AuthorizationCodeGrant } from "../../objects/auth-codes";
+import type { CreateFamilyResult, FamilyInfo } from "../../objects/token-family";
+import { accessTokenGrantId } from "../access-token-grant";
+import type { Grant, GrantContext, TokenResponse } from "./context";
 import { issueAccessToken, issueIdToken, tokenTypeOf } from "./issue";
 
 /**
@@ -45,9 +48,13 @@ export const authorizationCodeGrant: Grant = async (context) => {
   const scope = scopeStillGrantable(code.scope, client);
   const scopes = parseScope(scope) ?? [];
   const issueRefresh = issuesRefreshToken(client.grant_types, scopes);
+  // Without a refresh token and a claims request to keep, the grant lives in its access tokens (access-token-grant.ts):
+  // there is no object to make, only the check that a replay of this code has not revoked it already (C1).
+  const inTokens = !issueRefresh && code.claims === null;
+  const createdAt = Date.now();
   const [holder, created] = await Promise.all([
     storage.findGrantUser(code.sub, client.client_id),
-    storage.createGrant({
+    inTokens ? grantInTokens(context, { grantId, createdAt, scope }, code) : storage.createGrant({
       familyId: grantId,
       clientId: client.client_id,
       clientRegisteredAt: client.registered_at,
@@ -75,8 +82,8 @@ export const authorizationCodeGrant: Grant = async (context) => {
   // is one of them.
   const why = whyGrantIsNotGood({ grant: created.family, client, holder }) ?? whyUserCannotHoldGrant(holder, code.issuedAt ?? code.authTime * 1000);
   if (why !== null) {
-    // The grant was made beside the lookup; it must not outlive this refusal.
-    await storage.revokeGrant(grantId, why, client.client_id);
+    // The grant was made beside the lookup; it must not outlive this refusal. (One in its tokens was never made.)
+    if (!inTokens) await storage.revokeGrant(grantId, why, client.client_id);
     throw invalidGrant(why);
   }
   const user = holder!.user;
@@ -87,7 +94,8 @@ export const authorizationCodeGrant: Grant = async (context) => {
     storage.recordSessionClient(code.sub, code.sid, client.client_id, { issuer: context.issuer, ...(grant ? { grant } : {}) });
   }
 
-  const accessToken = await issueAccessToken(context, { sub: code.sub, scope, grantId, authTime: code.authTime });
+  const tokenGrantId = inTokens ? accessTokenGrantId({ grantId, clientRegisteredAt: client.registered_at, createdAt }) : grantId;
+  const accessToken = await issueAccessToken(context, { sub: code.sub, scope, grantId: tokenGrantId, authTime: code.authTime });
   const body: TokenResponse = { access_token: accessToken, token_type: tokenTypeOf(context), expires_in: config.accessTokenTtl, scope };
   if (scopes.includes("openid")) {
     body.id_token = await issueIdToken(context, user, {
@@ -104,3 +112,30 @@ export const authorizationCodeGrant: Grant = async (context) => {
   if (refresh !== null) body.refresh_token = refresh;
   return body;
 };
+
+/** A grant that lives in its access tokens, as `createGrant` would answer for it: made now, unless a replay revoked it. */
+async function grantInTokens(
+  context: GrantContext,
+  { grantId, createdAt, scope }: { grantId: string; createdAt: number; scope: string },
+  code: AuthorizationCodeGrant,
+): Promise<CreateFamilyResult> {
+  const { config, client, storage } = context;
+  if (await storage.isGrantRevoked(grantId)) return { status: "revoked" };
+  const family: FamilyInfo = {
+    familyId: grantId,
+    clientId: client.client_id,
+    clientRegisteredAt: client.registered_at,
+    sub: code.sub,
+    scope,
+    sid: code.sid,
+    authTime: code.authTime,
+    amr: code.amr,
+    acr: code.acr,
+    claims: null,
+    dpopJkt: null,
+    createdAt,
+    expiresAt: createdAt + config.accessTokenTtl * 1000,
+    status: "active",
+  };
+  return { status: "created", refreshToken: null, family };
+}

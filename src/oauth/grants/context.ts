@@ -21,6 +21,8 @@ export interface GrantStorage {
   /** C3: rotation, reuse detection and scope narrowing, atomically in the grant's object. */
   rotateRefreshToken(refreshToken: string, request: RotateRequest): Promise<RotateResult>;
   revokeGrant(grantId: string, reason: string, actor: string): Promise<void>;
+  /** Whether `revokeGrant` was called for a grant id (a grant that lives in its tokens has no object until then). */
+  isGrantRevoked(grantId: string): Promise<boolean>;
   /** The user a grant for `clientId` speaks for, with the time their grants for it were ended (C22), or null. */
   findGrantUser(sub: string, clientId: string): Promise<GrantUser | null>;
   signingKey(alg?: SigningAlg): Promise<SigningKey>;

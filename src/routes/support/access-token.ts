@@ -5,6 +5,7 @@ import type { Env } from "../../env";
 import { verifyWithPublishedKeys } from "../../objects/key-cache";
 import { clientTokensFor, tokenFamilyFor } from "../../objects/locate";
 import { familyIdOfRefreshToken, type AccessTokenCheck, type FamilyInfo, type InspectResult } from "../../objects/token-family";
+import { accessTokenGrantFacts, accessTokenGrantOf } from "../../oauth/access-token-grant";
 import { clientGrantOf, registrationOfClientGrant } from "../../oauth/client-grant";
 import { accessTokenOf, bearerInvalidRequest, invalidToken, presentedToken, resourceProofError, tokenRequired, type AuthScheme } from "../../oauth/bearer";
 import { invalidDpopProof } from "../../oauth/dpop";
@@ -140,8 +141,9 @@ interface StartedLookups {
 
 /**
  * Starts, side by side, everything C23's rule needs to judge the token: for a user's token its grant's object and one
- * D1 batch (the client and the user); for a client's own token (client_credentials: its grant is the client's
- * registration) its revocation in the client's list and the client. Null when the token names no grant we could hold.
+ * D1 batch (the client and the user) — for a grant that lives in its tokens (access-token-grant.ts) the object only
+ * says whether it was revoked; for a client's own token (client_credentials: its grant is the client's registration)
+ * its revocation in the client's list and the client. Null when the token names no grant we could hold.
  */
 function startTokenLookups(env: Env, claims: AccessTokenClaims, beside?: () => Promise<void>): StartedLookups | null {
   const registeredAt = registrationOfClientGrant(claims.gid);
@@ -153,6 +155,19 @@ function startTokenLookups(env: Env, claims: AccessTokenClaims, beside?: () => P
       holder: undefined,
     }));
     return settledLater({ claims, client, facts });
+  }
+  const inTokens = accessTokenGrantOf(claims.gid);
+  if (inTokens !== null) {
+    // A code grant that lives in its tokens is a user's: without auth_time it is not one of ours.
+    if (claims.auth_time === undefined) return null;
+    const anchor = tokenFamilyFor(env, inTokens.grantId);
+    if (anchor === null) return null;
+    const parties = tokenParties(env.DB, { clientId: claims.client_id, readClient: true, userId: claims.sub });
+    const facts = Promise.all([anchor.isAccessTokenRevoked(claims.jti), parties, beside?.()]).then(([isRevoked, read]) => ({
+      grant: isRevoked ? ({ active: false } as const) : ({ active: true, grant: accessTokenGrantFacts(claims, inTokens) } as const),
+      holder: read.holder,
+    }));
+    return settledLater({ claims, client: parties.then((read) => read.client), facts });
   }
   const family = tokenFamilyFor(env, claims.gid);
   if (family === null) return null;

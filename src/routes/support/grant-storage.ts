@@ -58,6 +58,9 @@ export function grantStorage(env: Env, ctx: ExecutionContext, reads?: TokenReque
     async revokeGrant(grantId, reason, actor) {
       await tokenFamilyFor(env, grantId)?.revokeFamily(reason, actor);
     },
+    async isGrantRevoked(grantId) {
+      return (await tokenFamilyFor(env, grantId)?.isRevoked()) ?? false;
+    },
     findGrantUser: (sub, clientId) => reads?.prefetchedUser(sub, clientId) ?? userForGrant(env.DB, sub, clientId),
     signingKey: (alg) => currentSigningKey(env, alg),
     recordSessionClient: (userId, sid, clientId, facts) => recordSessionClient(env, ctx, userId, sid, clientId, facts),
