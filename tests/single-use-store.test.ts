@@ -1,4 +1,4 @@
-import { abortAllDurableObjects, env, runDurableObjectAlarm } from "cloudflare:test";
+import { abortAllDurableObjects, env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { AuthorizationCodeGrant } from "../src/objects/auth-codes";
 import { s256Challenge } from "../src/lib/pkce";
@@ -80,6 +80,10 @@ describe("SingleUseResourceStore (auth codes)", () => {
     await store.put("live", grant(), 60);
     await store.put("used", grant(), 60);
     await store.consume("used", { clientId: "client-a", redirectUri: "https://app.example/cb", codeVerifier: verifier });
+    // The redemption's audit event (auth_code.redeemed) is delivered by the alarm it sets for now; the clock moves on
+    // only once that run is over (the next alarm is then the purge, a minute ahead).
+    await runDurableObjectAlarm(store);
+    await vi.waitFor(async () => expect(await runInDurableObject(store, (_o, state) => state.storage.getAlarm())).toBeGreaterThan(start + 1000), { timeout: 5000 });
     vi.setSystemTime(start + 61_000);
     expect(await store.peek("live")).toEqual({ status: "expired" });
     expect((await store.consume("live", { clientId: "client-a", redirectUri: "https://app.example/cb", codeVerifier: verifier })).status).toBe("expired");

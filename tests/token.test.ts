@@ -731,6 +731,12 @@ describe("a grant without a refresh token lives in its access tokens (C15, C1, C
       alarm: await state.storage.getAlarm(),
     }));
 
+  /** The audit events about `subject` delivered to D1 so far, as `type client_id`. */
+  const auditedAbout = async (subject: string) =>
+    (await env.DB.prepare("SELECT type, client_id FROM audit_log WHERE subject = ? ORDER BY occurred_at").bind(subject).all<{ type: string; client_id: string | null }>()).results.map(
+      (r) => `${r.type} ${r.client_id}`,
+    );
+
   it("stores nothing: its gid names the grant, the client's registration and when it was made, and the token is good everywhere", async () => {
     const rp = await makeClient();
     const user = await makeUser();
@@ -744,6 +750,8 @@ describe("a grant without a refresh token lives in its access tokens (C15, C1, C
     expect((await userinfoWith(online.access_token)).status).toBe(200);
     expect(await introspected(rp, online.access_token)).toBe(true);
     expect(await storageOf(made!.grantId)).toEqual({ tables: 0, alarm: null });
+    // The redemption is the audit event that says tokens were issued (and what /admin/metrics counts).
+    await vi.waitFor(async () => expect(await auditedAbout(user.id)).toContain(`auth_code.redeemed ${rp.clientId}`), { timeout: 5000 });
     // A code with a claims request keeps its grant in an object (userinfo answers by the request).
     const withClaims = await redeem(rp, await makeCode(rp.clientId, user.id, { scope: "openid email", claims: JSON.stringify({ userinfo: { email: null } }) }));
     const familyId = decodePayload(withClaims.access_token).gid as string;
@@ -761,11 +769,14 @@ describe("a grant without a refresh token lives in its access tokens (C15, C1, C
     expect((await errorOf(replay)).error).toBe("invalid_grant");
     expect(await introspected(rp, online.access_token)).toBe(false);
     expect((await userinfoWith(online.access_token)).status).toBe(401);
+    // The revocation's audit event names whose grant it was, though the grant had no object.
+    await vi.waitFor(async () => expect(await auditedAbout(user.id)).toContain(`token_family.revoked ${rp.clientId}`), { timeout: 5000 });
 
     const other = await redeem(rp, await makeCode(rp.clientId, user.id, { scope: "openid email" }));
     const second = await redeem(rp, await makeCode(rp.clientId, user.id, { scope: "openid email" }));
     expect((await postAs(rp, "/revoke", { token: other.access_token })).status).toBe(200);
     expect(await introspected(rp, other.access_token)).toBe(false);
+    await vi.waitFor(async () => expect(await auditedAbout(user.id)).toContain(`access_token.revoked ${rp.clientId}`), { timeout: 5000 });
     expect(await introspected(rp, second.access_token)).toBe(true);
     // Another client cannot revoke it (C14).
     const stranger = await makeClient();

@@ -6,7 +6,8 @@
  */
 export const METRIC_EVENTS = {
   signIn: "session.created",
-  grantCreated: "token_family.created",
+  /** Every authorization-code redemption (src/objects/auth-codes.ts); before issue 8's grants in tokens: `token_family.created`. */
+  grantCreated: "auth_code.redeemed",
   refreshRotated: "refresh_token.rotated",
   refreshRetried: "refresh_token.retry_answered",
   refreshReuse: "refresh_token.reuse_detected",
@@ -79,7 +80,7 @@ export async function auditCounts(db: D1Database, from: number, to: number): Pro
         counts.signIns[method] = (counts.signIns[method] ?? 0) + n;
         break;
       }
-      // Every grant with an object is an authorization-code grant (a client's own tokens have none).
+      // Every redeemed code is an authorization-code grant, whether it has an object or lives in its tokens.
       case METRIC_EVENTS.grantCreated:
         counts.tokenGrants.authorization_code += n;
         break;

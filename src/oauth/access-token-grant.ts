@@ -33,7 +33,11 @@ export function accessTokenGrantOf(gid: string): AccessTokenGrant | null {
   return match ? { grantId: match[1]!, clientRegisteredAt: Number(match[2]), createdAt: Number(match[3]) } : null;
 }
 
-/** The grant such a token stands for, as the token rule sees a grant: every fact from the signed token. */
+/**
+ * The grant such a token stands for, as the token rule sees a grant: every fact from the signed token. What the token
+ * does not carry — the session id, amr, acr — is not known here (null or empty): nothing that judges or answers for an
+ * access token reads them, and a grant with a `claims` request keeps an object instead.
+ */
 export function accessTokenGrantFacts(claims: AccessTokenClaims, grant: AccessTokenGrant): FamilyInfo {
   return {
     familyId: grant.grantId,

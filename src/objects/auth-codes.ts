@@ -1,3 +1,4 @@
+import type { AuditData } from "../db/audit";
 import { isValidCodeVerifier, s256Challenge } from "../lib/pkce";
 import { SingleUseResourceStore } from "./single-use-store";
 
@@ -68,5 +69,14 @@ export class AuthCodeStore extends SingleUseResourceStore<AuthorizationCodeGrant
 
   protected override describe(grant: AuthorizationCodeGrant) {
     return { subject: grant.sub, clientId: grant.clientId };
+  }
+
+  /**
+   * Every redemption is audited with the grant it makes (`auth_code.redeemed`): a grant that lives in its access tokens
+   * (oauth/access-token-grant.ts) has no object to record its creation, so this is the event that says tokens were
+   * issued to the client for the user (and what /admin/metrics counts as an authorization-code grant).
+   */
+  protected override redeemedEvent(grant: AuthorizationCodeGrant, outcome: CodeOutcome | undefined): AuditData {
+    return { grantId: outcome?.grantId ?? null, scope: grant.scope };
   }
 }

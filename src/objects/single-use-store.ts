@@ -1,3 +1,4 @@
+import type { AuditData } from "../db/audit";
 import { purgeTime } from "../lib/time";
 import { StatefulObject, type SchemaComponent } from "./base";
 
@@ -59,6 +60,11 @@ export abstract class SingleUseResourceStore<T, E = void, P = E, O = unknown> ex
   /** Whether replays are audited (auth codes, links); DPoP jti replays are ordinary rejections. */
   protected readonly auditReplays: boolean = true;
 
+  /** What a successful consume records in the audit log, in the same transaction (`<source>.redeemed`); null: nothing. */
+  protected redeemedEvent(_value: T, _outcome: O | undefined): AuditData | null {
+    return null;
+  }
+
   /** Async preparation of the expectation, outside the transaction (hashing). */
   protected async prepare(expectation: E): Promise<P> {
     return expectation as unknown as P;
@@ -114,6 +120,8 @@ export abstract class SingleUseResourceStore<T, E = void, P = E, O = unknown> ex
         outcome === undefined ? null : JSON.stringify(outcome),
         id,
       );
+      const redeemed = this.redeemedEvent(value, outcome);
+      if (redeemed !== null) this.recordAudit({ type: `${this.source}.redeemed`, data: redeemed, ...this.describe(value) });
       return { status: "ok", value, expiresAt: row.expires_at };
     });
     await this.flushAudit();

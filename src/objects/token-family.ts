@@ -49,6 +49,12 @@ function refreshTokenOf(familyId: string, sub: string | null, secret: string): s
   return sub !== null && isOpaqueId(sub) ? `${familyId}.${sub}.${secret}` : `${familyId}.${secret}`;
 }
 
+/** Whose grant it is, for the audit event of a revocation in an object that holds no family row. */
+export interface GrantParties {
+  subject?: string | null;
+  clientId?: string | null;
+}
+
 /** A fresh family id: opaque and random, usable in `tokenFamilyFor`. */
 export function newFamilyId(): string {
   return randomToken(16);
@@ -430,13 +436,14 @@ export class TokenFamily extends StatefulObject {
    * whether this call changed anything. Before the family exists it leaves a revoked tombstone, so a later
    * `createFamily` for this id creates nothing (RFC 6749 §4.1.2, C1).
    */
-  async revokeFamily(reason: string, actor?: string): Promise<{ revoked: boolean }> {
+  async revokeFamily(reason: string, actor?: string, about: GrantParties = {}): Promise<{ revoked: boolean }> {
     const now = this.now();
     const result = this.transact((): { revoked: boolean; tombstoneExpiresAt?: number } => {
       const row = this.family();
       if (!row) {
-        // Kept for as long as the family would have lived had it been created now.
-        const expiresAt = now + this.config.refreshTokenTtl * 1000;
+        // Kept for as long as the family would have lived had it been created now, and at least as long as an access
+        // token issued before it (a grant that lives in its tokens has only this tombstone to say it was revoked).
+        const expiresAt = now + Math.max(this.config.refreshTokenTtl, this.config.accessTokenTtl + 60) * 1000;
         const familyId = this.addressedFamilyId();
         this.sql.exec(
           `INSERT INTO family (id, family_id, expires_at, status, revoked_at, revoked_reason) VALUES (1, ?, ?, 'revoked', ?, ?)`,
@@ -445,10 +452,13 @@ export class TokenFamily extends StatefulObject {
           now,
           reason.slice(0, 200),
         );
+        // No family row: revoked before it was made, or a grant that lives in its tokens (the caller says whose).
         this.recordAudit({
           type: "token_family.revoked",
           actor: actor ?? null,
-          data: { familyId, reason: reason.slice(0, 200), beforeCreation: true },
+          subject: about.subject ?? null,
+          clientId: about.clientId ?? null,
+          data: { familyId, reason: reason.slice(0, 200), withoutFamily: true },
         });
         return { revoked: true, tombstoneExpiresAt: expiresAt };
       }
@@ -500,7 +510,7 @@ export class TokenFamily extends StatefulObject {
    * Records an access token (by its `jti`) as revoked until it would have expired anyway (RFC 7009 §2).
    * `expiresAt` is in milliseconds since the epoch (the JWT `exp` × 1000).
    */
-  async revokeAccessToken(jti: string, expiresAt: number): Promise<void> {
+  async revokeAccessToken(jti: string, expiresAt: number, about: GrantParties = {}): Promise<void> {
     if (typeof jti !== "string" || jti.length === 0 || jti.length > MAX_JTI_LENGTH) throw new Error("revokeAccessToken: malformed jti");
     if (!Number.isFinite(expiresAt)) throw new Error("revokeAccessToken: expiresAt must be a number of milliseconds");
     const now = this.now();
@@ -513,8 +523,8 @@ export class TokenFamily extends StatefulObject {
         const created = row && isCreated(row) ? row : null;
         this.recordAudit({
           type: "access_token.revoked",
-          subject: created?.sub ?? null,
-          clientId: created?.client_id ?? null,
+          subject: created?.sub ?? about.subject ?? null,
+          clientId: created?.client_id ?? about.clientId ?? null,
           data: { familyId: row?.family_id ?? this.addressedFamilyId(), jti, expiresAt },
         });
       }

@@ -51,7 +51,7 @@ export async function revoke(request: Request, env: Env): Promise<Response> {
       registrationOfClientGrant(claims.gid) !== null
         ? clientTokensFor(env, claims.client_id)
         : tokenFamilyFor(env, inTokens !== null ? inTokens.grantId : claims.gid);
-    await holder?.revokeAccessToken(claims.jti, claims.exp * 1000);
+    await holder?.revokeAccessToken(claims.jti, claims.exp * 1000, { subject: claims.sub, clientId: claims.client_id });
   }
   return revoked();
 }

@@ -28,7 +28,9 @@ export const authorizationCodeGrant: Grant = async (context) => {
   switch (result.status) {
     case "consumed":
       // RFC 6749 §4.1.2: a code used twice revokes what it produced (C1), even if that grant is still being created.
-      if (result.outcome !== null) await storage.revokeGrant(result.outcome.grantId, "authorization code replay", client.client_id);
+      if (result.outcome !== null) {
+        await storage.revokeGrant(result.outcome.grantId, "authorization code replay", client.client_id, { subject: result.value.sub, clientId: result.value.clientId });
+      }
       throw invalidGrant("the authorization code was already used");
     case "rejected":
       throw invalidGrant(result.reason);
@@ -51,7 +53,9 @@ export const authorizationCodeGrant: Grant = async (context) => {
   // Without a refresh token and a claims request to keep, the grant lives in its access tokens (access-token-grant.ts):
   // there is no object to make, only the check that a replay of this code has not revoked it already (C1).
   const inTokens = !issueRefresh && code.claims === null;
-  const createdAt = Date.now();
+  // A grant in its tokens was made when its code was issued, as C22 judges its code (`whyUserCannotHoldGrant` below):
+  // a revocation of the user's grants that lands while this redemption runs then ends it too.
+  const createdAt = Math.min(Date.now(), code.issuedAt ?? code.authTime * 1000);
   const [holder, created] = await Promise.all([
     storage.findGrantUser(code.sub, client.client_id),
     inTokens ? grantInTokens(context, { grantId, createdAt, scope }, code) : storage.createGrant({

@@ -5,7 +5,7 @@ import type { AuthorizationCodeGrant, CodeOutcome, CodeRedemption } from "../../
 import type { SigningAlg } from "../../objects/key-manager";
 import type { RecordClientFacts } from "../../objects/sessions";
 import type { ConsumeResult } from "../../objects/single-use-store";
-import type { CreateFamilyResult, FamilyInit, RotateRequest, RotateResult } from "../../objects/token-family";
+import type { CreateFamilyResult, FamilyInit, GrantParties, RotateRequest, RotateResult } from "../../objects/token-family";
 import type { SigningKey } from "../tokens";
 import type { TokenRequest } from "./request";
 
@@ -20,7 +20,7 @@ export interface GrantStorage {
   createGrant(init: FamilyInit): Promise<CreateFamilyResult>;
   /** C3: rotation, reuse detection and scope narrowing, atomically in the grant's object. */
   rotateRefreshToken(refreshToken: string, request: RotateRequest): Promise<RotateResult>;
-  revokeGrant(grantId: string, reason: string, actor: string): Promise<void>;
+  revokeGrant(grantId: string, reason: string, actor: string, about?: GrantParties): Promise<void>;
   /** Whether `revokeGrant` was called for a grant id (a grant that lives in its tokens has no object until then). */
   isGrantRevoked(grantId: string): Promise<boolean>;
   /** The user a grant for `clientId` speaks for, with the time their grants for it were ended (C22), or null. */

@@ -55,8 +55,8 @@ export function grantStorage(env: Env, ctx: ExecutionContext, reads?: TokenReque
       const family = familyId === null ? null : tokenFamilyFor(env, familyId);
       return family === null ? { status: "unknown" } : await family.rotateRefreshToken(refreshToken, request);
     },
-    async revokeGrant(grantId, reason, actor) {
-      await tokenFamilyFor(env, grantId)?.revokeFamily(reason, actor);
+    async revokeGrant(grantId, reason, actor, about) {
+      await tokenFamilyFor(env, grantId)?.revokeFamily(reason, actor, about);
     },
     async isGrantRevoked(grantId) {
       return (await tokenFamilyFor(env, grantId)?.isRevoked()) ?? false;
