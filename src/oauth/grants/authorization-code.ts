@@ -2,10 +2,9 @@ import { parseScope } from "../../lib/scope";
 import { invalidGrant, invalidRequest } from "../errors";
 import { issuesRefreshToken, scopeStillGrantable } from "../scope-policy";
 import { whyGrantIsNotGood, whyUserCannotHoldGrant } from "../token-validity";
-import type { AuthorizationCodeGrant } from "../../objects/auth-codes";
 import type { CreateFamilyResult, FamilyInfo } from "../../objects/token-family";
 import { accessTokenGrantId } from "../access-token-grant";
-import type { Grant, GrantContext, TokenResponse } from "./context";
+import type { Grant, GrantStorage, TokenResponse } from "./context";
 import { issueAccessToken, issueIdToken, tokenTypeOf } from "./issue";
 
 /**
@@ -56,25 +55,30 @@ export const authorizationCodeGrant: Grant = async (context) => {
   // A grant in its tokens was made when its code was issued, as C22 judges its code (`whyUserCannotHoldGrant` below):
   // a revocation of the user's grants that lands while this redemption runs then ends it too.
   const createdAt = Math.min(Date.now(), code.issuedAt ?? code.authTime * 1000);
+  const facts = {
+    familyId: grantId,
+    clientId: client.client_id,
+    clientRegisteredAt: client.registered_at,
+    sub: code.sub,
+    scope,
+    sid: code.sid,
+    authTime: code.authTime,
+    amr: code.amr,
+    acr: code.acr,
+    claims: code.claims,
+    // RFC 9449 §5: a public client's refresh tokens are bound to its key; a confidential client's are bound to it already.
+    dpopJkt: client.token_endpoint_auth_method === "none" ? (dpop?.jkt ?? null) : null,
+  };
   const [holder, created] = await Promise.all([
     storage.findGrantUser(code.sub, client.client_id),
-    inTokens ? grantInTokens(context, { grantId, createdAt, scope }, code) : storage.createGrant({
-      familyId: grantId,
-      clientId: client.client_id,
-      clientRegisteredAt: client.registered_at,
-      sub: code.sub,
-      scope,
-      sid: code.sid,
-      authTime: code.authTime,
-      amr: code.amr,
-      acr: code.acr,
-      claims: code.claims,
-      // RFC 9449 §5: a public client's refresh tokens are bound to its key; a confidential client's are bound to it already.
-      dpopJkt: client.token_endpoint_auth_method === "none" ? (dpop?.jkt ?? null) : null,
-      issueRefreshToken: issueRefresh,
-      // Without a refresh token the grant only anchors the access token: it lives as long as that token.
-      ...(issueRefresh ? {} : { lifetimeSeconds: config.accessTokenTtl + 60 }),
-    }),
+    inTokens
+      ? grantInTokens(storage, { ...facts, createdAt, expiresAt: createdAt + config.accessTokenTtl * 1000, status: "active" })
+      : storage.createGrant({
+          ...facts,
+          issueRefreshToken: issueRefresh,
+          // Without a refresh token the grant only anchors the access token: it lives as long as that token.
+          ...(issueRefresh ? {} : { lifetimeSeconds: config.accessTokenTtl + 60 }),
+        }),
   ]);
   if (created.status === "exists") throw new Error("a fresh grant id was already taken");
   // `revoked`: a replay of this code revoked the grant between this redemption's consume and the grant's creation
@@ -118,28 +122,6 @@ export const authorizationCodeGrant: Grant = async (context) => {
 };
 
 /** A grant that lives in its access tokens, as `createGrant` would answer for it: made now, unless a replay revoked it. */
-async function grantInTokens(
-  context: GrantContext,
-  { grantId, createdAt, scope }: { grantId: string; createdAt: number; scope: string },
-  code: AuthorizationCodeGrant,
-): Promise<CreateFamilyResult> {
-  const { config, client, storage } = context;
-  if (await storage.isGrantRevoked(grantId)) return { status: "revoked" };
-  const family: FamilyInfo = {
-    familyId: grantId,
-    clientId: client.client_id,
-    clientRegisteredAt: client.registered_at,
-    sub: code.sub,
-    scope,
-    sid: code.sid,
-    authTime: code.authTime,
-    amr: code.amr,
-    acr: code.acr,
-    claims: null,
-    dpopJkt: null,
-    createdAt,
-    expiresAt: createdAt + config.accessTokenTtl * 1000,
-    status: "active",
-  };
-  return { status: "created", refreshToken: null, family };
+async function grantInTokens(storage: GrantStorage, family: FamilyInfo): Promise<CreateFamilyResult> {
+  return (await storage.isGrantRevoked(family.familyId)) ? { status: "revoked" } : { status: "created", refreshToken: null, family };
 }
