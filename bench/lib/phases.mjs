@@ -108,12 +108,26 @@ const FLOORS = [
     ],
   },
   {
-    endpoint: "POST /token (authorization_code)",
+    endpoint: "POST /token (authorization_code), no offline_access: the grant lives in its tokens",
     target: 2.5,
     blocks: [
       { id: "do-write", why: "rate limit (C6, C2)" },
       { id: "d1-read", why: "the client (C5)" },
-      { id: "do-write", why: "the code redeemed once, PKCE inside (C1)" },
+      { id: "do-rotate", why: "the code redeemed once, PKCE inside (C1), audited (C4): one write with its audit event, as a rotation is" },
+      { id: "d1-read", why: "the user (C23)" },
+      { id: "do-read", why: "no replay revoked the grant yet (C1)" },
+      { id: "do-write", why: "the session learns the grant, for revoke-all and logout (C22, C21)" },
+      { id: "sign-RS256", why: "the access token", es256: "sign-ES256" },
+      { id: "sign-RS256", why: "the ID token" },
+    ],
+  },
+  {
+    endpoint: "POST /token (authorization_code), offline_access: a new grant object",
+    target: 2.5,
+    blocks: [
+      { id: "do-write", why: "rate limit (C6, C2)" },
+      { id: "d1-read", why: "the client (C5)" },
+      { id: "do-rotate", why: "the code redeemed once, PKCE inside (C1), audited (C4)" },
       { id: "d1-read", why: "the user (C23)" },
       { id: "do-create-grant", why: "the grant's own object, its refresh token (C3), audited (C4)" },
       { id: "do-write", why: "the session learns the grant, for revoke-all and logout (C22, C21)" },
@@ -348,7 +362,7 @@ export async function runPhases(options) {
             },
           },
           {
-            endpoint: "POST /token (authorization_code)",
+            endpoint: "POST /token (authorization_code; no offline_access: the grant lives in its tokens)",
             run: async () => {
               const code = codes.shift();
               if (code === undefined) throw new Error("no code left");
